@@ -1,0 +1,248 @@
+"""One YAML file per run, validated by pydantic.
+
+Each stage reads its own section. Unknown keys are errors (a typo must not silently fall back to a
+default); the error names the key, the file, the line, and the closest valid name. Relative paths in
+the file are resolved against the file's folder, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentdistill.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelsConfig(Section):
+    student: str = "smollm2-135m"  # registry name, Hugging Face id, or local folder
+    teacher: str = "gemma3-270m"  # the cross-tokenizer teacher that is fine-tuned then distilled
+    embedder: str = "all-minilm-l6-v2"
+    cache_dir: Path | None = None  # default: $AGENTDISTILL_CACHE or ~/.cache/agentdistill
+
+
+class CorpusConfig(Section):
+    paths: list[Path] = Field(default_factory=list)
+    chunk_tokens: int = 512
+    chunk_overlap: int = 64
+    n_clusters: int | None = None  # None: chosen by the rule in corpus/cluster.py
+    hybrid: bool = True  # fuse BM25 with dense scores (reciprocal rank fusion)
+    embed_batch_size: int = 32
+
+
+class ToolsConfig(Section):
+    packs: list[str] = Field(default_factory=lambda: ["uae_labour", "general"])
+    timeout_s: float = 10.0
+
+
+class TeacherConfig(Section):
+    """The LLM that writes questions and traces. ``rule`` needs no server (offline demo)."""
+
+    kind: Literal["rule", "openai", "local"] = "rule"
+    base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
+    model: str | None = None  # served model name (openai) or registry model (local)
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 4
+    temperature: float = 0.7
+    max_tokens: int = 512
+    timeout_s: float = 120.0
+    max_retries: int = 4
+
+
+class AgentConfig(Section):
+    max_steps: int = 6
+    self_consistency: int = 1  # N sampled candidate steps, majority on the action (1 = greedy)
+    first_thought_prefix: str | None = None
+
+
+class QuestionsConfig(Section):
+    personas: Path | None = None
+    window: int = 3
+    stride: int = 2
+    per_window: int = 2
+    n_questions: int = 800
+    mix: dict[str, float] = Field(
+        default_factory=lambda: {"lookup": 0.45, "calculation": 0.25, "multi_step": 0.15, "no_tool": 0.15}
+    )
+    dedup_threshold: float = 0.95
+    max_invalid_retries: int = 2
+
+
+class SplitConfig(Section):
+    test_fraction: float = 0.2
+    by: Literal["cluster", "document"] = "cluster"
+
+
+class SFTConfig(Section):
+    model: str = "student"  # "student", "teacher", or a registry name / HF id
+    method: Literal["lora", "qlora", "full"] = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+    learning_rate: float = 2e-4
+    epochs: float = 2.0
+    max_steps: int = -1
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 1024
+    packing: bool = False
+    save_steps: int = 50
+    logging_steps: int = 5
+    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
+    max_examples: int | None = None
+
+
+class DistillConfig(Section):
+    top_k: int = 256
+    temperature: float = 1.0
+    uld_weight: float = 1.0
+    mode: Literal["offline", "online"] = "offline"
+    chunk_tokens: int = 1024
+    learning_rate: float = 2e-4
+    epochs: float = 2.0
+    max_steps: int = -1
+
+
+class EvalConfig(Section):
+    split: Literal["train", "test"] = "test"
+    max_questions: int | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 192
+    bootstrap: int = 1000
+
+
+class ExportConfig(Section):
+    gguf_quant: str = "q8_0"
+    ollama: bool = True
+
+
+class RunConfig(Section):
+    name: str = "run"
+    seed: int = 0
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    questions: QuestionsConfig = Field(default_factory=QuestionsConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+
+RESOLVED_CONFIG_NAME = "config.resolved.yaml"
+
+
+def _key_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    lines: dict[tuple[Any, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            lines[path] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*prefix, i)] = item.start_mark.line + 1
+            lines.update(_key_lines(item, (*prefix, i)))
+    return lines
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return model
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return model
+    return model
+
+
+def _explain(error: dict[str, Any], path: Path, lines: dict[tuple[Any, ...], int]) -> str:
+    loc = tuple(error["loc"])
+    dotted = ".".join(map(str, loc))
+    line = lines.get(loc) or lines.get(loc[:-1])
+    where = f"{path}, line {line}" if line else str(path)
+    if error["type"] == "extra_forbidden":
+        owner = _section_model(loc[:-1])
+        valid = list(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        guess = f" Did you mean '{close[0]}'?" if close else f" Valid keys here: {', '.join(valid)}."
+        return f"{where}: unknown key '{dotted}'.{guess}"
+    return f"{where}: '{dotted}': {error['msg']} (got {error.get('input')!r})"
+
+
+def load_config(path: Path) -> RunConfig:
+    """Load and validate a run config; relative paths are resolved against the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found.", hint="Pass the path of a YAML run config.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the top level must be a mapping of sections (models:, corpus:, ...).")
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as e:
+        lines = _key_lines(node) if node is not None else {}
+        problems = "\n".join("  " + _explain(err, path, lines) for err in e.errors())
+        raise UserError(f"invalid config:\n{problems}") from e
+    return resolve_paths(cfg, path.parent.resolve())
+
+
+def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
+    def rel(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+    cfg.corpus.paths = [rel(p) for p in cfg.corpus.paths]  # type: ignore[misc]
+    cfg.questions.personas = rel(cfg.questions.personas)
+    cfg.models.cache_dir = rel(cfg.models.cache_dir)
+    return cfg
+
+
+def save_resolved(cfg: RunConfig, run_dir: Path) -> Path:
+    """Write the resolved config into the run directory so that the run describes itself."""
+    from agentdistill.jsonl import write_text_atomic
+
+    out = Path(run_dir) / RESOLVED_CONFIG_NAME
+    write_text_atomic(out, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return out
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The config a run directory was made with (defaults when the directory has none yet)."""
+    resolved = Path(run_dir) / RESOLVED_CONFIG_NAME
+    return load_config(resolved) if resolved.exists() else RunConfig()
+
+
+def open_run(run_dir: Path, config_path: Path | None = None) -> RunConfig:
+    """The config for a stage run in ``run_dir``.
+
+    With ``config_path`` the file is validated and saved into the run directory (a later stage needs
+    no --config); without it the run's saved config is used, or the defaults for a new run.
+    """
+    run_dir = Path(run_dir)
+    if config_path is not None:
+        cfg = load_config(config_path)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_resolved(cfg, run_dir)
+        return cfg
+    return load_run_config(run_dir)

@@ -1,0 +1,116 @@
+"""The canonical records that stages exchange (DESIGN.md, "Canonical data").
+
+Every record is one JSON line carrying ``schema_version``. Stages talk only through these files, so
+the models here are the contract: change a field only on purpose and bump SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+Split = Literal["train", "test"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {v} is newer than this agentdistill understands ({SCHEMA_VERSION}); "
+                "upgrade agentdistill or regenerate the file"
+            )
+        return v
+
+
+class Chunk(Record):
+    id: str
+    doc_id: str
+    source: str
+    title: str
+    section_path: str  # "Federal Decree-Law 33/2021 > Art. 51 > End-of-service gratuity"
+    text: str
+    n_tokens: int
+
+
+class Expect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tools: list[str]  # [] means: answer without a tool, or decline
+    arguments: dict[str, dict[str, Any]] | None = None  # tool name -> arguments the question fixes
+
+
+class Question(Record):
+    id: str
+    text: str
+    persona: str
+    cluster: int
+    source_chunk_ids: list[str] = Field(default_factory=list)
+    expect: Expect | None = None
+    split: Split | None = None
+    kind: str = "lookup"  # lookup | calculation | multi_step | no_tool: drives the mix in config
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: str | None
+    steps: int
+    # answered | max_steps | loop | parse_error | backend_error
+    status: str
+
+
+class Trace(Record):
+    id: str
+    question_id: str
+    tools: list[dict[str, Any]]  # JSON-schema function specs, as OpenAI's "function" objects
+    messages: list[dict[str, Any]]
+    teacher: str
+    outcome: Outcome
+    split: Split | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_are_canonical(cls, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, m in enumerate(messages):
+            check_message(m, where=f"messages[{i}]")
+        return messages
+
+
+def check_message(message: dict[str, Any], where: str = "message") -> None:
+    """Raise ValueError unless ``message`` is one of the four canonical message shapes."""
+    role = message.get("role")
+    if role in ("system", "user"):
+        if not isinstance(message.get("content"), str):
+            raise ValueError(f"{where}: a {role} message needs a string 'content'")
+    elif role == "tool":
+        if not isinstance(message.get("name"), str) or not isinstance(message.get("content"), str):
+            raise ValueError(f"{where}: a tool message needs string 'name' and 'content'")
+    elif role == "assistant":
+        if not isinstance(message.get("thought"), str):
+            raise ValueError(f"{where}: an assistant step needs a string 'thought'")
+        has_calls = "tool_calls" in message
+        has_answer = "content" in message
+        if has_calls == has_answer:
+            raise ValueError(
+                f"{where}: an assistant step has either 'tool_calls' or 'content', not both/neither"
+            )
+        if has_calls:
+            calls = message["tool_calls"]
+            if not isinstance(calls, list) or not calls:
+                raise ValueError(f"{where}: 'tool_calls' must be a non-empty list")
+            for c in calls:
+                ToolCall.model_validate(c)
+    else:
+        raise ValueError(f"{where}: unknown role {role!r} (expected system, user, assistant or tool)")
