@@ -85,7 +85,7 @@ class JsonlAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repair_torn_tail(self.path)
         self._fsync = fsync
-        self._f = open(self.path, "ab")
+        self._f = open(self.path, "ab")  # noqa: SIM115 (closed by close()/__exit__)
 
     def append(self, record: BaseModel | dict[str, Any]) -> None:
         obj = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
