@@ -2,21 +2,116 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from agentdistill.errors import NotBuiltYet
+import agentdistill
+from agentdistill.config import RunConfig, load_config, save_resolved
+from agentdistill.errors import UserError
+from agentdistill.pipeline.stages import build_stages, run_stages
+
+console = Console()
+
+HEADLINE = [
+    ("format_valid_rate", "format valid"),
+    ("tool_selection_accuracy", "tool selection"),
+    ("task_success_rate", "task success"),
+    ("no_tool_accuracy", "no-tool acc."),
+    ("loop_rate", "loop rate"),
+    ("hallucinated_citation_rate", "halluc. cit."),
+    ("mean_latency_s", "latency s"),
+]
+
+
+def example_dir() -> Path:
+    """The bundled UAE labour example, found beside the source tree of an editable install."""
+    candidates = [
+        Path(agentdistill.__file__).resolve().parents[2] / "examples" / "uae_labour",
+        Path.cwd() / "examples" / "uae_labour",
+    ]
+    for c in candidates:
+        if (c / "config.yaml").exists():
+            return c
+    raise UserError(
+        "the bundled example (examples/uae_labour/config.yaml) was not found.",
+        hint="Install agentdistill from a checkout with `pip install -e .`, or run from the repository root.",
+    )
+
+
+def quick_overrides(cfg: RunConfig) -> RunConfig:
+    """A tiny but complete run: every stage executes for real, on a few records and a few steps."""
+    cfg.questions.n_questions = 60
+    cfg.sft.max_steps = 6
+    cfg.sft.save_steps = 3
+    cfg.distill.max_steps = 4
+    cfg.eval.max_questions = 8
+    cfg.eval.bootstrap = 200
+    return cfg
+
+
+def print_summary(run_dir: Path) -> None:
+    evals = sorted((run_dir / "eval").glob("*/metrics.json")) if (run_dir / "eval").exists() else []
+    if not evals:
+        return
+    table = Table(title=f"Agent evaluation on the held-out split ({run_dir})")
+    table.add_column("model")
+    table.add_column("n", justify="right")
+    for _, label in HEADLINE:
+        table.add_column(label, justify="right")
+    for path in evals:
+        m = json.loads(path.read_text())
+        row = [path.parent.name, str(m.get("n", ""))]
+        for key, _ in HEADLINE:
+            v = m.get(key)
+            row.append("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
+        table.add_row(*row)
+    console.print(table)
+
+
+def _run_pipeline(cfg: RunConfig, run_dir: Path, distill: bool) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_resolved(cfg, run_dir)
+    start = time.perf_counter()
+    timings = run_stages(build_stages(cfg, run_dir, distill=distill), run_dir)
+    total = time.perf_counter() - start
+    print_summary(run_dir)
+    for name, secs in timings.items():
+        console.print(f"  {name:<24} {secs:7.1f} s")
+    console.print(f"[bold]done[/] in {total / 60:.1f} min. Report: {run_dir / 'report.html'}")
 
 
 def demo(
-    run: Path = typer.Option(Path("runs/demo"), "--run", help="Run directory."),
-    quick: bool = typer.Option(False, "--quick", help="A tiny version that finishes in minutes."),
+    run: Path = typer.Option(Path("runs/demo"), "--run", help="Run directory (created; resumed if it exists)."),
+    quick: bool = typer.Option(False, "--quick", help="A tiny version of every stage that finishes in minutes."),
+    distill: bool = typer.Option(
+        False,
+        "--distill/--no-distill",
+        help="Also SFT the Gemma teacher, cache it and distill it into the student (ULD).",
+    ),
 ) -> None:
-    """Run the whole pipeline offline on the bundled models and the UAE labour example."""
-    raise NotBuiltYet("demo", 6)
+    """Run the whole pipeline offline on the bundled models and the UAE labour example.
+
+    Ingests the example corpus, synthesizes questions and rule-teacher traces, fine-tunes SmolLM2-135M with
+    LoRA, evaluates the untuned and the tuned student as agents, and writes report.html.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cfg = load_config(example_dir() / "config.yaml")
+    if quick:
+        cfg = quick_overrides(cfg)
+    _run_pipeline(cfg, run, distill=distill)
 
 
-def run(config: Path = typer.Argument(..., help="Run config YAML.")) -> None:
+def run(
+    config: Path = typer.Argument(..., help="Run config YAML (see examples/uae_labour/config.yaml)."),
+    run_dir: Path = typer.Option(None, "--run", help="Run directory; default runs/<name from the config>."),
+    distill: bool = typer.Option(False, "--distill/--no-distill", help="Include the cross-tokenizer ULD stages."),
+) -> None:
     """Run every stage of a configured run in order, skipping stages whose outputs are complete."""
-    raise NotBuiltYet("run", 6)
+    cfg = load_config(config)
+    _run_pipeline(cfg, run_dir or Path("runs") / cfg.name, distill=distill)

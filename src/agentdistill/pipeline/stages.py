@@ -1,0 +1,114 @@
+"""The pipeline as an ordered list of stages, each a CLI command plus a test of whether it is done.
+
+Each stage runs as its own `agentdistill <command>` process: the user can run any of them by hand with
+the same result, and memory held by one stage (a model, a trainer) is returned before the next one.
+A stage is skipped when its outputs are complete; an incomplete stage is run again and resumes itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from agentdistill.config import RunConfig
+from agentdistill.errors import UserError
+
+console = Console(stderr=True)
+
+
+def _exists(*parts: str) -> Callable[[Path], bool]:
+    return lambda run_dir: all((run_dir / p).exists() for p in parts)
+
+
+def _json_flag(name: str, key: str) -> Callable[[Path], bool]:
+    def done(run_dir: Path) -> bool:
+        path = run_dir / name
+        if not path.exists():
+            return False
+        try:
+            return bool(json.loads(path.read_text()).get(key))
+        except (json.JSONDecodeError, OSError):
+            return False
+
+    return done
+
+
+@dataclass
+class Stage:
+    name: str
+    args: list[str]
+    is_done: Callable[[Path], bool]
+
+    def run(self, run_dir: Path) -> float:
+        cmd = [sys.executable, "-m", "agentdistill.cli", *self.args]
+        console.rule(f"[bold]{self.name}[/]  agentdistill {' '.join(self.args)}")
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, check=False)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise UserError(
+                f"stage '{self.name}' failed (exit {proc.returncode}) after {elapsed:.0f} s.",
+                hint=f"Fix what it printed above, then run the same command again: finished stages in {run_dir} "
+                "are skipped and this one resumes.",
+            )
+        return elapsed
+
+
+def student_adapter(cfg: RunConfig) -> str:
+    return f"adapters/{cfg.models.student}"
+
+
+def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
+    run = ["--run", str(run_dir)]
+    student = cfg.models.student
+    teacher = cfg.models.teacher
+    paths = [str(p) for p in cfg.corpus.paths]
+    stages = [
+        Stage("ingest", ["ingest", *paths, *run], _exists("chunks.jsonl", "clusters.json", "index")),
+        Stage("questions", ["questions", *run], _json_flag("questions.stats.json", "complete")),
+        Stage("traces", ["traces", *run], _json_flag("traces.stats.json", "complete")),
+        Stage(
+            "eval untuned student",
+            ["eval", *run, "--model", "student", "--name", f"{student}-untuned"],
+            _exists(f"eval/{student}-untuned/metrics.json"),
+        ),
+        Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json")),
+        Stage(
+            "eval sft student",
+            ["eval", *run, "--model", student_adapter(cfg), "--name", f"{student}-sft"],
+            _exists(f"eval/{student}-sft/metrics.json"),
+        ),
+    ]
+    if distill:
+        stages += [
+            Stage(
+                "sft teacher", ["sft", *run, "--model", "teacher"], _exists(f"adapters/{teacher}/adapter_config.json")
+            ),
+            Stage("teacher cache", ["teacher-cache", *run], _json_flag("teacher_topk/manifest.json", "complete")),
+            Stage("distill", ["distill", *run], _exists(f"adapters/{student}-uld/adapter_config.json")),
+            Stage(
+                "eval distilled student",
+                ["eval", *run, "--model", f"adapters/{student}-uld", "--name", f"{student}-uld"],
+                _exists(f"eval/{student}-uld/metrics.json"),
+            ),
+        ]
+    stages.append(Stage("report", ["report", *run], lambda _: False))  # cheap: always refreshed
+    return stages
+
+
+def run_stages(stages: list[Stage], run_dir: Path) -> dict[str, float]:
+    """Run each stage that is not done yet; return seconds per stage that ran."""
+    timings: dict[str, float] = {}
+    for stage in stages:
+        if stage.is_done(run_dir):
+            console.print(f"[dim]skip {stage.name}: outputs complete in {run_dir}[/]")
+            continue
+        timings[stage.name] = stage.run(run_dir)
+    return timings
