@@ -59,8 +59,17 @@ def main() -> None:
             typer.echo(f"  hint: {e.hint}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("\ninterrupted: what was written is kept; run the same command again to resume.", err=True)
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as e:
+        # typer turns Ctrl-C into SystemExit(130) itself, so the except above rarely runs.
+        if e.code == 130:
+            _say_interrupted()
+        raise
+
+
+def _say_interrupted() -> None:
+    typer.echo("\ninterrupted: what was written is kept; run the same command again to resume.", err=True)
 
 
 if __name__ == "__main__":

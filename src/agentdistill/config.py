@@ -210,7 +210,10 @@ def load_config(path: Path) -> RunConfig:
 
 def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
     def rel(p: Path | None) -> Path | None:
-        return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+        if p is None:
+            return None
+        p = p.expanduser()  # `~/docs` means the home folder, not a folder named "~" beside the config
+        return p if p.is_absolute() else (base / p).resolve()
 
     cfg.corpus.paths = [rel(p) for p in cfg.corpus.paths]  # type: ignore[misc]
     cfg.questions.personas = rel(cfg.questions.personas)

@@ -20,6 +20,10 @@ from agentdistill.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
 
+# mkstemp makes 0600 files; atomic writes should get the permissions a plain open() would give.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _complete_length(path: Path) -> int:
     """Byte length of the file up to and including its last newline."""
@@ -28,15 +32,29 @@ def _complete_length(path: Path) -> int:
     return data.rfind(b"\n") + 1
 
 
+def _is_whole_record(tail: bytes) -> bool:
+    """A last line without its newline is a whole record when it parses as an object (a hand-written
+    file often lacks the final newline); no proper prefix of a JSON object parses as one."""
+    try:
+        return isinstance(json.loads(tail), dict)
+    except ValueError:
+        return False
+
+
 def repair_torn_tail(path: Path) -> bool:
-    """Truncate a partial last line left by a killed writer. Returns True when something was cut."""
+    """Truncate a partial last line left by a killed writer (or end a whole one with its missing
+    newline). Returns True when the file was changed."""
     if not path.exists():
         return False
     keep = _complete_length(path)
     if keep == path.stat().st_size:
         return False
     with open(path, "r+b") as f:
-        f.truncate(keep)
+        f.seek(keep)
+        if _is_whole_record(f.read()):
+            f.write(b"\n")
+        else:
+            f.truncate(keep)
         f.flush()
         os.fsync(f.fileno())
     return True
@@ -47,6 +65,8 @@ def iter_json(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as f:
         data = f.read()
     complete = data[: data.rfind(b"\n") + 1]
+    if _is_whole_record(data[len(complete) :]):
+        complete = data + b"\n"
     for lineno, line in enumerate(complete.splitlines(), start=1):
         if not line.strip():
             continue
@@ -121,6 +141,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

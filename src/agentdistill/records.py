@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -90,6 +90,8 @@ class Trace(Record):
 
 def check_message(message: dict[str, Any], where: str = "message") -> None:
     """Raise ValueError unless ``message`` is one of the four canonical message shapes."""
+    if not isinstance(message, dict):
+        raise ValueError(f"{where}: a message must be a JSON object, not {type(message).__name__}")
     role = message.get("role")
     if role in ("system", "user"):
         if not isinstance(message.get("content"), str):
@@ -106,11 +108,18 @@ def check_message(message: dict[str, Any], where: str = "message") -> None:
             raise ValueError(
                 f"{where}: an assistant step has either 'tool_calls' or 'content', not both/neither"
             )
+        if has_answer and not isinstance(message["content"], str):
+            raise ValueError(f"{where}: an assistant answer needs a string 'content'")
         if has_calls:
             calls = message["tool_calls"]
             if not isinstance(calls, list) or not calls:
                 raise ValueError(f"{where}: 'tool_calls' must be a non-empty list")
-            for c in calls:
-                ToolCall.model_validate(c)
+            for j, c in enumerate(calls):
+                try:
+                    ToolCall.model_validate(c)
+                except ValidationError as e:  # re-raised as ValueError so the message says which call
+                    err = e.errors()[0]
+                    field = ".".join(map(str, err["loc"])) or "call"
+                    raise ValueError(f"{where}.tool_calls[{j}]: {field}: {err['msg']}") from None
     else:
         raise ValueError(f"{where}: unknown role {role!r} (expected system, user, assistant or tool)")

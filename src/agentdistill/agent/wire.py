@@ -38,7 +38,11 @@ OBSERVATION = "Observation:"
 STOP_SEQUENCES = ["\nObservation:", "Observation:"]
 
 _MARKER = re.compile(r"^[ \t>*#]*(thought|action input|action|final answer|answer)[ \t*]*:", re.I | re.M)
-_FENCE = re.compile(r"```[a-zA-Z]*")
+# A line that is only a code fence. Such lines are blanked (same length, so positions still index the
+# model's text); fences inside an answer or a JSON string are content and are kept.
+_FENCE_LINE = re.compile(r"^[ \t]*```[\w+-]*[ \t]*$", re.M)
+_INLINE_FENCE = re.compile(r"```[\w+-]*\s*")  # `Action: ```json {...}``` ` on one line
+_TRAILING_FENCE = re.compile(r"(?:^|\n)[ \t]*```[ \t]*\Z")
 
 
 class WireFormatError(ValueError):
@@ -102,7 +106,7 @@ def render_message(message: dict[str, Any]) -> str:
 
 def parse_step(text: str) -> Step:
     """Parse one assistant turn. Raises WireFormatError with the position of the first problem."""
-    cleaned = _FENCE.sub("", text)
+    cleaned = _FENCE_LINE.sub(lambda m: " " * len(m.group()), text)
     markers = [(m.group(1).lower(), m.start(), m.end()) for m in _MARKER.finditer(cleaned)]
     final = next((m for m in markers if m[0] in ("action", "answer", "final answer")), None)
     if final is None:
@@ -114,8 +118,9 @@ def parse_step(text: str) -> Step:
         thought = cleaned[thought_marker[2] : start]
     thought = fold_whitespace(thought)
     if kind in ("answer", "final answer"):
-        answer = cleaned[end:]
-        answer = _OBS_TAIL.split(answer, maxsplit=1)[0].strip()
+        answer = _OBS_TAIL.split(text[end:], maxsplit=1)[0].strip()
+        if len(_FENCE_LINE.findall(text[:start])) % 2:  # the step was wrapped in a fence: drop its closing line
+            answer = _TRAILING_FENCE.sub("", answer).strip()
         if not answer:
             raise WireFormatError("answer text after 'Answer:'", end, cleaned)
         return Step(thought=thought, answer=answer)
@@ -140,6 +145,9 @@ def _parse_action_body(text: str, pos: int) -> tuple[dict[str, Any], int]:
     """Parse what follows 'Action:' starting at ``pos``; return the call and the end position."""
     ws = re.compile(r"\s*").match(text, pos)
     start = ws.end() if ws else pos
+    fence = _INLINE_FENCE.match(text, start)
+    if fence and text.startswith("{", fence.end()):
+        start = fence.end()
     if start < len(text) and text[start] == "{":
         obj, end = _parse_json_object(text, start)
         name = obj.get("name") if isinstance(obj, dict) else None
@@ -161,12 +169,16 @@ def _parse_action_body(text: str, pos: int) -> tuple[dict[str, Any], int]:
         inp = _INPUT.match(text, after)
         if inp is None:
             raise WireFormatError("'Action Input: {...}' after the tool name", after, text)
-        if inp.end() < len(text) and text[inp.end()] == "{":
-            args, end = _parse_json_object(text, inp.end())
+        body = inp.end()
+        fence = _INLINE_FENCE.match(text, body)
+        if fence and text.startswith("{", fence.end()):
+            body = fence.end()
+        if body < len(text) and text[body] == "{":
+            args, end = _parse_json_object(text, body)
             if not isinstance(args, dict):
                 raise WireFormatError("a JSON object after 'Action Input:'", inp.end(), text)
             return {"name": name, "arguments": args}, end
-        raise WireFormatError("a JSON object after 'Action Input:'", inp.end(), text)
+        raise WireFormatError("a JSON object after 'Action Input:'", body, text)
     raise WireFormatError('a JSON object {"name": ..., "arguments": {...}} after \'Action:\'', start, text)
 
 
@@ -216,8 +228,8 @@ def _drop_trailing_commas(src: str) -> str:
             j = i + 1
             while j < len(src) and src[j].isspace():
                 j += 1
-            if j >= len(src) or src[j] not in "}]":
-                out.append(ch)
+            # a trailing comma becomes a space, so JSON error positions still index the model's text
+            out.append(ch if j >= len(src) or src[j] not in "}]" else " ")
         else:
             out.append(ch)
         i += 1
@@ -229,8 +241,11 @@ def _parse_json_object(text: str, start: int) -> tuple[Any, int]:
     src = _drop_trailing_commas(text[start:end])
     try:
         return json.loads(src), end
+    except RecursionError as e:
+        raise WireFormatError("JSON nested less deeply", start, text) from e
     except json.JSONDecodeError as e:
         try:  # Python-literal dicts ({'a': 1, 'b': True}) are a common small-model slip
-            return ast.literal_eval(src), end
-        except (ValueError, SyntaxError):
+            # the JSON round trip makes tuples lists and keys strings, and refuses sets and bytes
+            return json.loads(json.dumps(ast.literal_eval(src))), end
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise WireFormatError(f"valid JSON ({e.msg})", start + e.pos, text) from e
