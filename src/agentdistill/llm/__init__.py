@@ -1,0 +1,78 @@
+"""Language-model backends behind one interface (``llm.base.LLM``), and ``make_llm`` to pick one by name.
+
+``make_llm(model, run_dir, cfg)`` understands every way a command line names a model:
+
+- ``"rule"``: the offline rule teacher (llm/rule.py);
+- ``"http://..."`` / ``"https://..."``: an OpenAI-compatible server (``served_model`` names the model);
+- ``"student"`` / ``"teacher"``: the run config's ``models.student`` / ``models.teacher``;
+- a folder (absolute, or relative to the run directory, such as ``adapters/smollm2-135m``): a PEFT
+  adapter (it records its base model) or a plain Hugging Face model folder;
+- anything else: a registry name (``agentdistill models list``) or a Hugging Face id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agentdistill.config import RunConfig
+from agentdistill.errors import UserError
+from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
+
+__all__ = ["LLM", "BackendError", "Completion", "GenerationRequest", "make_llm", "make_teacher_llm"]
+
+
+def _model_folder(model: str, run_dir: Path | None) -> Path | None:
+    """``model`` as an existing folder, trying the run directory first for relative names."""
+    path = Path(model).expanduser()
+    candidates = [path] if path.is_absolute() else [*([Path(run_dir) / path] if run_dir else []), path]
+    return next((p.resolve() for p in candidates if p.is_dir()), None)
+
+
+def _rule_teacher(run_dir: Path | None, cfg: RunConfig) -> LLM:
+    try:
+        from agentdistill.llm.rule import RuleTeacher  # type: ignore[attr-defined]
+    except ImportError as e:
+        raise UserError("the offline rule teacher is not available in this installation.",
+                        hint="Use an LLM teacher: teacher.kind: openai with base_url and model.") from e
+    return RuleTeacher(run_dir, cfg)
+
+
+def make_llm(model: str, run_dir: Path | None, cfg: RunConfig, *, served_model: str | None = None,
+             batch_size: int | None = None, device: str | None = None) -> LLM:
+    """The backend for ``model`` (see the module docstring for the accepted forms)."""
+    if model == "rule":
+        return _rule_teacher(run_dir, cfg)
+    if model.startswith(("http://", "https://")):
+        from agentdistill.llm.openai_http import OpenAIBackend, normalize_base_url
+
+        t = cfg.teacher
+        same_server = t.base_url is not None and normalize_base_url(t.base_url) == normalize_base_url(model)
+        backend = OpenAIBackend(
+            model, served_model or (t.model if same_server else None), api_key=os.environ.get(t.api_key_env),
+            concurrency=t.concurrency, timeout_s=t.timeout_s, max_retries=t.max_retries,
+        )
+        backend.check()  # an unreachable server or unknown model fails here, before any work starts
+        return backend
+    from agentdistill.llm.local import LocalBackend
+
+    model = {"student": cfg.models.student, "teacher": cfg.models.teacher}.get(model, model)
+    folder = _model_folder(model, run_dir)
+    return LocalBackend(str(folder) if folder else model, batch_size=batch_size or cfg.eval.batch_size,
+                        device=device)
+
+
+def make_teacher_llm(cfg: RunConfig, run_dir: Path | None) -> LLM:
+    """The LLM that writes questions and traces, as ``cfg.teacher`` configures it."""
+    t = cfg.teacher
+    if t.kind == "rule":
+        return _rule_teacher(run_dir, cfg)
+    if t.kind == "openai":
+        if not t.base_url:
+            raise UserError("teacher.kind is 'openai' but teacher.base_url is not set.",
+                            hint="Set teacher.base_url (e.g. http://127.0.0.1:8080/v1) and teacher.model.")
+        return make_llm(t.base_url, run_dir, cfg, served_model=t.model)
+    if not t.model:
+        raise UserError("teacher.kind is 'local' but teacher.model is not set.",
+                        hint="Set teacher.model to a registry name, Hugging Face id or adapter folder.")
+    return make_llm(t.model, run_dir, cfg)

@@ -1,0 +1,243 @@
+"""The ReAct loop. The teacher records traces with it and the student is evaluated and served with it,
+so the conversation a student is trained on is exactly the conversation it later runs.
+
+One step:  generate (until end-of-turn or "Observation:") -> parse (agent.wire.parse_step) ->
+           Answer: stop | Action: run the tool, append its observation, go on.
+
+Every conversation ends with one status:
+  answered      the model gave an Answer
+  max_steps     ``max_steps`` model turns without an Answer
+  loop          the model repeated an action (same tool, same arguments) it had already taken
+  parse_error   ``max_parse_errors`` consecutive replies that do not parse; the first ones are fed back
+                as an observation ("Error: expected ...") so the model can correct itself
+  backend_error the model backend failed on the request (after its own retries)
+
+Self-consistent action generation (Kang et al. 2025): with ``self_consistency = N > 1`` each step
+samples N candidates, drops those that do not parse or whose call does not validate against the
+tool schemas, and keeps the most frequent action (tool name + arguments; every Answer counts as one
+action "answer"), ties going to the earliest candidate.
+
+``run_agents`` advances many conversations in lockstep: each round sends one batch with the next
+step of every unfinished conversation, so a local model pads them into one forward pass and an
+HTTP backend sends them concurrently; each result is yielded as soon as its conversation ends.
+
+The stored conversation is canonical (DESIGN.md): system, user, then assistant steps and tool
+results. A reply that does not parse has no canonical form, so it appears as the observation that
+answers it (a tool message named ``format_error`` quoting the problem); the raw text of every turn
+is kept in ``AgentResult.raw_steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentdistill.agent.prompt import system_prompt
+from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
+from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
+from agentdistill.records import Outcome
+from agentdistill.tools.registry import ToolRegistry
+
+FORMAT_ERROR = "format_error"  # the tool name on observations that answer an unparseable reply
+FORMAT_HINT = 'Write Thought: <one sentence>, then Action: {"name": "<tool>", "arguments": {...}} or Answer: <answer>.'
+SELF_CONSISTENCY_TEMPERATURE = 0.7
+
+
+@dataclass
+class AgentResult:
+    messages: list[dict[str, Any]]
+    outcome: Outcome
+    latency_s: float  # from the start of run_agents to the end of this conversation
+    raw_steps: list[str] = field(default_factory=list)  # the chosen model text of every turn, as generated
+    parse_errors: int = 0  # turns whose text did not parse
+    error: str | None = None  # what the backend said, for status "backend_error"
+
+
+@dataclass
+class AgentEvent:
+    """What the runtime just did, for live display (``agentdistill chat``) or logging.
+
+    kind: "step" (a parsed assistant step, ``message``), "observation" (a tool result, ``message``),
+    "format_error" (``text`` is the reply that did not parse, ``message`` the error fed back), or
+    "end" (``text`` is the status).
+    """
+
+    kind: str
+    index: int
+    message: dict[str, Any] | None = None
+    text: str = ""
+
+
+EventHook = Callable[[AgentEvent], None]
+
+
+def action_key(step: Step) -> str:
+    """What self-consistency votes on and the loop guard compares: the tool calls, or "answer"."""
+    if step.is_answer:
+        return "answer"
+    return json.dumps([{"name": c["name"], "arguments": c.get("arguments", {})} for c in step.tool_calls],
+                      sort_keys=True, ensure_ascii=False)
+
+
+def choose_step(texts: list[str], tools: ToolRegistry) -> tuple[int, Step | None, str | None]:
+    """Pick one of N candidate replies: (index, parsed step, None), or (0, None, error) if none parses."""
+    parsed: list[tuple[int, Step]] = []
+    first_error: str | None = None
+    for i, text in enumerate(texts):
+        try:
+            parsed.append((i, parse_step(text)))
+        except WireFormatError as e:
+            first_error = first_error or str(e)
+    if not parsed:
+        return 0, None, first_error or "an empty reply"
+    if len(parsed) == 1:
+        return parsed[0][0], parsed[0][1], None
+    valid = [(i, s) for i, s in parsed
+             if s.is_answer or all(tools.validate(c["name"], c.get("arguments", {})) is None for c in s.tool_calls)]
+    pool = valid or parsed  # if every call is invalid, still act: the observation will say why
+    votes = Counter(action_key(s) for _, s in pool)
+    best = max(votes.values())
+    return next((i, s, None) for i, s in pool if votes[action_key(s)] == best)  # earliest of the most voted
+
+
+@dataclass
+class _Conversation:
+    index: int
+    messages: list[dict[str, Any]]
+    steps: int = 0
+    parse_errors: int = 0
+    consecutive_parse_errors: int = 0
+    seen_actions: set[str] = field(default_factory=set)
+    raw_steps: list[str] = field(default_factory=list)
+    result: AgentResult | None = None
+
+
+class _Loop:
+    """The state shared by one ``run_agents`` call; one method per thing that can happen to a conversation."""
+
+    def __init__(self, tools: ToolRegistry, max_steps: int, max_parse_errors: int, on_event: EventHook | None):
+        self.tools = tools
+        self.max_steps = max_steps
+        self.max_parse_errors = max_parse_errors
+        self.on_event = on_event
+        self.start = time.perf_counter()
+
+    def emit(self, kind: str, c: _Conversation, message: dict[str, Any] | None = None, text: str = "") -> None:
+        if self.on_event is not None:
+            self.on_event(AgentEvent(kind, c.index, message, text))
+
+    def finish(self, c: _Conversation, status: str, answer: str | None = None, error: str | None = None) -> None:
+        c.result = AgentResult(messages=c.messages, outcome=Outcome(answer=answer, steps=c.steps, status=status),
+                               latency_s=time.perf_counter() - self.start, raw_steps=c.raw_steps,
+                               parse_errors=c.parse_errors, error=error)
+        self.emit("end", c, text=status if error is None else f"{status}: {error}")
+
+    def advance(self, c: _Conversation, completions: list[Completion]) -> None:
+        c.steps += 1
+        texts = [comp.text for comp in completions]
+        chosen, step, error = choose_step(texts, self.tools)
+        c.raw_steps.append(texts[chosen] if texts else "")
+        if step is None:
+            self.bad_reply(c, texts[0] if texts else "", error or "")
+            return
+        c.consecutive_parse_errors = 0
+        message = step.to_message()
+        c.messages.append(message)
+        self.emit("step", c, message)
+        if step.is_answer:
+            self.finish(c, "answered", step.answer)
+            return
+        key = action_key(step)
+        if key in c.seen_actions:  # the same call again will give the same observation: it is stuck
+            self.finish(c, "loop")
+            return
+        c.seen_actions.add(key)
+        for call in step.tool_calls:
+            result = self.tools.call(call["name"], call.get("arguments", {}))
+            observation = {"role": "tool", "name": call["name"], "content": result.content}
+            c.messages.append(observation)
+            self.emit("observation", c, observation)
+        if c.steps >= self.max_steps:
+            self.finish(c, "max_steps")
+
+    def bad_reply(self, c: _Conversation, text: str, error: str) -> None:
+        c.parse_errors += 1
+        c.consecutive_parse_errors += 1
+        feedback = {"role": "tool", "name": FORMAT_ERROR,
+                    "content": f"Error: your reply is not in the required format: {error}. {FORMAT_HINT}"}
+        self.emit("format_error", c, feedback, text)
+        if c.consecutive_parse_errors >= self.max_parse_errors:
+            self.finish(c, "parse_error")
+            return
+        c.messages.append(feedback)
+        if c.steps >= self.max_steps:
+            self.finish(c, "max_steps")
+
+
+def _generate(llm: LLM, requests: list[GenerationRequest]) -> list[list[Completion] | BackendError]:
+    """One batch, where one failed request fails alone: through the backend's ``generate_each`` when it
+    has one (per-request errors), else by retrying a failed batch one request at a time."""
+    each = getattr(llm, "generate_each", None)
+    if callable(each):
+        return list(each(requests))
+    try:
+        return list(llm.generate(requests))
+    except BackendError as batch_error:
+        if len(requests) == 1:
+            return [batch_error]
+    out: list[list[Completion] | BackendError] = []
+    for r in requests:
+        try:
+            out.append(llm.generate([r])[0])
+        except BackendError as e:
+            out.append(e)
+    return out
+
+
+def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
+               self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
+               max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
+               on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
+    """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
+
+    ``temperature`` defaults to 0 (greedy) for one candidate and 0.7 for self-consistency.
+    ``first_thought_prefix`` starts each conversation's first assistant turn where the backend can
+    prefill (local models; HTTP servers with ``prefill=True``).
+    ``system`` replaces the generated system prompt (e.g. to add a domain intro).
+    """
+    if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
+        raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
+    system = system if system is not None else system_prompt(tools)
+    temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
+    loop = _Loop(tools, max_steps, max_parse_errors, on_event)
+    active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
+              for i, q in enumerate(questions)]
+    while active:
+        prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
+        requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
+                                      temperature=temp, n=self_consistency, prefix=p)
+                    for c, p in zip(active, prefixes, strict=True)]
+        outputs = _generate(llm, requests)
+        still: list[_Conversation] = []
+        for c, out in zip(active, outputs, strict=True):
+            if isinstance(out, BackendError):
+                loop.finish(c, "backend_error", error=str(out))
+            else:
+                loop.advance(c, out)
+            if c.result is not None:
+                yield c.index, c.result
+            else:
+                still.append(c)
+        active = still
+
+
+def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,
+              first_thought_prefix: str | None = None, **options: Any) -> AgentResult:
+    """One conversation; ``options`` are the other keyword arguments of ``run_agents``."""
+    results = run_agents(llm, tools, [question], max_steps=max_steps, self_consistency=self_consistency,
+                         first_thought_prefix=first_thought_prefix, **options)
+    return next(results)[1]

@@ -1,0 +1,88 @@
+"""A local transformers model (optionally with a LoRA adapter) as a backend, batched, on CPU or GPU.
+
+The prompt is the model family's chat template applied to the canonical messages (models.templates),
+so the student is prompted exactly as it was trained. Requests with the same sampling settings are
+padded into one batch on the *left*: a decoder-only model continues from the last position, so the
+padding has to come before the prompt, not between the prompt and the reply. Generation stops at the
+family's end-of-turn token or at a stop sequence, whichever comes first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
+
+
+class LocalBackend:
+    def __init__(self, model: str, adapter: Path | None = None, batch_size: int = 8, device: str | None = None,
+                 dtype: Any = None):
+        from agentdistill.models.registry import load_model
+        from agentdistill.models.templates import end_of_turn
+
+        self.model, self.tokenizer = load_model(model, adapter=adapter, device=device, dtype=dtype)
+        self.model.eval()
+        self.batch_size = max(1, batch_size)
+        self.name = f"{model}+{Path(adapter).name}" if adapter else model
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        eot_ids = tok.convert_tokens_to_ids([end_of_turn(tok)])
+        self.eos_ids = sorted({i for i in [*eot_ids, tok.eos_token_id] if i is not None and i >= 0})
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        # Only requests that sample alike can share a generate() call; keep the caller's order.
+        results: list[list[Completion] | None] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop)), []).append(i)
+        for idx in groups.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                for i, out in zip(chunk, self._generate_batch([requests[i] for i in chunk]), strict=True):
+                    results[i] = out
+        return [r or [] for r in results]
+
+    def _generate_batch(self, batch: list[GenerationRequest]) -> list[list[Completion]]:
+        import torch
+
+        from agentdistill.models.templates import render_prompt
+
+        tok, first = self.tokenizer, batch[0]
+        prompts = [render_prompt(tok, r.messages, add_generation_prompt=True) + r.prefix for r in batch]
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": first.max_tokens,
+            "num_return_sequences": first.n,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": tok.pad_token_id,
+            "return_dict_in_generate": True,
+            "output_scores": first.logprobs,
+        }
+        if first.temperature > 0:
+            kwargs.update(do_sample=True, temperature=first.temperature, top_p=1.0, top_k=0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if first.stop:
+            kwargs.update(stop_strings=first.stop, tokenizer=tok)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        prompt_len = enc["input_ids"].shape[1]
+        new_tokens = out.sequences[:, prompt_len:]
+        token_logprobs = None
+        if first.logprobs:
+            token_logprobs = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        completions: list[list[Completion]] = [[] for _ in batch]
+        for row in range(new_tokens.shape[0]):
+            ids = new_tokens[row].tolist()
+            # generated length: up to and including the first end-of-turn token, without the padding after it
+            ended = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
+            length = ended + 1 if ended is not None else len(ids)
+            text = batch[row // first.n].prefix + tok.decode(ids[:length], skip_special_tokens=True)
+            text, cut = cut_at_stop(text, first.stop)
+            logprobs = token_logprobs[row, :length].tolist() if token_logprobs is not None else None
+            finish = "stop" if cut or ended is not None else "length"
+            completions[row // first.n].append(Completion(text=text, finish_reason=finish, logprobs=logprobs))
+        return completions

@@ -1,0 +1,151 @@
+"""The set of tools an agent may call, and the one place where calls are checked and run.
+
+``call`` never raises. An unknown tool, a missing or mistyped argument, a tool that raises or one
+that runs past its timeout each become a ``ToolResult(ok=False, content=...)`` whose text tells the
+model what was wrong and how to fix it: the agent reads it as an observation and can recover, and a
+recorded trace shows the recovery instead of a crash.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from agentdistill.tools.spec import Tool
+
+
+@dataclass
+class ToolResult:
+    ok: bool
+    content: str
+
+
+class ToolRegistry:
+    """Tools by name, with JSON-Schema argument validation, a timeout and an observation size cap."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), timeout_s: float = 10.0,
+                 max_chars: int = 1500):
+        self.timeout_s = timeout_s
+        self.max_chars = max_chars  # a 135M student has a ~2k-token budget: long observations crowd it out
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, Draft202012Validator] = {}
+        for t in tools:
+            self.add(t)
+
+    def add(self, t: Tool | Callable[..., Any]) -> Tool:
+        t = t if isinstance(t, Tool) else Tool.from_function(t)
+        if t.name in self._tools:
+            raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
+        Draft202012Validator.check_schema(t.parameters)
+        self._tools[t.name] = t
+        self._validators[t.name] = Draft202012Validator(t.parameters)
+        return t
+
+    def specs(self) -> list[dict[str, Any]]:
+        return [t.spec() for t in self._tools.values()]
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def validate(self, name: str, arguments: Any) -> str | None:
+        """None when the call is well-formed, else a message for the model saying what to change."""
+        if name not in self._tools:
+            close = difflib.get_close_matches(name, self._tools, n=1)
+            did_you_mean = f" Did you mean '{close[0]}'?" if close else ""
+            return f"unknown tool '{name}'.{did_you_mean} Available tools: {', '.join(self._tools)}."
+        if not isinstance(arguments, dict):
+            return f"arguments for '{name}' must be a JSON object, got {type(arguments).__name__}."
+        errors = sorted(self._validators[name].iter_errors(arguments), key=lambda e: list(e.path))
+        if not errors:
+            return None
+        problems = "; ".join(_explain(e) for e in errors[:3])
+        return f"invalid arguments for '{name}': {problems}. Expected: {self._tools[name].signature()}."
+
+    def call(self, name: str, arguments: Any) -> ToolResult:
+        """Validate and run one call; every failure becomes an explanatory observation."""
+        problem = self.validate(name, arguments)
+        if problem is not None:
+            return ToolResult(False, f"Error: {problem}")
+        tool = self._tools[name]
+        timeout = tool.timeout_s if tool.timeout_s is not None else self.timeout_s
+        ok, value = _run_with_timeout(tool.fn, arguments, timeout)
+        if not ok:
+            if isinstance(value, TimeoutError):
+                return ToolResult(False, f"Error: tool '{name}' did not finish within {timeout:g} s; "
+                                         "try a simpler request or answer without it.")
+            if isinstance(value, ValueError):  # tools raise ValueError for bad values the model can fix
+                return ToolResult(False, f"Error: {name}: {value}")
+            return ToolResult(False, f"Error: tool '{name}' failed ({type(value).__name__}: {value}).")
+        return ToolResult(True, self._clip(_as_text(value)))
+
+    def _clip(self, text: str) -> str:
+        if len(text) <= self.max_chars:
+            return text
+        return text[: self.max_chars].rstrip() + " ...[truncated]"
+
+
+def _explain(error: ValidationError) -> str:
+    where = ".".join(map(str, error.path))
+    if error.validator == "required":
+        missing = [r for r in error.validator_value if r not in error.instance]
+        return "missing required argument " + ", ".join(f"'{m}'" for m in missing)
+    if error.validator == "additionalProperties":
+        extra = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        return "unknown argument " + ", ".join(f"'{k}'" for k in extra)
+    if error.validator == "type":
+        return f"'{where}' must be of type {error.validator_value}, got {json.dumps(error.instance)}"
+    if error.validator == "enum":
+        return f"'{where}' must be one of {error.validator_value}, got {json.dumps(error.instance)}"
+    return f"'{where}': {error.message}" if where else error.message
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _run_with_timeout(fn: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> tuple[bool, Any]:
+    """Run ``fn(**arguments)`` in a daemon thread; (True, result) or (False, exception).
+
+    A Python thread cannot be killed, so a tool that hangs keeps running in the background; being a
+    daemon it does not keep the process alive, and the agent moves on with a timeout observation.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(**arguments)
+        except BaseException as e:  # noqa: BLE001 - anything a tool raises is reported, not re-raised
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True, name="agentdistill-tool")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return False, TimeoutError()
+    if "error" in box:
+        return False, box["error"]
+    return True, box.get("result")

@@ -1,0 +1,207 @@
+"""The ReAct loop survives what small models really do, and ends every conversation with the right status.
+
+The model here is a script: a tiny LLM implementation that replays given replies (it exists to inject
+faults: malformed JSON, unknown tools, wrong argument types, endless repeats, backend failures). The
+tools are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentdistill.agent.runtime import FORMAT_ERROR, run_agent, run_agents
+from agentdistill.agent.wire import STOP_SEQUENCES
+from agentdistill.config import RunConfig
+from agentdistill.llm.base import BackendError, Completion, GenerationRequest
+from agentdistill.records import Trace
+from agentdistill.tools import load_tools
+
+
+def act(name: str, **arguments: object) -> str:
+    return f"Thought: I will call {name}.\nAction: {json.dumps({'name': name, 'arguments': arguments})}"
+
+
+def answer(text: str) -> str:
+    return f"Thought: I know the answer now.\nAnswer: {text}"
+
+
+GRATUITY = act("calculate_gratuity", monthly_basic_salary=9000, years_of_service=7)
+
+
+class Script:
+    """Replays, per question, one reply per turn (a list of replies = the n candidates of that turn;
+    an exception instance = the backend failing on that turn). The last reply repeats forever."""
+
+    name = "script"
+
+    def __init__(self, replies: dict[str, list[object]]):
+        self.replies = replies
+        self.turn: dict[str, int] = {}
+        self.batches: list[list[GenerationRequest]] = []
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        self.batches.append(requests)
+        questions = [r.messages[1]["content"] for r in requests]
+        replies = [self.replies[q][min(self.turn.get(q, 0), len(self.replies[q]) - 1)] for q in questions]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply  # like a server: a failed batch consumes nothing
+        out = []
+        for q, r, reply in zip(questions, requests, replies, strict=True):
+            self.turn[q] = self.turn.get(q, 0) + 1
+            texts = reply if isinstance(reply, list) else [reply] * r.n
+            out.append([Completion(text=r.prefix + t, finish_reason="stop") for t in texts])
+        return out
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return load_tools(RunConfig(), None)
+
+
+def check_canonical(result, tools) -> None:
+    """Every run yields a trace that the canonical Trace record accepts."""
+    Trace(id="t", question_id="q", tools=tools.specs(), messages=result.messages, teacher="script",
+          outcome=result.outcome)
+
+
+def test_action_then_answer_is_answered_with_a_canonical_trace(tools):
+    llm = Script({"q": [GRATUITY, answer("AED 49,500 (Federal Decree-Law 33/2021, Art. 51)")]})
+    result = run_agent(llm, tools, "q")
+    assert result.outcome.status == "answered"
+    assert result.outcome.answer == "AED 49,500 (Federal Decree-Law 33/2021, Art. 51)"
+    assert result.outcome.steps == 2
+    roles = [m["role"] for m in result.messages]
+    assert roles == ["system", "user", "assistant", "tool", "assistant"]
+    assert "calculate_gratuity(monthly_basic_salary: number" in result.messages[0]["content"]
+    assert result.messages[2]["tool_calls"] == [
+        {"name": "calculate_gratuity", "arguments": {"monthly_basic_salary": 9000, "years_of_service": 7}}]
+    assert result.messages[3]["name"] == "calculate_gratuity"
+    assert "AED 49,500.00" in result.messages[3]["content"]  # the real tool ran
+    assert result.parse_errors == 0 and result.raw_steps[0] == GRATUITY
+    check_canonical(result, tools)
+    assert llm.batches[0][0].stop == STOP_SEQUENCES
+
+
+def test_malformed_json_is_fed_back_and_the_model_can_recover(tools):
+    broken = 'Thought: compute it\nAction: {"name": "calculate_gratuity", "arguments": {"monthly_basic_salary": 9000'
+    llm = Script({"q": [broken, GRATUITY, answer("AED 49,500")]})
+    result = run_agent(llm, tools, "q")
+    assert result.outcome.status == "answered"
+    assert result.parse_errors == 1
+    feedback = result.messages[2]
+    assert feedback["role"] == "tool" and feedback["name"] == FORMAT_ERROR
+    assert feedback["content"].startswith("Error: your reply is not in the required format")
+    assert "closing '}'" in feedback["content"]
+    # the model saw the error as an observation before its next try
+    assert llm.batches[1][0].messages[-1] == feedback
+    check_canonical(result, tools)
+
+
+def test_consecutive_unparseable_replies_end_with_parse_error(tools):
+    llm = Script({"q": ["I think the answer is 42", "{not even close"]})
+    result = run_agent(llm, tools, "q", max_parse_errors=2)
+    assert result.outcome.status == "parse_error"
+    assert result.outcome.answer is None
+    assert result.outcome.steps == 2 and result.parse_errors == 2
+    assert result.raw_steps == ["I think the answer is 42", "{not even close"]
+    check_canonical(result, tools)
+
+
+def test_unknown_tool_becomes_an_observation_not_a_crash(tools):
+    llm = Script({"q": [act("gratuity_calc", salary=9000), GRATUITY, answer("AED 49,500")]})
+    result = run_agent(llm, tools, "q")
+    assert result.outcome.status == "answered"
+    obs = result.messages[3]
+    assert obs["role"] == "tool" and obs["name"] == "gratuity_calc"
+    assert obs["content"].startswith("Error: unknown tool 'gratuity_calc'")
+    assert "calculate_gratuity" in obs["content"]
+    check_canonical(result, tools)
+
+
+def test_wrong_argument_types_are_explained_to_the_model(tools):
+    bad = act("calculate_gratuity", monthly_basic_salary="9000 AED", years_of_service=7)
+    llm = Script({"q": [bad, GRATUITY, answer("AED 49,500")]})
+    result = run_agent(llm, tools, "q")
+    assert result.outcome.status == "answered"
+    assert "'monthly_basic_salary' must be of type number" in result.messages[3]["content"]
+    check_canonical(result, tools)
+
+
+def test_an_endless_repeat_is_stopped_by_the_loop_guard(tools):
+    llm = Script({"q": [act("annual_leave", months_of_service=8)]})  # forever the same call
+    result = run_agent(llm, tools, "q", max_steps=6)
+    assert result.outcome.status == "loop"
+    assert result.outcome.steps == 2  # stopped at the first repeat, not at max_steps
+    tool_results = [m for m in result.messages if m["role"] == "tool"]
+    assert len(tool_results) == 1  # the repeated call was not run again
+    assert result.messages[-1]["role"] == "assistant"
+    check_canonical(result, tools)
+
+
+def test_distinct_actions_without_an_answer_end_at_max_steps(tools):
+    llm = Script({"q": [act("calculator", expression=f"{i} + 1") for i in range(10)]})
+    result = run_agent(llm, tools, "q", max_steps=3)
+    assert result.outcome.status == "max_steps"
+    assert result.outcome.steps == 3 and result.outcome.answer is None
+    assert [m["content"] for m in result.messages if m["role"] == "tool"] == ["0 + 1 = 1", "1 + 1 = 2", "2 + 1 = 3"]
+    check_canonical(result, tools)
+
+
+def test_a_backend_failure_ends_only_its_own_conversation(tools):
+    llm = Script({"ok": [GRATUITY, answer("AED 49,500")],
+                  "bad": [BackendError("HTTP 500 after 5 attempts")]})
+    results = dict(run_agents(llm, tools, ["ok", "bad"]))
+    assert results[1].outcome.status == "backend_error"
+    assert "HTTP 500" in results[1].error
+    assert results[0].outcome.status == "answered" and results[0].outcome.steps == 2
+    check_canonical(results[1], tools)
+
+
+def test_self_consistency_drops_unparseable_and_invalid_candidates_then_votes(tools):
+    valid = act("annual_leave", months_of_service=8)
+    invalid = act("annual_leave", months="eight")
+    llm = Script({"q": [["garbage", invalid, invalid, invalid, valid], answer("16 days")]})
+    result = run_agent(llm, tools, "q", self_consistency=5)
+    assert llm.batches[0][0].n == 5 and llm.batches[0][0].temperature == pytest.approx(0.7)
+    assert result.messages[2]["tool_calls"] == [{"name": "annual_leave", "arguments": {"months_of_service": 8}}]
+    assert result.outcome.status == "answered"
+
+
+def test_self_consistency_takes_the_majority_action(tools):
+    a = act("calculator", expression="1 + 1")
+    b = act("calculator", expression="2 + 2")
+    llm = Script({"q": [[a, b, b.replace("I will call", "Let me use")], answer("4")]})
+    result = run_agent(llm, tools, "q", self_consistency=3)
+    assert result.messages[2]["tool_calls"][0]["arguments"] == {"expression": "2 + 2"}  # 2 votes to 1
+
+
+def test_lockstep_batches_all_active_conversations_and_yields_each_as_it_ends(tools):
+    llm = Script({
+        "one": [answer("hello")],
+        "two": [act("calculator", expression="1 + 1"), answer("2")],
+        "three": [act("calculator", expression="1 + 1"), act("calculator", expression="2 + 2"), answer("4")],
+    })
+    order = [i for i, _ in run_agents(llm, tools, ["three", "two", "one"])]
+    assert order == [2, 1, 0]  # shortest conversation first
+    assert [len(b) for b in llm.batches] == [3, 2, 1]  # one generate call per round, for every active one
+
+
+def test_first_thought_prefix_is_sent_on_the_first_turn_only(tools):
+    llm = Script({"q": [" I need the gratuity rules.\nAction: " + GRATUITY.split("Action: ")[1], answer("done")]})
+    result = run_agent(llm, tools, "q", first_thought_prefix="Thought:")
+    assert [b[0].prefix for b in llm.batches] == ["Thought:", ""]
+    assert result.messages[2]["thought"] == "I need the gratuity rules."
+    assert result.outcome.status == "answered"
+
+
+def test_events_report_each_step_as_it_happens(tools):
+    events = []
+    llm = Script({"q": ["no format", GRATUITY, answer("AED 49,500")]})
+    run_agent(llm, tools, "q", on_event=events.append)
+    assert [e.kind for e in events] == ["format_error", "step", "observation", "step", "end"]
+    assert events[0].text == "no format"
+    assert events[2].message["name"] == "calculate_gratuity"
+    assert events[-1].text == "answered"

@@ -1,0 +1,69 @@
+"""The general pack: a calculator that evaluates arithmetic without eval, units, dates."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentdistill.tools.general import add_days, calculator, convert_units, date_diff
+
+
+@pytest.mark.parametrize("expr, value", [
+    ("1 + 2 * 3", "7"),
+    ("(21 * 5 + 30 * 2) * 9,000 / 30", "49500"),
+    ("2^10", "1024"),
+    ("3 x 4", "12"),
+    ("15% of 4000", "600"),
+    ("10 % 3", "1"),
+    ("sqrt(16) + max(1,200)", "204"),
+    ("round(2 / 3, 3)", "0.667"),
+    ("AED 9,000 / 30", "300"),
+    ("-2 ** 2", "-4"),
+])
+def test_calculator_evaluates_arithmetic(expr, value):
+    assert calculator(expr) == f"{expr} = {value}"
+
+
+@pytest.mark.parametrize("expr", [
+    "__import__('os').system('touch /tmp/pwned')",
+    "open('/etc/passwd').read()",
+    "(1).__class__",
+    "[x for x in range(3)]",
+    "lambda: 1",
+    "a + 1",
+    "'abc' * 3",
+])
+def test_calculator_runs_no_code(expr):
+    with pytest.raises(ValueError):
+        calculator(expr)
+
+
+def test_calculator_refuses_work_that_would_hang_and_reports_math_errors():
+    with pytest.raises(ValueError, match="too large"):
+        calculator("9 ** 9 ** 9")
+    with pytest.raises(ValueError, match="division by zero"):
+        calculator("1 / 0")
+    with pytest.raises(ValueError, match="not an arithmetic expression"):
+        calculator("2 +* 3)")
+
+
+def test_convert_units():
+    assert convert_units(5, "miles", "km") == "5 miles = 8.04672 km"
+    assert convert_units(100, "F", "C") == "100 F = 37.7778 C"
+    assert convert_units(2, "h", "min") == "2 h = 120 min"
+    with pytest.raises(ValueError, match="cannot convert"):
+        convert_units(1, "kg", "km")
+    with pytest.raises(ValueError, match="unknown unit"):
+        convert_units(1, "parsec", "km")
+
+
+def test_date_arithmetic():
+    # 2019-03-01 .. 2024-06-30: 1948 days (2020 and 2024 are leap years), 5 years 3 months 29 days
+    assert date_diff("2019-03-01", "2024-06-30") == ("From 2019-03-01 to 2024-06-30: 1948 days (5 years, 3 months, "
+                                                     "29 days; 5.34 years of 365 days)")
+    # month ends: Dec 31 + 114 months is Jun 30 (clamped), so this is a whole number of months
+    assert ": 3468 days (9 years, 6 months, 0 days;" in date_diff("2008-12-31", "2018-06-30")
+    assert ": -29 days (0 years, 1 months, 0 days earlier; -0.08 years" in date_diff("2024-03-01", "2024-02-01")
+    assert add_days("2024-01-31", 30) == "2024-01-31 + 30 days = 2024-03-01 (Friday)"
+    assert add_days("2024-03-01", -1).startswith("2024-03-01 - 1 days = 2024-02-29")
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        date_diff("01/03/2019", "2024-06-30")

@@ -1,0 +1,59 @@
+"""The UAE labour lookups over a real ingest of the project corpus (real embedder, real Chroma index)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentdistill.config import RunConfig
+from agentdistill.tools import load_tools
+from agentdistill.tools.citations import extract_citations
+
+CORPUS = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory):
+    from agentdistill.corpus.ingest import ingest
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared 2-core box: spinning OpenMP threads slow everything down
+    run_dir = tmp_path_factory.mktemp("uae_run")
+    cfg = RunConfig()
+    ingest([CORPUS], run_dir, cfg, progress=False)
+    yield load_tools(cfg, run_dir)
+    torch.set_num_threads(threads)
+
+
+def test_search_finds_the_gratuity_article_and_leads_each_passage_with_its_citation(tools):
+    r = tools.call("search_labour_law", {"query": "end of service gratuity for 7 years", "top_k": 3})
+    assert r.ok, r.content
+    lines = r.content.splitlines()
+    assert [line[:3] for line in lines] == ["[1]", "[2]", "[3]"]
+    assert "FDL 33/2021 Art. 51" in extract_citations(r.content)
+    assert len(r.content) <= 1300  # short enough for a small model's context
+
+
+def test_search_rejects_a_bad_top_k_with_a_message(tools):
+    r = tools.call("search_labour_law", {"query": "overtime", "top_k": 50})
+    assert not r.ok and "top_k must be between 1 and 5" in r.content
+
+
+def test_get_article_accepts_the_ways_people_name_a_law(tools):
+    for law in ("Federal Decree-Law 33/2021", "FDL 33/2021", "33/2021", "UAE labour law"):
+        r = tools.call("get_article", {"law": law, "article": 51})
+        assert r.ok and "FDL 33/2021 Art. 51" in extract_citations(r.content), (law, r.content)
+        assert "gratuity" in r.content.lower()
+    domestic = tools.call("get_article", {"law": "domestic workers law", "article": 11})
+    assert "FDL 9/2022 Art. 11" in extract_citations(domestic.content)
+
+
+def test_get_article_explains_unknown_laws_and_missing_articles(tools):
+    unknown = tools.call("get_article", {"law": "tax code", "article": 3})
+    assert not unknown.ok
+    assert "unknown law 'tax code'" in unknown.content and "Federal Decree-Law 33/2021" in unknown.content
+    missing = tools.call("get_article", {"law": "FDL 33/2021", "article": 999})
+    assert missing.ok and missing.content.startswith("No passage covers Federal Decree-Law 33/2021, Art. 999")
+    assert "51" in missing.content  # it lists the articles that do exist
