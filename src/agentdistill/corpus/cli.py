@@ -2,28 +2,109 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from agentdistill.cli_options import ConfigPath, RunDir
-from agentdistill.errors import NotBuiltYet
+from agentdistill.config import open_run
+from agentdistill.errors import UserError
+
+console = Console()
 
 
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Files, folders or globs."),
+    paths: list[Path] = typer.Argument(None, help="Files, folders or globs (default: corpus.paths of the config)."),
     run: RunDir = ...,
     config: ConfigPath = None,
 ) -> None:
-    """Read documents, chunk, embed, cluster, and index them in Chroma."""
-    raise NotBuiltYet("ingest", 3)
+    """Read documents, chunk, embed, cluster, and index them in Chroma (only what changed since the last run)."""
+    from agentdistill.corpus.ingest import ingest as run_ingest
+
+    cfg = open_run(run, config)
+    report = run_ingest(list(paths or []), run, cfg)
+
+    table = Table(title=f"ingest -> {run}", show_header=False)
+    table.add_row("files", str(report.files))
+    table.add_row(
+        "documents",
+        f"{report.documents} ({report.new_documents} new or changed, "
+        f"{report.removed_documents} removed, {len(report.duplicates)} duplicates)",
+    )
+    table.add_row("chunks", f"{report.chunks} ({report.embedded_chunks} embedded now)")
+    table.add_row("skipped", str(len(report.skipped)))
+    table.add_row("clusters", f"{report.clusters} ({report.cluster_rule})")
+    table.add_row("time", f"{report.seconds:.1f} s")
+    console.print(table)
+    for d in report.duplicates:
+        console.print(f"[dim]duplicate[/dim] {d['path']} (same content as {d['same_as']})")
+    for s in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {s.path}: {s.reason}")
+    if report.skipped:
+        console.print(f"[yellow]{len(report.skipped)} skipped[/yellow]; details in {run / 'ingest_report.json'}")
 
 
 def search(
-    query: str = typer.Argument(None),
+    query: str = typer.Argument(None, help="What to look for (omit with --eval)."),
     run: RunDir = ...,
-    k: int = typer.Option(5, "-k"),
-    json_out: bool = typer.Option(False, "--json"),
+    k: int = typer.Option(5, "-k", help="How many chunks to return (or the k of recall@k)."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    eval_file: Path = typer.Option(
+        None,
+        "--eval",
+        help='JSONL of {"id","question","answers":[citations]}: print recall@k and MRR, dense vs hybrid.',
+    ),
+    hybrid: bool = typer.Option(None, "--hybrid/--dense", help="Fuse BM25 with dense (default: corpus.hybrid)."),
 ) -> None:
-    """Search the run's index."""
-    raise NotBuiltYet("search", 3)
+    """Search the run's index; with --eval, measure retrieval on a question set."""
+    from agentdistill.corpus.search import Searcher
+
+    if k < 1:
+        raise UserError(f"-k is {k}; it must be at least 1.")
+    if eval_file is None and not query:
+        raise UserError("give a QUERY or --eval FILE.", hint='agentdistill search "annual leave days" --run DIR')
+    searcher = Searcher.open(run)
+    if eval_file is not None:
+        _evaluate(searcher, eval_file, k, json_out)
+        return
+    hits = searcher.search(query, k=k, hybrid=hybrid)
+    if json_out:
+        rows = [
+            {"rank": i, "score": h.score, "citation": h.citation, "chunk": h.chunk.model_dump(mode="json")}
+            for i, h in enumerate(hits, start=1)
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    mode = "hybrid" if (searcher.hybrid if hybrid is None else hybrid) else "dense"
+    table = Table(title=f"{query!r} ({mode})")
+    for col in ("#", "score", "citation", "text"):
+        table.add_column(col, overflow="fold")
+    for i, h in enumerate(hits, start=1):
+        text = " ".join(h.chunk.text.split())
+        table.add_row(str(i), f"{h.score:.3f}", h.citation, text[:240] + ("..." if len(text) > 240 else ""))
+    console.print(table)
+
+
+def _evaluate(searcher, eval_file: Path, k: int, json_out: bool) -> None:
+    from agentdistill.corpus.recall import evaluate, load_eval
+
+    result = evaluate(searcher, load_eval(eval_file), k=k)
+    if json_out:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"retrieval: {eval_file.name}, {result['n']} questions")
+    for col in ("mode", f"recall@{k}", f"MRR@{k}"):
+        table.add_column(col)
+    for mode in ("dense", "hybrid"):
+        name = mode + (" (default)" if mode == result["default"] else "")
+        table.add_row(name, f"{result[mode]['recall']:.3f}", f"{result[mode]['mrr']:.3f}")
+    console.print(table)
+    missed = [q for q in result["questions"] if q[f"{result['default']}_rank"] is None]
+    for q in missed:
+        console.print(
+            f"[yellow]miss[/yellow] {q['id']}: {q['question']} -> wanted {'; '.join(q['answers'])}; "
+            f"got {' | '.join(q[result['default'] + '_top'][:3])}"
+        )

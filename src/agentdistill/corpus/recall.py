@@ -1,0 +1,91 @@
+"""Retrieval evaluation: recall@k and MRR of a run's search on questions with known answer citations.
+
+An eval file is JSON Lines of ``{"id", "question", "answers": [citation, ...]}``. A retrieved chunk
+is a hit when its section path or text cites one of the answers, compared as (law, article) pairs
+(see ``cite.py``): "Federal Decree-Law 33/2021, Art. 51" matches a chunk with "Art. 51" in its path
+inside the Decree-Law 33/2021 document, or a guide section whose Sources line names that article.
+
+    recall@k = share of questions with a hit among the top k
+    MRR@k    = mean over questions of 1 / (rank of the first hit), 0 when none is in the top k
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentdistill.corpus.cite import Citation, document_law, extract_citations, matches
+from agentdistill.corpus.search import Searcher
+from agentdistill.errors import UserError
+from agentdistill.jsonl import iter_json
+from agentdistill.records import Chunk
+
+
+@dataclass
+class EvalItem:
+    id: str
+    question: str
+    answers: list[str]
+
+
+def load_eval(path: Path) -> list[EvalItem]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.", hint='Write one {"id", "question", "answers": [...]} per line.')
+    items = []
+    for n, obj in enumerate(iter_json(path), start=1):
+        answers = obj.get("answers")
+        if not isinstance(obj.get("question"), str) or not isinstance(answers, list) or not answers:
+            raise UserError(
+                f"{path}: record {n} needs a 'question' string and a non-empty 'answers' list.",
+                hint='e.g. {"id": "q1", "question": "...", "answers": ["Federal Decree-Law 33/2021, Art. 51"]}',
+            )
+        unparsed = [a for a in answers if not extract_citations(str(a))]
+        if unparsed:
+            raise UserError(
+                f"{path}: record {n} has an answer that names no article: {unparsed[0]!r}.",
+                hint='Write answers as citations, e.g. "Federal Decree-Law 33/2021, Art. 51".',
+            )
+        items.append(EvalItem(id=str(obj.get("id", n)), question=obj["question"], answers=[str(a) for a in answers]))
+    if not items:
+        raise UserError(f"{path} has no questions.")
+    return items
+
+
+def chunk_citations(chunk: Chunk) -> set[Citation]:
+    """What a chunk cites; a bare "Art. 5" belongs to the law the chunk's document is."""
+    return extract_citations(f"{chunk.section_path}\n{chunk.text}", default_law=document_law(chunk.title))
+
+
+def first_hit_rank(chunks: list[Chunk], answers: list[str], cache: dict[str, set[Citation]]) -> int | None:
+    """1-based rank of the first chunk that cites an answer, or None."""
+    for rank, chunk in enumerate(chunks, start=1):
+        if chunk.id not in cache:
+            cache[chunk.id] = chunk_citations(chunk)
+        if any(matches(a, cache[chunk.id]) for a in answers):
+            return rank
+    return None
+
+
+def evaluate(searcher: Searcher, items: list[EvalItem], k: int = 5) -> dict[str, Any]:
+    """{"k", "n", "dense": {"recall", "mrr"}, "hybrid": {...}, "questions": [per-question ranks and top hits]}."""
+    cache: dict[str, set[Citation]] = {}
+    rows = []
+    for item in items:
+        row: dict[str, Any] = {"id": item.id, "question": item.question, "answers": item.answers}
+        for mode in ("dense", "hybrid"):
+            hits = searcher.search(item.question, k=k, hybrid=mode == "hybrid")
+            row[f"{mode}_rank"] = first_hit_rank([h.chunk for h in hits], item.answers, cache)
+            row[f"{mode}_top"] = [h.citation for h in hits]
+        rows.append(row)
+    out: dict[str, Any] = {"k": k, "n": len(rows)}
+    for mode in ("dense", "hybrid"):
+        ranks = [r[f"{mode}_rank"] for r in rows]
+        out[mode] = {
+            "recall": sum(r is not None for r in ranks) / len(ranks),
+            "mrr": sum(1.0 / r for r in ranks if r is not None) / len(ranks),
+        }
+    out["default"] = "hybrid" if searcher.hybrid else "dense"
+    out["questions"] = rows
+    return out
