@@ -1,16 +1,65 @@
-"""`agentdistill questions` and `agentdistill traces`."""
+"""`agentdistill questions` and `agentdistill traces`: run the stage, then print the numbers that matter."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
 from agentdistill.cli_options import ConfigPath, RunDir
-from agentdistill.errors import NotBuiltYet
+from agentdistill.config import open_run
+
+console = Console()
+
+
+def _table(title: str, counts: dict[str, Any], total: int | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    table.add_column("n", justify="right")
+    if total:
+        table.add_column("share", justify="right")
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        table.add_row(str(key), str(n), *([f"{n / total:.1%}"] if total else []))
+    return table
 
 
 def questions(run: RunDir, config: ConfigPath = None) -> None:
-    """Synthesize questions from the corpus clusters -> questions.jsonl."""
-    raise NotBuiltYet("questions", 5)
+    """Synthesize questions from the corpus clusters -> questions.jsonl (rule templates or an LLM teacher)."""
+    from agentdistill.synth.questions import STATS_FILE, make_questions
+
+    cfg = open_run(run, config)
+    console.print(f"[bold]questions[/] teacher={cfg.teacher.kind} n={cfg.questions.n_questions} "
+                  f"mix={cfg.questions.mix}")
+    report = make_questions(run, cfg, console=console)
+    console.print(_table("questions by kind", report.by_kind, report.n))
+    console.print(_table("by persona", report.by_persona, report.n))
+    console.print(_table("by expected tool", report.by_tool, report.n))
+    console.print(f"split: {report.split} (by {cfg.split.by}; no test question shares a source chunk with train)")
+    if report.counts:
+        console.print(f"dropped/notes: {report.counts}")
+    console.print(f"wrote {report.n} questions to {run / 'questions.jsonl'} (stats in {run / STATS_FILE})")
 
 
 def traces(run: RunDir, config: ConfigPath = None) -> None:
-    """Record the teacher's ReAct traces -> traces.jsonl (resumes)."""
-    raise NotBuiltYet("traces", 5)
+    """Record the teacher's ReAct traces -> traces.jsonl (resumes; rejected ones go to traces.rejected.jsonl)."""
+    from agentdistill.synth.traces import STATS_FILE, run_traces
+
+    cfg = open_run(run, config)
+    stats = run_traces(run, cfg, console=console)
+    accepted = stats["accepted"]
+    console.print(f"[bold]traces[/]: {stats['recorded']}/{stats['questions']} questions recorded, "
+                  f"{accepted} accepted, {stats['rejected']} rejected "
+                  f"({stats['seconds_this_run']:.1f} s this run)")
+    if stats["rejections"]:
+        console.print(_table("rejections by reason", stats["rejections"], stats["recorded"]))
+    console.print(_table("accepted by tool", stats["accepted_by_tool"], accepted))
+    console.print(_table("accepted by persona", stats["accepted_by_persona"], accepted))
+    console.print(f"no-tool share of accepted: {stats['no_tool_share']:.1%}; split: {stats['accepted_by_split']} "
+                  "(eval split shares no source chunk with train: checked)")
+    if stats["complete"]:
+        console.print(f"exported the training split: {stats.get('export')}")
+    else:
+        console.print(f"[yellow]incomplete[/]: {stats['questions'] - stats['recorded']} questions have no record yet "
+                      f"({stats['backend_errors_this_run']} backend errors this run); run the same command again.")
+    console.print(f"stats: {run / STATS_FILE}")

@@ -1,0 +1,596 @@
+"""The offline rule teacher: an expert policy that needs no language model.
+
+It implements the LLM protocol (``generate``), so the real agent runtime drives it exactly as it
+drives a served teacher: each call receives the canonical conversation so far and returns the next
+assistant turn in the wire format. The policy is
+
+    plan = route(question)                      # which tools, with which arguments (regexes below)
+    step k < len(plan): "Thought: ...\\nAction: {plan[k]}"
+    then:               "Thought: ...\\nAnswer: <composed from the observations>"
+
+``route`` reads only the question's wording, which is the point: a question whose tool cannot be
+inferred from its words is one a 135M student cannot learn either, and the rule question writer
+(synth/rule_questions.py) drops any question that does not route to the tools it was written for.
+The answer is extracted from what the tools returned (the best-matching sentences of a passage, the
+figure a calculator printed) and cites only the articles that appear in those observations. Thoughts
+are one sentence, picked from several phrasings by a hash of the question so the student learns the
+decision, not one string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentdistill.agent.wire import render_action
+from agentdistill.llm.base import Completion, GenerationRequest
+
+if TYPE_CHECKING:
+    from agentdistill.config import RunConfig
+
+# ----------------------------------------------------------------------------- routing
+
+NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+_MONEY = re.compile(rf"(?:AED|Dhs?\.?|dirhams?)\s*{NUM}|{NUM}\s*(?:AED|dirhams?)\b", re.I)
+_YEARS = re.compile(rf"{NUM}\s*(?:years?|yrs?)\b", re.I)
+_MONTHS = re.compile(rf"{NUM}\s*months?\b", re.I)
+_HOURS = re.compile(rf"{NUM}\s*(?:extra\s+|overtime\s+)?(?:hours?|hrs?|h)\b", re.I)
+_ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+_DAYS_OFFSET = re.compile(rf"{NUM}\s*days?\s+(after|from|later|before|earlier|prior to)\b", re.I)
+_ARTICLE = re.compile(r"\b(?:Art\.?|Article)\s*(\d{1,3})\b", re.I)
+_LAW_ALIASES = re.compile(
+    r"\bthe (domestic workers? law|domestic workers? regulation|executive regulation|labou?r law)\b", re.I
+)
+
+_GRATUITY = re.compile(r"gratuity|end[- ]of[- ]service (?:benefit|pay|award|money)", re.I)
+_UNPAID = re.compile(rf"{NUM}\s*days?\s+of\s+unpaid\s+(?:leave|absence)", re.I)
+_LEAVE = re.compile(r"annual leave|paid leave|vacation days|leave days|days of leave|holiday entitlement", re.I)
+_OVERTIME = re.compile(r"overtime|extra hours", re.I)
+_NIGHT = re.compile(r"\bnight\b|10 ?pm|between 10", re.I)
+_REST_DAY = re.compile(r"rest day|day off|weekly rest", re.I)
+_SHIFT = re.compile(r"\bshift worker|\bshifts?\b", re.I)
+_NOTICE = re.compile(r"\bnotice\b", re.I)
+_CONTRACT_NOTICE = re.compile(
+    rf"{NUM}[- ]days?(?:'|’)?\s+(?:of\s+)?notice|notice(?: period)?\s+(?:of|is|says)\s+{NUM}\s*days?"
+    rf"|contract\s+(?:says|gives|sets|requires|states)\s+{NUM}\s*days", re.I)
+_SERVED = re.compile(rf"(?:served|worked)\s+{NUM}\s*days?|{NUM}\s*days?\s+(?:were|was|have been|already)\s+served",
+                     re.I)
+
+_UNIT_WORDS = (
+    "km|kilometres|kilometers|kilometre|kilometer|miles|mile|mi|m|metres|meters|metre|meter|cm|centimetres|"
+    "centimeters|mm|feet|foot|ft|inches|inch|in|yards|yard|kg|kilograms|kilogram|kilos|g|grams|gram|pounds|pound|lb|"
+    "lbs|ounces|ounce|oz|tonnes|tonne|litres|liters|litre|liter|l|ml|millilitres|gallons|gallon|celsius|fahrenheit|"
+    "kelvin|C|F|hectares|hectare|acres|acre|km/h|kph|mph|m/s|minutes|minute|min|hours|hour|h|seconds|second|s|days|"
+    "day|weeks|week"
+)
+_CONVERT = re.compile(rf"\bconvert\s+{NUM}\s*({_UNIT_WORDS})\s+(?:to|into)\s+({_UNIT_WORDS})\b", re.I)
+_HOW_MANY_UNITS = re.compile(
+    rf"\bhow many\s+({_UNIT_WORDS})\s+(?:are in|is in|are|is|in|make)\s+{NUM}\s*({_UNIT_WORDS})\b", re.I)
+
+_WORD_OPS = [(re.compile(r"\s+divided by\s+", re.I), " / "),
+             (re.compile(r"\s+(?:times|multiplied by)\s+", re.I), " * "),
+             (re.compile(r"\s+plus\s+", re.I), " + "), (re.compile(r"\s+minus\s+", re.I), " - ")]
+_EXPR = re.compile(
+    r"\(*\s*\d[\d,]*(?:\.\d+)?\s*%?\s*\)*(?:\s*(?:[-+*/x×÷^]|% of|divided by|times|multiplied by|plus|minus)\s*"
+    r"\(*\s*\d[\d,]*(?:\.\d+)?\s*%?\s*\)*)+", re.I)
+_PERCENT_OF = re.compile(rf"{NUM}\s*%\s*of\s*(?:AED\s*)?{NUM}", re.I)
+_CALC_VERB = re.compile(r"\b(?:what is|what's|calculate|compute|work out|how much is|evaluate)\b", re.I)
+
+# "What does the law say about X, and ..." / "Look up X, then ...": the search part of a question.
+_SEARCH_CLAUSE = re.compile(
+    r"(?:what does (?:the |UAE )*(?:labou?r )?law say about|what do the rules say about|what are the rules (?:on|for)"
+    r"|what is the rule (?:on|for)|look up the rules? (?:on|for)|look up|check the rules? (?:on|for)"
+    r"|find the rules? (?:on|for)|search the law for|can you explain the rules? (?:on|for)"
+    r"|explain the rules? (?:on|for)"
+    r"|can you explain|can you tell me"
+    r"|tell me about|i need information on|i'd like to know about|i want to understand|how does the law treat"
+    r"|what should i know about|what must i know about|please summarise|please summarize)\s+(?P<topic>[^?]+?)"
+    r"\s*(?:\?|,\s*(?:and|then)\b|\.\s|\.$|;|\s+(?:and|then)\s+(?=(?:how|what|work|calculate|compute|tell)\b)|$)",
+    re.I,
+)
+_GREETING = re.compile(r"^\s*(?:hi|hello|hey|good (?:morning|afternoon|evening)|salam|as-?salaam?u? ?alaikum|greetings"
+                       r"|howdy|yo)\b", re.I)
+_THANKS = re.compile(r"\b(?:thanks|thank you|thank u|appreciate(?:d)? it|cheers|much appreciated|that helps|"
+                     r"that was helpful|great help)\b", re.I)
+
+# Words that mark a question as being about the domain (used only when no explicit pattern matched).
+DEFAULT_DOMAIN_TERMS = frozenset([
+    "labour", "labor", "law", "employer", "employee", "employment", "worker", "workers", "contract", "salary",
+    "wage", "wages", "gratuity", "leave", "overtime", "notice", "probation", "termination", "dismissal",
+    "resign", "resignation", "mohre", "permit", "visa", "domestic", "housemaid", "nanny", "maid", "driver",
+    "sponsor", "absconding", "wps", "holiday", "holidays", "maternity", "sick", "injury", "compensation",
+    "non-compete", "dispute", "complaint", "emiratisation", "recruitment", "hr", "payroll", "article",
+    "decree-law", "dues", "settlement"
+])
+_STOP = frozenset([
+    "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "was", "be", "what", "does",
+    "do", "say", "about", "can", "you", "me", "my", "i", "we", "our", "us", "tell", "how", "much", "many",
+    "which", "when", "who", "why", "with", "under", "law", "rules", "rule", "please", "explain", "know", "need",
+    "should", "must", "this", "that", "it", "as", "at", "by", "from", "if", "into", "any", "there", "their",
+    "they", "have", "has", "uae", "labour", "labor"
+])
+
+
+@dataclass
+class Call:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """What the expert will do: ``calls`` in order, then answer; or answer at once (``reply``)."""
+
+    calls: list[Call] = field(default_factory=list)
+    reply: str | None = None  # "greeting" | "thanks" | "decline" when calls is empty
+    topic: str = ""
+
+    @property
+    def tools(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+
+def number(text: str) -> float | int:
+    value = float(text.replace(",", ""))
+    return int(value) if value.is_integer() else value
+
+
+def _first(pattern: re.Pattern[str], text: str) -> float | int | None:
+    m = pattern.search(text)
+    if m is None:
+        return None
+    return number(next(g for g in m.groups() if g is not None))
+
+
+def _law_phrase(question: str) -> str | None:
+    from agentdistill.tools.citations import LAW_RE
+
+    m = LAW_RE.search(question)
+    if m:
+        return m.group(0).strip()
+    m = _LAW_ALIASES.search(question)
+    return m.group(0)[4:] if m else None  # without "the "
+
+
+def keywords(text: str) -> str:
+    """A search query from free text: its content words, in order."""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*|\d+", text)
+    return " ".join(w for w in words if w.lower() not in _STOP)
+
+
+def _calculation(q: str) -> Call | None:
+    """The domain calculation a question asks for, if its numbers are all there."""
+    money = _first(_MONEY, q)
+    if _GRATUITY.search(q) and money is not None:
+        years = _first(_YEARS, q)
+        if years is None:
+            months = _first(_MONTHS, q)
+            years = None if months is None else round(months / 12, 4)
+        if years is not None:
+            args: dict[str, Any] = {"monthly_basic_salary": money, "years_of_service": years}
+            unpaid = _first(_UNPAID, q)
+            if unpaid:
+                args["unpaid_absence_days"] = unpaid
+            return Call("calculate_gratuity", args)
+    if _OVERTIME.search(q) and money is not None:
+        hours = _first(_HOURS, q)
+        if hours is not None:
+            args = {"monthly_basic_salary": money, "overtime_hours": hours}
+            if _REST_DAY.search(q):
+                args["period"] = "rest_day"
+            elif _NIGHT.search(q):
+                args["period"] = "night"
+            if _SHIFT.search(q):
+                args["shift_worker"] = True
+            return Call("overtime_pay", args)
+    if _LEAVE.search(q) and money is None:
+        months = _first(_MONTHS, q)
+        if months is None:
+            years = _first(_YEARS, q)
+            months = None if years is None else number(str(years * 12))
+        if months is not None:
+            return Call("annual_leave", {"months_of_service": months})
+    if _NOTICE.search(q):
+        days = _first(_CONTRACT_NOTICE, q)
+        if days is not None:
+            args = {"contract_notice_days": int(days)}
+            if money is not None:
+                args["monthly_wage"] = money
+            served = _first(_SERVED, q)
+            if served is not None:
+                args["days_already_served"] = int(served)
+            return Call("notice_period", args)
+    return None
+
+
+def _general(q: str) -> Call | None:
+    dates = _ISO_DATE.findall(q)
+    if len(dates) >= 2:
+        return Call("date_diff", {"start_date": dates[0], "end_date": dates[1]})
+    if len(dates) == 1:
+        m = _DAYS_OFFSET.search(q)
+        if m:
+            days = int(number(m.group(1)))
+            sign = -1 if m.group(2).lower() in ("before", "earlier", "prior to") else 1
+            return Call("add_days", {"date": dates[0], "days": sign * days})
+    m = _CONVERT.search(q)
+    if m:
+        return Call("convert_units", {"value": number(m.group(1)), "from_unit": m.group(2), "to_unit": m.group(3)})
+    m = _HOW_MANY_UNITS.search(q)
+    if m:
+        return Call("convert_units", {"value": number(m.group(2)), "from_unit": m.group(3), "to_unit": m.group(1)})
+    if _CALC_VERB.search(q):
+        m = _PERCENT_OF.search(q)
+        if m:
+            return Call("calculator", {"expression": f"{m.group(1)}% of {m.group(2)}"})
+        m = _EXPR.search(q)
+        if m:
+            expr = m.group(0).strip()
+            for pattern, op in _WORD_OPS:
+                expr = pattern.sub(op, expr)
+            return Call("calculator", {"expression": " ".join(expr.split())})
+    return None
+
+
+def route(question: str, tool_names: Iterable[str] | None = None,
+          domain_terms: Iterable[str] = DEFAULT_DOMAIN_TERMS) -> Plan:
+    """The tools a question's wording calls for, with their arguments (see the module docstring)."""
+    q = " ".join(question.split())
+    available = set(tool_names) if tool_names is not None else None
+
+    def ok(name: str) -> bool:
+        return available is None or name in available
+
+    search = _SEARCH_CLAUSE.search(q)
+    topic = search.group("topic").strip(" .,;:") if search else ""
+    calc = _calculation(q)
+    if calc is not None and ok(calc.name):
+        calls = [calc]
+        if search and ok("search_labour_law"):
+            calls.insert(0, Call("search_labour_law", {"query": topic}))
+        return Plan(calls=calls, topic=topic)
+    art = _ARTICLE.search(q)
+    law = _law_phrase(q)
+    if art and law and ok("get_article"):  # before arithmetic: "33/2021" in a law's name is not a division
+        return Plan(calls=[Call("get_article", {"law": law, "article": int(art.group(1))})],
+                    topic=f"{law}, Art. {art.group(1)}")
+    general = _general(q)
+    if general is not None and ok(general.name):
+        return Plan(calls=[general], topic=topic)
+    words = {w.lower().strip("'") for w in re.findall(r"[A-Za-z][A-Za-z'-]*", q)}
+    about_domain = bool(words & set(domain_terms))
+    if _THANKS.search(q) and not search:
+        return Plan(reply="thanks")
+    if _GREETING.search(q) and not search and len(q.split()) <= 14:
+        return Plan(reply="greeting")
+    if (search or about_domain) and ok("search_labour_law"):
+        query = topic or keywords(q)
+        if query:
+            return Plan(calls=[Call("search_labour_law", {"query": query})], topic=query)
+    return Plan(reply="decline")
+
+
+# ----------------------------------------------------------------------------- answering
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+
+
+def _pick(options: list[str], key: str) -> str:
+    h = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16)
+    return options[h % len(options)]
+
+
+def _citation_text(normalized: str) -> str:
+    """"FDL 33/2021 Art. 51" -> "Federal Decree-Law 33/2021, Art. 51" (how the corpus writes it)."""
+    from agentdistill.tools.citations import format_citation
+
+    lid, _, art = normalized.rpartition(" Art. ")
+    return format_citation(lid, art)
+
+
+def _passages(observation: str) -> list[tuple[str, str]]:
+    """(header, text) pairs of a lookup observation: one ``[i] header: text`` line per passage.
+
+    Headers are section paths that may hold colons themselves; the text of a chunk starts with its
+    markdown heading ("## ..."), or the header ends with its citations "(...)", which is where we cut.
+    """
+    out = []
+    for line in observation.splitlines():
+        m = re.match(r"^\[(\d+)\]\s*(.*)$", line.strip())
+        if not m:
+            continue
+        rest = m.group(2)
+        cut = rest.find(": #")
+        if cut < 0:
+            close = re.search(r"\):\s", rest)
+            cut = close.start() + 1 if close else rest.find(": ")
+        if cut < 0:
+            continue
+        header, text = rest[:cut], rest[cut + 1 :].strip()
+        title = re.sub(r"\s*\([^()]*\)$", "", header.rsplit(" > ", 1)[-1]).strip()
+        text = re.sub(r"^#+\s*", "", text)
+        if title and text.startswith(title):  # drop the heading the chunk text repeats
+            text = text[len(title) :].strip()
+        out.append((header, text))
+    return out
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", text)} - _STOP
+
+
+def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_chars: int = 420,
+                   must_cite: str | None = None) -> tuple[str, str]:
+    """The sentences of one passage that best match ``topic``, and the citation to give with them.
+
+    The passage is the one whose section title and text share most content words with the topic, with
+    the search engine's rank as the tie-break (a passage costs half a word per rank below the first).
+    Within it a sentence scores overlap / sqrt(length): short, on-topic sentences first, kept in text
+    order; with ``must_cite`` (a normalized citation) sentences citing it come first. A sentence cut off
+    by the observation's length limit is never used. Returns ("", "") when the observation holds no passage.
+    """
+    from agentdistill.tools.citations import extract_citations
+
+    passages = _passages(observation)
+    want = _content_words(topic)
+    best: tuple[float, int, list[tuple[float, int, str]]] | None = None
+    for p, (header, text) in enumerate(passages):
+        truncated = text.endswith("...")
+        sentences = [s.strip() for s in _SENTENCE.split(text.removesuffix("...").strip())]
+        if truncated and len(sentences) > 1:
+            sentences = sentences[:-1]
+        scored = [(len(want & _content_words(s)) / math.sqrt(len(s.split()))
+                   + (10.0 if must_cite and must_cite in extract_citations(s) else 0.0), i, s)
+                  for i, s in enumerate(sentences) if len(s.split()) >= 5 and not s.startswith("Sources:")]
+        if not scored:
+            continue
+        title = header.rsplit(" > ", 1)[-1]
+        score = (2 * len(want & _content_words(title)) + max(len(want & _content_words(s)) for _, _, s in scored)
+                 + (10.0 if must_cite and must_cite in extract_citations(text) else 0.0) - 0.5 * p)
+        if best is None or score > best[0]:
+            best = (score, p, scored)
+    if best is None:
+        return "", ""
+    _, p, scored = best
+    text = ""
+    for _, _, s in sorted(sorted(scored, reverse=True)[:max_sentences], key=lambda x: x[1]):
+        if text and len(text) + len(s) > max_chars:
+            break
+        text = f"{text} {s}".strip()
+    if extract_citations(text):
+        return text, ""
+    header, body = passages[p]
+    cites = sorted(extract_citations(header) or extract_citations(body))
+    return text, "; ".join(_citation_text(c) for c in cites[:2])
+
+
+def _cite(observation: str) -> str:
+    from agentdistill.tools.citations import extract_citations
+
+    cites = sorted(extract_citations(observation))
+    return "; ".join(_citation_text(c) for c in cites[:2])
+
+
+def _money(text: str) -> str | None:
+    m = re.search(r"AED [\d,]+(?:\.\d+)?", text)
+    return m.group(0) if m else None
+
+
+def calc_answer(name: str, obs: str, key: str) -> str:
+    """A short answer sentence from a calculator's observation, with its citation."""
+    cite = _cite(obs)
+    tail = f" ({cite})." if cite else "."
+    if name == "calculate_gratuity":
+        if obs.startswith("No gratuity"):
+            return "No gratuity is due yet: it requires at least one year of continuous service" + tail
+        m = re.search(r"gratuity: (AED [\d,.]+) for ([\d.,]+) years", obs)
+        if m:
+            capped = " after the cap of two years' wage" if "capped" in obs else ""
+            lead = _pick(["The end-of-service gratuity is", "The gratuity comes to", "The gratuity due is"], key)
+            return f"{lead} {m.group(1)} for {m.group(2)} years of service{capped}" + tail
+    if name == "annual_leave":
+        if obs.startswith("No annual leave"):
+            return ("No annual leave is earned yet: leave starts once service exceeds six months, at 2 days per "
+                    "month" + tail)
+        m = re.search(r"Annual leave: (\d+) days \(2 days x (\d+) months", obs)
+        if m:
+            return (f"The worker is entitled to {m.group(1)} days of paid annual leave (2 days for each of "
+                    f"{m.group(2)} months)") + tail
+        m = re.search(r"(\d+) months is (\d+) full years?(?: plus (\d+) months, for which ([\d.]+) days)?", obs)
+        if m:
+            extra = (f", plus {m.group(4)} days pro rata for the extra {m.group(3)} months if service ends"
+                     if m.group(3) else "")
+            return f"The worker is entitled to 30 days of paid annual leave for each full year of service{extra}" + tail
+    if name == "overtime_pay":
+        m = re.search(r"Overtime pay: (AED [\d,.]+) = ([\d.,]+) h x hourly basic wage (AED [\d,.]+) .*? x ([\d.]+)",
+                      obs)
+        if m:
+            return (f"The overtime pay is at least {m.group(1)}: {m.group(2)} hours at the hourly basic wage of "
+                    f"{m.group(3)} times {m.group(4)}") + tail
+    if name == "notice_period":
+        m = re.search(r"Notice period: (\d+) days", obs)
+        if m:
+            text = f"The notice period is {m.group(1)} days"
+            if "below the legal minimum" in obs:
+                text += ", because the law sets a minimum of 30 days"
+            elif "above the legal maximum" in obs:
+                text += ", because the law allows at most 90 days"
+            pay = re.search(r"= (AED [\d,.]+), on the last full wage", obs)
+            if pay:
+                text += f"; if it is not worked, the pay in lieu is {pay.group(1)}"
+            return text + tail
+    if name == "calculator":
+        m = re.match(r"(.*) = (\S+)$", obs.strip())
+        if m:
+            return _pick([f"{m.group(1)} = {m.group(2)}.", f"The result is {m.group(2)}."], key)
+    if name == "convert_units":
+        m = re.match(r"(.*) = (.*)$", obs.strip())
+        if m:
+            return f"{m.group(1)} is {m.group(2)}."
+    if name == "date_diff":
+        m = re.match(r"From (\S+) to (\S+): (-?\d+) days = (.*?) \(", obs)
+        if m:
+            return f"There are {m.group(3)} days from {m.group(1)} to {m.group(2)}, that is {m.group(4)}."
+    if name == "add_days":
+        m = re.match(r"(\S+) ([+-]) (\d+) days = (\S+) \((\w+)\)", obs)
+        if m:
+            rel = "after" if m.group(2) == "+" else "before"
+            return f"{m.group(3)} days {rel} {m.group(1)} is {m.group(4)}, a {m.group(5)}."
+    first = obs.strip().split("\n")[0]
+    return first if first.endswith(".") else first + "."
+
+
+# ----------------------------------------------------------------------------- thoughts and replies
+
+_THOUGHTS = {
+    "search_labour_law": ["I should search the labour law for {topic}.",
+                          "Let me look up what the law says about {topic}.",
+                          "I need the rules on {topic}, so I will search the law texts.",
+                          "Searching the law for {topic} will give me the rule to cite."],
+    "get_article": ["I will fetch {topic} to see what it says.",
+                    "The question names {topic}, so I will get that article.",
+                    "Let me retrieve the text of {topic}."],
+    "calculate_gratuity": ["This is a gratuity calculation, so I will use calculate_gratuity.",
+                           "I have the basic salary and the years of service, so I can compute the gratuity.",
+                           "The gratuity tool will apply the 21-day and 30-day rule to these numbers."],
+    "annual_leave": ["I will compute the annual leave entitlement from the months of service.",
+                     "The leave entitlement depends on the length of service, so I will use annual_leave.",
+                     "Let me calculate the paid annual leave for this length of service."],
+    "overtime_pay": ["I will compute the overtime pay from the basic salary and the hours.",
+                     "This needs the overtime rates, so I will use overtime_pay.",
+                     "Let me calculate the overtime pay for these hours."],
+    "notice_period": ["I will check the notice period against the legal limits with notice_period.",
+                      "The notice rules apply here, so I will use notice_period with these numbers.",
+                      "Let me work out the notice period and any pay in lieu."],
+    "calculator": ["I will use the calculator for this arithmetic.", "This is arithmetic, so the calculator fits.",
+                   "Let me compute this with the calculator."],
+    "convert_units": ["This is a unit conversion, so I will use convert_units.",
+                      "Let me convert the units with the tool.",
+                      "I will convert this with convert_units."],
+    "date_diff": ["I need the time between two dates, so I will use date_diff.",
+                  "Let me count the days between the dates.",
+                  "date_diff will give the difference between these dates."],
+    "add_days": ["I need a date a number of days away, so I will use add_days.", "Let me add the days to the date.",
+                 "add_days will give the resulting date."],
+}
+_SECOND_STEP = ["Now I will calculate the figure with {tool}.",
+                "I have the rule; next I compute the numbers with {tool}.",
+                "With the rule found, {tool} will give the exact amount."]
+_ANSWER_THOUGHTS = ["I have what I need to answer.", "The result answers the question.", "That gives the answer."]
+_ANSWER_THOUGHTS_CITED = ["I have what I need to answer.", "Now I can answer and cite the source.",
+                          "The result answers the question, with its article."]
+_REPLIES = {
+    "greeting": (["This is a greeting, so no tool is needed.", "The user is saying hello; I can reply directly."],
+                 ["Hello! I can help with questions about {domain}, such as leave, gratuity, overtime and notice "
+                  "periods. What would you like to know?",
+                  "Hi! Ask me anything about {domain}, for example your leave, gratuity or notice period.",
+                  "Hello! How can I help you with {domain} today?"]),
+    "thanks": (["The user is thanking me, so no tool is needed.", "This is a thank-you; I can reply directly."],
+               ["You're welcome! Let me know if you have another question about {domain}.",
+                "Glad to help. Feel free to ask if anything else about {domain} comes up.",
+                "You're welcome. I'm here if you need anything else on {domain}."]),
+    "decline": (["This is outside {domain}, so I should politely decline.",
+                 "No tool covers this topic and it is not about {domain}; I will decline.",
+                 "This question is not about {domain}, so I cannot answer it with my tools."],
+                ["I'm sorry, I can only help with {domain} and related calculations, so I can't answer that.",
+                 "Sorry, that is outside what I can help with: I answer questions about {domain}.",
+                 "I can't help with that, I'm afraid. I can answer questions about {domain}, such as leave, pay "
+                 "and end-of-service rules."]),
+}
+
+
+class RuleTeacher:
+    """An LLM-protocol expert policy over the real tools (see the module docstring).
+
+    ``RuleTeacher(run_dir, cfg)`` is how ``llm.make_llm("rule", ...)`` builds it: the plan is limited to
+    the tools of ``cfg.tools.packs``. ``tool_names`` overrides that (None and no cfg: every known tool);
+    ``domain`` names the domain in greetings and refusals; ``domain_terms`` are the words that make a
+    free-form question a lookup.
+    """
+
+    name = "rule"
+
+    def __init__(self, run_dir: Path | None = None, cfg: RunConfig | None = None, *,
+                 tool_names: Iterable[str] | None = None, domain: str = "UAE labour law",
+                 domain_terms: Iterable[str] = DEFAULT_DOMAIN_TERMS):
+        if tool_names is None and cfg is not None:
+            from agentdistill.tools import load_tools
+
+            tool_names = load_tools(cfg, run_dir).names()  # cheap: lookups open the corpus on first call
+        self.tool_names = set(tool_names) if tool_names is not None else None
+        self.domain = domain
+        self.domain_terms = frozenset(domain_terms)
+
+    def plan(self, question: str) -> Plan:
+        return route(question, self.tool_names, self.domain_terms)
+
+    def next_step(self, messages: list[dict[str, Any]]) -> str:
+        """The wire text of the next assistant turn for a canonical conversation."""
+        user_at = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        question = messages[user_at]["content"]
+        after = messages[user_at + 1 :]
+        done = [m for m in after if m["role"] == "assistant"]
+        observations = [(m["name"], m["content"]) for m in after if m["role"] == "tool"]
+        plan = self.plan(question)
+        key = question
+        if plan.reply is not None:
+            thoughts, replies = _REPLIES[plan.reply]
+            return (f"Thought: {_pick(thoughts, key).format(domain=self.domain)}\n"
+                    f"Answer: {_pick(replies, key + '#').format(domain=self.domain)}")
+        k = len(done)
+        if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
+            call = plan.calls[k]
+            if k == 0:
+                thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
+            else:
+                thought = _pick(_SECOND_STEP, key)
+            thought = thought.format(topic=plan.topic or "this", tool=call.name)
+            return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
+        answer = self.compose_answer(plan, question, observations)
+        from agentdistill.tools.citations import extract_citations
+
+        thoughts = _ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS
+        return f"Thought: {_pick(thoughts, key)}\nAnswer: {answer}"
+
+    def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
+        parts = []
+        for name, obs in observations:
+            if obs.lstrip().startswith("Error"):
+                parts.append(f"I could not get that information: {obs.strip()[7:200]}")
+            elif name in ("search_labour_law", "get_article"):
+                if not _passages(obs):
+                    parts.append(obs.strip())
+                    continue
+                topic = plan.topic if name == "search_labour_law" else question
+                text, cite = best_sentences(obs, topic or question, max_sentences=1 if len(plan.calls) > 1 else 2,
+                                            must_cite=self._wanted_article(plan) if name == "get_article" else None)
+                parts.append(f"{text} ({cite})." if cite and text else text)
+            else:
+                parts.append(calc_answer(name, obs, question))
+        answer = " ".join(p.strip() for p in parts if p.strip())
+        return answer or "I could not find this in the documents."
+
+    @staticmethod
+    def _wanted_article(plan: Plan) -> str | None:
+        from agentdistill.tools.citations import resolve_law
+
+        call = next((c for c in plan.calls if c.name == "get_article"), None)
+        lid = resolve_law(str(call.arguments.get("law", ""))) if call else None
+        return f"{lid} Art. {call.arguments.get('article')}" if call and lid else None
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        out = []
+        for r in requests:
+            text = self.next_step(r.messages)
+            if r.prefix:
+                # a prefilled turn starts with the prefix (Kang et al.'s first-thought prefix); our own
+                # one-sentence thought follows it, as a model continuing the prefix would write it
+                rest = text.removeprefix("Thought:").lstrip()
+                text = f"{r.prefix.rstrip()} {rest}"
+            out.append([Completion(text=text, finish_reason="stop") for _ in range(max(1, r.n))])
+        return out

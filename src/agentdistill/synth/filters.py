@@ -1,0 +1,95 @@
+"""Which teacher traces are good enough to train on.
+
+A student imitates everything in its data, mistakes included, so a trace is kept only if:
+
+1. ``status``: the runtime ended it with an answer (not max_steps, loop, parse_error, backend_error);
+2. ``parse``: every assistant step is a well-formed Thought/Action or Thought/Answer step;
+3. ``invalid_call``: every call names a known tool and its arguments validate against the tool's JSON
+   schema; ``tool_error``: no observation is an error (a trace that recovers from its own bad call
+   teaches the bad call first);
+4. ``too_many_steps`` / ``no_answer``: it ends with an Answer within max_steps;
+5. ``missing_tool`` / ``unexpected_tool``: it used every tool the question expects, and none when the
+   question expects none; ``wrong_arguments``: calls match the arguments the question fixes;
+6. ``ungrounded``: every article cited in the answer appears in an observation the teacher read
+   (``extract_citations(answer) ⊆ ⋃ extract_citations(observation)``), so the student never learns
+   to cite from memory.
+
+The first failing check names the rejection reason; reasons are counted in traces.stats.json.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from agentdistill.records import Question, Record, Trace
+
+FORMAT_ERROR = "format_error"  # agent.runtime.FORMAT_ERROR: the observation that answers an unparseable reply
+
+
+class Rejection(Record):
+    """One line of traces.rejected.jsonl: a question answered, judged, and not kept."""
+
+    question_id: str
+    reason: str
+    detail: str = ""
+    trace: Trace | None = None
+
+
+def _same(expected: Any, got: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return expected == got
+    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
+        return math.isclose(float(expected), float(got), rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(expected, str) and isinstance(got, str):
+        return " ".join(expected.lower().split()) == " ".join(got.lower().split())
+    return expected == got
+
+
+def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) -> tuple[str, str] | None:
+    """None if the trace is kept, else (reason, detail). ``tools`` is a ToolRegistry (validate, names)."""
+    from agentdistill.tools.citations import extract_citations
+
+    if trace.outcome.status != "answered":
+        return f"status_{trace.outcome.status}", trace.outcome.answer or ""
+    steps = [m for m in trace.messages if m["role"] == "assistant"]
+    if not steps or "content" not in steps[-1] or trace.messages[-1] is not steps[-1]:
+        return "no_answer", "the trace does not end with an Answer step"
+    if len(steps) > max_steps:
+        return "too_many_steps", f"{len(steps)} steps > max_steps {max_steps}"
+    for m in steps:
+        if not m["thought"].strip():
+            return "parse", "an assistant step has an empty thought"
+    for m in trace.messages:  # the runtime answers a reply that did not parse with a format_error observation
+        if m["role"] == "tool" and m["name"] == FORMAT_ERROR:
+            return "parse", m["content"][:200]
+    called: list[dict[str, Any]] = [c for m in steps for c in m.get("tool_calls", [])]
+    for c in called:
+        problem = tools.validate(c["name"], c.get("arguments", {}))
+        if problem is not None:
+            return "invalid_call", problem
+    observations = [m["content"] for m in trace.messages if m["role"] == "tool"]
+    for obs in observations:
+        if obs.lstrip().startswith("Error"):
+            return "tool_error", obs[:200]
+    expected = question.expect.tools if question.expect is not None else None
+    used = {c["name"] for c in called}
+    if expected is not None:
+        if not expected and used:
+            return "unexpected_tool", f"expected no tool, called {sorted(used)}"
+        missing = [t for t in expected if t not in used]
+        if missing:
+            return "missing_tool", f"expected {expected}, called {sorted(used)}"
+        for name, args in (question.expect.arguments or {}).items():
+            calls = [c.get("arguments", {}) for c in called if c["name"] == name]
+            if not any(all(k in a and _same(v, a[k]) for k, v in args.items()) for a in calls):
+                return "wrong_arguments", f"{name}: expected {args}, got {calls}"
+    answer = steps[-1]["content"]
+    cited = extract_citations(answer)
+    seen: set[str] = set()
+    for obs in observations:
+        seen |= extract_citations(obs)
+    ungrounded = cited - seen
+    if ungrounded:
+        return "ungrounded", f"cites {sorted(ungrounded)} not in any observation"
+    return None

@@ -1,0 +1,199 @@
+"""`agentdistill traces`: the teacher answers every question with the real ReAct runtime and real tools.
+
+Each finished conversation is judged (filters.py) and appended, as one durable line, either to
+traces.jsonl (kept) or to traces.rejected.jsonl (with the reason). A question is therefore recorded
+exactly once, in one of the two files, the moment its conversation ends; a run killed at any point
+(even kill -9 in the middle of a write: the appender cuts a torn last line) resumes with the
+questions that have no record yet. A conversation the backend failed on (status backend_error) is
+not recorded, so it is tried again on the next run instead of being rejected forever.
+
+Questions go to the runtime in blocks (lockstep batches inside a block): a block is what a kill can
+lose, so it is small for a slow LLM teacher and larger for the instant rule teacher. At the end the
+stage counts both files into traces.stats.json (``complete: true`` once every question has a record)
+and exports the training split (export.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from agentdistill.config import RunConfig
+from agentdistill.errors import UserError
+from agentdistill.jsonl import JsonlAppender, iter_json, read_records, write_json_atomic
+from agentdistill.records import Question, Trace
+from agentdistill.synth.filters import Rejection, check_trace
+from agentdistill.synth.questions import QUESTIONS_FILE
+from agentdistill.synth.questions import STATS_FILE as QUESTIONS_STATS
+from agentdistill.synth.splits import check_disjoint
+
+TRACES_FILE = "traces.jsonl"
+REJECTED_FILE = "traces.rejected.jsonl"
+STATS_FILE = "traces.stats.json"
+MAX_CONSECUTIVE_BACKEND_ERRORS = 16  # a dead server fails every request: stop instead of spinning
+
+
+def make_teacher(cfg: RunConfig, run_dir: Path) -> Any:
+    """The teacher LLM from cfg.teacher: the rule teacher, an OpenAI-compatible server, or a local model."""
+    from agentdistill.llm import make_teacher_llm
+
+    return make_teacher_llm(cfg, run_dir)
+
+
+def load_questions(run_dir: Path) -> list[Question]:
+    """questions.jsonl of a finished questions stage, with its split checked for leaks."""
+    import json
+
+    run_dir = Path(run_dir)
+    stats = run_dir / QUESTIONS_STATS
+    finished = stats.exists() and json.loads(stats.read_text()).get("complete")
+    if not (run_dir / QUESTIONS_FILE).exists() or not finished:
+        raise UserError(f"{run_dir} has no finished questions.jsonl.",
+                        hint=f"Run `agentdistill questions --run {run_dir}` first.")
+    questions = read_records(run_dir / QUESTIONS_FILE, Question)
+    check_disjoint(questions)
+    return questions
+
+
+def recorded(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(accepted, rejected) raw records keyed by question id; a torn last line is ignored."""
+    out: list[dict[str, dict[str, Any]]] = []
+    for name in (TRACES_FILE, REJECTED_FILE):
+        path = Path(run_dir) / name
+        out.append({r["question_id"]: r for r in iter_json(path)} if path.exists() else {})
+    return out[0], out[1]
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f}/s" if speed else "-/s", style="progress.data.speed")
+
+
+def _warm_up(tools: Any) -> None:
+    """Open the corpus index before the first timed tool call: loading the embedder takes seconds."""
+    for name, args in (("search_labour_law", {"query": "warm up"}),):
+        tool = tools.get(name)
+        if tool is not None:
+            with contextlib.suppress(Exception):  # the real call will report any problem as an observation
+                tool.fn(**args)
+
+
+def _block_size(cfg: RunConfig, llm: Any) -> int:
+    return 256 if getattr(llm, "name", "") == "rule" else max(8, 4 * cfg.teacher.concurrency)
+
+
+def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console | None = None) -> dict[str, Any]:
+    """Record a trace for every question without one; returns the stats written to traces.stats.json."""
+    from agentdistill.agent.runtime import run_agents
+    from agentdistill.tools import load_tools
+
+    run_dir = Path(run_dir)
+    console = console or Console(stderr=True)
+    questions = load_questions(run_dir)
+    accepted, rejected = recorded(run_dir)
+    todo = [q for q in questions if q.id not in accepted and q.id not in rejected]
+    start = time.perf_counter()
+    backend_errors = 0
+    teacher = None
+    if todo:
+        tools = load_tools(cfg, run_dir)
+        llm = llm if llm is not None else make_teacher(cfg, run_dir)
+        teacher = llm.name
+        _warm_up(tools)
+        specs = tools.specs()
+        n_rejected = len(rejected)
+        consecutive = 0
+        columns = [TextColumn("[bold]traces"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
+                   TextColumn("rejected {task.fields[rejected]}")]
+        with (JsonlAppender(run_dir / TRACES_FILE) as keep, JsonlAppender(run_dir / REJECTED_FILE) as drop,
+              Progress(*columns, console=console, transient=False) as bar):
+            task = bar.add_task("traces", total=len(questions), completed=len(questions) - len(todo),
+                                rejected=n_rejected)
+            size = _block_size(cfg, llm)
+            for b in range(0, len(todo), size):
+                block = todo[b : b + size]
+                results = run_agents(llm, tools, [q.text for q in block], max_steps=cfg.agent.max_steps,
+                                     self_consistency=cfg.agent.self_consistency,
+                                     first_thought_prefix=cfg.agent.first_thought_prefix,
+                                     max_tokens=cfg.teacher.max_tokens)
+                for i, result in results:
+                    q = block[i]
+                    if result.outcome.status == "backend_error":
+                        backend_errors += 1
+                        consecutive += 1
+                        if consecutive >= MAX_CONSECUTIVE_BACKEND_ERRORS:
+                            raise UserError(
+                                f"the teacher backend failed on {consecutive} questions in a row.",
+                                hint="Check that the teacher server is up (teacher.base_url) and run the same command "
+                                "again: every recorded trace is kept.")
+                        continue
+                    consecutive = 0
+                    trace = Trace(id="t-" + q.id.removeprefix("q-"), question_id=q.id, tools=specs,
+                                  messages=result.messages, teacher=teacher, outcome=result.outcome, split=q.split)
+                    verdict = check_trace(trace, q, tools, cfg.agent.max_steps)
+                    if verdict is None:
+                        keep.append(trace)
+                    else:
+                        drop.append(Rejection(question_id=q.id, reason=verdict[0], detail=verdict[1][:500],
+                                              trace=trace))
+                        n_rejected += 1
+                    bar.update(task, advance=1, rejected=n_rejected)
+    stats = summarize(run_dir, questions)
+    stats.update(seconds_this_run=round(time.perf_counter() - start, 2), backend_errors_this_run=backend_errors)
+    if teacher:
+        stats["teacher"] = teacher
+    if stats["complete"]:
+        from agentdistill.synth.export import export_traces
+
+        paths = export_traces(run_dir, load_accepted(run_dir, questions))
+        stats["export"] = {k: str(v.relative_to(run_dir)) for k, v in paths.items()}
+    write_json_atomic(run_dir / STATS_FILE, stats)
+    return stats
+
+
+def load_accepted(run_dir: Path, questions: list[Question]) -> list[Trace]:
+    """Accepted traces of the current questions, each with its question's split (the source of truth)."""
+    split = {q.id: q.split for q in questions}
+    out = []
+    for t in read_records(Path(run_dir) / TRACES_FILE, Trace):
+        if t.question_id in split:
+            out.append(t if t.split == split[t.question_id] else t.model_copy(update={"split": split[t.question_id]}))
+    return out
+
+
+def summarize(run_dir: Path, questions: list[Question]) -> dict[str, Any]:
+    """Counts over both record files (not just this run), restricted to the current questions."""
+    accepted, rejected = recorded(run_dir)
+    by_id = {q.id: q for q in questions}
+    both = set(accepted) & set(rejected)
+    if both:
+        raise UserError(f"{len(both)} questions have both an accepted and a rejected trace (e.g. {sorted(both)[0]}).",
+                        hint="The trace files were edited or merged by hand; delete the wrong lines.")
+    kept = [by_id[i] for i in accepted if i in by_id]
+    reasons = Counter(r["reason"] for i, r in rejected.items() if i in by_id)
+    tools: Counter[str] = Counter()
+    for q in kept:
+        tools.update(q.expect.tools if q.expect and q.expect.tools else ["(no tool)"])
+    n_rec = len(kept) + sum(reasons.values())
+    no_tool = sum(1 for q in kept if q.expect is not None and not q.expect.tools)
+    return {
+        "complete": n_rec == len(questions),
+        "questions": len(questions),
+        "recorded": n_rec,
+        "accepted": len(kept),
+        "rejected": sum(reasons.values()),
+        "rejections": dict(reasons.most_common()),
+        "accepted_by_kind": dict(Counter(q.kind for q in kept)),
+        "accepted_by_persona": dict(Counter(q.persona for q in kept)),
+        "accepted_by_tool": dict(tools.most_common()),
+        "no_tool_share": round(no_tool / len(kept), 4) if kept else 0.0,
+        "accepted_by_split": dict(Counter(q.split for q in kept)),
+    }

@@ -1,0 +1,166 @@
+"""`agentdistill questions`: windows, the mix, validation of teacher replies, dedup, and the rule writer."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from agentdistill.config import QuestionsConfig, RunConfig, TeacherConfig, ToolsConfig
+from agentdistill.errors import UserError
+from agentdistill.jsonl import iter_json, read_records, write_json_atomic, write_records
+from agentdistill.llm.base import Completion
+from agentdistill.llm.rule import route
+from agentdistill.records import Chunk, Expect, Question
+from agentdistill.synth.questions import (
+    InvalidOutput,
+    dedup,
+    kind_targets,
+    llm_questions,
+    load_personas,
+    make_questions,
+    parse_generated,
+    windows,
+)
+
+TOOLS = {"search_labour_law", "get_article", "calculator", "annual_leave"}
+
+
+def test_windows_cover_every_chunk_with_the_given_stride():
+    ids = [f"c{i}" for i in range(7)]
+    ws = windows(ids, 3, 2)
+    assert ws == [["c0", "c1", "c2"], ["c2", "c3", "c4"], ["c4", "c5", "c6"]]
+    assert windows(ids[:2], 3, 2) == [["c0", "c1"]]
+    assert {c for w in windows(ids, 3, 3) for c in w} == set(ids)  # the tail gets its own window
+    with pytest.raises(UserError):
+        windows(ids, 0, 1)
+
+
+@pytest.mark.parametrize("n", [1, 7, 60, 800])
+def test_kind_targets_follow_the_mix_and_sum_to_n(n):
+    mix = {"lookup": 0.45, "calculation": 0.25, "multi_step": 0.15, "no_tool": 0.15}
+    t = kind_targets(n, mix)
+    assert sum(t.values()) == n
+    assert all(abs(t[k] - n * w) < 1 for k, w in mix.items())
+    with pytest.raises(UserError, match="mix"):
+        kind_targets(10, {"lookups": 1.0})
+
+
+def test_teacher_replies_are_validated():
+    ok = 'Sure! {"questions": [{"question": "How much leave after 8 months?", "tools": ["annual_leave"]}]} thanks'
+    assert parse_generated(ok, "calculation", TOOLS) == [("How much leave after 8 months?", ["annual_leave"])]
+    mixed = json.dumps({"questions": [{"question": "Hi there", "tools": []}, {"question": "Use it", "tools": ["x"]},
+                                      {"question": "What is 2 + 2 please?", "tools": ["calculator"]}]})
+    assert parse_generated(mixed, "calculation", TOOLS) == [("What is 2 + 2 please?", ["calculator"])]
+    assert parse_generated(mixed, "no_tool", TOOLS) == [("Hi there", [])]
+    for bad, kind in [("no json here", "lookup"), ('{"questions": [', "lookup"), ('{"questions": []}', "lookup"),
+                      ('{"questions": [{"question": "Look it up and compute", "tools": ["calculator"]}]}',
+                       "multi_step")]:
+        with pytest.raises(InvalidOutput):
+            parse_generated(bad, kind, TOOLS)
+
+
+class GarbageTeacher:
+    """Fault injection: a teacher whose every reply is unusable (what a too-small model produces)."""
+
+    name = "garbage"
+
+    def __init__(self):
+        self.requests = 0
+
+    def generate(self, requests):
+        self.requests += len(requests)
+        return [[Completion(text="I am sorry, here are some questions: 1. what", finish_reason="length")]
+                for _ in requests]
+
+
+def _tiny_corpus(run, n_chunks=6):
+    chunks = [Chunk(id=f"c{i}", doc_id=f"d{i % 2}", source="x.md", title="Leave",
+                    section_path=f"Leave > Topic {i} (Federal Decree-Law 33/2021, Art. {29 + i})",
+                    text=f"Workers earn {2 + i} days of leave per month of service (Federal Decree-Law 33/2021, "
+                         f"Art. {29 + i}).", n_tokens=20) for i in range(n_chunks)]
+    write_records(run / "chunks.jsonl", chunks)
+    write_json_atomic(run / "clusters.json", {"k": 2, "rule": "test", "clusters": [
+        {"id": 0, "size": 3, "top_terms": ["leave"], "chunk_ids": ["c0", "c1", "c2"]},
+        {"id": 1, "size": 3, "top_terms": ["days"], "chunk_ids": ["c3", "c4", "c5"]}]})
+    return chunks
+
+
+def test_invalid_replies_are_retried_then_dropped_counted_and_not_asked_again(tmp_path):
+    _tiny_corpus(tmp_path)
+    cfg = RunConfig(questions=QuestionsConfig(n_questions=6, per_window=2, max_invalid_retries=2),
+                    tools=ToolsConfig(packs=["general"]))
+    specs = [{"name": "calculator", "description": "Evaluate arithmetic."}]
+    teacher = GarbageTeacher()
+    questions, counts = llm_questions(tmp_path, cfg, teacher, specs)
+    journal = list(iter_json(tmp_path / "questions.raw.jsonl"))
+    assert questions == []
+    assert counts["dropped_prompts"] == len(journal) > 0
+    assert teacher.requests == 3 * len(journal)  # first try + 2 retries each
+    assert counts["invalid_replies"] == teacher.requests
+    assert all(r["status"] == "dropped" and r["reason"] for r in journal)
+    again = GarbageTeacher()
+    llm_questions(tmp_path, cfg, again, specs)  # resumed: every prompt already has its outcome
+    assert again.requests == 0
+
+
+def test_near_duplicates_go_but_different_numbers_stay():
+    from agentdistill.corpus.embed import Embedder
+
+    def q(i, text):
+        return Question(id=f"q{i}", text=text, persona="p", cluster=0)
+
+    questions = [q(0, "How much gratuity after 5 years on AED 8,000?"),
+                 q(1, "How much gratuity after 5 years on AED 8,000 ?"),
+                 q(2, "How much gratuity after 7 years on AED 8,000?"), q(3, "What are the rules on sick leave?"),
+                 q(4, "what are the rules on sick leave?"), q(5, "What are the rules about sick leave?")]
+    kept, removed = dedup(questions, Embedder("all-minilm-l6-v2").encode, threshold=0.95)
+    assert [k.id for k in kept] == ["q0", "q2", "q3"]
+    assert removed == 3
+
+
+def test_personas_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "personas.yaml"
+    bad.write_text("- name: employee\n")
+    with pytest.raises(UserError, match="asks_about") as e:
+        load_personas(bad)
+    assert e.value.hint
+    with pytest.raises(UserError, match="does not exist"):
+        load_personas(tmp_path / "missing.yaml")
+    good = tmp_path / "good.yaml"
+    good.write_text("personas:\n  - {name: hr, asks_about: [leave, pay], style: brief}\n")
+    [p] = load_personas(good)
+    assert p.asks_about == ["leave", "pay"] and p.style == "brief"
+
+
+def test_the_rule_writer_fills_the_mix_with_routable_split_questions(tmp_path):
+    chunks = _tiny_corpus(tmp_path)
+    cfg = RunConfig(questions=QuestionsConfig(n_questions=40), teacher=TeacherConfig(kind="rule"))
+    report = make_questions(tmp_path, cfg)
+    qs = read_records(tmp_path / "questions.jsonl", Question)
+    stats = json.loads((tmp_path / "questions.stats.json").read_text())
+    assert stats["complete"] and stats["n"] == len(qs) == 40
+    assert report.by_kind == kind_targets(40, cfg.questions.mix)
+    assert len({q.id for q in qs}) == len({q.text for q in qs}) == 40
+    names = TOOLS | {"calculate_gratuity", "overtime_pay", "notice_period", "convert_units", "date_diff", "add_days"}
+    for q in qs:
+        assert route(q.text, names).tools == q.expect.tools  # the wording names the tool
+        assert (q.kind == "no_tool") == (q.expect.tools == [])
+        assert set(q.source_chunk_ids) <= {c.id for c in chunks}
+    assert {q.persona for q in qs} == {"HR manager", "employer", "employee", "domestic worker"}  # defaults
+    assert Counter(q.split for q in qs)["test"] > 0
+    train = {c for q in qs if q.split == "train" for c in q.source_chunk_ids}
+    assert not train & {c for q in qs if q.split == "test" for c in q.source_chunk_ids}
+    assert isinstance(qs[0].expect, Expect)
+
+
+def test_stages_run_out_of_order_say_what_to_run_first(tmp_path):
+    from agentdistill.synth.traces import load_questions
+
+    with pytest.raises(UserError, match="chunks.jsonl") as e:
+        make_questions(tmp_path, RunConfig())
+    assert "agentdistill ingest" in e.value.hint
+    with pytest.raises(UserError, match="no finished questions.jsonl") as e:
+        load_questions(tmp_path)
+    assert "agentdistill questions" in e.value.hint

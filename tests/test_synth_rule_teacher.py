@@ -1,0 +1,148 @@
+"""The offline rule teacher: routing from wording alone, grounded answers, and real runs through the runtime.
+
+Runs use the real general tool pack (no corpus needed) and the real ReAct runtime.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agentdistill.agent.runtime import run_agents
+from agentdistill.config import RunConfig, ToolsConfig
+from agentdistill.llm.base import LLM, GenerationRequest
+from agentdistill.llm.rule import RuleTeacher, best_sentences, route
+from agentdistill.tools import load_tools
+from agentdistill.tools.citations import extract_citations
+
+
+@pytest.mark.parametrize(
+    ("question", "tools", "args"),
+    [
+        ("I earn a basic salary of AED 12,000 and have worked here for 7 years. What gratuity am I owed?",
+         ["calculate_gratuity"], {"monthly_basic_salary": 12000, "years_of_service": 7}),
+        ("What is the end-of-service gratuity for 6.5 years of service at a basic wage of AED 9,250?",
+         ["calculate_gratuity"], {"monthly_basic_salary": 9250, "years_of_service": 6.5}),
+        ("How much annual leave do I get after 9 months of service?", ["annual_leave"], {"months_of_service": 9}),
+        ("I worked 12 extra hours between 10 pm and 4 am on a basic salary of AED 15,500. How much overtime?",
+         ["overtime_pay"], {"monthly_basic_salary": 15500, "overtime_hours": 12, "period": "night"}),
+        ("How much overtime pay do I owe for 4 hours on the weekly rest day at a basic salary of AED 6,000?",
+         ["overtime_pay"], {"overtime_hours": 4, "period": "rest_day"}),
+        ("I have a 60-day notice in my contract, earn AED 9,000 a month and have served 10 days of it. Pay in lieu?",
+         ["notice_period"], {"contract_notice_days": 60, "monthly_wage": 9000, "days_already_served": 10}),
+        ("What is 18% of 4,500?", ["calculator"], {"expression": "18% of 4,500"}),
+        ("What is 1,200 divided by 4?", ["calculator"], {"expression": "1,200 / 4"}),
+        ("How many pounds are in 25 kg?", ["convert_units"], {"value": 25, "from_unit": "kg", "to_unit": "pounds"}),
+        ("Convert 12 km to miles.", ["convert_units"], {"value": 12, "from_unit": "km", "to_unit": "miles"}),
+        ("How many days are there between 2024-01-15 and 2024-06-30?", ["date_diff"],
+         {"start_date": "2024-01-15", "end_date": "2024-06-30"}),
+        ("What date is 30 days before 2025-06-01?", ["add_days"], {"date": "2025-06-01", "days": -30}),
+        ("Show me Article 43 of the labour law.", ["get_article"], {"law": "labour law", "article": 43}),
+        ("What does Cabinet Resolution 1/2022, Art. 19 say?", ["get_article"],
+         {"law": "Cabinet Resolution 1/2022", "article": 19}),
+        ("What is in Art. 9 of Federal Decree-Law 33/2021?", ["get_article"],
+         {"law": "Federal Decree-Law 33/2021", "article": 9}),
+        ("Can you explain the rules on probation period?", ["search_labour_law"], {"query": "probation period"}),
+        ("What does the law say about overtime pay, and what is the pay for 3 hours on a basic salary of AED 6,000?",
+         ["search_labour_law", "overtime_pay"], {"query": "overtime pay"}),
+    ],
+)
+def test_the_tool_and_arguments_follow_from_the_wording(question, tools, args):
+    plan = route(question)
+    assert plan.tools == tools
+    first = plan.calls[0].arguments
+    assert {k: first[k] for k in args} == args
+
+
+@pytest.mark.parametrize(("message", "reply"), [
+    ("Hello, who am I talking to?", "greeting"), ("Thanks, that helps a lot.", "thanks"),
+    ("Great, thanks for explaining the gratuity.", "thanks"), ("What is the capital of Australia?", "decline"),
+    ("Could you make up a bedtime story for my kids?", "decline"),
+])
+def test_messages_that_need_no_tool_get_a_direct_reply(message, reply):
+    plan = route(message)
+    assert plan.calls == [] and plan.reply == reply
+
+
+def test_a_plan_only_uses_tools_that_exist():
+    q = "My basic salary is AED 8,000 and I worked 5 years; what gratuity do I get?"
+    assert route(q, tool_names={"calculate_gratuity"}).tools == ["calculate_gratuity"]
+    assert route(q, tool_names={"calculator"}).tools == []
+
+
+def test_free_form_domain_questions_are_searched_with_their_content_words():
+    plan = route("Is my employer allowed to keep my passport?")
+    assert plan.tools == ["search_labour_law"]
+    assert plan.calls[0].arguments["query"] == "employer allowed keep passport"
+
+
+OBSERVATION = (
+    "[1] Leave > Sick leave: 90 days a year (Federal Decree-Law 33/2021, Art. 31): ## Sick leave: 90 days a year "
+    "A worker past probation gets up to 90 days of sick leave a year. The first 15 days are on full pay, the next 30 "
+    "on half pay and the rest unpaid (Federal Decree-Law 33/2021, Art. 31). Leave must be reported within three "
+    "days ...\n"
+    "[2] Leave > Maternity leave (Federal Decree-Law 33/2021, Art. 30): ## Maternity leave A woman gets 60 days of "
+    "maternity leave, 45 on full pay and 15 on half pay (Federal Decree-Law 33/2021, Art. 30)."
+)
+
+
+def test_answers_come_from_the_best_passage_and_cite_only_what_was_observed():
+    text, cite = best_sentences(OBSERVATION, "sick leave pay")
+    assert "full pay" in text and "half pay" in text
+    assert "within three days" not in text  # the sentence the length limit cut off is never used
+    observed = extract_citations(OBSERVATION)
+    assert extract_citations(text + " " + cite) <= observed
+    text, _ = best_sentences(OBSERVATION, "maternity leave for women")
+    assert "60 days" in text
+
+
+def test_a_requested_article_is_preferred_when_choosing_sentences():
+    text, _ = best_sentences(OBSERVATION, "what does the law say", must_cite="FDL 33/2021 Art. 30")
+    assert "FDL 33/2021 Art. 30" in extract_citations(text)
+
+
+@pytest.fixture(scope="module")
+def general_tools():
+    return load_tools(RunConfig(tools=ToolsConfig(packs=["general"])), None)
+
+
+def test_the_rule_teacher_runs_real_tools_through_the_runtime(general_tools):
+    teacher = RuleTeacher(tool_names=general_tools.names())
+    assert isinstance(teacher, LLM)
+    questions = ["What is 18% of 4,500?", "Convert 5 miles to km.", "What date is 45 days after 2025-03-01?",
+                 "Hello!", "Who painted the Mona Lisa?"]
+    results = dict(run_agents(teacher, general_tools, questions, max_steps=3))
+    assert all(r.outcome.status == "answered" for r in results.values())
+    assert "810" in results[0].outcome.answer
+    assert "8.04672" in results[1].outcome.answer
+    assert "2025-04-15" in results[2].outcome.answer
+    for i in (3, 4):  # no tool, one step
+        assert [m["role"] for m in results[i].messages] == ["system", "user", "assistant"]
+    assert "can't" in results[4].outcome.answer or "outside" in results[4].outcome.answer
+
+
+def test_thoughts_are_one_sentence_and_varied(general_tools):
+    teacher = RuleTeacher(tool_names=general_tools.names())
+    questions = [f"What is {a} * {b}?" for a, b in [(12, 7), (140, 3), (9, 9), (31, 4), (77, 5), (16, 16)]]
+    thoughts = {r.messages[2]["thought"] for _, r in run_agents(teacher, general_tools, questions, max_steps=3)}
+    assert len(thoughts) >= 2
+    assert all(t.count(". ") == 0 and t.endswith(".") for t in thoughts)
+
+
+def test_a_first_thought_prefix_is_continued(general_tools):
+    teacher = RuleTeacher(tool_names=general_tools.names())
+    prefix = "Thought: Let me decide which tool fits."
+    [(_, result)] = run_agents(teacher, general_tools, ["Convert 10 kg to pounds."], max_steps=3,
+                               first_thought_prefix=prefix)
+    step = result.messages[2]
+    assert step["thought"].startswith("Let me decide which tool fits.")
+    assert step["tool_calls"][0]["name"] == "convert_units"
+    assert result.outcome.status == "answered"
+
+
+def test_generate_returns_n_identical_candidates():
+    teacher = RuleTeacher(tool_names=["calculator"])
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "What is 2 * 3?"}]
+    req = GenerationRequest(messages=messages, n=3)
+    [out] = teacher.generate([req])
+    assert len(out) == 3 and len({c.text for c in out}) == 1
+    assert out[0].text.startswith("Thought:") and '"calculator"' in out[0].text
