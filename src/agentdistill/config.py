@@ -92,23 +92,27 @@ class SFTConfig(Section):
     max_steps: int = -1
     batch_size: int = 4
     grad_accum: int = 1
-    max_length: int = 1024
+    max_length: int = 1536  # whole traces: a cut one loses its final answer (UAE lookups run ~1.1k tokens)
     packing: bool = False
     save_steps: int = 50
     logging_steps: int = 5
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
     max_examples: int | None = None
+    bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
 
 
 class DistillConfig(Section):
     top_k: int = 256
     temperature: float = 1.0
     uld_weight: float = 1.0
-    mode: Literal["offline", "online"] = "offline"
-    chunk_tokens: int = 1024
-    learning_rate: float = 2e-4
-    epochs: float = 2.0
-    max_steps: int = -1
+    loss: Literal["uld", "kl", "jsd"] = "uld"  # kl / jsd: only for a teacher with the student's tokenizer
+    mode: Literal["offline", "online"] = "offline"  # online: teacher forward in the loop, no teacher_topk/
+    teacher: str | None = None  # model or adapter dir; default: adapters/<models.teacher>/ from `sft --model teacher`
+    chunk_tokens: int | None = None  # tokens per loss chunk; None: sized from the vocabulary
+    # None: the sft section's value, so that SFT-only and SFT+ULD differ only by the distillation term
+    learning_rate: float | None = None
+    epochs: float | None = None
+    max_steps: int | None = None
 
 
 class EvalConfig(Section):

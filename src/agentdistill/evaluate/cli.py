@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
-from agentdistill.cli_options import ModelName, RunDir
-from agentdistill.errors import NotBuiltYet
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentdistill.cli_options import ConfigPath, ModelName, RunDir
+from agentdistill.config import open_run
+
+console = Console()
+
+SHOWN = [
+    "n", "format_valid_rate", "tool_selection_accuracy", "exact_tool_match", "argument_validity", "argument_match",
+    "task_success_rate", "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate", "tool_error_rate", "mean_steps",
+    "mean_latency_s",
+]
 
 
-def eval_model(run: RunDir, model: ModelName = "student") -> None:
-    """Evaluate a model as an agent on the held-out split -> eval/<name>/metrics.json."""
-    raise NotBuiltYet("eval", 6)
+def eval_model(
+    run: RunDir,
+    model: ModelName = "student",
+    split: str = typer.Option(None, "--split", help="Question split to evaluate on (default: eval.split, 'test')."),
+    max_questions: int = typer.Option(None, "--max-questions", help="Evaluate a fixed random subset of N questions."),
+    name: str = typer.Option(None, "--name", help="Folder under eval/ (default: derived from --model)."),
+    served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
+    config: ConfigPath = None,
+) -> None:
+    """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
+
+    MODEL: student | teacher (untuned), a registry name or HF id, an adapter folder (adapters/smollm2-135m,
+    relative to the run), http://host:port/v1 (with --served-model), or rule (the offline rule teacher).
+    Resumes: questions already in results.jsonl are skipped.
+    """
+    from agentdistill.evaluate.runner import evaluate
+
+    if split not in (None, "train", "test"):
+        from agentdistill.errors import UserError
+
+        raise UserError(f"unknown split {split!r}.", hint="Use --split test (held out) or --split train.")
+    cfg = open_run(run, config)
+    metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
+                       served_model=served_model)
+    table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for key in SHOWN:
+        value, ci = metrics.get(key), metrics.get("ci95", {}).get(key)
+        table.add_row(key, "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value),
+                      f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "")
+    console.print(table)
+    console.print(f"statuses: {metrics['statuses']}")
 
 
 def report(run: RunDir) -> None:
-    """Write report.html comparing every evaluated model."""
-    raise NotBuiltYet("report", 6)
+    """Write report.html comparing every evaluated model (tables, charts, example traces)."""
+    from agentdistill.evaluate.report import write_report
+
+    path = write_report(run)
+    console.print(f"report written to {path}")

@@ -1,0 +1,217 @@
+"""Evaluate any model as an agent: the real runtime, the real tools, the held-out questions.
+
+    questions.jsonl (split) -> run_agents(model, tools) -> eval/<name>/results.jsonl -> metrics.json
+
+The model is anything ``llm.make_llm`` accepts: ``student`` / ``teacher`` (the configured base
+models, untuned), a registry name or HF id, an adapter folder (``adapters/smollm2-135m``, relative
+to the run), ``http://host:port/v1`` (with ``served_model``), or ``rule`` (the offline rule teacher).
+
+Questions run in groups of ``eval.batch_size``: each group advances in lockstep (one batched
+forward pass per step for a local model) and a question's latency is the wall time of its own
+conversation inside its group. Every finished question is appended to results.jsonl at once, so a
+killed eval loses at most the group in flight and a rerun skips what is done (a ``backend_error`` is
+retried). metrics.json is written last, from every result, so it exists only when the eval is
+complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agentdistill.config import RunConfig
+from agentdistill.errors import UserError
+from agentdistill.evaluate.metrics import aggregate, score_question
+from agentdistill.jsonl import JsonlAppender, iter_json, read_records, write_json_atomic
+from agentdistill.records import SCHEMA_VERSION, Question, Trace
+from agentdistill.tools.citations import extract_citations
+
+RESULTS = "results.jsonl"
+METRICS = "metrics.json"
+EVAL_META = "eval.json"
+
+
+def default_name(model: str, run_dir: Path, cfg: RunConfig, served_model: str | None = None) -> str:
+    """The eval folder name for ``model``: readable and stable (see the module docstring for the forms).
+
+    A base model is ``<model>-untuned``; an adapter is ``<base>-<kind>`` from its agentdistill.json
+    (``smollm2-135m-sft``), else its folder name; an endpoint is its served model name.
+    """
+    if model == "rule":
+        return "rule-teacher"
+    if model.startswith(("http://", "https://")):
+        label = served_model or model.split("://", 1)[1].split("/", 1)[0]
+        return _slug(label)
+    model = {"student": cfg.models.student, "teacher": cfg.models.teacher}.get(model, model)
+    path = Path(model).expanduser()
+    folder = path if path.is_absolute() else run_dir / path
+    if not folder.is_dir():
+        folder = path
+    if (folder / "adapter_config.json").is_file() or (folder / "agentdistill.json").is_file():
+        meta_file = folder / "agentdistill.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        base, kind = Path(meta.get("base_model") or "").name, meta.get("kind")
+        # adapters/smollm2-135m (an SFT of smollm2-135m) -> smollm2-135m-sft; adapters/smollm2-135m-uld stays
+        return _slug(f"{base}-{kind}" if kind and base == folder.name else folder.name)
+    return _slug(f"{Path(model).name}-untuned")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-") or "model"
+
+
+def select_questions(run_dir: Path, split: str, max_questions: int | None, seed: int) -> list[Question]:
+    """The questions of ``split``; with ``max_questions``, a seeded random subset kept in file order.
+
+    The subset for N is a prefix of one fixed permutation, so a larger N contains every smaller one
+    (an eval grown from 8 to 200 questions reuses the first 8 results).
+    """
+    path = Path(run_dir) / "questions.jsonl"
+    if not path.exists():
+        raise UserError(f"{path} does not exist: there is nothing to evaluate on.",
+                        hint=f"Run `agentdistill questions --run {run_dir}` first.")
+    questions = [q for q in read_records(path, Question) if q.split == split]
+    if not questions:
+        raise UserError(f"{path} has no questions in the {split!r} split.",
+                        hint="Pick the split with --split, or regenerate questions (the split is made there).")
+    if max_questions is not None and max_questions < len(questions):
+        if max_questions < 1:
+            raise UserError(f"--max-questions must be at least 1 (got {max_questions}).")
+        keep = np.random.default_rng(seed).permutation(len(questions))[:max_questions]
+        questions = [questions[i] for i in sorted(keep)]
+    return questions
+
+
+def corpus_citations(run_dir: Path) -> set[str]:
+    """Every article the run's corpus holds, from its chunks' section paths (empty without a corpus)."""
+    path = Path(run_dir) / "chunks.jsonl"
+    if not path.exists():
+        return set()
+    return {c for row in iter_json(path) for c in extract_citations(f"{row.get('section_path', '')}")}
+
+
+def _identity(meta: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two evals the same: the model (for an endpoint, the served model: its port may change)."""
+    model = meta.get("model") or ""
+    if model.startswith(("http://", "https://")) and meta.get("served_model"):
+        model = f"endpoint:{meta['served_model']}"
+    return model, meta.get("split")
+
+
+def _check_same_model(out_dir: Path, meta: dict[str, Any]) -> None:
+    """An eval folder belongs to one model: refuse to mix another model's answers into it."""
+    path = out_dir / EVAL_META
+    if path.exists():
+        old = json.loads(path.read_text())
+        if _identity(old) != _identity(meta):
+            raise UserError(
+                f"{out_dir} holds an eval of model {old.get('model')!r} on split {old.get('split')!r}, "
+                f"not of {meta['model']!r} on {meta['split']!r}.",
+                hint="Pass another --name, or delete that folder to start over.")
+    write_json_atomic(path, meta)
+
+
+def load_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The latest result per question id (a retried backend error replaces the failed one)."""
+    if not path.exists():
+        return {}
+    return {row["question_id"]: row for row in iter_json(path)}
+
+
+def evaluate(
+    run_dir: Path,
+    cfg: RunConfig,
+    model: str = "student",
+    *,
+    split: str | None = None,
+    max_questions: int | None = None,
+    name: str | None = None,
+    served_model: str | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run the eval (resuming), write results.jsonl and metrics.json; return the metrics."""
+    from agentdistill.agent.runtime import run_agents
+    from agentdistill.llm import make_llm
+    from agentdistill.tools import load_tools
+
+    run_dir = Path(run_dir)
+    split = split or cfg.eval.split
+    max_questions = max_questions if max_questions is not None else cfg.eval.max_questions
+    name = name or default_name(model, run_dir, cfg, served_model)
+    out_dir = run_dir / "eval" / name
+    questions = select_questions(run_dir, split, max_questions, cfg.seed)
+    meta = {"name": name, "model": model, "served_model": served_model, "split": split}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_model(out_dir, meta)
+
+    results_path = out_dir / RESULTS
+    done = {qid for qid, row in load_results(results_path).items()
+            if row["trace"]["outcome"]["status"] != "backend_error"}
+    todo = [q for q in questions if q.id not in done]
+    corpus = corpus_citations(run_dir)
+    if todo:
+        llm = make_llm(model, run_dir, cfg, served_model=served_model, batch_size=cfg.eval.batch_size)
+        tools = load_tools(cfg, run_dir)
+        specs = tools.specs()
+        group = max(1, cfg.eval.batch_size)
+        with JsonlAppender(results_path) as out, Progress(
+            TextColumn(f"eval {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"), disable=quiet, transient=False,
+        ) as bar:
+            task = bar.add_task("eval", total=len(questions), completed=len(questions) - len(todo), status="")
+            ran = successes = 0
+            for start in range(0, len(todo), group):
+                batch = todo[start : start + group]
+                for i, res in run_agents(llm, tools, [q.text for q in batch], max_steps=cfg.agent.max_steps,
+                                         self_consistency=cfg.agent.self_consistency,
+                                         first_thought_prefix=cfg.agent.first_thought_prefix,
+                                         max_tokens=cfg.eval.max_new_tokens):
+                    q = batch[i]
+                    score = score_question(q, res.messages, res.outcome.status, res.outcome.steps, res.latency_s,
+                                           specs, res.outcome.answer, corpus)
+                    trace = Trace(id=f"{name}/{q.id}", question_id=q.id, tools=specs, messages=res.messages,
+                                  teacher=llm.name, outcome=res.outcome, split=q.split)
+                    out.append({
+                        "schema_version": SCHEMA_VERSION, "question_id": q.id, "question": q.model_dump(mode="json"),
+                        "trace": trace.model_dump(mode="json"), "latency_s": round(res.latency_s, 4),
+                        "raw_steps": res.raw_steps, "error": res.error, "scores": asdict(score),
+                    })
+                    ran, successes = ran + 1, successes + score.task_success
+                    bar.update(task, advance=1, status=f"task success {successes}/{ran}")
+    metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus)
+    metrics.update(name=name, model=model, served_model=served_model, split=split,
+                   evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    write_json_atomic(out_dir / METRICS, metrics)
+    failed = metrics["statuses"].get("backend_error", 0)
+    if failed and not quiet:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] {failed} of {metrics['n']} questions failed in the model backend and count as "
+            "failures; run the same command again to retry only those.")
+    return metrics
+
+
+def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path, cfg: RunConfig,
+                    corpus: set[str] | None = None) -> dict[str, Any]:
+    """metrics.json from the stored conversations of ``questions`` (scores are recomputed, not read back,
+    so a fixed metric definition applies to old results too)."""
+    rows = load_results(results_path)
+    missing = [q.id for q in questions if q.id not in rows]
+    if missing:
+        raise UserError(f"{results_path} lacks {len(missing)} of the {len(questions)} questions "
+                        f"(e.g. {missing[0]}).", hint="Run the same eval command again to finish it.")
+    corpus = corpus if corpus is not None else corpus_citations(run_dir)
+    scores = []
+    for q in questions:
+        row = rows[q.id]
+        trace = row["trace"]
+        outcome = trace["outcome"]
+        scores.append(score_question(q, trace["messages"], outcome["status"], outcome["steps"], row["latency_s"],
+                                     trace["tools"], outcome.get("answer"), corpus))
+    return aggregate(questions, scores, n_boot=cfg.eval.bootstrap, seed=cfg.seed)

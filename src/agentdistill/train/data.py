@@ -1,0 +1,91 @@
+"""Training examples from a run's traces: token ids plus the mask of the tokens the student learns.
+
+Each training trace (``traces.jsonl``, split "train", status "answered") is rendered with the model
+family's chat template (system, user, assistant, observation turns) and tokenized once, here, by
+``models.templates.tokenize_for_training``. The result goes to TRL's SFTTrainer as a pre-tokenized
+dataset: ``input_ids`` and ``assistant_masks``, from which TRL builds ``labels`` (-100 outside the
+assistant turns), so the loss is
+
+    L = sum_t m_t * -log p(x_t | x_<t) / sum_t m_t,   m_t = 1 on assistant text and its end-of-turn token
+
+Every example's mask is checked (``check_assistant_mask``): an example with nothing to learn stops
+training with its id instead of silently diluting the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentdistill.errors import UserError
+from agentdistill.jsonl import read_records
+from agentdistill.records import Trace
+
+UNLIMITED = 1 << 30  # a max_length that cuts nothing, to measure each trace's full length
+
+
+@dataclass
+class DataStats:
+    n_traces: int  # training traces in traces.jsonl
+    n_examples: int  # examples kept (answered traces, after max_examples)
+    n_truncated: int  # examples longer than max_length, cut at the end
+    mean_tokens: float
+    max_tokens: int  # before truncation
+    trained_fraction: float  # share of tokens inside the assistant mask
+
+
+def load_train_traces(run_dir: Path, max_examples: int | None = None) -> tuple[list[Trace], int]:
+    """The answered traces of the train split, in file order; also the number of train traces seen."""
+    path = Path(run_dir) / "traces.jsonl"
+    if not path.exists():
+        raise UserError(f"{path} does not exist: there is nothing to train on.",
+                        hint=f"Run `agentdistill traces --run {run_dir}` first.")
+    train = [t for t in read_records(path, Trace) if t.split == "train"]
+    # A trace that did not end in an answer teaches the student to fail; synth filters them, but a
+    # hand-made or older file may still hold some.
+    answered = [t for t in train if t.outcome.status == "answered"]
+    if not answered:
+        raise UserError(f"{path} has no answered traces in the train split ({len(train)} train traces in all).",
+                        hint="Check traces.stats.json for why traces were rejected, then rerun `agentdistill traces`.")
+    return (answered[:max_examples] if max_examples else answered), len(train)
+
+
+def tokenize_traces(traces: list[Trace], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], DataStats]:
+    """One example per trace: ``{"id", "input_ids", "assistant_masks"}``, cut to ``max_length`` tokens.
+
+    A trace longer than ``max_length`` keeps its start (so every kept step sees the prompt it was
+    written for) and loses its last turns; they are counted so the caller can warn.
+    """
+    from agentdistill.models.templates import check_assistant_mask, tokenize_for_training
+
+    examples: list[dict[str, Any]] = []
+    lengths: list[int] = []
+    trained = total = 0
+    for t in traces:
+        full = tokenize_for_training(tokenizer, t.messages, UNLIMITED)
+        lengths.append(len(full["input_ids"]))
+        ids, mask = full["input_ids"][:max_length], full["assistant_masks"][:max_length]
+        check_assistant_mask(mask, t.id)
+        examples.append({"id": t.id, "input_ids": ids, "assistant_masks": mask})
+        trained += sum(mask)
+        total += len(ids)
+    stats = DataStats(
+        n_traces=len(traces),
+        n_examples=len(examples),
+        n_truncated=sum(n > max_length for n in lengths),
+        mean_tokens=sum(lengths) / max(1, len(lengths)),
+        max_tokens=max(lengths, default=0),
+        trained_fraction=trained / max(1, total),
+    )
+    return examples, stats
+
+
+def to_dataset(examples: list[dict[str, Any]]) -> Any:
+    """A ``datasets.Dataset`` with the columns SFTTrainer expects of pre-tokenized data."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "input_ids": [e["input_ids"] for e in examples],
+        "assistant_masks": [e["assistant_masks"] for e in examples],
+    })

@@ -1,0 +1,186 @@
+"""SFT on a handful of hand-written canonical traces: real SmolLM2, real TRL + PEFT, a few steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentdistill.agent.wire import render_assistant
+from agentdistill.config import RunConfig
+from agentdistill.errors import UserError
+from agentdistill.jsonl import write_records
+from agentdistill.records import Outcome, Trace
+
+SYSTEM = (
+    "You are a helpful assistant with tools.\n"
+    "Tools:\n- calculator(expression: string): evaluate arithmetic.\n"
+    "- annual_leave(months_of_service: number): paid leave days under UAE labour law.\n"
+    'Reply with "Thought: ..." then "Action: {"name": ..., "arguments": {...}}" or "Answer: ...".'
+)
+TOOLS = [
+    {"name": "calculator", "description": "Evaluate arithmetic.",
+     "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}},
+    {"name": "annual_leave", "description": "Paid leave days.",
+     "parameters": {"type": "object", "properties": {"months_of_service": {"type": "number"}},
+                    "required": ["months_of_service"]}},
+]
+
+
+def _trace(i: int, question: str, call: dict | None, observation: str, answer: str, split: str = "train") -> Trace:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+    if call is not None:
+        messages += [
+            {"role": "assistant", "thought": f"I should use {call['name']}.", "tool_calls": [call]},
+            {"role": "tool", "name": call["name"], "content": observation},
+        ]
+    messages.append({"role": "assistant", "thought": "I have what I need.", "content": answer})
+    steps = sum(m["role"] == "assistant" for m in messages)
+    return Trace(id=f"t{i}", question_id=f"q{i}", tools=TOOLS, messages=messages, teacher="hand",
+                 outcome=Outcome(answer=answer, steps=steps, status="answered"), split=split)
+
+
+def make_run(run: Path, n: int = 6) -> list[Trace]:
+    base = [
+        ("What is 12 * 7?", {"name": "calculator", "arguments": {"expression": "12 * 7"}}, "84", "12 * 7 = 84."),
+        ("How many leave days after 18 months?", {"name": "annual_leave", "arguments": {"months_of_service": 18}},
+         "30 days per year (Federal Decree-Law 33/2021, Art. 29).",
+         "30 days a year (Federal Decree-Law 33/2021, Art. 29)."),
+        ("Hello, who are you?", None, "", "I answer questions about UAE labour law."),
+        ("What is 250 / 4?", {"name": "calculator", "arguments": {"expression": "250 / 4"}}, "62.5", "It is 62.5."),
+    ]
+    traces = [_trace(i, *base[i % len(base)]) for i in range(n)]
+    traces.append(_trace(99, "held out", None, "", "not trained", split="test"))
+    write_records(run / "traces.jsonl", traces)
+    return traces
+
+
+def tiny_cfg() -> RunConfig:
+    cfg = RunConfig()
+    cfg.sft.batch_size = 2
+    cfg.sft.max_length = 256
+    cfg.sft.lora_r = 8
+    cfg.sft.lora_alpha = 16
+    cfg.sft.learning_rate = 1e-3
+    cfg.sft.logging_steps = 1
+    cfg.sft.save_steps = 1
+    return cfg
+
+
+def test_assistant_mask_selects_exactly_the_assistant_turns():
+    from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.data import tokenize_traces
+
+    tok = load_tokenizer("smollm2-135m")
+    trace = _trace(0, "What is 12 * 7?", {"name": "calculator", "arguments": {"expression": "12 * 7"}}, "84", "84.")
+    examples, stats = tokenize_traces([trace], tok, max_length=1024)
+    ids, mask = examples[0]["input_ids"], examples[0]["assistant_masks"]
+    trained = tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    steps = [m for m in trace.messages if m["role"] == "assistant"]
+    assert trained == "".join(render_assistant(m) + "<|im_end|>" for m in steps)
+    assert SYSTEM not in trained and "84\n" not in trained  # neither prompt nor observation is learned
+    assert 0 < stats.trained_fraction < 0.5 and stats.n_truncated == 0
+
+
+def test_too_short_max_length_is_refused_with_the_example_id(tmp_path):
+    from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.data import tokenize_traces
+
+    traces = make_run(tmp_path, n=2)
+    with pytest.raises(UserError, match="t0") as e:
+        tokenize_traces(traces[:1], load_tokenizer("smollm2-135m"), max_length=20)  # the system prompt fills it
+    assert "max_length" in e.value.hint
+
+
+def test_missing_or_empty_traces_give_a_clear_error(tmp_path):
+    from agentdistill.train.sft import train_sft
+
+    with pytest.raises(UserError, match="traces.jsonl does not exist"):
+        train_sft(tmp_path, tiny_cfg())
+    write_records(tmp_path / "traces.jsonl", [_trace(1, "q", None, "", "a", split="test")])
+    with pytest.raises(UserError, match="no answered traces in the train split"):
+        train_sft(tmp_path, tiny_cfg())
+
+
+def test_sft_command_names_the_missing_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentdistill.cli import app
+
+    r = CliRunner().invoke(app, ["sft", "--run", str(tmp_path), "--model", "student"])
+    assert isinstance(r.exception, UserError) and "agentdistill traces" in r.exception.hint
+
+
+def test_cpu_bf16_follows_the_config_and_the_cpu_flags():
+    from pathlib import Path
+
+    from agentdistill.train.sft import use_bf16
+
+    cfg = tiny_cfg()
+    cfg.sft.bf16 = False
+    assert use_bf16(cfg, cuda=False) is False
+    cfg.sft.bf16 = None
+    native = {"avx512_bf16", "amx_bf16"} & set(Path("/proc/cpuinfo").read_text().split())
+    assert use_bf16(cfg, cuda=False) == bool(native)
+
+
+@pytest.mark.slow
+def test_tiny_lora_run_writes_an_adapter_that_loads_and_changes_the_model(tmp_path):
+    import torch
+
+    from agentdistill.models.registry import load_model
+    from agentdistill.train.sft import train_sft
+
+    make_run(tmp_path)
+    result = train_sft(tmp_path, tiny_cfg(), "student", max_steps=2)
+    out = tmp_path / "adapters" / "smollm2-135m"
+    assert result.adapter_dir == out and result.steps == 2 and result.steps_run == 2
+    assert result.train_loss is not None and result.train_loss > 0
+    for f in ("adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json", "chat_template.jinja"):
+        assert (out / f).is_file(), f
+    meta = json.loads((out / "agentdistill.json").read_text())
+    assert meta["base_model"] == "smollm2-135m" and meta["method"] == "lora" and meta["steps"] == 2
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2-135m"
+    assert not (tmp_path / "checkpoints" / "sft-smollm2-135m").exists()  # removed once the adapter is whole
+    assert any((tmp_path / "logs" / "sft-smollm2-135m").iterdir())  # TensorBoard events
+
+    tuned, tok = load_model(str(out), device="cpu")
+    base, _ = load_model("smollm2-135m", device="cpu")
+    ids = tok("Thought: I should use calculator.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        diff = (tuned(ids).logits - base(ids).logits).abs().max().item()
+    assert diff > 1e-4  # the trained LoRA weights are in the loaded model
+
+    again = train_sft(tmp_path, tiny_cfg(), "student", max_steps=2)  # a finished stage is not redone
+    assert again.skipped and again.steps == 2
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_training_resumes_from_the_last_checkpoint_after_a_kill(tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from agentdistill.train.sft import train_sft
+
+    make_run(tmp_path)
+    real_save = Trainer._save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):  # fault injection: the process dies right after checkpoint 2
+        real_save(self, *args, **kwargs)
+        if self.state.global_step == 2:
+            raise _Killed()
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        train_sft(tmp_path, tiny_cfg(), "student", max_steps=3)
+    assert not (tmp_path / "adapters" / "smollm2-135m").exists()  # no half-written adapter
+    assert (tmp_path / "checkpoints" / "sft-smollm2-135m" / "checkpoint-2").is_dir()
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", real_save)
+    result = train_sft(tmp_path, tiny_cfg(), "student", max_steps=3)
+    assert result.steps == 3 and result.steps_run == 1  # continued at step 2, did not start over
+    assert (tmp_path / "adapters" / "smollm2-135m" / "adapter_model.safetensors").is_file()
