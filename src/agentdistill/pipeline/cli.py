@@ -49,8 +49,9 @@ def quick_overrides(cfg: RunConfig) -> RunConfig:
     cfg.questions.n_questions = 60
     cfg.sft.max_steps = 6
     cfg.sft.save_steps = 3
-    cfg.distill.max_steps = 4
     cfg.eval.max_questions = 8
+    cfg.eval.max_new_tokens = 96  # an untuned model rambles to the limit; a tuned step is ~50 tokens
+    cfg.agent.max_steps = 3
     cfg.eval.bootstrap = 200
     return cfg
 

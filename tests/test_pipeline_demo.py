@@ -1,0 +1,46 @@
+"""`agentdistill demo --quick`: the whole pipeline, for real, on the bundled models (tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+METRIC_KEYS = {
+    "n", "format_valid_rate", "tool_selection_accuracy", "exact_tool_match", "argument_validity",
+    "task_success_rate", "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate", "mean_steps",
+    "mean_latency_s", "per_tool", "per_persona",
+}
+
+
+def _demo(run_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "agentdistill.cli", "demo", "--quick", "--run", str(run_dir)],
+                          capture_output=True, text=True, env=env, timeout=1100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # every stage runs for real: ingest, synthesis, 2 evals, LoRA SFT
+def test_quick_demo_evaluates_the_untuned_and_the_tuned_student_and_resumes(tmp_path):
+    run_dir = tmp_path / "demo"
+    proc = _demo(run_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    for name in ("smollm2-135m-untuned", "smollm2-135m-sft"):
+        metrics = json.loads((run_dir / "eval" / name / "metrics.json").read_text())
+        assert set(metrics) >= METRIC_KEYS, f"{name} lacks {METRIC_KEYS - set(metrics)}"
+        assert metrics["n"] == 8
+        results = (run_dir / "eval" / name / "results.jsonl").read_text().splitlines()
+        assert len(results) == 8
+    assert (run_dir / "adapters" / "smollm2-135m" / "adapter_config.json").exists()
+    report = (run_dir / "report.html").read_text()
+    assert "smollm2-135m-untuned" in report and "smollm2-135m-sft" in report
+
+    # A second run finds every stage complete and only refreshes the report.
+    again = _demo(run_dir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "skip traces" in again.stderr and "skip sft student" in again.stderr
