@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import time
 import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -278,11 +277,18 @@ class DistillResult:
 def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None, force: bool = False) -> DistillResult:
     """Distill the teacher into ``models.student`` on the run's train traces -> adapters/<student>-uld/."""
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     from agentdistill.models.registry import load_model, load_tokenizer
     from agentdistill.train.data import load_train_traces, to_dataset
-    from agentdistill.train.sft import ADAPTER_MARKER, _finish, _load_base, _lora_config, _training_args, adapter_subdir
+    from agentdistill.train.sft import (
+        ADAPTER_MARKER,
+        _finish,
+        _load_base,
+        _lora_config,
+        _training_args,
+        adapter_subdir,
+        train_resuming,
+    )
     from agentdistill.train.teacher_cache import TeacherCache, teacher_source, tokenizer_sha256
 
     run_dir = Path(run_dir)
@@ -351,14 +357,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         peft_config=None if cfg.sft.method == "full" else _lora_config(cfg), callbacks=callbacks,
         distill=d, teacher=teacher,
     )  # fmt: skip
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last:
-        console.print(f"resuming from {last}")
-    start_step = int(Path(last).name.split("-")[-1]) if last else 0
-    t0 = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - t0
-    ran = trainer.state.global_step - start_step
+    output, seconds, ran = train_resuming(trainer, ckpt_dir)
     meta = {
         "base_model": student,
         "method": cfg.sft.method,

@@ -190,7 +190,6 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
               force: bool = False) -> SFTResult:
     """Fine-tune ``model`` (default ``cfg.sft.model``) on the run's train traces; returns where the adapter is."""
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     from agentdistill.models.registry import load_tokenizer
@@ -237,14 +236,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         peft_config=None if cfg.sft.method == "full" else _lora_config(cfg),
         callbacks=callbacks,
     )
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last:
-        console.print(f"resuming from {last}")
-    start_step = int(Path(last).name.split("-")[-1]) if last else 0
-    t0 = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - t0
-    ran = trainer.state.global_step - start_step
+    output, seconds, ran = train_resuming(trainer, ckpt_dir)
     meta = {
         "base_model": name,
         "method": cfg.sft.method,
@@ -264,3 +256,19 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
                       f"{meta['s_per_step'] or 0:.2f} s/step, loss {meta['train_loss'] or float('nan'):.4f}")
     return SFTResult(out, name, cfg.sft.method, trainer.state.global_step, ran, meta["train_loss"], seconds,
                      meta["s_per_step"], stats.n_examples)
+
+
+def train_resuming(trainer: Any, ckpt_dir: Path) -> tuple[Any, float, int]:
+    """Train from the last checkpoint in ``ckpt_dir`` if one exists (a killed run resumes there).
+
+    Returns the trainer's output, the seconds spent, and the number of optimizer steps run now.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last:
+        console.print(f"resuming from {last}")
+    start_step = int(Path(last).name.split("-")[-1]) if last else 0
+    t0 = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=last)
+    return output, time.perf_counter() - t0, trainer.state.global_step - start_step
