@@ -131,15 +131,15 @@ def test_trained_adapter_is_evaluated_as_an_agent(tmp_path):
     sft_cfg = tiny_cfg()
     cfg.sft = sft_cfg.sft
     train_sft(tmp_path, cfg, "student", max_steps=1)
-    cfg.agent.max_steps = 2
-    cfg.eval.max_new_tokens = 24
+    cfg.agent.max_steps = 1
+    cfg.eval.max_new_tokens = 16
     m = evaluate(tmp_path, cfg, "adapters/smollm2-135m", max_questions=2, quiet=True)
     assert m["name"] == "smollm2-135m-sft" and m["n"] == 2
     rows = [json.loads(line) for line in (tmp_path / "eval" / "smollm2-135m-sft" / "results.jsonl").open()]
     assert len(rows) == 2
     for r in rows:
         assert r["trace"]["teacher"].endswith("smollm2-135m")  # the local backend ran the adapter
-        assert r["trace"]["outcome"]["status"] in {"answered", "max_steps", "loop", "parse_error"}
+        assert r["trace"]["outcome"]["status"] in {"answered", "max_steps", "parse_error"}
         assert r["raw_steps"] and all(isinstance(t, str) for t in r["raw_steps"])
     assert 0.0 <= m["format_valid_rate"] <= 1.0 and m["mean_latency_s"] > 0
 
