@@ -20,11 +20,11 @@ METRIC_KEYS = {
 def _demo(run_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "agentdistill.cli", "demo", "--quick", "--run", str(run_dir)],
-                          capture_output=True, text=True, env=env, timeout=1100)
+                          capture_output=True, text=True, env=env, timeout=2400)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # every stage runs for real: ingest, synthesis, 2 evals, LoRA SFT
+@pytest.mark.timeout(3600)  # every stage runs for real: ingest, synthesis, 2 evals, LoRA SFT
 def test_quick_demo_evaluates_the_untuned_and_the_tuned_student_and_resumes(tmp_path):
     run_dir = tmp_path / "demo"
     proc = _demo(run_dir)

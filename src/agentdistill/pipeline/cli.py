@@ -48,6 +48,8 @@ def quick_overrides(cfg: RunConfig) -> RunConfig:
     """A tiny but complete run: every stage executes for real, on a few records and a few steps."""
     cfg.questions.n_questions = 60
     cfg.sft.max_steps = 6
+    cfg.sft.batch_size = 1  # whole traces are ~1.1k tokens: keep a CPU step to seconds
+    cfg.sft.grad_accum = 1
     cfg.sft.save_steps = 3
     cfg.eval.max_questions = 8
     cfg.eval.max_new_tokens = 96  # an untuned model rambles to the limit; a tuned step is ~50 tokens
