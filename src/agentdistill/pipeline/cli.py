@@ -63,7 +63,7 @@ def print_summary(run_dir: Path) -> None:
     if not evals:
         return
     table = Table(title=f"Agent evaluation on the held-out split ({run_dir})")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     table.add_column("n", justify="right")
     for _, label in HEADLINE:
         table.add_column(label, justify="right")
