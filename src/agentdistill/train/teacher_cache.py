@@ -42,6 +42,7 @@ from rich.console import Console
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import write_json_atomic
+from agentdistill.models.convert import sha256_file
 
 console = Console(stderr=True)
 
@@ -73,14 +74,6 @@ def teacher_source(run_dir: Path, cfg: RunConfig) -> tuple[str, Path | None]:
             "model (registry name, HF id, folder) to distill from it as it is.",
         )
     return cfg.models.teacher, adapter
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tokenizer_sha256(tokenizer: Any) -> str:
