@@ -1,11 +1,13 @@
 """The local transformers backend on the bundled SmolLM2: batching with left padding changes nothing,
-stop sequences and prefixes work, sampling gives n candidates with log-probabilities."""
+a cached shared prompt prefix changes nothing, stop sequences and prefixes work, sampling gives n
+candidates with log-probabilities."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.runtime import run_agent
 from agentdistill.config import RunConfig
 from agentdistill.llm import make_llm
@@ -38,6 +40,30 @@ def test_a_padded_batch_gives_the_same_greedy_text_as_one_by_one(llm):
     alone = [llm.generate([short])[0], llm.generate([long])[0]]
     assert [c[0].text for c in batched] == [c[0].text for c in alone]
     assert all(c[0].text.strip() for c in batched)
+
+
+def with_tools_prompt(question: str, **kw) -> GenerationRequest:
+    system = system_prompt(load_tools(RunConfig(), None))
+    kw.setdefault("max_tokens", 12)
+    return GenerationRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+                             **kw)
+
+
+def test_a_cached_system_prompt_gives_the_same_greedy_text_as_no_cache(llm):
+    first = [with_tools_prompt("What is 2 + 2?"), with_tools_prompt("How many days of annual leave do I get?")]
+    later = [with_tools_prompt("Convert 5 km to miles."), with_tools_prompt("Hello")]
+    batched = llm.generate(first) + llm.generate(later)  # the second batch reuses the first one's prefix
+    system_tokens = len(llm.tokenizer(first[0].messages[0]["content"])["input_ids"])
+    assert len(llm._prefix_ids) >= system_tokens
+    alone = [llm.generate([r])[0] for r in first + later]  # one row: never cached
+    assert [c[0].text for c in batched] == [c[0].text for c in alone]
+
+
+def test_sampling_n_candidates_of_several_rows_shares_the_cached_prefix(llm):
+    requests = [with_tools_prompt(q, temperature=1.0, n=2, max_tokens=6) for q in ("Hi", "What is 3 * 7?")]
+    out = llm.generate(requests)
+    assert [len(c) for c in out] == [2, 2]
+    assert all(c.text for cands in out for c in cands)
 
 
 def test_stop_sequences_cut_the_text(llm):

@@ -5,14 +5,35 @@ so the student is prompted exactly as it was trained. Requests with the same sam
 padded into one batch on the *left*: a decoder-only model continues from the last position, so the
 padding has to come before the prompt, not between the prompt and the reply. Generation stops at the
 family's end-of-turn token or at a stop sequence, whichever comes first.
+
+Every agent prompt starts with the same system message (~450 tokens for the UAE tools, more than half
+of a typical prompt), and on a CPU prefill dominates the cost of a step. So the prompts of a batch
+are split at their longest shared token prefix: its key/value cache is computed once, kept for later
+batches that start the same way, and copied under every row; each row's own suffix is padded on the
+left of the suffix, between the prefix and the suffix, where the attention mask hides it. Positions
+come from the mask (transformers counts only unmasked tokens), so every row sees exactly the
+positions it would see alone and the output equals uncached generation.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
+
+MIN_SHARED_PREFIX = 32  # tokens; a shorter shared prefix saves less than copying its cache costs
+
+
+def shared_prefix_len(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own to feed the model."""
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
 
 
 class LocalBackend:
@@ -31,6 +52,8 @@ class LocalBackend:
             tok.pad_token = tok.eos_token
         eot_ids = tok.convert_tokens_to_ids([end_of_turn(tok)])
         self.eos_ids = sorted({i for i in [*eot_ids, tok.eos_token_id] if i is not None and i >= 0})
+        self._prefix_ids: list[int] = []
+        self._prefix_cache: Any = None
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         # Only requests that sample alike can share a generate() call; keep the caller's order.
@@ -52,7 +75,8 @@ class LocalBackend:
 
         tok, first = self.tokenizer, batch[0]
         prompts = [render_prompt(tok, r.messages, add_generation_prompt=True) + r.prefix for r in batch]
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        rows = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        enc, cache = self._inputs(rows, first.n)
         kwargs: dict[str, Any] = {
             "max_new_tokens": first.max_tokens,
             "num_return_sequences": first.n,
@@ -67,6 +91,8 @@ class LocalBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if first.stop:
             kwargs.update(stop_strings=first.stop, tokenizer=tok)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
@@ -86,3 +112,43 @@ class LocalBackend:
             finish = "stop" if cut or ended is not None else "length"
             completions[row // first.n].append(Completion(text=text, finish_reason=finish, logprobs=logprobs))
         return completions
+
+    def _inputs(self, rows: list[list[int]], n: int) -> tuple[dict[str, Any], Any]:
+        """input_ids and attention_mask for ``rows``, and a copy of the cached shared prefix (or None).
+
+        Layout per row: [shared prefix][padding][own suffix], the mask 0 on the padding only.
+        """
+        import torch
+
+        prefix = self._prefix_for(rows)
+        p = len(prefix)
+        width = max(len(r) for r in rows) - p
+        pad = self.tokenizer.pad_token_id
+        ids = [prefix + [pad] * (width - (len(r) - p)) + r[p:] for r in rows]
+        mask = [[1] * p + [0] * (width - (len(r) - p)) + [1] * (len(r) - p) for r in rows]
+        device = self.model.device
+        enc = {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
+        if not p:
+            return enc, None
+        cache = copy.deepcopy(self._prefix_cache)
+        # generate() repeats input rows for num_return_sequences but leaves a cache object as it is
+        cache.batch_repeat_interleave(len(rows) * n)
+        return enc, cache
+
+    def _prefix_for(self, rows: list[list[int]]) -> list[int]:
+        """The shared prefix to reuse: the cached one when every row starts with it, else this batch's own
+        (computed and cached now), else none when the rows share too little or there is one row."""
+        import torch
+
+        cached = self._prefix_ids
+        if cached and all(len(r) > len(cached) and r[: len(cached)] == cached for r in rows):
+            return cached
+        # a lone row would cache its whole prompt, evicting a prefix that the next batches share
+        n = shared_prefix_len(rows) if len(rows) > 1 else 0
+        if n < MIN_SHARED_PREFIX:
+            return []
+        prefix = rows[0][:n]
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([prefix], device=self.model.device), use_cache=True)
+        self._prefix_ids, self._prefix_cache = prefix, out.past_key_values
+        return prefix
