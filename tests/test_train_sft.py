@@ -184,3 +184,63 @@ def test_training_resumes_from_the_last_checkpoint_after_a_kill(tmp_path, monkey
     result = train_sft(tmp_path, tiny_cfg(), "student", max_steps=3)
     assert result.steps == 3 and result.steps_run == 1  # continued at step 2, did not start over
     assert (tmp_path / "adapters" / "smollm2-135m" / "adapter_model.safetensors").is_file()
+
+
+def test_shared_prefix_stops_before_the_first_trained_token():
+    from agentdistill.train.shared_prefix import shared_prefix
+
+    head = list(range(100, 150))
+    examples = [
+        {"input_ids": head + [1, 2, 3], "assistant_masks": [0] * 50 + [0, 1, 1]},
+        {"input_ids": head + [1, 9], "assistant_masks": [0] * 50 + [0, 1]},
+    ]
+    assert shared_prefix(examples) == head  # 51 shared tokens, but token 51 is trained: stop before its predictor
+    early = [{"input_ids": head + [1], "assistant_masks": [0] * 40 + [1] * 11}, examples[0]]
+    assert shared_prefix(early) == head[:39]
+    assert shared_prefix([examples[0], {"input_ids": [7] + head, "assistant_masks": [0] * 51}]) == []
+
+
+def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path):
+    import torch
+
+    from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.data import load_train_traces, to_dataset, tokenize_traces
+    from agentdistill.train.sft import _load_base, _lora_config, _training_args
+    from agentdistill.train.shared_prefix import SharedPrefixSFTTrainer, shared_prefix
+
+    make_run(tmp_path, n=4)
+    cfg = tiny_cfg()
+    cfg.sft.batch_size = 4
+    cfg.sft.lora_dropout = 0.0  # dropout would draw different masks on the two paths
+    cfg.sft.bf16 = False
+    traces, _ = load_train_traces(tmp_path)
+    tok = load_tokenizer("smollm2-135m")
+    examples, _ = tokenize_traces(traces, tok, cfg.sft.max_length)
+    prefix = shared_prefix(examples)
+    assert len(prefix) > 32
+    trainer = SharedPrefixSFTTrainer(
+        prefix_ids=prefix, model=_load_base("smollm2-135m", cfg, False),
+        args=_training_args(cfg, tmp_path / "ckpt", 1, False, False), train_dataset=to_dataset(examples),
+        processing_class=tok, peft_config=_lora_config(cfg))
+    model = trainer.model
+    with torch.no_grad():  # LoRA B starts at zero; make the adapters act so their gradients cross the prefix
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.02)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    assert trainer.prefix_applies(batch)
+
+    def loss_and_grads(shared: bool) -> tuple[float, dict[str, torch.Tensor]]:
+        model.zero_grad()
+        trainer.prefix_ids = prefix if shared else []
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    shared_loss, shared_grads = loss_and_grads(True)
+    full_loss, full_grads = loss_and_grads(False)
+    assert shared_loss == pytest.approx(full_loss, rel=1e-4)
+    assert {n for n, g in full_grads.items() if g.abs().sum() > 0}  # the check compares real gradients
+    for name, g in full_grads.items():
+        # float32 sums in another order: agree to 1e-3 of each tensor's largest entry (seen: ~1e-4 at most)
+        assert (shared_grads[name] - g).abs().max() <= 1e-3 * g.abs().max() + 1e-8, name

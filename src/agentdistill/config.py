@@ -99,6 +99,7 @@ class SFTConfig(Section):
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
     max_examples: int | None = None
     bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
+    share_prefix: bool = True  # run the system prompt all examples share once per batch (train/shared_prefix.py)
 
 
 class DistillConfig(Section):

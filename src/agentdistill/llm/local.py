@@ -17,23 +17,13 @@ positions it would see alone and the output equals uncached generation.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
+from agentdistill.models.templates import shared_prefix_len
 
 MIN_SHARED_PREFIX = 32  # tokens; a shorter shared prefix saves less than copying its cache costs
-
-
-def shared_prefix_len(rows: list[list[int]]) -> int:
-    """Tokens every row starts with, leaving each row at least one token of its own to feed the model."""
-    limit = min(len(r) for r in rows) - 1
-    first = rows[0]
-    n = 0
-    while n < limit and all(r[n] == first[n] for r in rows):
-        n += 1
-    return n
 
 
 class LocalBackend:
@@ -76,7 +66,7 @@ class LocalBackend:
         tok, first = self.tokenizer, batch[0]
         prompts = [render_prompt(tok, r.messages, add_generation_prompt=True) + r.prefix for r in batch]
         rows = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        enc, cache = self._inputs(rows, first.n)
+        enc, cache = self._inputs(rows, first.n, first.max_tokens)
         kwargs: dict[str, Any] = {
             "max_new_tokens": first.max_tokens,
             "num_return_sequences": first.n,
@@ -91,8 +81,7 @@ class LocalBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if first.stop:
             kwargs.update(stop_strings=first.stop, tokenizer=tok)
-        if cache is not None:
-            kwargs["past_key_values"] = cache
+        kwargs["past_key_values"] = cache
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
@@ -113,12 +102,13 @@ class LocalBackend:
             completions[row // first.n].append(Completion(text=text, finish_reason=finish, logprobs=logprobs))
         return completions
 
-    def _inputs(self, rows: list[list[int]], n: int) -> tuple[dict[str, Any], Any]:
-        """input_ids and attention_mask for ``rows``, and a copy of the cached shared prefix (or None).
+    def _inputs(self, rows: list[list[int]], n: int, max_new_tokens: int) -> tuple[dict[str, Any], Any]:
+        """input_ids and attention_mask for ``rows``, and a preallocated cache holding the shared prefix.
 
         Layout per row: [shared prefix][padding][own suffix], the mask 0 on the padding only.
         """
         import torch
+        from transformers import StaticCache
 
         prefix = self._prefix_for(rows)
         p = len(prefix)
@@ -128,11 +118,13 @@ class LocalBackend:
         mask = [[1] * p + [0] * (width - (len(r) - p)) + [1] * (len(r) - p) for r in rows]
         device = self.model.device
         enc = {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
-        if not p:
-            return enc, None
-        cache = copy.deepcopy(self._prefix_cache)
+        # A growing cache concatenates every layer's keys and values at every new token: on a CPU that copy
+        # took 70% of a batch-16 decode. A static one is written in place.
+        cache = StaticCache(config=self.model.config, max_cache_len=p + width + max_new_tokens)
         # generate() repeats input rows for num_return_sequences but leaves a cache object as it is
-        cache.batch_repeat_interleave(len(rows) * n)
+        copies = len(rows) * n
+        for layer, cached in zip(cache.layers, self._prefix_cache.layers if p else [], strict=False):
+            layer.update(cached.keys.expand(copies, -1, -1, -1), cached.values.expand(copies, -1, -1, -1))
         return enc, cache
 
     def _prefix_for(self, rows: list[list[int]]) -> list[int]:

@@ -108,6 +108,16 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, Any]], add_generation
     )
 
 
+def shared_prefix_len(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own to feed the model."""
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
+
+
 def tokenize_for_training(tokenizer: Any, messages: list[dict[str, Any]], max_length: int) -> dict[str, list[int]]:
     """Token ids of a whole trace and its assistant mask (1 = trained on), cut to ``max_length``.
 

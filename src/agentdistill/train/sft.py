@@ -9,10 +9,11 @@ The loss is the mean next-token cross-entropy over assistant tokens (train/data.
 Speed on a CPU: examples are batched by length (``group_by_length``) so a batch pads little; the
 sequence is capped by ``sft.max_length``; matmuls run in bf16 where the CPU has native bf16
 instructions (``use_bf16``); gradient checkpointing is off (it trades compute, which a CPU lacks,
-for memory, which a 135M model does not need); TRL's fused LM head projects only the assistant
-positions onto the vocabulary. On GPU, bf16 and gradient checkpointing are on, and sequences go
-padding-free when the model runs flash attention. ``accelerate launch -m
-agentdistill.cli sft ...`` spreads the same code over several GPUs.
+for memory, which a 135M model does not need); the system prompt that every example starts with
+runs once per batch and only the assistant positions go through the LM head
+(train/shared_prefix.py: the same loss and gradients for fewer tokens). On GPU, bf16 and gradient
+checkpointing are on, and sequences go padding-free when the model runs flash attention.
+``accelerate launch -m agentdistill.cli sft ...`` spreads the same code over several GPUs.
 
 Resumable: checkpoints go to ``<run>/checkpoints/sft-<model>/`` every ``save_steps`` steps and a
 rerun continues from the latest. The finished adapter is written to a temporary folder and renamed
@@ -190,9 +191,9 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
               force: bool = False) -> SFTResult:
     """Fine-tune ``model`` (default ``cfg.sft.model``) on the run's train traces; returns where the adapter is."""
     import torch
-    from trl import SFTTrainer
 
     from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.shared_prefix import SharedPrefixSFTTrainer, shared_prefix
 
     run_dir = Path(run_dir)
     name = model_name(model or cfg.sft.model, cfg)
@@ -228,7 +229,12 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / "logs" / ckpt_dir.name))))
-    trainer = SFTTrainer(
+    prefix_ids = shared_prefix(examples) if cfg.sft.share_prefix else []
+    if prefix_ids:
+        console.print(f"the first {len(prefix_ids)} tokens (system prompt) are shared by every example: "
+                      "they run once per batch")
+    trainer = SharedPrefixSFTTrainer(
+        prefix_ids=prefix_ids,
         model=base,
         args=args,
         train_dataset=to_dataset(examples),

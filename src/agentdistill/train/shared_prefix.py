@@ -1,0 +1,101 @@
+"""SFT that runs the prompt prefix every example shares once per batch instead of once per example.
+
+Every training trace of a run starts with the same tokens: the system message listing the tools
+(~440 tokens for the UAE example, half of a mean trace of ~880) and the header of the user turn. A
+plain trainer runs them forward and backward for every example. Here each step runs the shared
+prefix once, with gradients, as a batch of one; its key/value cache is repeated under every row
+(``repeat_interleave`` is differentiable, so the gradients of all rows flow back into the one
+prefix pass) and the rows' own suffixes attend to it:
+
+    prefix (1 x P) --forward--> K,V --repeat B--> suffixes (B x L) --forward--> loss
+    loss.backward() reaches the LoRA weights through both passes
+
+The loss and its gradients equal those of the full sequences (the prefix holds no trained token:
+``shared_prefix`` stops before the first assistant token of every example); only LoRA dropout
+draws one mask for the prefix instead of one per row. The LM head projects only the trained
+positions, so no (batch x length x vocabulary) logits are built.
+
+It applies to one process without packing, padding-free batches or gradient checkpointing (each
+changes the shape of the inputs or re-runs the forward pass); elsewhere TRL's own loss runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trl import SFTTrainer
+
+from agentdistill.models.templates import shared_prefix_len
+
+MIN_SHARED_PREFIX = 32  # tokens; below this the extra pass costs more than it saves
+
+
+def shared_prefix(examples: list[dict[str, Any]]) -> list[int]:
+    """The tokens every example starts with, cut before the first trained token of any example.
+
+    The token right after the prefix is the first one predicted from the suffix pass, so it must not
+    be trained either: the prefix stops one token before the earliest assistant token.
+    """
+    if not examples:
+        return []
+    n = shared_prefix_len([e["input_ids"] for e in examples])
+    first_trained = min((e["assistant_masks"].index(1) for e in examples if 1 in e["assistant_masks"]), default=n + 1)
+    n = min(n, first_trained - 1)
+    return examples[0]["input_ids"][:n] if n >= MIN_SHARED_PREFIX else []
+
+
+class SharedPrefixSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer whose loss runs a prefix common to all examples once per batch (see the module doc)."""
+
+    def __init__(self, *args: Any, prefix_ids: list[int] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.prefix_ids = list(prefix_ids or [])
+
+    def prefix_applies(self, inputs: dict[str, Any]) -> bool:
+        args = self.args
+        if not self.prefix_ids or args.packing or args.padding_free or self.accelerator.num_processes > 1:
+            return False
+        if getattr(args, "activation_checkpointing", False) or getattr(args, "gradient_checkpointing", False):
+            return False
+        ids = inputs.get("input_ids")
+        if ids is None or "attention_mask" not in inputs or ids.shape[1] <= len(self.prefix_ids):
+            return False
+        prefix = ids.new_tensor(self.prefix_ids)
+        return bool((ids[:, : len(prefix)] == prefix).all())
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if not self.prefix_applies(inputs):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        import torch
+        import torch.nn.functional as F
+
+        hf_model = self.accelerator.unwrap_model(model)
+        if hasattr(hf_model, "get_base_model"):  # PEFT: the LoRA layers sit inside the transformers model
+            hf_model = hf_model.get_base_model()
+        backbone, lm_head = hf_model.base_model, hf_model.get_output_embeddings()
+
+        ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        rows, p = ids.shape[0], len(self.prefix_ids)
+        cache = backbone(input_ids=ids[:1, :p], use_cache=True).past_key_values
+        cache.batch_repeat_interleave(rows)
+        suffix_len = ids.shape[1] - p
+        positions = torch.arange(p, p + suffix_len, device=ids.device).expand(rows, -1)
+        hidden = backbone(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions, past_key_values=cache,
+                          use_cache=False).last_hidden_state
+        # position t predicts token t + 1; the suffix's first token (predicted by the prefix) is never trained
+        targets = labels[:, p + 1 :]
+        trained = targets != -100
+        logits = lm_head(hidden[:, :-1][trained]).float()
+        picked = targets[trained]
+        loss = F.cross_entropy(logits, picked, reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else trained.sum().clamp(min=1)
+        loss = loss / count
+        with torch.no_grad():
+            metrics = self._metrics["train" if self.model.training else "eval"]
+            n = max(1, picked.numel())
+            metrics["mean_token_accuracy"].append(((logits.argmax(-1) == picked).sum() / n).item())
+            log_probs = logits.log_softmax(-1)
+            metrics["entropy"].append((-(log_probs.exp() * log_probs).sum(-1).sum() / n).item())
+        return (loss, {"loss": loss}) if return_outputs else loss
