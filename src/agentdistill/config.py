@@ -87,6 +87,7 @@ class SFTConfig(Section):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: list[str] | str = "all-linear"
+    lora_layers: int | None = None  # adapt only the top N transformer layers (None: all); cheaper backward
     learning_rate: float = 2e-4
     epochs: float = 2.0
     max_steps: int = -1

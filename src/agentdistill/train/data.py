@@ -14,6 +14,7 @@ training with its id instead of silently diluting the batch.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,12 @@ class DataStats:
     trained_fraction: float  # share of tokens inside the assistant mask
 
 
-def load_train_traces(run_dir: Path, max_examples: int | None = None) -> tuple[list[Trace], int]:
-    """The answered traces of the train split, in file order; also the number of train traces seen."""
+def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int = 0) -> tuple[list[Trace], int]:
+    """The answered traces of the train split, in file order; also the number of train traces seen.
+
+    With ``max_examples``, a seeded random sample of that many (kept in file order): the file is
+    ordered by source passage, so its first N traces would cover only part of the corpus.
+    """
     path = Path(run_dir) / "traces.jsonl"
     if not path.exists():
         raise UserError(f"{path} does not exist: there is nothing to train on.",
@@ -48,7 +53,10 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None) -> tuple[l
     if not answered:
         raise UserError(f"{path} has no answered traces in the train split ({len(train)} train traces in all).",
                         hint="Check traces.stats.json for why traces were rejected, then rerun `agentdistill traces`.")
-    return (answered[:max_examples] if max_examples else answered), len(train)
+    if max_examples and max_examples < len(answered):
+        keep = sorted(random.Random(seed).sample(range(len(answered)), max_examples))
+        answered = [answered[i] for i in keep]
+    return answered, len(train)
 
 
 def tokenize_traces(traces: list[Trace], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], DataStats]:

