@@ -93,8 +93,9 @@ def use_bf16(cfg: RunConfig, cuda: bool) -> bool:
 def _lora_config(cfg: RunConfig, model: Any) -> Any:
     """LoRA on ``sft.target_modules``; with ``sft.lora_layers: N``, only in the top N transformer layers.
 
-    Adapters in the top layers only end the backward pass there: the layers below run forward alone,
-    keep no activations, and a CPU step costs ~40% less with 16 of SmolLM2's 30 layers adapted.
+    Adapters in the top layers only end the backward pass there; the layers below run forward alone and
+    keep no activations. With 15 of SmolLM2-135M's 30 layers adapted a CPU step cost 41% less (1.51 vs
+    2.55 s per example of 450 + 450 shared tokens, batch 4, bf16).
     """
     from peft import LoraConfig
 
