@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
-from agentdistill.models.templates import shared_prefix_len
-
-MIN_SHARED_PREFIX = 32  # tokens; a shorter shared prefix saves less than copying its cache costs
+from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
 
 class LocalBackend:

@@ -108,6 +108,11 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, Any]], add_generation
     )
 
 
+# Tokens; a shorter shared prompt prefix saves less than its extra forward pass (training) or cache copy
+# (generation) costs.
+MIN_SHARED_PREFIX = 32
+
+
 def shared_prefix_len(rows: list[list[int]]) -> int:
     """Tokens every row starts with, leaving each row at least one token of its own to feed the model."""
     limit = min(len(r) for r in rows) - 1

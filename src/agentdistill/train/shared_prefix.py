@@ -25,9 +25,7 @@ from typing import Any
 
 from trl import SFTTrainer
 
-from agentdistill.models.templates import shared_prefix_len
-
-MIN_SHARED_PREFIX = 32  # tokens; below this the extra pass costs more than it saves
+from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
 
 def shared_prefix(examples: list[dict[str, Any]]) -> list[int]:
