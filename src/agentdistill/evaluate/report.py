@@ -12,6 +12,7 @@ import html
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,37 +133,33 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
     return f"<table><tr><th>model</th><th>n</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _breakdown_table(evals: list[dict[str, Any]], field: str, metric: str, label: str) -> str:
+def _group_table(evals: list[dict[str, Any]], field: str, label: str, column_note: str,
+                 cell: Callable[[dict[str, Any]], str]) -> str:
+    """One row per group of ``field`` (per_persona, per_tool, ...), one column per model; ``cell`` writes
+    the inside of a cell from the group's entry, "-" where the model has none."""
     groups = sorted({g for m in evals for g in (m.get(field) or {})})
     if not groups:
         return ""
-    head = "".join(f"<th>{html.escape(m['name'])}</th>" for m in evals)
+    head = "".join(f"<th>{html.escape(m['name'])}{column_note}</th>" for m in evals)
     rows = []
     for g in groups:
-        cells = []
-        for m in evals:
-            entry = (m.get(field) or {}).get(g)
-            cells.append(f"<td class='num'>{_fmt(entry.get(metric))} <span class='ci'>n={entry.get('n')}</span></td>"
-                         if entry else "<td class='num'>-</td>")
-        rows.append(f"<tr><td>{html.escape(g)}</td>{''.join(cells)}</tr>")
+        entries = [(m.get(field) or {}).get(g) for m in evals]
+        cells = "".join(f"<td class='num'>{cell(e) if e else '-'}</td>" for e in entries)
+        rows.append(f"<tr><td>{html.escape(g)}</td>{cells}</tr>")
     return f"<table><tr><th>{label}</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _breakdown_table(evals: list[dict[str, Any]], field: str, metric: str, label: str) -> str:
+    return _group_table(evals, field, label, "",
+                        lambda e: f"{_fmt(e.get(metric))} <span class='ci'>n={e.get('n')}</span>")
+
+
 def _per_tool_table(evals: list[dict[str, Any]]) -> str:
-    tools = sorted({t for m in evals for t in (m.get("per_tool") or {})})
-    if not tools:
-        return ""
-    head = "".join(f"<th>{html.escape(m['name'])}<br>recall / precision / args valid</th>" for m in evals)
-    rows = []
-    for t in tools:
-        cells = []
-        for m in evals:
-            e = (m.get("per_tool") or {}).get(t)
-            cells.append(f"<td class='num'>{_fmt(e.get('recall'), 2)} / {_fmt(e.get('precision'), 2)} / "
-                         f"{_fmt(e.get('argument_validity'), 2)} <span class='ci'>expected {e.get('n_expected')}, "
-                         f"calls {e.get('n_calls')}</span></td>" if e else "<td class='num'>-</td>")
-        rows.append(f"<tr><td>{html.escape(t)}</td>{''.join(cells)}</tr>")
-    return f"<table><tr><th>tool</th>{head}</tr>{''.join(rows)}</table>"
+    return _group_table(
+        evals, "per_tool", "tool", "<br>recall / precision / args valid",
+        lambda e: (f"{_fmt(e.get('recall'), 2)} / {_fmt(e.get('precision'), 2)} / "
+                   f"{_fmt(e.get('argument_validity'), 2)} <span class='ci'>expected {e.get('n_expected')}, "
+                   f"calls {e.get('n_calls')}</span>"))
 
 
 def pick_examples(rows: list[dict[str, Any]], k: int = N_EXAMPLES) -> list[dict[str, Any]]:
