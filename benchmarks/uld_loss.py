@@ -201,26 +201,23 @@ def run_config(
         torch.autograd.grad(loss, h_leaf)
 
     attempt("plain CE", None, ce_step, nbytes(h_leaf, weight, labels))
-    for k in ks:
+
+    def fused_step(k):
         q, tail = caches[k]
 
-        def fused_step(q=q, tail=tail, k=k):
+        def step():
             out = uld.fused_linear_distill_loss(h_leaf, weight, labels, q, tail, top_k=k)
             torch.autograd.grad(out.loss, h_leaf)
             return out
 
-        attempt("fused", k, fused_step, nbytes(h_leaf, weight, q, tail, labels))
+        return step, nbytes(h_leaf, weight, q, tail, labels)
+
+    for k in ks:
+        attempt("fused", k, *fused_step(k))
     if device.type == "cuda" and args.plain:
         uld.FAST_KERNELS = False
         k = 256 if 256 in ks else ks[0]
-        q, tail = caches[k]
-
-        def fused_plain(q=q, tail=tail, k=k):
-            out = uld.fused_linear_distill_loss(h_leaf, weight, labels, q, tail, top_k=k)
-            torch.autograd.grad(out.loss, h_leaf)
-            return out
-
-        attempt("fused (no Triton)", k, fused_plain, nbytes(h_leaf, weight, q, tail, labels))
+        attempt("fused (no Triton)", k, *fused_step(k))
         uld.FAST_KERNELS = True
     for row in results:
         row["distribution"] = shape
