@@ -181,9 +181,10 @@ def _add_distill_forward(model: Any) -> None:
 def _make_trainer_class() -> type:
     from trl import SFTTrainer
 
+    from agentdistill.train.sampling import ShuffledLengthBatchesMixin
     from agentdistill.train.uld import distill_loss, fused_linear_distill_loss
 
-    class DistillTrainer(SFTTrainer):
+    class DistillTrainer(ShuffledLengthBatchesMixin, SFTTrainer):
         """TRL's SFTTrainer whose loss is CE + weight * ULD (or KL / JSD) on the assistant tokens."""
 
         # compute_loss returns a per-micro-batch mean: the Trainer divides it by the accumulation steps

@@ -6,7 +6,8 @@ Methods (``sft.method``): ``lora`` (default: low-rank adapters on ``target_modul
 frozen), ``qlora`` (the same on a 4-bit NF4 base via bitsandbytes; needs CUDA) and ``full``.
 The loss is the mean next-token cross-entropy over assistant tokens (train/data.py states it).
 
-Speed on a CPU: examples are batched by length (``group_by_length``) so a batch pads little; the
+Speed on a CPU: examples are batched by length so a batch pads little, the batches in random order
+(train/sampling.py: transformers' own ``group_by_length`` order trains kind by kind); the
 sequence is capped by ``sft.max_length``; matmuls run in bf16 where the CPU has native bf16
 instructions (``use_bf16``); gradient checkpointing is off (it trades compute, which a CPU lacks,
 for memory, which a 135M model does not need); the system prompt that every example starts with
@@ -218,7 +219,11 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     import torch
 
     from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.sampling import ShuffledLengthBatchesMixin
     from agentdistill.train.shared_prefix import SharedPrefixSFTTrainer, shared_prefix
+
+    class StudentSFTTrainer(ShuffledLengthBatchesMixin, SharedPrefixSFTTrainer):
+        pass
 
     run_dir = Path(run_dir)
     name = model_name(model or cfg.sft.model, cfg)
@@ -258,7 +263,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     if prefix_ids:
         console.print(f"the first {len(prefix_ids)} tokens (system prompt) are shared by every example: "
                       "they run once per batch")
-    trainer = SharedPrefixSFTTrainer(
+    trainer = StudentSFTTrainer(
         prefix_ids=prefix_ids,
         model=base,
         args=args,
