@@ -44,3 +44,21 @@ def test_quick_demo_evaluates_the_untuned_and_the_tuned_student_and_resumes(tmp_
     again = _demo(run_dir)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "skip traces" in again.stderr and "skip sft student" in again.stderr
+
+
+def test_the_untuned_baseline_runs_on_the_configured_subset_and_the_tuned_student_on_all():
+    from agentdistill.config import RunConfig
+    from agentdistill.pipeline.stages import build_stages
+
+    def eval_args(cfg: RunConfig) -> tuple[list[str], list[str]]:
+        stages = {s.name: s.args for s in build_stages(cfg, Path("run"), distill=False)}
+        return stages["eval untuned student"], stages["eval sft student"]
+
+    cfg = RunConfig()
+    cfg.eval.max_questions, cfg.eval.baseline_max_questions = 200, 32
+    untuned, tuned = eval_args(cfg)
+    assert untuned[-2:] == ["--max-questions", "32"] and "--max-questions" not in tuned
+    cfg.eval.max_questions = 8  # --quick: the baseline never gets more questions than the tuned student
+    assert eval_args(cfg)[0][-2:] == ["--max-questions", "8"]
+    cfg.eval.baseline_max_questions = None
+    assert "--max-questions" not in eval_args(cfg)[0]

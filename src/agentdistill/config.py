@@ -120,6 +120,10 @@ class DistillConfig(Section):
 class EvalConfig(Section):
     split: Literal["train", "test"] = "test"
     max_questions: int | None = None
+    # The pipeline's untuned-student baseline runs on a seeded subset of this many questions (None: as many
+    # as max_questions): it fails nearly every question at the first step, so a small sample bounds its rates
+    # tightly, and the minutes saved go to training.
+    baseline_max_questions: int | None = None
     batch_size: int = 8
     max_new_tokens: int = 192
     bootstrap: int = 1000

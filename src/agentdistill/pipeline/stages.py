@@ -70,13 +70,15 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     student = cfg.models.student
     teacher = cfg.models.teacher
     paths = [str(p) for p in cfg.corpus.paths]
+    sizes = [n for n in (cfg.eval.max_questions, cfg.eval.baseline_max_questions) if n is not None]
+    baseline_subset = ["--max-questions", str(min(sizes))] if cfg.eval.baseline_max_questions is not None else []
     stages = [
         Stage("ingest", ["ingest", *paths, *run], _exists("chunks.jsonl", "clusters.json", "index")),
         Stage("questions", ["questions", *run], _json_flag("questions.stats.json", "complete")),
         Stage("traces", ["traces", *run], _json_flag("traces.stats.json", "complete")),
         Stage(
             "eval untuned student",
-            ["eval", *run, "--model", "student", "--name", f"{student}-untuned"],
+            ["eval", *run, "--model", "student", "--name", f"{student}-untuned", *baseline_subset],
             _exists(f"eval/{student}-untuned/metrics.json"),
         ),
         Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json")),
