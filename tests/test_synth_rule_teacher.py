@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from agentdistill.agent.runtime import run_agents
+from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig, ToolsConfig
 from agentdistill.llm.base import LLM, GenerationRequest
 from agentdistill.llm.rule import RuleTeacher, best_sentences, route
 from agentdistill.tools import load_tools
-from agentdistill.tools.citations import extract_citations
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_the_eval_split_shares_no_source_chunk_with_train(uae_run):
 
 
 def test_traces_are_grounded_and_questions_unique(uae_run):
-    from agentdistill.tools.citations import extract_citations
+    from agentdistill.citations import extract_citations
 
     run, _, _, _ = uae_run
     questions = read_records(run / "questions.jsonl", Question)

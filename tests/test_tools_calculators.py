@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from agentdistill.tools.citations import extract_citations
+from agentdistill.citations import extract_citations
 from agentdistill.tools.uae_labour.calculators import annual_leave, calculate_gratuity, notice_period, overtime_pay
 
 

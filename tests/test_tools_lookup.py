@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
 from agentdistill.tools import load_tools
-from agentdistill.tools.citations import extract_citations
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "corpus"
 

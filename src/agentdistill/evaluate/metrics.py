@@ -19,7 +19,7 @@ list ``question.expect.tools``. Per question:
   compares them). Arguments the question does not fix may take any value.
 - no_tool_correct (questions expecting no tool): the agent answered without calling any tool.
 - loop: the runtime stopped the run because the model repeated an action (status ``loop``).
-- citations: the articles the final answer cites (tools.citations normalizes them). ``hallucinated``:
+- citations: the articles the final answer cites (agentdistill.citations normalizes them). ``hallucinated``:
   those that do not exist in the run's corpus (the section paths of chunks.jsonl; without a corpus,
   falls back to ``ungrounded``). ``ungrounded``: those that neither an observation of this
   conversation nor the question showed.
@@ -53,8 +53,8 @@ import numpy as np
 from jsonschema import Draft202012Validator
 
 from agentdistill.agent.runtime import FORMAT_ERROR  # the tool name on observations answering an unparseable reply
+from agentdistill.citations import extract_citations
 from agentdistill.records import Question
-from agentdistill.tools.citations import extract_citations
 
 TOOL_ERROR = "Error"  # how tools.registry starts the observation of a call that failed
 

@@ -26,12 +26,12 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.evaluate.metrics import aggregate, score_question
 from agentdistill.jsonl import JsonlAppender, iter_json, read_records, write_json_atomic
 from agentdistill.records import SCHEMA_VERSION, Question, Trace
-from agentdistill.tools.citations import extract_citations
 
 RESULTS = "results.jsonl"
 METRICS = "metrics.json"

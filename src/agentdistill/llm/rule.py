@@ -148,7 +148,7 @@ def _first(pattern: re.Pattern[str], text: str) -> float | int | None:
 
 
 def _law_phrase(question: str) -> str | None:
-    from agentdistill.tools.citations import LAW_RE
+    from agentdistill.citations import LAW_RE
 
     m = LAW_RE.search(question)
     if m:
@@ -287,7 +287,7 @@ def _pick(options: list[str], key: str) -> str:
 
 def _citation_text(normalized: str) -> str:
     """"FDL 33/2021 Art. 51" -> "Federal Decree-Law 33/2021, Art. 51" (how the corpus writes it)."""
-    from agentdistill.tools.citations import format_citation
+    from agentdistill.citations import format_citation
 
     lid, _, art = normalized.rpartition(" Art. ")
     return format_citation(lid, art)
@@ -334,7 +334,7 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
     order; with ``must_cite`` (a normalized citation) sentences citing it come first. A sentence cut off
     by the observation's length limit is never used. Returns ("", "") when the observation holds no passage.
     """
-    from agentdistill.tools.citations import extract_citations
+    from agentdistill.citations import extract_citations
 
     passages = _passages(observation)
     want = _content_words(topic)
@@ -370,7 +370,7 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
 
 
 def _cite(observation: str) -> str:
-    from agentdistill.tools.citations import extract_citations
+    from agentdistill.citations import extract_citations
 
     cites = sorted(extract_citations(observation))
     return "; ".join(_citation_text(c) for c in cites[:2])
@@ -552,7 +552,7 @@ class RuleTeacher:
             thought = thought.format(topic=plan.topic or "this", tool=call.name)
             return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
         answer = self.compose_answer(plan, question, observations)
-        from agentdistill.tools.citations import extract_citations
+        from agentdistill.citations import extract_citations
 
         thoughts = _ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS
         return f"Thought: {_pick(thoughts, key)}\nAnswer: {answer}"
@@ -577,7 +577,7 @@ class RuleTeacher:
 
     @staticmethod
     def _wanted_article(plan: Plan) -> str | None:
-        from agentdistill.tools.citations import resolve_law
+        from agentdistill.citations import resolve_law
 
         call = next((c for c in plan.calls if c.name == "get_article"), None)
         lid = resolve_law(str(call.arguments.get("law", ""))) if call else None

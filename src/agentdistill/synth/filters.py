@@ -48,7 +48,7 @@ def _same(expected: Any, got: Any) -> bool:
 
 def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) -> tuple[str, str] | None:
     """None if the trace is kept, else (reason, detail). ``tools`` is a ToolRegistry (validate, names)."""
-    from agentdistill.tools.citations import extract_citations
+    from agentdistill.citations import extract_citations
 
     if trace.outcome.status != "answered":
         return f"status_{trace.outcome.status}", trace.outcome.answer or ""

@@ -26,12 +26,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from agentdistill.citations import extract_citations, format_citation
 from agentdistill.config import RunConfig
 from agentdistill.llm.rule import route
 from agentdistill.records import Chunk, Expect, Question
 from agentdistill.synth.filters import _same
 from agentdistill.synth.questions import Persona, kind_targets, question_id
-from agentdistill.tools.citations import extract_citations, format_citation
 
 log = logging.getLogger(__name__)
 OVERGENERATE = 1.35  # candidates per needed question: dedup and routing checks drop some

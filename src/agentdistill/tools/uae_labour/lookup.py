@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from agentdistill.citations import KNOWN_LAWS, extract_citations, law_name, resolve_law
 from agentdistill.config import RunConfig
-from agentdistill.tools.citations import KNOWN_LAWS, extract_citations, law_name, resolve_law
 
 OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentdistill.tools.citations import extract_citations, format_citation, resolve_law
+from agentdistill.citations import extract_citations, format_citation, resolve_law
 
 
 @pytest.mark.parametrize("text, expected", [
