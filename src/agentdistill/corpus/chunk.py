@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agentdistill.corpus.cite import normalize_header, short_title
+from agentdistill.citations import normalize_header, short_title
 from agentdistill.corpus.read import Document
 from agentdistill.errors import UserError
 from agentdistill.records import Chunk

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agentdistill.corpus.cite import strip_citations
+from agentdistill.citations import strip_citations
 from agentdistill.records import Chunk
 
 K_MIN, K_MAX = 2, 40

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentdistill.corpus.cite import is_article_heading
+from agentdistill.citations import is_article_heading
 
 FORMATS = {
     ".md": "markdown",

@@ -2,7 +2,7 @@
 
 An eval file is JSON Lines of ``{"id", "question", "answers": [citation, ...]}``. A retrieved chunk
 is a hit when its section path or text cites one of the answers, compared as (law, article) pairs
-(see ``cite.py``): "Federal Decree-Law 33/2021, Art. 51" matches a chunk with "Art. 51" in its path
+(see ``agentdistill.citations``): "Federal Decree-Law 33/2021, Art. 51" matches a chunk with "Art. 51" in its path
 inside the Decree-Law 33/2021 document, or a guide section whose Sources line names that article.
 
     recall@k = share of questions with a hit among the top k
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentdistill.corpus.cite import Citation, document_law, extract_citations, matches
+from agentdistill.citations import LawArticle, answer_is_cited, document_law, law_articles
 from agentdistill.corpus.search import Searcher
 from agentdistill.errors import UserError
 from agentdistill.jsonl import iter_json
@@ -41,7 +41,7 @@ def load_eval(path: Path) -> list[EvalItem]:
                 f"{path}: record {n} needs a 'question' string and a non-empty 'answers' list.",
                 hint='e.g. {"id": "q1", "question": "...", "answers": ["Federal Decree-Law 33/2021, Art. 51"]}',
             )
-        unparsed = [a for a in answers if not extract_citations(str(a))]
+        unparsed = [a for a in answers if not law_articles(str(a))]
         if unparsed:
             raise UserError(
                 f"{path}: record {n} has an answer that names no article: {unparsed[0]!r}.",
@@ -53,24 +53,24 @@ def load_eval(path: Path) -> list[EvalItem]:
     return items
 
 
-def chunk_citations(chunk: Chunk) -> set[Citation]:
+def chunk_citations(chunk: Chunk) -> set[LawArticle]:
     """What a chunk cites; a bare "Art. 5" belongs to the law the chunk's document is."""
-    return extract_citations(f"{chunk.section_path}\n{chunk.text}", default_law=document_law(chunk.title))
+    return law_articles(f"{chunk.section_path}\n{chunk.text}", default_law=document_law(chunk.title))
 
 
-def first_hit_rank(chunks: list[Chunk], answers: list[str], cache: dict[str, set[Citation]]) -> int | None:
+def first_hit_rank(chunks: list[Chunk], answers: list[str], cache: dict[str, set[LawArticle]]) -> int | None:
     """1-based rank of the first chunk that cites an answer, or None."""
     for rank, chunk in enumerate(chunks, start=1):
         if chunk.id not in cache:
             cache[chunk.id] = chunk_citations(chunk)
-        if any(matches(a, cache[chunk.id]) for a in answers):
+        if any(answer_is_cited(a, cache[chunk.id]) for a in answers):
             return rank
     return None
 
 
 def evaluate(searcher: Searcher, items: list[EvalItem], k: int = 5) -> dict[str, Any]:
     """{"k", "n", "dense": {"recall", "mrr"}, "hybrid": {...}, "questions": [per-question ranks and top hits]}."""
-    cache: dict[str, set[Citation]] = {}
+    cache: dict[str, set[LawArticle]] = {}
     rows = []
     for item in items:
         row: dict[str, Any] = {"id": item.id, "question": item.question, "answers": item.answers}
