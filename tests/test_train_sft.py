@@ -205,7 +205,7 @@ def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path)
 
     from agentdistill.models.registry import load_tokenizer
     from agentdistill.train.data import load_train_traces, to_dataset, tokenize_traces
-    from agentdistill.train.sft import _load_base, _lora_config, _training_args
+    from agentdistill.train.sft import load_base_model, lora_config, training_args
     from agentdistill.train.shared_prefix import SharedPrefixSFTTrainer, shared_prefix
 
     make_run(tmp_path, n=4)
@@ -218,11 +218,11 @@ def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path)
     examples, _ = tokenize_traces(traces, tok, cfg.sft.max_length)
     prefix = shared_prefix(examples)
     assert len(prefix) > 32
-    base = _load_base("smollm2-135m", cfg, False)
+    base = load_base_model("smollm2-135m", cfg, False)
     trainer = SharedPrefixSFTTrainer(
         prefix_ids=prefix, model=base,
-        args=_training_args(cfg, tmp_path / "ckpt", 1, False, False), train_dataset=to_dataset(examples),
-        processing_class=tok, peft_config=_lora_config(cfg, base))
+        args=training_args(cfg, tmp_path / "ckpt", 1, False, False), train_dataset=to_dataset(examples),
+        processing_class=tok, peft_config=lora_config(cfg, base))
     model = trainer.model
     with torch.no_grad():  # LoRA B starts at zero; make the adapters act so their gradients cross the prefix
         for name, p in model.named_parameters():
@@ -250,20 +250,20 @@ def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path)
 def test_lora_layers_adapts_only_the_top_layers_and_rejects_a_bad_count():
     from peft import get_peft_model
 
-    from agentdistill.train.sft import _load_base, _lora_config
+    from agentdistill.train.sft import load_base_model, lora_config
 
     cfg = tiny_cfg()
-    base = _load_base("smollm2-135m", cfg, False)
+    base = load_base_model("smollm2-135m", cfg, False)
     n_layers = base.config.num_hidden_layers
     cfg.sft.lora_layers = 3
-    model = get_peft_model(base, _lora_config(cfg, base))
+    model = get_peft_model(base, lora_config(cfg, base))
     adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, _ in model.named_parameters() if "lora_" in name}
     assert adapted == {n_layers - 3, n_layers - 2, n_layers - 1}
     kinds = {name.split(".")[-4] for name, _ in model.named_parameters() if "lora_A" in name}
     assert {"q_proj", "v_proj", "down_proj"} <= kinds  # "all-linear" still means every linear layer
     cfg.sft.lora_layers = n_layers + 1
     with pytest.raises(UserError, match="lora_layers"):
-        _lora_config(cfg, base)
+        lora_config(cfg, base)
 
 
 def test_max_examples_takes_a_seeded_sample_across_the_file(tmp_path):

@@ -283,12 +283,12 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     from agentdistill.train.data import load_train_traces, to_dataset
     from agentdistill.train.sft import (
         ADAPTER_MARKER,
-        _finish,
-        _load_base,
-        _lora_config,
-        _training_args,
         adapter_subdir,
+        load_base_model,
+        lora_config,
+        save_adapter,
         train_resuming,
+        training_args,
     )
     from agentdistill.train.teacher_cache import TeacherCache, teacher_source, tokenizer_sha256
 
@@ -333,14 +333,14 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     if d.mode == "online":
         teacher, _ = load_model(teacher_base, adapter=teacher_adapter, cache_dir=cfg.models.cache_dir)
         teacher.requires_grad_(False)
-    base = _load_base(student, cfg, cuda)
+    base = load_base_model(student, cfg, cuda)
     steps = next(s for s in (max_steps, d.max_steps, cfg.sft.max_steps) if s is not None)
     train_cfg = cfg.model_copy(deep=True)  # SFT's training arguments with the distill section's schedule
     if d.learning_rate is not None:
         train_cfg.sft.learning_rate = d.learning_rate
     if d.epochs is not None:
         train_cfg.sft.epochs = d.epochs
-    args = _training_args(train_cfg, ckpt_dir, steps, cuda, flash=False)
+    args = training_args(train_cfg, ckpt_dir, steps, cuda, flash=False)
     args.remove_unused_columns = False  # keep teacher_index etc. for the collator
     args.dataset_kwargs = {"skip_prepare_dataset": True}
     callbacks = []
@@ -355,7 +355,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     collator = DistillCollator(student_tok.pad_token_id, cache, teacher_tok.pad_token_id or 0)
     trainer = _make_trainer_class()(
         model=base, args=args, train_dataset=dataset, processing_class=student_tok, data_collator=collator,
-        peft_config=None if cfg.sft.method == "full" else _lora_config(cfg, base), callbacks=callbacks,
+        peft_config=None if cfg.sft.method == "full" else lora_config(cfg, base), callbacks=callbacks,
         distill=d, teacher=teacher,
     )  # fmt: skip
     output, seconds, ran = train_resuming(trainer, ckpt_dir)
@@ -374,7 +374,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         "sft": cfg.sft.model_dump(mode="json"),
         "agentdistill_version": agentdistill.__version__,
     }
-    _finish(trainer, student_tok, out, meta)
+    save_adapter(trainer, student_tok, out, meta)
     if trainer.is_world_process_zero():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     console.print(

@@ -91,7 +91,7 @@ def use_bf16(cfg: RunConfig, cuda: bool) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _lora_config(cfg: RunConfig, model: Any) -> Any:
+def lora_config(cfg: RunConfig, model: Any) -> Any:
     """LoRA on ``sft.target_modules``; with ``sft.lora_layers: N``, only in the top N transformer layers.
 
     Adapters in the top layers only end the backward pass there; the layers below run forward alone and
@@ -124,7 +124,7 @@ def linear_module_names(model: Any) -> list[str]:
                    if isinstance(module, torch.nn.Linear) and module is not output})
 
 
-def _load_base(name: str, cfg: RunConfig, cuda: bool) -> Any:
+def load_base_model(name: str, cfg: RunConfig, cuda: bool) -> Any:
     """The base model for training, on no particular device (the Trainer / accelerate places it)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -153,7 +153,9 @@ def _load_base(name: str, cfg: RunConfig, cuda: bool) -> Any:
     return AutoModelForCausalLM.from_pretrained(folder, **kwargs)
 
 
-def _training_args(cfg: RunConfig, ckpt_dir: Path, max_steps: int, cuda: bool, flash: bool) -> Any:
+def training_args(cfg: RunConfig, ckpt_dir: Path, max_steps: int, cuda: bool, flash: bool) -> Any:
+    """The TRL ``SFTConfig`` for ``cfg.sft``, checkpointing into ``ckpt_dir``; ``flash``: the attention kernel
+    takes padding-free batches."""
     from trl import SFTConfig as TRLSFTConfig
 
     s = cfg.sft
@@ -193,7 +195,7 @@ def _training_args(cfg: RunConfig, ckpt_dir: Path, max_steps: int, cuda: bool, f
     )
 
 
-def _finish(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) -> None:
+def save_adapter(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) -> None:
     """Write the adapter (or full model), tokenizer and marker into a temp folder, then rename it to ``out``."""
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -249,10 +251,10 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
                       f"the student does not learn to finish them; sft.max_length: {stats.max_tokens} keeps all whole.")
 
     cuda = torch.cuda.is_available()
-    base = _load_base(name, cfg, cuda)
+    base = load_base_model(name, cfg, cuda)
     flash = str(getattr(base.config, "_attn_implementation", "")).startswith("flash")
     steps = max_steps if max_steps is not None else cfg.sft.max_steps
-    args = _training_args(cfg, ckpt_dir, steps, cuda, flash)
+    args = training_args(cfg, ckpt_dir, steps, cuda, flash)
     callbacks = []
     if "tensorboard" in cfg.sft.report_to and int(os.environ.get("RANK", "0")) == 0:
         from torch.utils.tensorboard import SummaryWriter
@@ -269,7 +271,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         args=args,
         train_dataset=to_dataset(examples),
         processing_class=tokenizer,
-        peft_config=None if cfg.sft.method == "full" else _lora_config(cfg, base),
+        peft_config=None if cfg.sft.method == "full" else lora_config(cfg, base),
         callbacks=callbacks,
     )
     output, seconds, ran = train_resuming(trainer, ckpt_dir)
@@ -285,7 +287,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         "sft": cfg.sft.model_dump(mode="json"),
         "agentdistill_version": agentdistill.__version__,
     }
-    _finish(trainer, tokenizer, out, meta)
+    save_adapter(trainer, tokenizer, out, meta)
     if trainer.is_world_process_zero():
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the adapter is complete: checkpoints only cost disk
         console.print(f"adapter saved to {out}: {meta['steps']} steps, "
