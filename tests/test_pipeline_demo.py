@@ -62,3 +62,19 @@ def test_the_untuned_baseline_runs_on_the_configured_subset_and_the_tuned_studen
     assert eval_args(cfg)[0][-2:] == ["--max-questions", "8"]
     cfg.eval.baseline_max_questions = None
     assert "--max-questions" not in eval_args(cfg)[0]
+
+
+def test_the_summary_table_prints_every_rate_whole_on_an_80_column_terminal(tmp_path, capfd, monkeypatch):
+    from agentdistill.pipeline.cli import print_summary
+
+    monkeypatch.setenv("COLUMNS", "80")  # what rich assumes when the output is not a terminal
+    for name, rate in (("smollm2-135m-untuned", 0.0), ("smollm2-135m-sft", 0.984375)):
+        (tmp_path / "eval" / name).mkdir(parents=True)
+        metrics = {"n": 128, "format_valid_rate": rate, "tool_selection_accuracy": 0.673, "loop_rate": 0.039,
+                   "hallucinated_citation_rate": None, "mean_latency_s": 59.8}
+        (tmp_path / "eval" / name / "metrics.json").write_text(json.dumps(metrics))
+    print_summary(tmp_path)
+    printed = capfd.readouterr().out
+    assert "…" not in printed
+    assert "0.984" in printed and "0.673" in printed and "smollm2-135m-untuned" in printed
+    assert max(len(line) for line in printed.splitlines()) <= 80

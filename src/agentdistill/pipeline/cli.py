@@ -62,18 +62,17 @@ def print_summary(run_dir: Path) -> None:
     evals = sorted((run_dir / "eval").glob("*/metrics.json")) if (run_dir / "eval").exists() else []
     if not evals:
         return
+    # One column per model and one row per metric: a row per model with seven metric columns does not fit
+    # an 80-column terminal, and rich then cuts every number to "0.9…".
     table = Table(title=f"Agent evaluation on the held-out split ({run_dir})")
-    table.add_column("model", no_wrap=True)
-    table.add_column("n", justify="right")
-    for _, label in HEADLINE:
-        table.add_column(label, justify="right")
+    table.add_column("metric", no_wrap=True)
+    metrics = [json.loads(path.read_text()) for path in evals]
     for path in evals:
-        m = json.loads(path.read_text())
-        row = [path.parent.name, str(m.get("n", ""))]
-        for key, _ in HEADLINE:
-            v = m.get(key)
-            row.append("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
-        table.add_row(*row)
+        table.add_column(path.parent.name, justify="right", no_wrap=True, overflow="fold")
+    table.add_row("questions (n)", *(str(m.get("n", "")) for m in metrics))
+    for key, label in HEADLINE:
+        values = [m.get(key) for m in metrics]
+        table.add_row(label, *("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
     console.print(table)
 
 
