@@ -25,6 +25,7 @@ from typing import Any
 
 from trl import SFTTrainer
 
+from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
 
@@ -83,10 +84,10 @@ class SharedPrefixSFTTrainer(SFTTrainer):
         trained = targets != -100
         # accelerate applies mixed precision by wrapping model.forward; these calls bypass it, so enter it here
         with self.accelerator.autocast():
-            cache = backbone(input_ids=ids[:1, :p], use_cache=True).past_key_values
+            cache = output_cache(backbone(input_ids=ids[:1, :p], use_cache=True))
             cache.batch_repeat_interleave(rows)
             hidden = backbone(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions,
-                              past_key_values=cache, use_cache=False).last_hidden_state
+                              use_cache=False, **{cache_kwarg(backbone): cache}).last_hidden_state
             logits = lm_head(hidden[:, :-1][trained]).float()
         picked = targets[trained]
         loss = F.cross_entropy(logits, picked, reduction="sum")
