@@ -60,6 +60,9 @@ class AgentConfig(Section):
     max_steps: int = 6
     self_consistency: int = 1  # N sampled candidate steps, majority on the action (1 = greedy)
     first_thought_prefix: str | None = None
+    # Decode action names only as registered tools' names (llm.constrain): a small student's commonest
+    # slip is an invented name after a right thought. Local models only; an HTTP backend ignores it.
+    constrain_tool_names: bool = True
 
 
 class QuestionsConfig(Section):

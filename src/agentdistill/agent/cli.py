@@ -54,7 +54,7 @@ def chat(
 
     Each question is its own conversation; an empty line, "exit" or Ctrl-D ends the chat.
     """
-    from agentdistill.agent.runtime import run_agent
+    from agentdistill.agent.runtime import agent_options, run_agent
     from agentdistill.llm import make_llm
     from agentdistill.tools import load_tools
 
@@ -65,12 +65,9 @@ def chat(
     with console.status(f"loading {model} ..."):
         llm = make_llm(model, run, cfg, served_model=served_model, batch_size=1)
     console.print(f"[bold]{llm.name}[/bold] with tools: {', '.join(tools.names())}")
-    options = {
-        "max_steps": max_steps or cfg.agent.max_steps,
-        "self_consistency": self_consistency or cfg.agent.self_consistency,
-        "first_thought_prefix": cfg.agent.first_thought_prefix,
-        "on_event": _print_event,
-    }
+    options = {**agent_options(cfg.agent), "on_event": _print_event}
+    options["max_steps"] = max_steps or options["max_steps"]
+    options["self_consistency"] = self_consistency or options["self_consistency"]
     while True:
         if question is not None:
             text = question

@@ -38,6 +38,7 @@ from typing import Any
 
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
+from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
 from agentdistill.records import Outcome
 from agentdistill.tools.registry import ToolRegistry
@@ -198,9 +199,16 @@ def _generate(llm: LLM, requests: list[GenerationRequest]) -> list[list[Completi
     return out
 
 
+def agent_options(cfg: AgentConfig) -> dict[str, Any]:
+    """The ``run_agents`` keyword arguments that the ``agent`` config section sets."""
+    return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
+            "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names}
+
+
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
+               constrain_tool_names: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -208,18 +216,21 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``first_thought_prefix`` starts each conversation's first assistant turn where the backend can
     prefill (local models; HTTP servers with ``prefill=True``).
     ``system`` replaces the generated system prompt (e.g. to add a domain intro).
+    ``constrain_tool_names`` lets the backend decode action names only as registered tools' names
+    (llm.constrain; local models only, others ignore it).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
     system = system if system is not None else system_prompt(tools)
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
+    tool_names = tools.names() if constrain_tool_names else None
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
-                                      temperature=temp, n=self_consistency, prefix=p)
+                                      temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names)
                     for c, p in zip(active, prefixes, strict=True)]
         outputs = _generate(llm, requests)
         still: list[_Conversation] = []

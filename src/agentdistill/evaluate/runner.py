@@ -98,11 +98,12 @@ def corpus_citations(run_dir: Path) -> set[str]:
 
 
 def _identity(meta: dict[str, Any]) -> tuple[Any, ...]:
-    """What makes two evals the same: the model (for an endpoint, the served model: its port may change)."""
+    """What makes two evals the same: the model (for an endpoint, the served model: its port may change),
+    the split, and whether tool names were constrained (evals written before the option had none)."""
     model = meta.get("model") or ""
     if model.startswith(("http://", "https://")) and meta.get("served_model"):
         model = f"endpoint:{meta['served_model']}"
-    return model, meta.get("split")
+    return model, meta.get("split"), bool(meta.get("constrain_tool_names", False))
 
 
 def _check_same_model(out_dir: Path, meta: dict[str, Any]) -> None:
@@ -112,8 +113,9 @@ def _check_same_model(out_dir: Path, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
         if _identity(old) != _identity(meta):
             raise UserError(
-                f"{out_dir} holds an eval of model {old.get('model')!r} on split {old.get('split')!r}, "
-                f"not of {meta['model']!r} on {meta['split']!r}.",
+                f"{out_dir} holds an eval of model {old.get('model')!r} on split {old.get('split')!r} with "
+                f"constrain_tool_names={bool(old.get('constrain_tool_names', False))}, not of {meta['model']!r} on "
+                f"{meta['split']!r} with constrain_tool_names={meta['constrain_tool_names']}.",
                 hint="Pass another --name, or delete that folder to start over.")
     write_json_atomic(path, meta)
 
@@ -137,7 +139,7 @@ def evaluate(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Run the eval (resuming), write results.jsonl and metrics.json; return the metrics."""
-    from agentdistill.agent.runtime import run_agents
+    from agentdistill.agent.runtime import agent_options, run_agents
     from agentdistill.llm import make_llm
     from agentdistill.tools import load_tools
 
@@ -147,7 +149,8 @@ def evaluate(
     name = name or default_name(model, run_dir, cfg, served_model)
     out_dir = run_dir / "eval" / name
     questions = select_questions(run_dir, split, max_questions, cfg.seed)
-    meta = {"name": name, "model": model, "served_model": served_model, "split": split}
+    meta = {"name": name, "model": model, "served_model": served_model, "split": split,
+            "constrain_tool_names": cfg.agent.constrain_tool_names}
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_model(out_dir, meta)
 
@@ -169,10 +172,8 @@ def evaluate(
             ran = successes = 0
             for start in range(0, len(todo), group):
                 batch = todo[start : start + group]
-                for i, res in run_agents(llm, tools, [q.text for q in batch], max_steps=cfg.agent.max_steps,
-                                         self_consistency=cfg.agent.self_consistency,
-                                         first_thought_prefix=cfg.agent.first_thought_prefix,
-                                         max_tokens=cfg.eval.max_new_tokens):
+                for i, res in run_agents(llm, tools, [q.text for q in batch], max_tokens=cfg.eval.max_new_tokens,
+                                         **agent_options(cfg.agent)):
                     q = batch[i]
                     score = score_question(q, res.messages, res.outcome.status, res.outcome.steps, res.latency_s,
                                            specs, res.outcome.answer, corpus)
@@ -187,6 +188,7 @@ def evaluate(
                     bar.update(task, advance=1, status=f"task success {successes}/{ran}")
     metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus)
     metrics.update(name=name, model=model, served_model=served_model, split=split,
+                   constrain_tool_names=cfg.agent.constrain_tool_names,
                    evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(out_dir / METRICS, metrics)
     failed = metrics["statuses"].get("backend_error", 0)

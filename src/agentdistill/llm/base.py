@@ -28,6 +28,8 @@ class GenerationRequest:
     # Text the assistant turn is forced to start with (e.g. "Thought: I should"). A backend that can
     # prefill continues after it and returns prefix + continuation; one that cannot ignores it.
     prefix: str = ""
+    # Constrain the name of every action to one of these (llm.constrain); a backend that cannot ignores it.
+    tool_names: list[str] | None = None
 
 
 @dataclass

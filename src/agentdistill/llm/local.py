@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
+from agentdistill.llm.constrain import ToolNameConstraint
+from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
 
@@ -42,13 +44,15 @@ class LocalBackend:
         self.eos_ids = sorted({i for i in [*eot_ids, tok.eos_token_id] if i is not None and i >= 0})
         self._prefix_ids: list[int] = []
         self._prefix_cache: Any = None
+        self._constraints: dict[tuple[str, ...], ToolNameConstraint] = {}
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         # Only requests that sample alike can share a generate() call; keep the caller's order.
         results: list[list[Completion] | None] = [None] * len(requests)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop)), []).append(i)
+            key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), tuple(r.tool_names or ()))
+            groups.setdefault(key, []).append(i)
         for idx in groups.values():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
@@ -58,6 +62,7 @@ class LocalBackend:
 
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[list[Completion]]:
         import torch
+        from transformers import LogitsProcessorList
 
         from agentdistill.models.templates import render_prompt
 
@@ -79,7 +84,11 @@ class LocalBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if first.stop:
             kwargs.update(stop_strings=first.stop, tokenizer=tok)
-        kwargs["past_key_values"] = cache
+        kwargs[cache_kwarg(self.model)] = cache
+        if first.tool_names:
+            prefixes = [r.prefix for r in batch for _ in range(first.n)]  # generate() repeats each row n times
+            processor = self._constraint(first.tool_names).processor(enc["input_ids"].shape[1], prefixes)
+            kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
@@ -99,6 +108,12 @@ class LocalBackend:
             finish = "stop" if cut or ended is not None else "length"
             completions[row // first.n].append(Completion(text=text, finish_reason=finish, logprobs=logprobs))
         return completions
+
+    def _constraint(self, tool_names: list[str]) -> ToolNameConstraint:
+        key = tuple(tool_names)
+        if key not in self._constraints:
+            self._constraints[key] = ToolNameConstraint(self.tokenizer, tool_names)
+        return self._constraints[key]
 
     def _inputs(self, rows: list[list[int]], n: int, max_new_tokens: int) -> tuple[dict[str, Any], Any]:
         """input_ids and attention_mask for ``rows``, and a preallocated cache holding the shared prefix.
@@ -140,5 +155,5 @@ class LocalBackend:
         prefix = rows[0][:n]
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([prefix], device=self.model.device), use_cache=True)
-        self._prefix_ids, self._prefix_cache = prefix, out.past_key_values
+        self._prefix_ids, self._prefix_cache = prefix, output_cache(out)
         return prefix

@@ -92,7 +92,7 @@ def _block_size(cfg: RunConfig, llm: Any) -> int:
 
 def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console | None = None) -> dict[str, Any]:
     """Record a trace for every question without one; returns the stats written to traces.stats.json."""
-    from agentdistill.agent.runtime import run_agents
+    from agentdistill.agent.runtime import agent_options, run_agents
     from agentdistill.tools import load_tools
 
     run_dir = Path(run_dir)
@@ -120,10 +120,8 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
             size = _block_size(cfg, llm)
             for b in range(0, len(todo), size):
                 block = todo[b : b + size]
-                results = run_agents(llm, tools, [q.text for q in block], max_steps=cfg.agent.max_steps,
-                                     self_consistency=cfg.agent.self_consistency,
-                                     first_thought_prefix=cfg.agent.first_thought_prefix,
-                                     max_tokens=cfg.teacher.max_tokens)
+                results = run_agents(llm, tools, [q.text for q in block], max_tokens=cfg.teacher.max_tokens,
+                                     **agent_options(cfg.agent))
                 for i, result in results:
                     q = block[i]
                     if result.outcome.status == "backend_error":
