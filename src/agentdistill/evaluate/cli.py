@@ -25,6 +25,10 @@ def eval_model(
     max_questions: int = typer.Option(None, "--max-questions", help="Evaluate a fixed random subset of N questions."),
     name: str = typer.Option(None, "--name", help="Folder under eval/ (default: derived from --model)."),
     served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
+    constrain_tool_names: bool = typer.Option(
+        None, "--constrain-tool-names/--free-tool-names",
+        help="Decode action names only as registered tools' names (local models), or let the model write any "
+             "name (default: agent.constrain_tool_names, on). Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -40,6 +44,8 @@ def eval_model(
 
         raise UserError(f"unknown split {split!r}.", hint="Use --split test (held out) or --split train.")
     cfg = open_run(run, config)
+    if constrain_tool_names is not None:
+        cfg.agent.constrain_tool_names = constrain_tool_names
     metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                        served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")
