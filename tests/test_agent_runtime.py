@@ -36,8 +36,9 @@ class Script:
 
     name = "script"
 
-    def __init__(self, replies: dict[str, list[object]]):
+    def __init__(self, replies: dict[str, list[object]], elapsed_s: dict[str, float] | None = None):
         self.replies = replies
+        self.elapsed_s = elapsed_s or {}  # per question: the call time its completions report
         self.turn: dict[str, int] = {}
         self.batches: list[list[GenerationRequest]] = []
 
@@ -52,7 +53,8 @@ class Script:
         for q, r, reply in zip(questions, requests, replies, strict=True):
             self.turn[q] = self.turn.get(q, 0) + 1
             texts = reply if isinstance(reply, list) else [reply] * r.n
-            out.append([Completion(text=r.prefix + t, finish_reason="stop") for t in texts])
+            out.append([Completion(text=r.prefix + t, finish_reason="stop", elapsed_s=self.elapsed_s.get(q))
+                        for t in texts])
         return out
 
 
@@ -187,6 +189,18 @@ def test_lockstep_batches_all_active_conversations_and_yields_each_as_it_ends(to
     order = [i for i, _ in run_agents(llm, tools, ["three", "two", "one"])]
     assert order == [2, 1, 0]  # shortest conversation first
     assert [len(b) for b in llm.batches] == [3, 2, 1]  # one generate call per round, for every active one
+
+
+def test_latency_counts_a_conversations_own_steps_not_the_others_in_lockstep(tools):
+    llm = Script({"quick": [answer("hello")],
+                  "slow": [act("calculator", expression="1 + 1"), act("calculator", expression="2 + 2"), answer("4")]},
+                 elapsed_s={"quick": 0.5, "slow": 2.0})
+    latency = {i: r.latency_s for i, r in run_agents(llm, tools, ["quick", "slow"])}
+    assert latency[0] == pytest.approx(0.5)  # it ended in the first round; the slow one's rounds are not its time
+    assert 6.0 <= latency[1] < 6.5  # three steps of 2 s, plus two real calculator calls
+
+    untimed = Script({"q": [act("calculator", expression="1 + 1"), answer("2")]})  # no elapsed_s: the round's wall time
+    assert 0 < run_agent(untimed, tools, "q").latency_s < 1.0
 
 
 def test_first_thought_prefix_is_sent_on_the_first_turn_only(tools):

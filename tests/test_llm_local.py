@@ -40,6 +40,7 @@ def test_a_padded_batch_gives_the_same_greedy_text_as_one_by_one(llm):
     alone = [llm.generate([short])[0], llm.generate([long])[0]]
     assert [c[0].text for c in batched] == [c[0].text for c in alone]
     assert all(c[0].text.strip() for c in batched)
+    assert batched[0][0].elapsed_s == batched[1][0].elapsed_s > 0  # one batch: its time is each row's time
 
 
 def with_tools_prompt(question: str, **kw) -> GenerationRequest:

@@ -36,6 +36,7 @@ def test_retries_429_and_5xx_then_succeeds():
         out = backend(server.url, max_retries=4).generate([ask()])
         assert out[0][0].text == "Thought: easy.\nAnswer: 42"
         assert server.chat_requests() == 4
+        assert out[0][0].elapsed_s >= 0.01 + 0.04  # its time includes the back-off (500, 503; the 429 said 0 s)
 
 
 def test_gives_up_after_max_retries_with_the_last_error():

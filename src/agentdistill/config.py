@@ -128,6 +128,9 @@ class EvalConfig(Section):
     # tightly, and the minutes saved go to training.
     baseline_max_questions: int | None = None
     batch_size: int = 8
+    # Questions advanced together (evaluate.runner): several batches' worth keeps batches full as short
+    # conversations finish; a killed eval loses at most this many conversations in progress.
+    in_flight: int = 64
     max_new_tokens: int = 192
     bootstrap: int = 1000
 

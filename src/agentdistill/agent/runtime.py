@@ -52,7 +52,9 @@ SELF_CONSISTENCY_TEMPERATURE = 0.7
 class AgentResult:
     messages: list[dict[str, Any]]
     outcome: Outcome
-    latency_s: float  # from the start of run_agents to the end of this conversation
+    # the time this conversation's own steps took: its model calls (for a batched local model, the batch it
+    # was in) and its tool calls; how many other conversations ran in lockstep beside it does not add to it
+    latency_s: float
     raw_steps: list[str] = field(default_factory=list)  # the chosen model text of every turn, as generated
     parse_errors: int = 0  # turns whose text did not parse
     error: str | None = None  # what the backend said, for status "backend_error"
@@ -114,6 +116,7 @@ class _Conversation:
     consecutive_parse_errors: int = 0
     seen_actions: set[str] = field(default_factory=set)
     raw_steps: list[str] = field(default_factory=list)
+    busy_s: float = 0.0  # becomes AgentResult.latency_s
     result: AgentResult | None = None
 
 
@@ -125,7 +128,6 @@ class _Loop:
         self.max_steps = max_steps
         self.max_parse_errors = max_parse_errors
         self.on_event = on_event
-        self.start = time.perf_counter()
 
     def emit(self, kind: str, c: _Conversation, message: dict[str, Any] | None = None, text: str = "") -> None:
         if self.on_event is not None:
@@ -133,7 +135,7 @@ class _Loop:
 
     def finish(self, c: _Conversation, status: str, answer: str | None = None, error: str | None = None) -> None:
         c.result = AgentResult(messages=c.messages, outcome=Outcome(answer=answer, steps=c.steps, status=status),
-                               latency_s=time.perf_counter() - self.start, raw_steps=c.raw_steps,
+                               latency_s=c.busy_s, raw_steps=c.raw_steps,
                                parse_errors=c.parse_errors, error=error)
         self.emit("end", c, text=status if error is None else f"{status}: {error}")
 
@@ -158,7 +160,9 @@ class _Loop:
             return
         c.seen_actions.add(key)
         for call in step.tool_calls:
+            start_s = time.perf_counter()
             result = self.tools.call(call["name"], call.get("arguments", {}))
+            c.busy_s += time.perf_counter() - start_s
             observation = {"role": "tool", "name": call["name"], "content": result.content}
             c.messages.append(observation)
             self.emit("observation", c, observation)
@@ -232,12 +236,17 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names)
                     for c, p in zip(active, prefixes, strict=True)]
+        start_s = time.perf_counter()
         outputs = _generate(llm, requests)
+        round_s = time.perf_counter() - start_s
         still: list[_Conversation] = []
         for c, out in zip(active, outputs, strict=True):
             if isinstance(out, BackendError):
+                c.busy_s += round_s
                 loop.finish(c, "backend_error", error=str(out))
             else:
+                timed = [comp.elapsed_s for comp in out if comp.elapsed_s is not None]
+                c.busy_s += max(timed) if timed else round_s
                 loop.advance(c, out)
             if c.result is not None:
                 yield c.index, c.result

@@ -37,6 +37,9 @@ class Completion:
     text: str  # the whole assistant turn (a prefilled prefix included), without the end-of-turn token
     finish_reason: str  # "stop" (end of turn or a stop sequence) | "length" | what the server said
     logprobs: list[float] | None = None  # per generated token, when requested
+    # Wall time of the call that produced it: for a batched local model the batch's, for an HTTP backend its
+    # own request's (queueing and retries included). None where the backend does not time its calls.
+    elapsed_s: float | None = None
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ positions it would see alone and the output equals uncached generation.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ class LocalBackend:
         self._constraints: dict[tuple[str, ...], ToolNameConstraint] = {}
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        from agentdistill.models.templates import render_prompt
+
+        prompt_ids = [self.tokenizer(render_prompt(self.tokenizer, r.messages, add_generation_prompt=True) + r.prefix,
+                                     add_special_tokens=False)["input_ids"] for r in requests]
         # Only requests that sample alike can share a generate() call; keep the caller's order.
         results: list[list[Completion] | None] = [None] * len(requests)
         groups: dict[tuple[Any, ...], list[int]] = {}
@@ -54,21 +59,24 @@ class LocalBackend:
             key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), tuple(r.tool_names or ()))
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
+            # every row is padded to its batch's longest prompt: batch prompts of similar length together
+            idx = sorted(idx, key=lambda i: len(prompt_ids[i]))
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                for i, out in zip(chunk, self._generate_batch([requests[i] for i in chunk]), strict=True):
+                start_s = time.perf_counter()
+                outs = self._generate_batch([requests[i] for i in chunk], [prompt_ids[i] for i in chunk])
+                elapsed = time.perf_counter() - start_s
+                for i, out in zip(chunk, outs, strict=True):
+                    for completion in out:
+                        completion.elapsed_s = elapsed
                     results[i] = out
         return [r or [] for r in results]
 
-    def _generate_batch(self, batch: list[GenerationRequest]) -> list[list[Completion]]:
+    def _generate_batch(self, batch: list[GenerationRequest], rows: list[list[int]]) -> list[list[Completion]]:
         import torch
         from transformers import LogitsProcessorList
 
-        from agentdistill.models.templates import render_prompt
-
         tok, first = self.tokenizer, batch[0]
-        prompts = [render_prompt(tok, r.messages, add_generation_prompt=True) + r.prefix for r in batch]
-        rows = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
         enc, cache = self._inputs(rows, first.n, first.max_tokens)
         kwargs: dict[str, Any] = {
             "max_new_tokens": first.max_tokens,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -162,6 +163,7 @@ class OpenAIBackend:
 
     async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore,
                    req: GenerationRequest) -> list[Completion]:
+        start_s = time.perf_counter()
         prefix = req.prefix if self.prefill else ""
         payload: dict[str, Any] = {
             "model": self.model,
@@ -183,6 +185,9 @@ class OpenAIBackend:
             if not choices:
                 raise BackendError(f"{self.base_url}/chat/completions returned no choices.")
             out.extend(self._completion(c, req.stop, prefix) for c in choices)
+        elapsed = time.perf_counter() - start_s
+        for completion in out:
+            completion.elapsed_s = elapsed
         return out[: req.n]
 
     @staticmethod
