@@ -279,3 +279,25 @@ def test_max_examples_takes_a_seeded_sample_across_the_file(tmp_path):
     order = [f"t{i}" for i in range(40)]
     assert ids == sorted(ids, key=order.index)  # file order kept
     assert ids != order[:10]  # not just the head of the file
+
+
+def test_the_traces_max_examples_leaves_out_join_as_their_first_turn(tmp_path):
+    from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.data import load_train_traces, tokenize_traces
+
+    make_run(tmp_path, n=40)
+    sample, _ = load_train_traces(tmp_path, 10, seed=0)
+    both, _ = load_train_traces(tmp_path, 10, seed=0, first_turns_of_rest=True)
+    assert [t.id for t in both[:10]] == [t.id for t in sample]  # the whole traces are the same sample
+    rest = both[10:]
+    assert len(rest) == 30 and {t.id.removesuffix("#first-turn") for t in rest}.isdisjoint(t.id for t in sample)
+    full = {t.id: t for t in load_train_traces(tmp_path)[0]}
+    for t in rest:
+        assert [m["role"] for m in t.messages] == ["system", "user", "assistant"]
+        assert t.messages == full[t.id.removesuffix("#first-turn")].messages[:3]
+    # each still trains its one assistant turn, and costs a fraction of the whole trace
+    tokenizer = load_tokenizer("smollm2-135m")
+    cut, _ = tokenize_traces(rest, tokenizer, 1536)
+    whole, _ = tokenize_traces([full[t.id.removesuffix("#first-turn")] for t in rest], tokenizer, 1536)
+    assert all(sum(e["assistant_masks"]) > 0 for e in cut)
+    assert sum(len(e["input_ids"]) for e in cut) < sum(len(e["input_ids"]) for e in whole)

@@ -102,6 +102,9 @@ class SFTConfig(Section):
     logging_steps: int = 5
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
     max_examples: int | None = None
+    # The answered train traces that max_examples leaves out are still trained on, cut after their first
+    # assistant turn (train.data.first_turn): the tool decision, at about a tenth of a whole trace's cost.
+    first_turns_of_rest: bool = False
     bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
     share_prefix: bool = True  # run the system prompt all examples share once per batch (train/shared_prefix.py)
 

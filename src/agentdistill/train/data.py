@@ -36,11 +36,14 @@ class DataStats:
     trained_fraction: float  # share of tokens inside the assistant mask
 
 
-def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int = 0) -> tuple[list[Trace], int]:
+def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int = 0,
+                      first_turns_of_rest: bool = False) -> tuple[list[Trace], int]:
     """The answered traces of the train split, in file order; also the number of train traces seen.
 
     With ``max_examples``, a seeded random sample of that many (kept in file order): the file is
-    ordered by source passage, so its first N traces would cover only part of the corpus.
+    ordered by source passage, so its first N traces would cover only part of the corpus. With
+    ``first_turns_of_rest`` the traces the sample leaves out follow it cut after their first assistant
+    turn (see ``first_turn``).
     """
     path = Path(run_dir) / "traces.jsonl"
     if not path.exists():
@@ -55,8 +58,20 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int 
                         hint="Check traces.stats.json for why traces were rejected, then rerun `agentdistill traces`.")
     if max_examples and max_examples < len(answered):
         keep = sorted(random.Random(seed).sample(range(len(answered)), max_examples))
-        answered = [answered[i] for i in keep]
+        rest = sorted(set(range(len(answered))) - set(keep))
+        sample = [answered[i] for i in keep]
+        if first_turns_of_rest:
+            sample += [first_turn(answered[i]) for i in rest]
+        answered = sample
     return answered, len(train)
+
+
+def first_turn(trace: Trace) -> Trace:
+    """``trace`` cut after its first assistant turn: the system prompt, the question and the step that picks
+    a tool (or answers). That step is where a small student goes wrong most, and without the observations and
+    later turns it costs about a tenth of the whole trace's tokens."""
+    end = next(i for i, m in enumerate(trace.messages) if m["role"] == "assistant") + 1
+    return trace.model_copy(update={"id": f"{trace.id}#first-turn", "messages": trace.messages[:end]})
 
 
 def tokenize_traces(traces: list[Trace], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], DataStats]:

@@ -320,7 +320,8 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         cache = TeacherCache.open(run_dir)
         _check_cache(cache.header, teacher_base, d, len(teacher_tok))
 
-    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed)
+    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed,
+                                         cfg.sft.first_turns_of_rest)
     examples, data = build_examples(traces, student_tok, teacher_tok, cfg.sft.max_length, cache)
     console.print(
         f"distill {teacher_base} -> {student} ({d.loss}, k={d.top_k}, T={d.temperature}, {d.mode}): "

@@ -239,7 +239,8 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     if force:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
-    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed)
+    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed,
+                                         cfg.sft.first_turns_of_rest)
     tokenizer = load_tokenizer(name, cfg.models.cache_dir)
     examples, stats = tokenize_traces(traces, tokenizer, cfg.sft.max_length)
     console.print(f"sft {name} ({cfg.sft.method}): {stats.n_examples} examples of {n_train} train traces, "

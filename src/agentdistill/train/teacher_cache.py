@@ -180,7 +180,7 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
 
     base, adapter = teacher_source(run_dir, cfg)
     tokenizer = load_tokenizer(base, cfg.models.cache_dir)
-    traces, _ = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed)
+    traces, _ = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed, cfg.sft.first_turns_of_rest)
     start = time.perf_counter()
     vocab = len(tokenizer)
     done: dict[str, tuple[int, str]] = {}
