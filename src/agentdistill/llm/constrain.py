@@ -22,12 +22,13 @@ from typing import Any
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
 _NAME_KEYS = ('"name": "', '"name":"')
 _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
-_TAIL_TOKENS = 32  # enough to hold 'Action: {"name": "' and the longest tool name
+# enough to hold 'Action: {"name": "' and a long tool name even when sampled one character per token
+_TAIL_TOKENS = 64
 
 
 class ToolNameConstraint:
     """The masks that keep action names to ``tool_names``, cached for one tokenizer and tool set;
-    ``processor(prompt_len)`` gives the logits processor for one generate() call."""
+    ``processor(prompt_len, prefixes)`` gives the logits processor for one generate() call."""
 
     def __init__(self, tokenizer: Any, tool_names: list[str]):
         if not tool_names:
@@ -39,7 +40,7 @@ class ToolNameConstraint:
 
     def _candidate_tokens(self) -> list[tuple[int, str]]:
         """Tokens that can appear inside a target: a piece of one, or a target's tail and what follows
-        its closing quote. Every mask is built from these few thousand instead of the whole vocabulary."""
+        its closing quote. Every mask is built from these (a few hundred) instead of the whole vocabulary."""
         out = []
         for token_id, s in enumerate(self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])):
             if not s:
