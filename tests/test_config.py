@@ -3,6 +3,7 @@ resolved copy a run directory keeps so later stages need no --config."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from agentdistill.config import (
     RESOLVED_CONFIG_NAME,
     RunConfig,
+    apply_overrides,
     load_config,
     load_run_config,
     open_run,
@@ -195,3 +197,26 @@ def test_damaged_saved_config_is_reported_with_its_path(tmp_path):
     with pytest.raises(UserError) as info:
         load_run_config(run_dir)
     assert RESOLVED_CONFIG_NAME in str(info.value)
+
+
+def test_set_overrides_values_in_yaml_syntax_and_keeps_the_rest(tmp_path, monkeypatch):
+    cfg = RunConfig()
+    monkeypatch.chdir(tmp_path)
+    out = apply_overrides(cfg, ["sft.epochs=3", "agent.constrain_tool_names=false", "tools.packs=[general]",
+                                "questions.personas=people.yaml"])
+    assert out.sft.epochs == 3.0 and out.agent.constrain_tool_names is False and out.tools.packs == ["general"]
+    assert out.questions.personas == tmp_path / "people.yaml"  # relative to where the command runs
+    assert out.sft.learning_rate == cfg.sft.learning_rate and cfg.sft.epochs != 3.0  # the rest, and the input, kept
+    assert apply_overrides(cfg, None) is cfg
+
+
+@pytest.mark.parametrize(("assignment", "expected"), [
+    ("sft.epoch=2", "unknown key 'sft.epoch'. Did you mean 'epochs'?"),
+    ("sft.epochs=many", "'sft.epochs'"),
+    ("sft.epochs", "expected section.key=value"),
+    ("swift.epochs=2", "unknown key 'swift'"),
+    ("sft.epochs=[1", "not valid YAML"),
+])
+def test_a_bad_set_names_the_assignment_and_the_problem(assignment, expected):
+    with pytest.raises(UserError, match=re.escape(expected)):
+        apply_overrides(RunConfig(), [assignment])

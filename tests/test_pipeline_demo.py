@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from agentdistill.config import load_run_config
+
 METRIC_KEYS = {
     "n", "format_valid_rate", "tool_selection_accuracy", "exact_tool_match", "argument_validity",
     "task_success_rate", "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate", "mean_steps",
@@ -19,8 +21,9 @@ METRIC_KEYS = {
 
 def _demo(run_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "agentdistill.cli", "demo", "--quick", "--run", str(run_dir)],
-                          capture_output=True, text=True, env=env, timeout=2400)
+    # a --set value reaches every stage through the run's saved config (checked below)
+    return subprocess.run([sys.executable, "-m", "agentdistill.cli", "demo", "--quick", "--run", str(run_dir),
+                           "--set", "eval.bootstrap=150"], capture_output=True, text=True, env=env, timeout=2400)
 
 
 @pytest.mark.slow
@@ -37,6 +40,7 @@ def test_quick_demo_evaluates_the_untuned_and_the_tuned_student_and_resumes(tmp_
         results = (run_dir / "eval" / name / "results.jsonl").read_text().splitlines()
         assert len(results) == 8
     assert (run_dir / "adapters" / "smollm2-135m" / "adapter_config.json").exists()
+    assert load_run_config(run_dir).eval.bootstrap == 150
     report = (run_dir / "report.html").read_text()
     assert "smollm2-135m-untuned" in report and "smollm2-135m-sft" in report
 

@@ -14,6 +14,10 @@ ConfigPath = Annotated[
     Path | None,
     typer.Option("--config", help="Run config YAML; saved into the run directory for later stages."),
 ]
+ConfigOverrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value, e.g. --set sft.epochs=2 (YAML value; repeatable)."),
+]
 ModelName = Annotated[
     str,
     typer.Option(

@@ -191,7 +191,7 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _explain(error: dict[str, Any], path: Path, lines: dict[tuple[Any, ...], int]) -> str:
+def _explain(error: dict[str, Any], path: Path | str, lines: dict[tuple[Any, ...], int]) -> str:
     loc = tuple(error["loc"])
     dotted = ".".join(map(str, loc))
     line = lines.get(loc) or lines.get(loc[:-1])
@@ -225,6 +225,36 @@ def load_config(path: Path) -> RunConfig:
         problems = "\n".join("  " + _explain(err, path, lines) for err in e.errors())
         raise UserError(f"invalid config:\n{problems}") from e
     return resolve_paths(cfg, path.parent.resolve())
+
+
+def apply_overrides(cfg: RunConfig, assignments: list[str] | None) -> RunConfig:
+    """``cfg`` with ``section.key=value`` assignments applied, the values in YAML syntax (``sft.epochs=2``,
+    ``tools.packs=[general]``); relative paths among them are taken from the current folder."""
+    if not assignments:
+        return cfg
+    data = cfg.model_dump(mode="python")
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise UserError(f"--set {assignment!r}: expected section.key=value.",
+                            hint="For example --set sft.epochs=2.")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise UserError(f"--set {assignment!r}: the value is not valid YAML: {e}") from e
+        node = data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}  # validation then names the unknown section or the wrong type
+            node = node[part]
+        node[parts[-1]] = value
+    try:
+        updated = RunConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "\n".join("  " + _explain(err, "--set", {}) for err in e.errors())
+        raise UserError(f"invalid --set:\n{problems}") from e
+    return resolve_paths(updated, Path.cwd())
 
 
 def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:

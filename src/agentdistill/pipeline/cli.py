@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 import agentdistill
-from agentdistill.config import RunConfig, load_config, save_resolved
+from agentdistill.cli_options import ConfigOverrides
+from agentdistill.config import RunConfig, apply_overrides, load_config, save_resolved
 from agentdistill.errors import UserError
 from agentdistill.pipeline.stages import build_stages, run_stages
 
@@ -96,6 +97,7 @@ def demo(
         "--distill/--no-distill",
         help="Also SFT the Gemma teacher, cache it and distill it into the student (ULD).",
     ),
+    overrides: ConfigOverrides = None,
 ) -> None:
     """Run the whole pipeline offline on the bundled models and the UAE labour example.
 
@@ -106,14 +108,15 @@ def demo(
     cfg = load_config(example_dir() / "config.yaml")
     if quick:
         cfg = quick_overrides(cfg)
-    _run_pipeline(cfg, run, distill=distill)
+    _run_pipeline(apply_overrides(cfg, overrides), run, distill=distill)
 
 
 def run(
     config: Path = typer.Argument(..., help="Run config YAML (see examples/uae_labour/config.yaml)."),
     run_dir: Path = typer.Option(None, "--run", help="Run directory; default runs/<name from the config>."),
     distill: bool = typer.Option(False, "--distill/--no-distill", help="Include the cross-tokenizer ULD stages."),
+    overrides: ConfigOverrides = None,
 ) -> None:
     """Run every stage of a configured run in order, skipping stages whose outputs are complete."""
-    cfg = load_config(config)
+    cfg = apply_overrides(load_config(config), overrides)
     _run_pipeline(cfg, run_dir or Path("runs") / cfg.name, distill=distill)
