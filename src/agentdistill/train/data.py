@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import read_records
 from agentdistill.records import Trace
@@ -58,12 +59,17 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int 
                         hint="Check traces.stats.json for why traces were rejected, then rerun `agentdistill traces`.")
     if max_examples and max_examples < len(answered):
         keep = sorted(random.Random(seed).sample(range(len(answered)), max_examples))
-        rest = sorted(set(range(len(answered))) - set(keep))
         sample = [answered[i] for i in keep]
         if first_turns_of_rest:
-            sample += [first_turn(answered[i]) for i in rest]
+            sample += [first_turn(answered[i]) for i in sorted(set(range(len(answered))) - set(keep))]
         answered = sample
     return answered, len(train)
+
+
+def configured_train_traces(run_dir: Path, cfg: RunConfig) -> tuple[list[Trace], int]:
+    """``load_train_traces`` as the run's config sets it. SFT, the teacher cache and distillation all read
+    their traces here, so the cache always holds exactly the examples distillation trains on."""
+    return load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed, cfg.sft.first_turns_of_rest)
 
 
 def first_turn(trace: Trace) -> Trace:

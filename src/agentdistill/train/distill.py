@@ -280,7 +280,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     import torch
 
     from agentdistill.models.registry import load_model, load_tokenizer
-    from agentdistill.train.data import load_train_traces, to_dataset
+    from agentdistill.train.data import configured_train_traces, to_dataset
     from agentdistill.train.sft import (
         ADAPTER_MARKER,
         adapter_subdir,
@@ -320,8 +320,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         cache = TeacherCache.open(run_dir)
         _check_cache(cache.header, teacher_base, d, len(teacher_tok))
 
-    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed,
-                                         cfg.sft.first_turns_of_rest)
+    traces, n_train = configured_train_traces(run_dir, cfg)
     examples, data = build_examples(traces, student_tok, teacher_tok, cfg.sft.max_length, cache)
     console.print(
         f"distill {teacher_base} -> {student} ({d.loss}, k={d.top_k}, T={d.temperature}, {d.mode}): "

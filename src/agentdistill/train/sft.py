@@ -38,7 +38,7 @@ from rich.console import Console
 import agentdistill
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
-from agentdistill.train.data import load_train_traces, to_dataset, tokenize_traces
+from agentdistill.train.data import configured_train_traces, to_dataset, tokenize_traces
 
 console = Console(stderr=True)
 ADAPTER_MARKER = "agentdistill.json"
@@ -239,8 +239,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     if force:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
-    traces, n_train = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed,
-                                         cfg.sft.first_turns_of_rest)
+    traces, n_train = configured_train_traces(run_dir, cfg)
     tokenizer = load_tokenizer(name, cfg.models.cache_dir)
     examples, stats = tokenize_traces(traces, tokenizer, cfg.sft.max_length)
     console.print(f"sft {name} ({cfg.sft.method}): {stats.n_examples} examples of {n_train} train traces, "

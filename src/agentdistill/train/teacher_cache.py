@@ -168,7 +168,7 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
 
     from agentdistill.models.registry import load_model, load_tokenizer
     from agentdistill.train.align import tokenize_trace
-    from agentdistill.train.data import load_train_traces
+    from agentdistill.train.data import configured_train_traces
 
     run_dir = Path(run_dir)
     cache_dir = run_dir / CACHE_DIR
@@ -180,7 +180,7 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
 
     base, adapter = teacher_source(run_dir, cfg)
     tokenizer = load_tokenizer(base, cfg.models.cache_dir)
-    traces, _ = load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed, cfg.sft.first_turns_of_rest)
+    traces, _ = configured_train_traces(run_dir, cfg)
     start = time.perf_counter()
     vocab = len(tokenizer)
     done: dict[str, tuple[int, str]] = {}
