@@ -101,7 +101,6 @@ class ToolNameConstraint:
         return scores
 
 
-
 class _ToolNameProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 

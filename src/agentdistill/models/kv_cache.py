@@ -7,13 +7,20 @@ both, so the name is read off the model.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
 
 def cache_kwarg(model: Any) -> str:
     """The keyword that passes a cache to ``model``'s forward (and generate)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return _cache_kwarg_of(type(model))
+
+
+@functools.cache
+def _cache_kwarg_of(model_class: type) -> str:
+    # read once per model class: callers ask on every generate() batch and every training step
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def output_cache(output: Any) -> Any:
