@@ -83,3 +83,22 @@ def test_a_leak_is_refused_with_a_hint():
 def test_a_bad_fraction_is_a_user_error():
     with pytest.raises(UserError, match="test_fraction"):
         assign_splits([], 1.5)
+
+
+def test_every_kind_is_tested_when_it_comes_from_one_cluster_only():
+    # The UAE example's shape: the two-tool questions of a calculator come from one topic, and a plain
+    # greedy fill of the 20% share takes lookup topics only, so two-tool questions are never tested.
+    # Holding that topic out still trains its calculator: ungrounded questions keep one in train.
+    tools = {"lookup": ["search_labour_law"], "multi_step": ["search_labour_law", "gratuity"]}
+    questions = []
+    for cluster in range(6):
+        kinds = ["lookup"] * 20 + (["multi_step"] * 8 if cluster == 1 else [])
+        questions += [Question(id=f"q{cluster}-{i}", text="t", persona="p", cluster=cluster, kind=kind,
+                               source_chunk_ids=[f"c{cluster}"], expect=Expect(tools=tools[kind]))
+                      for i, kind in enumerate(kinds)]
+    questions += [Question(id=f"g{i}", text="t", persona="p", cluster=-1, kind="calculation",
+                           expect=Expect(tools=["gratuity"])) for i in range(20)]
+    for seed in range(10):
+        out = assign_splits(questions, 0.2, seed=seed)
+        assert {q.kind for q in out if q.split == "test"} == {"lookup", "multi_step", "calculation"}, seed
+        assert any("gratuity" in q.expect.tools for q in out if q.split == "train")
