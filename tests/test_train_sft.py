@@ -186,6 +186,19 @@ def test_training_resumes_from_the_last_checkpoint_after_a_kill(tmp_path, monkey
     assert (tmp_path / "adapters" / "smollm2-135m" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
+def test_a_time_budget_trains_the_steps_that_fit_instead_of_the_planned_ones(tmp_path):
+    from agentdistill.train.sft import train_sft
+
+    make_run(tmp_path)
+    cfg = tiny_cfg()
+    cfg.sft.time_budget_min = 0.02  # 1.2 s: less than the first 10 steps with a checkpoint after each
+    result = train_sft(tmp_path, cfg, "student", max_steps=40)
+    assert 10 < result.steps < 40 and result.steps_run == result.steps
+    meta = json.loads((tmp_path / "adapters" / "smollm2-135m" / "agentdistill.json").read_text())
+    assert meta["steps"] == result.steps
+
+
 def test_shared_prefix_stops_before_the_first_trained_token():
     from agentdistill.train.shared_prefix import shared_prefix
 

@@ -107,6 +107,9 @@ class SFTConfig(Section):
     first_turns_of_rest: bool = False
     bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
     share_prefix: bool = True  # run the system prompt all examples share once per batch (train/shared_prefix.py)
+    # Minutes of training at most: a CPU too slow for the planned steps trains fewer, with the cosine schedule
+    # ending at the last one (train/time_budget.py). None: the planned steps, however long they take.
+    time_budget_min: float | None = Field(default=None, gt=0)
 
 
 class DistillConfig(Section):

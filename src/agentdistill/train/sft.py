@@ -223,8 +223,9 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     from agentdistill.models.registry import load_tokenizer
     from agentdistill.train.sampling import ShuffledLengthBatchesMixin
     from agentdistill.train.shared_prefix import SharedPrefixSFTTrainer, shared_prefix
+    from agentdistill.train.time_budget import PlannedCosineMixin, TimeBudget
 
-    class StudentSFTTrainer(ShuffledLengthBatchesMixin, SharedPrefixSFTTrainer):
+    class StudentSFTTrainer(ShuffledLengthBatchesMixin, PlannedCosineMixin, SharedPrefixSFTTrainer):
         pass
 
     run_dir = Path(run_dir)
@@ -261,6 +262,10 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / "logs" / ckpt_dir.name))))
+    budget = None
+    if cfg.sft.time_budget_min:
+        budget = TimeBudget(cfg.sft.time_budget_min * 60, report=lambda m: console.print(f"[yellow]{m}[/]"))
+        callbacks.append(budget)
     prefix_ids = shared_prefix(examples) if cfg.sft.share_prefix else []
     if prefix_ids:
         console.print(f"the first {len(prefix_ids)} tokens (system prompt) are shared by every example: "
@@ -274,6 +279,10 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         peft_config=None if cfg.sft.method == "full" else lora_config(cfg, base),
         callbacks=callbacks,
     )
+    if budget is not None:
+        from transformers.trainer_callback import ProgressCallback
+
+        budget.progress = next((c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None)
     output, seconds, ran = train_resuming(trainer, ckpt_dir)
     meta = {
         "base_model": name,
