@@ -146,3 +146,20 @@ def test_generate_returns_n_identical_candidates():
     [out] = teacher.generate([req])
     assert len(out) == 3 and len({c.text for c in out}) == 1
     assert out[0].text.startswith("Thought:") and '"calculator"' in out[0].text
+
+
+@pytest.mark.parametrize("question", [
+    "What does the law say about notice periods, and what is owed if the contract says 60 days notice and the wage "
+    "is AED 18,250?",
+    "Look up the rules on annual leave, then how many days do I get after 65 months of service?",
+])
+def test_a_two_tool_plan_is_stated_in_the_first_thought(question):
+    teacher = RuleTeacher(tool_names=["search_labour_law", "notice_period", "annual_leave"])
+    plan = teacher.plan(question)
+    assert [c.name for c in plan.calls][0] == "search_labour_law" and len(plan.calls) == 2
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": question}]
+    first = teacher.next_step(messages)
+    thought = first.split("\n")[0]
+    assert plan.calls[1].name in thought and '"search_labour_law"' in first
+    lookup = teacher.next_step([messages[0], {"role": "user", "content": "What does the law say about notice?"}])
+    assert "notice_period" not in lookup.split("\n")[0]  # a one-tool lookup names no second tool

@@ -478,6 +478,13 @@ _THOUGHTS = {
     "add_days": ["I need a date a number of days away, so I will use add_days.", "Let me add the days to the date.",
                  "add_days will give the resulting date."],
 }
+# A two-tool plan is stated in full at its first step: a student that learns to write the plan has the
+# second tool in its own context when the first observation comes back; one that only searched for the
+# topic (the lookup thought) answered from the search alone on a topic whose two-tool questions it had
+# never seen (0 of 35 on the held-out gratuity questions).
+_PLAN_THOUGHTS = ["I need the rules on {topic} first, then {next} for the numbers.",
+                  "This asks for the rule and a figure: I will search the law for {topic}, then use {next}.",
+                  "First I look up {topic} in the law texts; then {next} will work out the figure."]
 _SECOND_STEP = ["Now I will calculate the figure with {tool}.",
                 "I have the rule; next I compute the numbers with {tool}.",
                 "With the rule found, {tool} will give the exact amount."]
@@ -545,7 +552,9 @@ class RuleTeacher:
         k = len(done)
         if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
             call = plan.calls[k]
-            if k == 0:
+            if k == 0 and len(plan.calls) > 1:
+                thought = _pick(_PLAN_THOUGHTS, key).replace("{next}", plan.calls[1].name)
+            elif k == 0:
                 thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
             else:
                 thought = _pick(_SECOND_STEP, key)
