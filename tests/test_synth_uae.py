@@ -64,6 +64,17 @@ def test_the_eval_split_shares_no_source_chunk_with_train(uae_run):
     assert {t.split for t in traces} == {"train", "test"}
 
 
+def test_every_kind_is_held_out_and_held_out_two_tool_calculators_are_trained_after_other_topics(uae_run):
+    run, _, _, _ = uae_run
+    questions = read_records(run / "questions.jsonl", Question)
+    assert {q.kind for q in questions if q.split == "test"} == {"lookup", "calculation", "multi_step", "no_tool"}
+    two_tool = [q for q in questions if q.kind == "multi_step"]
+    trained_second = {(q.cluster, q.expect.tools[1]) for q in two_tool if q.split == "train"}
+    for q in two_tool:
+        if q.split == "test":  # the held-out topic is new, but its calculator follows a search in training
+            assert any(tool == q.expect.tools[1] and cluster != q.cluster for cluster, tool in trained_second)
+
+
 def test_traces_are_grounded_and_questions_unique(uae_run):
     from agentdistill.citations import extract_citations
 

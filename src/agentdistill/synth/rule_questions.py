@@ -7,7 +7,8 @@ Kinds (their shares come from QuestionsConfig.mix):
   Decree-Law 33/2021, Art. 43 say?") -> get_article.
 - calculation: scenarios with sampled numbers (wages, years of service, hours, notice days) for the
   domain calculators, and general-pack routing (arithmetic, unit conversion, dates).
-- multi_step: "What does the law say about <rule>, and <calculation>?" -> search, then the calculator.
+- multi_step: "What does the law say about <rule>, and <calculation>?" -> search, then the calculator;
+  half of them ask about one topic's rule and another topic's figure (``MIXED_TAILS``).
 - no_tool: greetings, thanks, and out-of-domain questions to decline.
 
 Every question is phrased in a persona's voice, with several templates per kind and persona, and is
@@ -220,6 +221,23 @@ MULTI = {
                        "what is owed if the contract says {days} days notice, the wage is {money} and {served} days "
                        "were served?"]),
 }
+# A second question on another topic than the rule looked up ("the rules on annual leave, then the
+# gratuity for ..."): it names what it asks for, since "what would I get" after a leave topic would not.
+# Such pairs are why the calculator a student picks second follows the numbers asked about, not the
+# topic searched: with each calculator tied to its own topic, the held-out topic's two-tool questions
+# (gratuity) were answered from the search alone (0 of 35).
+MIXED_TAILS = {
+    "calculate_gratuity": ["how much gratuity is due after {years} years on a basic salary of {money}?",
+                           "how much end-of-service gratuity is owed for {years} years at {money} basic?"],
+    "annual_leave": ["how many days of annual leave do I get after {months} months of service?",
+                     "how much annual leave is due after {months} months of service?"],
+    "overtime_pay": ["what is the overtime pay for {hours} hours{period} on a basic salary of {money}?",
+                     "how much overtime pay is due for {hours} hours{period} at a basic wage of {money}?"],
+    "notice_period": ["what notice pay applies if my contract says {days} days notice and I earn {money}?",
+                      "what is the notice pay if the contract says {days} days notice, the wage is {money} and "
+                      "{served} days were served?"],
+}
+MIXED_SHARE = 0.5  # of two-tool questions
 MULTI_TEMPLATES = ["What does the law say about {topic}, and {tail}", "Look up the rules on {topic}, then {tail}",
                    "Can you explain {topic}, and {tail}"]
 
@@ -445,7 +463,10 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
         for i in range(targets["multi_step"] if domain_tools else 0):
             tool = domain_tools[i % len(domain_tools)]
             persona = rng.choice([p for p in personas if role(p) != "domestic"] or personas)
-            article, topics, tails = MULTI[tool]
+            others = [t for t in domain_tools if t != tool and t in MULTI]
+            mixed = bool(others) and tool in MIXED_TAILS and rng.random() < MIXED_SHARE
+            article, topics, _ = MULTI[rng.choice(others) if mixed else tool]
+            tails = MIXED_TAILS[tool] if mixed else MULTI[tool][2]
             topic = rng.choice(topics)
             tail, args = calculation(tool, role(persona), rng, template=rng.choice(tails))
             text = rng.choice(MULTI_TEMPLATES).format(topic=topic, tail=tail)
