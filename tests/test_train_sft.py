@@ -196,7 +196,11 @@ def test_a_time_budget_trains_the_steps_that_fit_instead_of_the_planned_ones(tmp
     result = train_sft(tmp_path, cfg, "student", max_steps=40)
     assert 10 < result.steps < 40 and result.steps_run == result.steps
     meta = json.loads((tmp_path / "adapters" / "smollm2-135m" / "agentdistill.json").read_text())
-    assert meta["steps"] == result.steps
+    assert meta["steps"] == result.steps and meta["planned_steps"] == 40
+
+    from agentdistill.evaluate.report import _adapters_table
+
+    assert f"{result.steps} of 40 (time budget)" in _adapters_table(tmp_path)
 
 
 def test_shared_prefix_stops_before_the_first_trained_token():

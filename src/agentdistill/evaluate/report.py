@@ -227,9 +227,11 @@ def _adapters_table(run_dir: Path) -> str:
     for path in metas:
         m = json.loads(path.read_text())
         name = path.parent.relative_to(Path(run_dir) / "adapters")
+        steps, planned = m.get("steps", "-"), m.get("planned_steps")
+        steps = f"{steps} of {planned} (time budget)" if planned and planned != steps else steps
         rows.append(f"<tr><td>{html.escape(str(name))}</td><td>{html.escape(str(m.get('base_model')))}</td>"
                     f"<td>{html.escape(str(m.get('kind', '')))} / {html.escape(str(m.get('method', '')))}</td>"
-                    f"<td class='num'>{m.get('steps', '-')}</td><td class='num'>{_fmt(m.get('train_loss'))}</td>"
+                    f"<td class='num'>{steps}</td><td class='num'>{_fmt(m.get('train_loss'))}</td>"
                     f"<td class='num'>{_fmt(m.get('s_per_step'), 2)}</td>"
                     f"<td class='num'>{m.get('n_examples', '-')}</td></tr>")
     if not rows:

@@ -289,6 +289,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         "method": cfg.sft.method,
         "kind": "sft",
         "steps": trainer.state.global_step,
+        "planned_steps": budget.planned_steps if budget is not None else trainer.state.max_steps,  # > steps: cut
         "train_loss": output.training_loss if ran else None,
         "s_per_step": round(seconds / ran, 3) if ran else None,
         "n_examples": stats.n_examples,
@@ -299,7 +300,8 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     save_adapter(trainer, tokenizer, out, meta)
     if trainer.is_world_process_zero():
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the adapter is complete: checkpoints only cost disk
-        console.print(f"adapter saved to {out}: {meta['steps']} steps, "
+        of_planned = f" of {meta['planned_steps']} planned" if meta["planned_steps"] != meta["steps"] else ""
+        console.print(f"adapter saved to {out}: {meta['steps']}{of_planned} steps, "
                       f"{meta['s_per_step'] or 0:.2f} s/step, loss {meta['train_loss'] or float('nan'):.4f}")
     return SFTResult(out, name, cfg.sft.method, trainer.state.global_step, ran, meta["train_loss"], seconds,
                      meta["s_per_step"], stats.n_examples)

@@ -83,10 +83,12 @@ class TimeBudget(TrainerCallback):
         self.t0 = 0.0
         self.step0 = 0
         self.every = 1
+        self.planned_steps = 0  # the trainer's plan before any budget cut
         self.progress: Any = None  # the trainer's ProgressCallback, whose bar is resized with the plan
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         cosine = planned_cosine(kwargs.get("lr_scheduler"))
+        self.planned_steps = state.max_steps
         state.max_steps = min(state.max_steps, cosine.end)  # a resumed run keeps the plan it had shrunk to
         spent = Path(args.output_dir) / f"checkpoint-{state.global_step}" / SPENT_FILE
         if state.global_step and spent.is_file():
