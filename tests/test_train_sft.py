@@ -318,28 +318,3 @@ def test_the_traces_max_examples_leaves_out_join_as_their_first_turn(tmp_path):
     whole, _ = tokenize_traces([full[t.id.removesuffix("#first-turn")] for t in rest], tokenizer, 1536)
     assert all(sum(e["assistant_masks"]) > 0 for e in cut)
     assert sum(len(e["input_ids"]) for e in cut) < sum(len(e["input_ids"]) for e in whole)
-
-
-def test_keep_multi_tool_puts_every_two_tool_trace_in_the_sample_whole(tmp_path):
-    from agentdistill.train.data import load_train_traces, n_tool_calls
-
-    traces = make_run(tmp_path, n=40)
-    calls = [{"name": "calculator", "arguments": {"expression": "1 + 1"}},
-             {"name": "annual_leave", "arguments": {"months_of_service": 18}}]
-    two_tool = []
-    for i in range(5):  # search-then-calculate shape: two calls, two observations, then the answer
-        t = traces[i]
-        messages = [*t.messages[:2]]
-        for call in calls:
-            messages += [{"role": "assistant", "thought": f"Use {call['name']}.", "tool_calls": [call]},
-                         {"role": "tool", "name": call["name"], "content": "ok"}]
-        messages.append({"role": "assistant", "thought": "Done.", "content": "Both answered."})
-        two_tool.append(t.model_copy(update={"id": f"two{i}", "messages": messages}))
-    write_records(tmp_path / "traces.jsonl", [*traces, *two_tool])
-
-    plain, _ = load_train_traces(tmp_path, 10, seed=0)
-    kept, _ = load_train_traces(tmp_path, 10, seed=0, first_turns_of_rest=True, keep_multi_tool=True)
-    assert sum(n_tool_calls(t) >= 2 for t in plain) < 5  # a plain sample of 10 in 45 misses some
-    whole = [t for t in kept if not t.id.endswith("#first-turn")]
-    assert len(whole) == 10 and {f"two{i}" for i in range(5)} <= {t.id for t in whole}
-    assert len(kept) == 45  # the rest still join as first turns

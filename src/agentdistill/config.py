@@ -105,9 +105,6 @@ class SFTConfig(Section):
     # The answered train traces that max_examples leaves out are still trained on, cut after their first
     # assistant turn (train.data.first_turn): the tool decision, at about a tenth of a whole trace's cost.
     first_turns_of_rest: bool = False
-    # Every trace with two or more tool calls is in the max_examples sample, whole: the decision after the
-    # first observation (call the next tool, or answer) is taught only by them, and lookups outnumber them.
-    keep_multi_tool_traces: bool = False
     bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
     share_prefix: bool = True  # run the system prompt all examples share once per batch (train/shared_prefix.py)
     # Minutes of training at most: a CPU too slow for the planned steps trains fewer, with the cosine schedule

@@ -38,14 +38,13 @@ class DataStats:
 
 
 def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int = 0,
-                      first_turns_of_rest: bool = False, keep_multi_tool: bool = False) -> tuple[list[Trace], int]:
+                      first_turns_of_rest: bool = False) -> tuple[list[Trace], int]:
     """The answered traces of the train split, in file order; also the number of train traces seen.
 
     With ``max_examples``, a seeded random sample of that many (kept in file order): the file is
     ordered by source passage, so its first N traces would cover only part of the corpus. With
-    ``keep_multi_tool`` every trace that calls two or more tools is in the sample and the rest is drawn
-    from the others. With ``first_turns_of_rest`` the traces the sample leaves out follow it cut after
-    their first assistant turn (see ``first_turn``).
+    ``first_turns_of_rest`` the traces the sample leaves out follow it cut after their first assistant
+    turn (see ``first_turn``).
     """
     path = Path(run_dir) / "traces.jsonl"
     if not path.exists():
@@ -59,9 +58,7 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int 
         raise UserError(f"{path} has no answered traces in the train split ({len(train)} train traces in all).",
                         hint="Check traces.stats.json for why traces were rejected, then rerun `agentdistill traces`.")
     if max_examples and max_examples < len(answered):
-        must = [i for i, t in enumerate(answered) if keep_multi_tool and n_tool_calls(t) >= 2][:max_examples]
-        others = [i for i in range(len(answered)) if i not in set(must)]
-        keep = sorted(must + random.Random(seed).sample(others, max_examples - len(must)))
+        keep = sorted(random.Random(seed).sample(range(len(answered)), max_examples))
         sample = [answered[i] for i in keep]
         if first_turns_of_rest:
             sample += [first_turn(answered[i]) for i in sorted(set(range(len(answered))) - set(keep))]
@@ -72,12 +69,7 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int 
 def configured_train_traces(run_dir: Path, cfg: RunConfig) -> tuple[list[Trace], int]:
     """``load_train_traces`` as the run's config sets it. SFT, the teacher cache and distillation all read
     their traces here, so the cache always holds exactly the examples distillation trains on."""
-    s = cfg.sft
-    return load_train_traces(run_dir, s.max_examples, cfg.seed, s.first_turns_of_rest, s.keep_multi_tool_traces)
-
-
-def n_tool_calls(trace: Trace) -> int:
-    return sum(len(m.get("tool_calls") or []) for m in trace.messages if m["role"] == "assistant")
+    return load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed, cfg.sft.first_turns_of_rest)
 
 
 def first_turn(trace: Trace) -> Trace:
