@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -33,13 +34,15 @@ class _Clock:
         return self.now
 
 
-def _run(budget: TimeBudget, clock: _Clock, sched: LambdaLR, tmp_path, planned: int, s_per_step: float,
-         start: int = 0) -> SimpleNamespace:
+def _run(budget: TimeBudget, clock: _Clock, sched: LambdaLR, tmp_path, planned: int,
+         s_per_step: float | Callable[[int], float], start: int = 0, stop: int | None = None) -> SimpleNamespace:
+    """Simulated training: ``s_per_step`` seconds per step (or a function of the step), until the plan ends
+    or ``stop`` (a kill)."""
     args = SimpleNamespace(output_dir=str(tmp_path))
     state = SimpleNamespace(global_step=start, max_steps=planned)
     budget.on_train_begin(args, state, None, lr_scheduler=sched)
-    while state.global_step < state.max_steps:
-        clock.now += s_per_step
+    while state.global_step < min(state.max_steps, stop or state.max_steps):
+        clock.now += s_per_step(state.global_step) if callable(s_per_step) else s_per_step
         state.global_step += 1
         budget.on_step_end(args, state, None, lr_scheduler=sched)
     return state
@@ -66,12 +69,11 @@ def test_a_slowdown_later_in_training_shrinks_the_plan_again(tmp_path):
     clock = _Clock()
     sched = _scheduler(0, 100)
     budget = TimeBudget(100.0, first_check=10, checks=10, clock=clock, report=lambda m: None)
-    args, state = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=0, max_steps=100)
-    budget.on_train_begin(args, state, None, lr_scheduler=sched)
-    while state.global_step < state.max_steps:
-        clock.now += 0.9 if state.global_step < 40 else 3.0  # the machine gets busy at step 40
-        state.global_step += 1
-        budget.on_step_end(args, state, None, lr_scheduler=sched)
+
+    def busy_from_step_40(step: int) -> float:
+        return 0.9 if step < 40 else 3.0
+
+    state = _run(budget, clock, sched, tmp_path, planned=100, s_per_step=busy_from_step_40)
     assert state.global_step < 100 and clock.now <= 100.0 + 3 * 3.0
 
 
@@ -79,14 +81,11 @@ def test_a_resumed_run_keeps_its_shrunk_plan_and_counts_the_time_already_spent(t
     clock = _Clock()
     sched = _scheduler(5, 100)
     budget = TimeBudget(100.0, first_check=10, clock=clock, report=lambda m: None)
-    args, state = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=0, max_steps=100)
-    budget.on_train_begin(args, state, None, lr_scheduler=sched)
-    for _ in range(20):  # 2 s per step: the plan shrinks to 50 at step 10; killed after checkpoint 20
-        clock.now += 2.0
-        state.global_step += 1
-        budget.on_step_end(args, state, None, lr_scheduler=sched)
+    # 2 s per step: the plan shrinks to 50 at step 10; killed after checkpoint 20
+    state = _run(budget, clock, sched, tmp_path, planned=100, s_per_step=2.0, stop=20)
+    assert state.global_step == 20
     (tmp_path / "checkpoint-20").mkdir()
-    budget.on_save(args, state, None)
+    budget.on_save(SimpleNamespace(output_dir=str(tmp_path)), state, None)
     assert json.loads((tmp_path / "checkpoint-20" / SPENT_FILE).read_text())["spent_s"] == pytest.approx(40.0)
 
     resumed = _scheduler(5, 100)

@@ -553,12 +553,12 @@ class RuleTeacher:
         if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
             call = plan.calls[k]
             if k == 0 and len(plan.calls) > 1:
-                thought = _pick(_PLAN_THOUGHTS, key).replace("{next}", plan.calls[1].name)
+                thought = _pick(_PLAN_THOUGHTS, key)
             elif k == 0:
                 thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
             else:
                 thought = _pick(_SECOND_STEP, key)
-            thought = thought.format(topic=plan.topic or "this", tool=call.name)
+            thought = thought.format(topic=plan.topic or "this", tool=call.name, next=plan.calls[-1].name)
             return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
         answer = self.compose_answer(plan, question, observations)
         from agentdistill.citations import extract_citations

@@ -43,12 +43,14 @@ class PlannedCosine:
 
 
 class PlannedCosineMixin:
-    """For a transformers Trainer: the cosine schedule as a ``PlannedCosine`` (same rates as
-    ``lr_scheduler_type="cosine"``), so that a ``TimeBudget`` can move its end."""
+    """For a transformers Trainer: ``lr_scheduler_type="cosine"`` as a ``PlannedCosine`` (the same rates),
+    so that a ``TimeBudget`` can move its end; any other schedule is the trainer's own."""
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         from torch.optim.lr_scheduler import LambdaLR
 
+        if self.args.lr_scheduler_type != "cosine":  # type: ignore[attr-defined]
+            return super().create_scheduler(num_training_steps, optimizer)  # type: ignore[misc]
         if self.lr_scheduler is None:  # type: ignore[has-type]
             cosine = PlannedCosine(self.args.get_warmup_steps(num_training_steps), num_training_steps)  # type: ignore[attr-defined]
             self.lr_scheduler = LambdaLR(optimizer or self.optimizer, cosine)  # type: ignore[attr-defined]
@@ -90,7 +92,7 @@ class TimeBudget(TrainerCallback):
         cosine = planned_cosine(kwargs.get("lr_scheduler"))
         self.planned_steps = state.max_steps
         state.max_steps = min(state.max_steps, cosine.end)  # a resumed run keeps the plan it had shrunk to
-        spent = Path(args.output_dir) / f"checkpoint-{state.global_step}" / SPENT_FILE
+        spent = _checkpoint_dir(args, state) / SPENT_FILE
         if state.global_step and spent.is_file():
             self.spent_before = float(json.loads(spent.read_text())["spent_s"])
         self.step0 = state.global_step
@@ -105,13 +107,13 @@ class TimeBudget(TrainerCallback):
         if done < self.first_check or (done - self.first_check) % self.every:
             return
         cosine = planned_cosine(kwargs.get("lr_scheduler"))
-        s_per_step = (self.clock() - self.t0) / done
-        left_s = self.budget_s - self.spent_s()
-        fits = state.global_step + max(1, int(left_s / s_per_step))
+        spent = self.spent_s()
+        s_per_step = (spent - self.spent_before) / done
+        fits = state.global_step + max(1, int((self.budget_s - spent) / s_per_step))
         if fits >= cosine.end:
             return
         self.report(f"time budget {self.budget_s / 60:.1f} min: at {s_per_step:.2f} s/step the {cosine.end} planned "
-                    f"steps would take {(self.spent_s() + (cosine.end - state.global_step) * s_per_step) / 60:.1f} "
+                    f"steps would take {(spent + (cosine.end - state.global_step) * s_per_step) / 60:.1f} "
                     f"min; training {fits} steps")
         cosine.end = state.max_steps = fits
         bar = getattr(self.progress, "training_bar", None)
@@ -120,6 +122,13 @@ class TimeBudget(TrainerCallback):
             bar.refresh()
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = _checkpoint_dir(args, state)
         if folder.is_dir():
             (folder / SPENT_FILE).write_text(json.dumps({"spent_s": round(self.spent_s(), 3)}) + "\n")
+
+
+def _checkpoint_dir(args: Any, state: Any) -> Path:
+    """The folder the trainer saves the checkpoint of ``state.global_step`` in."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
