@@ -24,7 +24,7 @@ def test_report_compares_models_with_embedded_charts_and_traces(tmp_path):
 
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "rule-teacher" in page and "rule-small" in page
-    assert page.count("tool names constrained") == 1  # the decoding each model ran under is shown
+    assert page.count("tool and argument names constrained") == 1  # the decoding each model ran under is shown
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
     assert len(images) >= 2 and all(len(b) > 1000 for b in images)  # headline + per-kind charts, inline
     assert not re.search(r"(src|href)=['\"]https?://", page)  # nothing fetched from a server

@@ -3,6 +3,8 @@ registered tool's name; outside that span its text is untouched."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,11 +13,13 @@ from agentdistill.agent.wire import parse_step
 from agentdistill.config import RunConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
-from agentdistill.llm.constrain import ToolNameConstraint
+from agentdistill.llm.constrain import ActionConstraint, open_key
 from agentdistill.tools import load_tools
 
 # names no untuned model would write on its own, so a registered name in the output shows the constraint worked
 ODD_TOOLS = ["zq_tally", "zq_lookup_rule"]
+ODD_ARGUMENTS = {"zq_tally": {"zq_count": {"type": "integer"}, "zq_unit": {"type": "string", "enum": ["kg", "lb"]},
+                              "zq_note": {"type": "string"}}}  # zq_lookup_rule's are left free
 OPEN_ACTION = 'Thought: I will use a tool.\nAction: {"name": "'
 
 
@@ -29,7 +33,7 @@ def llm():
 
 @pytest.fixture(scope="module")
 def constraint(llm):
-    return ToolNameConstraint(llm.tokenizer, ODD_TOOLS)
+    return ActionConstraint(llm.tokenizer, ODD_TOOLS, ODD_ARGUMENTS)
 
 
 @pytest.mark.parametrize(("text", "partial"), [
@@ -52,6 +56,72 @@ def test_allowed_tokens_only_lead_to_registered_names(constraint, llm):
     targets = [f'{name}"' for name in ODD_TOOLS]
     assert all(any(t.startswith(f"zq_{s}") or f"zq_{s}".startswith(t) for t in targets) for s in allowed)
     assert "t" in allowed and "l" in allowed
+
+
+@pytest.mark.parametrize(("arguments", "at_key"), [
+    ("", ("", [], True)),
+    ('"zq_count": 3, "zq_u', (' "zq_u', ["zq_count"], False)),
+    ('"zq_count": 3,', ("", ["zq_count"], False)),
+    ('"zq_co', ('"zq_co', [], False)),
+    ('"zq_count"', ('"zq_count"', ["zq_count"], False)),  # the key's colon is still to come
+    ('"zq_count": 3', None),  # in a value
+    ('"q": "a, \\"b\\" {", ', (" ", ["q"], False)),  # commas, quotes and braces inside a string value
+    ('"a": {"b": 1, "c', None),  # a nested object
+    ('"zq_count": 3}', None),  # closed
+])
+def test_open_key_finds_a_key_of_the_arguments_object(arguments, at_key):
+    assert open_key(arguments) == at_key
+
+
+ARGS_OPEN = 'Action: {"name": "zq_tally", "arguments": {'
+
+
+@pytest.mark.parametrize(("text", "targets", "partial"), [
+    (ARGS_OPEN, ('"zq_count":', '"zq_unit":', '"zq_note":', ' "zq_count":', ' "zq_unit":', ' "zq_note":', "}"), ""),
+    (ARGS_OPEN + '"zq_count": 2, "zq', (' "zq_unit":', '"zq_unit":', ' "zq_note":', '"zq_note":'), ' "zq'),
+    (ARGS_OPEN + '"zq_count": 2, "zq_unit": "kg", "zq_note": "x", ', None, None),  # every argument written
+    (ARGS_OPEN + '"zq_count": ', ("<integer>",), " "),
+    (ARGS_OPEN + '"zq_count": 25', ("<integer>",), " 25"),
+    (ARGS_OPEN + '"zq_count": 2.', None, None),  # not an integer any more: left to the parser
+    (ARGS_OPEN + '"zq_count": 2, "zq_unit": "k', (' "kg"', ' "lb"', '"kg"', '"lb"'), ' "k'),
+    (ARGS_OPEN + '"zq_note": "any', None, None),  # a free string
+    (ARGS_OPEN + '"overtime', None, None),  # left the shape
+    ('Action: {"name": "zq_lookup_rule", "arguments": {"', None, None),  # no argument schemas given: free
+])
+def test_an_argument_is_an_unused_one_of_the_named_tool_with_a_value_of_its_type(constraint, text, targets, partial):
+    span = constraint.open_span(text)
+    if targets is None:
+        assert span is None
+    else:
+        assert set(span[0]) == set(targets) and span[1] == partial
+
+
+def test_allowed_tokens_at_a_key_only_lead_to_the_tools_argument_names(constraint, llm):
+    targets, partial = constraint.open_span(ARGS_OPEN + '"zq_')
+    allowed = [llm.tokenizer.decode([i]) for i in constraint.allowed(partial, targets)]
+    assert allowed and "{" not in allowed
+    assert all(any(t.startswith('"zq_' + s) or ('"zq_' + s).startswith(t) for t in targets) for s in allowed)
+
+
+@pytest.mark.parametrize(("partial", "ok", "not_ok"), [
+    (" ", ["2", " 2", "-"], ["%", "}", '"', "x"]),
+    (" 25", ["0", "}", "}}", ",", " }"], ["%", ".", "x", " percent"]),
+])
+def test_an_integer_goes_on_with_digits_or_ends_with_a_comma_or_brace(constraint, llm, partial, ok, not_ok):
+    allowed = {llm.tokenizer.decode([i]) for i in constraint.allowed(partial, ("<integer>",))}
+    vocabulary = {llm.tokenizer.decode([i]) for i in range(len(llm.tokenizer))}
+    assert {s for s in ok if s in vocabulary} <= allowed and ok[0] in allowed
+    assert not {s for s in not_ok if s in vocabulary} & allowed
+
+
+def test_a_constrained_reply_writes_only_the_named_tools_arguments(llm):
+    prefix = 'Thought: I will count.\nAction: {"name": "zq_tally", "arguments": {"'
+    request = GenerationRequest(messages=[{"role": "user", "content": "Count 3 apples in kg."}], prefix=prefix,
+                                max_tokens=24, tool_names=ODD_TOOLS)
+    free, constrained = llm.generate([request, replace(request, tool_arguments=ODD_ARGUMENTS)])
+    key_of = [c[0].text[len(prefix):].split('"')[0] for c in (free, constrained)]
+    assert key_of[0] not in ODD_ARGUMENTS["zq_tally"]
+    assert key_of[1] in ODD_ARGUMENTS["zq_tally"]
 
 
 def ask_to_act(tool_names, **kw) -> GenerationRequest:
@@ -85,3 +155,12 @@ def test_the_runtime_constrains_the_student_to_its_tools(llm):
         assert raw[len(OPEN_ACTION):].split('"')[0] in tools.names()
         with pytest.raises(ValueError):
             parse_step(raw)
+
+
+def test_the_runtime_constrains_arguments_to_the_named_tools(llm):
+    tools = load_tools(RunConfig(), None)
+    open_arguments = OPEN_ACTION + 'convert_units", "arguments": {"'
+    result = run_agent(llm, tools, "How many pounds are 3 kg?", max_steps=1, first_thought_prefix=open_arguments,
+                       constrain_tool_names=True, constrain_arguments=True, max_tokens=48)
+    key = result.raw_steps[0][len(open_arguments):].split('"')[0]
+    assert key in ("value", "from_unit", "to_unit")

@@ -206,13 +206,14 @@ def _generate(llm: LLM, requests: list[GenerationRequest]) -> list[list[Completi
 def agent_options(cfg: AgentConfig) -> dict[str, Any]:
     """The ``run_agents`` keyword arguments that the ``agent`` config section sets."""
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
-            "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names}
+            "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
+            "constrain_arguments": cfg.constrain_arguments}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
-               constrain_tool_names: bool = False,
+               constrain_tool_names: bool = False, constrain_arguments: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -220,8 +221,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``first_thought_prefix`` starts each conversation's first assistant turn where the backend can
     prefill (local models; HTTP servers with ``prefill=True``).
     ``system`` replaces the generated system prompt (e.g. to add a domain intro).
-    ``constrain_tool_names`` lets the backend decode action names only as registered tools' names
-    (llm.constrain; local models only, others ignore it).
+    ``constrain_tool_names`` lets the backend decode action names only as registered tools' names, and
+    with ``constrain_arguments`` argument names only as the named tool's (llm.constrain; local models
+    only, others ignore it).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -229,12 +231,15 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
     tool_names = tools.names() if constrain_tool_names else None
+    tool_arguments = ({spec["name"]: spec["parameters"].get("properties", {}) for spec in tools.specs()}
+                      if constrain_tool_names and constrain_arguments else None)
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
-                                      temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names)
+                                      temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names,
+                                      tool_arguments=tool_arguments)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)

@@ -29,6 +29,10 @@ def eval_model(
         None, "--constrain-tool-names/--free-tool-names",
         help="Decode action names only as registered tools' names (local models), or let the model write any "
              "name (default: agent.constrain_tool_names, on). Give the other setting its own --name."),
+    constrain_arguments: bool = typer.Option(
+        None, "--constrain-arguments/--free-arguments",
+        help="With constrained tool names, decode argument names only as the named tool's (default: "
+             "agent.constrain_arguments, on). Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -46,6 +50,8 @@ def eval_model(
     cfg = open_run(run, config)
     if constrain_tool_names is not None:
         cfg.agent.constrain_tool_names = constrain_tool_names
+    if constrain_arguments is not None:
+        cfg.agent.constrain_arguments = constrain_arguments
     metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                        served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")

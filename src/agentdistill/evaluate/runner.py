@@ -100,13 +100,19 @@ def corpus_citations(run_dir: Path) -> set[str]:
     return {c for row in iter_json(path) for c in extract_citations(f"{row.get('section_path', '')}")}
 
 
+def _decoding(meta: dict[str, Any]) -> str:
+    """Which constraints the eval decoded with (evals written before an option had none of it)."""
+    return (f"constrain_tool_names={bool(meta.get('constrain_tool_names', False))}, "
+            f"constrain_arguments={bool(meta.get('constrain_arguments', False))}")
+
+
 def _identity(meta: dict[str, Any]) -> tuple[Any, ...]:
     """What makes two evals the same: the model (for an endpoint, the served model: its port may change),
-    the split, and whether tool names were constrained (evals written before the option had none)."""
+    the split, and the decoding constraints."""
     model = meta.get("model") or ""
     if model.startswith(("http://", "https://")) and meta.get("served_model"):
         model = f"endpoint:{meta['served_model']}"
-    return model, meta.get("split"), bool(meta.get("constrain_tool_names", False))
+    return model, meta.get("split"), _decoding(meta)
 
 
 def _check_same_model(out_dir: Path, meta: dict[str, Any]) -> None:
@@ -117,8 +123,7 @@ def _check_same_model(out_dir: Path, meta: dict[str, Any]) -> None:
         if _identity(old) != _identity(meta):
             raise UserError(
                 f"{out_dir} holds an eval of model {old.get('model')!r} on split {old.get('split')!r} with "
-                f"constrain_tool_names={bool(old.get('constrain_tool_names', False))}, not of {meta['model']!r} on "
-                f"{meta['split']!r} with constrain_tool_names={meta['constrain_tool_names']}.",
+                f"{_decoding(old)}, not of {meta['model']!r} on {meta['split']!r} with {_decoding(meta)}.",
                 hint="Pass another --name, or delete that folder to start over.")
     write_json_atomic(path, meta)
 
@@ -153,7 +158,8 @@ def evaluate(
     out_dir = run_dir / "eval" / name
     questions = select_questions(run_dir, split, max_questions, cfg.seed)
     meta = {"name": name, "model": model, "served_model": served_model, "split": split,
-            "constrain_tool_names": cfg.agent.constrain_tool_names}
+            "constrain_tool_names": cfg.agent.constrain_tool_names,
+            "constrain_arguments": cfg.agent.constrain_arguments}
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_model(out_dir, meta)
 
@@ -192,6 +198,7 @@ def evaluate(
     metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus)
     metrics.update(name=name, model=model, served_model=served_model, split=split,
                    constrain_tool_names=cfg.agent.constrain_tool_names,
+                   constrain_arguments=cfg.agent.constrain_arguments,
                    evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(out_dir / METRICS, metrics)
     failed = metrics["statuses"].get("backend_error", 0)

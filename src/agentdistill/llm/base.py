@@ -30,6 +30,9 @@ class GenerationRequest:
     prefix: str = ""
     # Constrain the name of every action to one of these (llm.constrain); a backend that cannot ignores it.
     tool_names: list[str] | None = None
+    # With tool_names: each tool's argument schemas (its parameters' "properties"); an action's argument
+    # names, and its number, enum and boolean values, are constrained to its tool's (llm.constrain).
+    tool_arguments: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass

@@ -1,110 +1,228 @@
-"""Constrained decoding of tool names: once a reply opens an action object, only a registered tool's
-name can follow.
+"""Constrained decoding of actions: once a reply opens an action object, only a registered tool's name
+can follow, and inside its arguments only that tool's argument names.
 
-A small student that has learned the wire format still slips on the one word that matters most: it
-writes ``Action: {"name": "calculate_overtime_pay"`` for a tool called ``overtime_pay``. Everything
-else about such a step may be right, and a tool name is a choice among a handful of strings, so the
-local backend masks the logits while the text after ``Action: {`` is a prefix of
-``"name": "<registered tool>"``: the model still picks the tool, by its own probabilities, but only
-among tools that exist. Outside that span (thoughts, arguments, answers) nothing is constrained, and a
-reply that leaves the expected shape (another key first, a different spacing) is left alone: the
-parser and the runtime's format-error feedback handle it as before.
+A small student that has learned the wire format still slips on the words that matter most: it writes
+``Action: {"name": "calculate_overtime_pay"`` for a tool called ``overtime_pay``, or gives
+``overtime_pay`` an argument ``"overtime_pay": 25`` copied from the passage it just read. Everything
+else about such a step may be right, and a name is a choice among a handful of strings, so the local
+backend masks the logits while the text after ``Action: {`` is a prefix of ``"name": "<registered
+tool>"``, and, when argument names are given, while the text at a key of the arguments object is a
+prefix of ``"<argument of that tool>":``. The model still picks, by its own probabilities, but only
+among names that exist. Outside those spans (thoughts, argument values, answers) nothing is
+constrained, and a reply that leaves the expected shape (another key first, a different spacing) is
+left alone: the parser and the runtime's format-error feedback handle it as before.
 
-The mask for a given partial name is computed once from the token strings and cached, so the cost
-per generated token is one decode of a short tail per row.
+The token ids allowed after a given partial name are computed once from the token strings and cached,
+so the cost per generated token is one decode of a short tail per row.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
 _NAME_KEYS = ('"name": "', '"name":"')
 _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
-# enough to hold 'Action: {"name": "' and a long tool name even when sampled one character per token
-_TAIL_TOKENS = 64
+_ARGUMENTS_OPEN = re.compile(r'"name":[ \t]*"(?P<tool>[^"\\]+)"[ \t]*,[ \t]*"arguments":[ \t]*\{')
+# enough to hold 'Action: {"name": "' and a long tool name even when sampled one character per token;
+# an argument key is read from the same tail, so an action longer than this is left unconstrained
+_TAIL_TOKENS = 96
+# a number value so far, and one that is complete and closed by "," or "}"
+_NUMBERS = {"number": (re.compile(r"\s*-?\d*(\.\d*)?"), re.compile(r"\s*-?\d+(\.\d+)?\s*[,}]")),
+            "integer": (re.compile(r"\s*-?\d*"), re.compile(r"\s*-?\d+\s*[,}]"))}
+_NUMBER_TOKEN = re.compile(r"[\s\d.\-]*([,}].*)?", re.DOTALL)
 
 
-class ToolNameConstraint:
-    """The masks that keep action names to ``tool_names``, cached for one tokenizer and tool set;
-    ``processor(prompt_len, prefixes)`` gives the logits processor for one generate() call."""
+def open_key(arguments: str) -> tuple[str, list[str], bool] | None:
+    """Where ``arguments`` (the text after ``"arguments": {``) stands if it ends at a key of that object:
+    (the text of the key so far, from just after the ``{`` or ``,`` that opened it; the keys already
+    written; whether no key came before). None inside a value, a nested object, or after the closing brace."""
+    at = _scan(arguments)
+    if at is None or at[0] != "key":
+        return None
+    _, partial, keys = at
+    return partial, keys, not keys and not partial.strip()
 
-    def __init__(self, tokenizer: Any, tool_names: list[str]):
+
+def open_value(arguments: str) -> tuple[str, str] | None:
+    """(the key, the text of its value so far) when ``arguments`` ends in a value of the arguments object
+    that is not a nested object or list."""
+    at = _scan(arguments)
+    if at is None or at[0] != "value":
+        return None
+    _, partial, keys = at
+    return keys[-1], partial
+
+
+def _scan(arguments: str) -> tuple[str, str, list[str]] | None:
+    """("key" or "value", the text of that key or value so far, the keys written) at the end of ``arguments``."""
+    depth, in_string, escaped = 0, False, False
+    state, start, keys = "key", 0, []
+    for i, ch in enumerate(arguments):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+                if depth == 0 and state == "key string":
+                    keys.append(arguments[start:i].strip().lstrip('"'))
+                    state = "colon"
+            continue
+        if ch == '"':
+            in_string = True
+            if depth == 0 and state == "key":
+                state = "key string"
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            if depth == 0:
+                return None
+            depth -= 1
+        elif depth == 0 and ch == ":" and state == "colon":
+            state, start = "value", i + 1
+        elif depth == 0 and ch == "," and state == "value":
+            state, start = "key", i + 1
+    if depth:
+        return None
+    return ("value" if state == "value" else "key"), arguments[start:], keys
+
+
+class ActionConstraint:
+    """The token masks that keep action names to ``tool_names`` and, for the tools in ``tool_arguments``
+    (tool -> the JSON schema of each argument, the ``properties`` of its parameters), argument names to
+    theirs, number arguments to numbers and enum or boolean ones to their values; cached for one
+    tokenizer and tool set. ``processor(prompt_len, prefixes)`` gives the logits processor for one
+    generate() call."""
+
+    def __init__(self, tokenizer: Any, tool_names: list[str],
+                 tool_arguments: dict[str, dict[str, dict[str, Any]]] | None = None):
         if not tool_names:
             raise ValueError("a tool-name constraint needs at least one tool name")
         self.tokenizer = tokenizer
-        self.targets = sorted({f'{key}{name}"' for key in _NAME_KEYS for name in tool_names})
-        self._candidates = self._candidate_tokens()
-        self._masks: dict[tuple[str, int], Any] = {}
+        self.targets = tuple(sorted({f'{key}{name}"' for key in _NAME_KEYS for name in tool_names}))
+        self.tool_arguments = dict(tool_arguments or {})
+        self._vocab = [(i, s) for i, s in enumerate(tokenizer.batch_decode([[i] for i in range(len(tokenizer))])) if s]
+        self._candidates: dict[tuple[str, ...], list[tuple[int, str]]] = {}
+        self._allowed: dict[tuple[tuple[str, ...], str], list[int]] = {}
 
-    def _candidate_tokens(self) -> list[tuple[int, str]]:
+    def _candidate_tokens(self, targets: tuple[str, ...]) -> list[tuple[int, str]]:
         """Tokens that can appear inside a target: a piece of one, or a target's tail and what follows
-        its closing quote. Every mask is built from these (a few hundred) instead of the whole vocabulary."""
-        out = []
-        for token_id, s in enumerate(self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])):
-            if not s:
-                continue
-            inside = any(s in t for t in self.targets)
-            crossing = not inside and any(s[: q + 1] and t.endswith(s[: q + 1])
-                                          for q, ch in enumerate(s) if ch == '"' for t in self.targets)
-            if inside or crossing:
-                out.append((token_id, s))
+        its end. Every allowed set is built from these (a few hundred) instead of the whole vocabulary."""
+        out = self._candidates.get(targets)
+        if out is None:
+            out, ends = [], {t[-1] for t in targets}
+            for token_id, s in self._vocab:
+                inside = any(s in t for t in targets)
+                crossing = not inside and any(t.endswith(s[:q]) for q in range(1, len(s)) if s[q - 1] in ends
+                                              for t in targets)
+                if inside or crossing:
+                    out.append((token_id, s))
+            self._candidates[targets] = out
         return out
 
     def partial_name(self, generated_text: str) -> str | None:
         """The text after the last open action object while it is still a strict prefix of a target
         (``'"name": "ove'``); None when no action is open, the name is complete, or the reply left the shape."""
+        span = self.open_span(generated_text)
+        return span[1] if span is not None and span[0] == self.targets else None
+
+    def open_span(self, generated_text: str) -> tuple[tuple[str, ...], str] | None:
+        """(the strings the text may go on to, the part of one written so far) when ``generated_text``
+        ends inside an action's name or, for a tool with known arguments, at one of its argument keys or
+        in a number, enum or boolean value (a number's "strings" are ``("<number>",)`` or ``("<integer>",)``)."""
         last = next(reversed(list(_ACTION_OPEN.finditer(generated_text))), None)
         if last is None:
             return None
-        partial = generated_text[last.end():]
-        if any(t.startswith(partial) and t != partial for t in self.targets):
-            return partial
+        action = generated_text[last.end():]
+        if any(t.startswith(action) and t != action for t in self.targets):
+            return self.targets, action
+        opened = _ARGUMENTS_OPEN.match(action)
+        if opened is None or opened.group("tool") not in self.tool_arguments:
+            return None
+        arguments, schemas = action[opened.end():], self.tool_arguments[opened.group("tool")]
+        at_key = open_key(arguments)
+        if at_key is not None:
+            partial, written, first = at_key
+            unused = [a for a in schemas if a not in written]
+            targets = tuple(sorted({f'{space}"{a}":' for a in unused for space in ("", " ")}
+                                   | ({"}"} if first else set())))
+        else:
+            at_value = open_value(arguments)
+            if at_value is None:
+                return None
+            key, partial = at_value
+            schema = schemas.get(key) or {}
+            kind = schema.get("type")
+            values = schema.get("enum") or ([True, False] if kind == "boolean" else None)
+            if values:
+                targets = tuple(sorted({f"{space}{json.dumps(v)}" for v in values for space in ("", " ")}))
+            elif kind in _NUMBERS:
+                return ((f"<{kind}>",), partial) if _NUMBERS[kind][0].fullmatch(partial) else None
+            else:
+                return None
+        if targets and any(t.startswith(partial) and t != partial for t in targets):
+            return targets, partial
         return None
 
-    def allowed(self, partial: str) -> list[int]:
-        """Token ids whose text keeps ``partial`` on the way to a target, or completes one (a token may run
-        past the closing quote, e.g. '",')."""
-        out = []
-        for token_id, s in self._candidates:
-            extended = partial + s
-            if any(t.startswith(extended) or extended.startswith(t) for t in self.targets):
-                out.append(token_id)
-        return out
+    def allowed(self, partial: str, targets: tuple[str, ...] | None = None) -> list[int]:
+        """Token ids whose text keeps ``partial`` on the way to a target (default: a tool name), or
+        completes one (a token may run past its end, e.g. '",'); for the target ``<number>`` or
+        ``<integer>``, on the way to a number or closing it."""
+        targets = targets or self.targets
+        number = _NUMBERS.get(targets[0][1:-1]) if targets[0].startswith("<") else None
+        if number is not None:
+            partial = re.sub(r"\d+", "1", partial)  # the allowed tokens depend on the shape, not the digits
+        key = (targets, partial)
+        ids = self._allowed.get(key)
+        if ids is None:
+            if number is not None:
+                so_far, done = number
+                ids = [token_id for token_id, s in self._number_tokens()
+                       if so_far.fullmatch(partial + s) or done.match(partial + s)]
+            else:
+                ids = [token_id for token_id, s in self._candidate_tokens(targets)
+                       if any(t.startswith(partial + s) or (partial + s).startswith(t) for t in targets)]
+            self._allowed[key] = ids
+        return ids
 
-    def _mask(self, partial: str, width: int, device: Any) -> Any:
-        import torch
+    def _number_tokens(self) -> list[tuple[int, str]]:
+        """Tokens that can go on writing a number: digits, a sign, a point, or what ends it."""
+        key = ("<number tokens>",)
+        if key not in self._candidates:
+            self._candidates[key] = [(i, s) for i, s in self._vocab if _NUMBER_TOKEN.fullmatch(s)]
+        return self._candidates[key]
 
-        key = (partial, width)
-        mask = self._masks.get(key)
-        if mask is None:
-            ids = [i for i in self.allowed(partial) if i < width]
-            mask = torch.full((width,), float("-inf") if ids else 0.0)  # no way on: leave the row alone
-            mask[ids] = 0.0
-            self._masks[key] = mask
-        return mask.to(device)
-
-    def processor(self, prompt_len: int, prefixes: list[str]) -> _ToolNameProcessor:
+    def processor(self, prompt_len: int, prefixes: list[str]) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
         ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens."""
-        return _ToolNameProcessor(self, prompt_len, prefixes)
+        return _ActionProcessor(self, prompt_len, prefixes)
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str]) -> Any:
-        """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside an action's name."""
+        """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
+        import torch
+
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
-            partial = self.partial_name(text)
-            if partial is not None:
-                scores[row] = scores[row] + self._mask(partial, scores.shape[-1], scores.device)
+            span = self.open_span(text)
+            if span is None:
+                continue
+            ids = [i for i in self.allowed(span[1], span[0]) if i < scores.shape[-1]]
+            if ids:  # no way on: leave the row alone
+                mask = torch.full_like(scores[row], float("-inf"))
+                mask[ids] = 0.0
+                scores[row] = scores[row] + mask
         return scores
 
 
-class _ToolNameProcessor:
+class _ActionProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 
-    def __init__(self, constraint: ToolNameConstraint, prompt_len: int, prefixes: list[str]):
+    def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str]):
         self.constraint = constraint
         self.prompt_len = prompt_len
         self.prefixes = prefixes

@@ -17,12 +17,13 @@ positions it would see alone and the output equals uncached generation.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
-from agentdistill.llm.constrain import ToolNameConstraint
+from agentdistill.llm.constrain import ActionConstraint
 from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
@@ -45,7 +46,7 @@ class LocalBackend:
         self.eos_ids = sorted({i for i in [*eot_ids, tok.eos_token_id] if i is not None and i >= 0})
         self._prefix_ids: list[int] = []
         self._prefix_cache: Any = None
-        self._constraints: dict[tuple[str, ...], ToolNameConstraint] = {}
+        self._constraints: dict[tuple[Any, ...], ActionConstraint] = {}
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         from agentdistill.models.templates import render_prompt
@@ -56,7 +57,8 @@ class LocalBackend:
         results: list[list[Completion] | None] = [None] * len(requests)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(requests):
-            key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), tuple(r.tool_names or ()))
+            key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), tuple(r.tool_names or ()),
+                   _arguments_key(r.tool_arguments))
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
             # every row is padded to its batch's longest prompt: batch prompts of similar length together
@@ -95,7 +97,8 @@ class LocalBackend:
         kwargs[cache_kwarg(self.model)] = cache
         if first.tool_names:
             prefixes = [r.prefix for r in batch for _ in range(first.n)]  # generate() repeats each row n times
-            processor = self._constraint(first.tool_names).processor(enc["input_ids"].shape[1], prefixes)
+            constraint = self._constraint(first.tool_names, first.tool_arguments)
+            processor = constraint.processor(enc["input_ids"].shape[1], prefixes)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
@@ -117,10 +120,10 @@ class LocalBackend:
             completions[row // first.n].append(Completion(text=text, finish_reason=finish, logprobs=logprobs))
         return completions
 
-    def _constraint(self, tool_names: list[str]) -> ToolNameConstraint:
-        key = tuple(tool_names)
+    def _constraint(self, tool_names: list[str], tool_arguments: dict[str, Any] | None) -> ActionConstraint:
+        key = (tuple(tool_names), _arguments_key(tool_arguments))
         if key not in self._constraints:
-            self._constraints[key] = ToolNameConstraint(self.tokenizer, tool_names)
+            self._constraints[key] = ActionConstraint(self.tokenizer, tool_names, tool_arguments)
         return self._constraints[key]
 
     def _inputs(self, rows: list[list[int]], n: int, max_new_tokens: int) -> tuple[dict[str, Any], Any]:
@@ -165,3 +168,7 @@ class LocalBackend:
             out = self.model(input_ids=torch.tensor([prefix], device=self.model.device), use_cache=True)
         self._prefix_ids, self._prefix_cache = prefix, output_cache(out)
         return prefix
+
+
+def _arguments_key(tool_arguments: dict[str, Any] | None) -> str:
+    return json.dumps(tool_arguments or {}, sort_keys=True)
