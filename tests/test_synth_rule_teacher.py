@@ -148,18 +148,34 @@ def test_generate_returns_n_identical_candidates():
     assert out[0].text.startswith("Thought:") and '"calculator"' in out[0].text
 
 
-@pytest.mark.parametrize("question", [
-    "What does the law say about notice periods, and what is owed if the contract says 60 days notice and the wage "
-    "is AED 18,250?",
-    "Look up the rules on annual leave, then how many days do I get after 65 months of service?",
-])
-def test_a_two_tool_plan_is_stated_in_the_first_thought(question):
-    teacher = RuleTeacher(tool_names=["search_labour_law", "notice_period", "annual_leave"])
-    plan = teacher.plan(question)
-    assert [c.name for c in plan.calls][0] == "search_labour_law" and len(plan.calls) == 2
+def _teacher_thoughts(teacher: RuleTeacher, question: str) -> list[str]:
+    """The thought of every step the teacher takes on ``question``, with a stand-in observation per call."""
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": question}]
-    first = teacher.next_step(messages)
-    thought = first.split("\n")[0]
-    assert plan.calls[1].name in thought and '"search_labour_law"' in first
-    lookup = teacher.next_step([messages[0], {"role": "user", "content": "What does the law say about notice?"}])
-    assert "notice_period" not in lookup.split("\n")[0]  # a one-tool lookup names no second tool
+    thoughts = []
+    for call in [*teacher.plan(question).calls, None]:
+        thought, action = teacher.next_step(messages).split("\n", 1)
+        thoughts.append(thought.removeprefix("Thought: "))
+        if call is None:
+            assert action.startswith("Answer:")
+            break
+        assert f'"{call.name}"' in action
+        messages += [{"role": "assistant", "content": action},
+                     {"role": "tool", "name": call.name, "content": "[1] A > B (FDL 33/2021, Art. 43): Notice."}]
+    return thoughts
+
+
+@pytest.mark.parametrize(("question", "next_steps"), [
+    ("What does the law say about notice periods, and what is owed if the contract says 60 days notice and the wage "
+     "is AED 18,250?", ["notice_period", "notice_period", None]),
+    ("Look up the rules on annual leave, then how many days do I get after 65 months of service?",
+     ["annual_leave", "annual_leave", None]),
+    ("What does the law say about notice?", ["the answer", "the answer"]),
+    ("How much annual leave do I get after 9 months of service?", [None, None]),
+])
+def test_a_law_step_names_the_next_step_and_the_one_after_its_observation_repeats_it(question, next_steps):
+    # The decision after a search is a copy of the plan the student wrote before it; calculator steps
+    # (the last row) keep their plain thoughts.
+    teacher = RuleTeacher(tool_names=["search_labour_law", "notice_period", "annual_leave"])
+    thoughts = _teacher_thoughts(teacher, question)
+    assert [t.rsplit("; next: ", 1)[-1].rstrip(".") if "; next: " in t else None for t in thoughts] == next_steps
+    assert all(t.count(". ") == 0 and t.endswith(".") for t in thoughts)

@@ -478,13 +478,18 @@ _THOUGHTS = {
     "add_days": ["I need a date a number of days away, so I will use add_days.", "Let me add the days to the date.",
                  "add_days will give the resulting date."],
 }
-# A two-tool plan is stated in full at its first step: a student that learns to write the plan has the
-# second tool in its own context when the first observation comes back; one that only searched for the
-# topic (the lookup thought) answered from the search alone on a topic whose two-tool questions it had
-# never seen (0 of 35 on the held-out gratuity questions).
-_PLAN_THOUGHTS = ["I need the rules on {topic} first, then {next} for the numbers.",
-                  "This asks for the rule and a figure: I will search the law for {topic}, then use {next}.",
-                  "First I look up {topic} in the law texts; then {next} will work out the figure."]
+# A step that reads the law ends its thought with what comes next ("; next: overtime_pay." or "; next:
+# the answer."), and the step after its observation repeats it: the decision after a search is then a
+# copy of the student's own plan, learnt from every lookup as well as from the two-tool traces. With the
+# plan stated only in two-tool first thoughts, the student wrote it and still answered after the search
+# on 13 of 17 held-out two-tool questions (the lookup habit); with the "next" in every thought it followed
+# its plan after the search, but calculations got worse (32 -> 21 of 39, in a run that also trained 253
+# steps instead of 334), so calculator steps keep their plain thoughts (26 of 39 with 292 steps).
+_NEXT_ANSWER = "the answer"
+_READS_LAW = ("search_labour_law", "get_article")
+# closed phrases: "The search found the rule" let the student go on "...found the hourly rate by dividing
+# ..." with the passage it had just read, and never reach its action (7 of 133 held-out questions)
+_HAVE_RULES = ["I have the rules", "The law texts are in", "I have read the rules"]
 _SECOND_STEP = ["Now I will calculate the figure with {tool}.",
                 "I have the rule; next I compute the numbers with {tool}.",
                 "With the rule found, {tool} will give the exact amount."]
@@ -550,21 +555,28 @@ class RuleTeacher:
             return (f"Thought: {_pick(thoughts, key).format(domain=self.domain)}\n"
                     f"Answer: {_pick(replies, key + '#').format(domain=self.domain)}")
         k = len(done)
+        read_law = bool(observations) and observations[-1][0] in _READS_LAW
         if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
             call = plan.calls[k]
-            if k == 0 and len(plan.calls) > 1:
-                thought = _pick(_PLAN_THOUGHTS, key)
-            elif k == 0:
+            if k == 0:
                 thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
+                if call.name in _READS_LAW:
+                    upcoming = plan.calls[1].name if len(plan.calls) > 1 else _NEXT_ANSWER
+                    thought = f"{thought.rstrip('.')}; next: {upcoming}."
+            elif read_law:
+                thought = f"{_pick(_HAVE_RULES, key)}; next: {call.name}."
             else:
                 thought = _pick(_SECOND_STEP, key)
-            thought = thought.format(topic=plan.topic or "this", tool=call.name, next=plan.calls[-1].name)
+            thought = thought.format(topic=plan.topic or "this", tool=call.name)
             return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
         answer = self.compose_answer(plan, question, observations)
-        from agentdistill.citations import extract_citations
+        if read_law:
+            thought = f"{_pick(_HAVE_RULES, key)}; next: {_NEXT_ANSWER}."
+        else:
+            from agentdistill.citations import extract_citations
 
-        thoughts = _ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS
-        return f"Thought: {_pick(thoughts, key)}\nAnswer: {answer}"
+            thought = _pick(_ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS, key)
+        return f"Thought: {thought}\nAnswer: {answer}"
 
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
         parts = []
