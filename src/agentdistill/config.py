@@ -63,8 +63,9 @@ class AgentConfig(Section):
     # Decode action names only as registered tools' names (llm.constrain): a small student's commonest
     # slip is an invented name after a right thought. Local models only; an HTTP backend ignores it.
     constrain_tool_names: bool = True
-    # ... and argument names only as the named tool's: after reading a passage the student wrote
-    # "overtime_pay": 25 (a word and a figure from the passage) where overtime_pay takes "overtime_hours".
+    # ... and argument names only as the named tool's, number, enum and boolean values only as valid ones:
+    # after reading a passage the student wrote "overtime_pay": 25% (a word and a figure from the passage)
+    # where overtime_pay takes "overtime_hours".
     constrain_arguments: bool = True
 
 

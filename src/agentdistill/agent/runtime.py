@@ -222,8 +222,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     prefill (local models; HTTP servers with ``prefill=True``).
     ``system`` replaces the generated system prompt (e.g. to add a domain intro).
     ``constrain_tool_names`` lets the backend decode action names only as registered tools' names, and
-    with ``constrain_arguments`` argument names only as the named tool's (llm.constrain; local models
-    only, others ignore it).
+    with ``constrain_arguments`` argument names only as the named tool's and number, enum and boolean
+    values only as valid ones (llm.constrain; local models only, others ignore it).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")

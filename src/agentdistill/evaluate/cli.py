@@ -31,8 +31,9 @@ def eval_model(
              "name (default: agent.constrain_tool_names, on). Give the other setting its own --name."),
     constrain_arguments: bool = typer.Option(
         None, "--constrain-arguments/--free-arguments",
-        help="With constrained tool names, decode argument names only as the named tool's (default: "
-             "agent.constrain_arguments, on). Give the other setting its own --name."),
+        help="With constrained tool names, decode argument names only as the named tool's and number, enum "
+             "and boolean values only as valid ones (default: agent.constrain_arguments, on). Give the other "
+             "setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.

@@ -1,5 +1,5 @@
 """Constrained decoding of actions: once a reply opens an action object, only a registered tool's name
-can follow, and inside its arguments only that tool's argument names.
+can follow, and inside its arguments only that tool's argument names and values of their types.
 
 A small student that has learned the wire format still slips on the words that matter most: it writes
 ``Action: {"name": "calculate_overtime_pay"`` for a tool called ``overtime_pay``, or gives
@@ -7,19 +7,22 @@ A small student that has learned the wire format still slips on the words that m
 else about such a step may be right, and a name is a choice among a handful of strings, so the local
 backend masks the logits while the text after ``Action: {`` is a prefix of ``"name": "<registered
 tool>"``, and, when argument names are given, while the text at a key of the arguments object is a
-prefix of ``"<argument of that tool>":``. The model still picks, by its own probabilities, but only
-among names that exist. Outside those spans (thoughts, argument values, answers) nothing is
-constrained, and a reply that leaves the expected shape (another key first, a different spacing) is
-left alone: the parser and the runtime's format-error feedback handle it as before.
+prefix of ``"<argument of that tool>":``; a number argument's value must stay a number until a ``,``
+or ``}`` closes it, and an enum or boolean one must be one of its values. The model still picks, by
+its own probabilities, but only among names and values that are valid. Outside those spans (thoughts,
+free string values, answers) nothing is constrained, and a reply that leaves the expected shape
+(another key first, a different spacing) is left alone: the parser and the runtime's format-error
+feedback handle it as before.
 
-The token ids allowed after a given partial name are computed once from the token strings and cached,
-so the cost per generated token is one decode of a short tail per row.
+The token ids allowed after a given partial name or value are computed once from the token strings
+and cached, so the cost per generated token is one decode of a short tail per row.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from functools import cached_property
 from typing import Any
 
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
@@ -181,7 +184,7 @@ class ActionConstraint:
         if ids is None:
             if number is not None:
                 so_far, done = number
-                ids = [token_id for token_id, s in self._number_tokens()
+                ids = [token_id for token_id, s in self._number_tokens
                        if so_far.fullmatch(partial + s) or done.match(partial + s)]
             else:
                 ids = [token_id for token_id, s in self._candidate_tokens(targets)
@@ -189,12 +192,10 @@ class ActionConstraint:
             self._allowed[key] = ids
         return ids
 
+    @cached_property
     def _number_tokens(self) -> list[tuple[int, str]]:
         """Tokens that can go on writing a number: digits, a sign, a point, or what ends it."""
-        key = ("<number tokens>",)
-        if key not in self._candidates:
-            self._candidates[key] = [(i, s) for i, s in self._vocab if _NUMBER_TOKEN.fullmatch(s)]
-        return self._candidates[key]
+        return [(i, s) for i, s in self._vocab if _NUMBER_TOKEN.fullmatch(s)]
 
     def processor(self, prompt_len: int, prefixes: list[str]) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;

@@ -488,7 +488,7 @@ _THOUGHTS = {
 _NEXT_ANSWER = "the answer"
 _READS_LAW = ("search_labour_law", "get_article")
 # closed phrases: "The search found the rule" let the student go on "...found the hourly rate by dividing
-# ..." with the passage it had just read, and never reach its action (7 of 133 held-out questions)
+# ..." with the passage it had just read, and not reach its action (8 of 133 held-out questions)
 _HAVE_RULES = ["I have the rules", "The law texts are in", "I have read the rules"]
 _SECOND_STEP = ["Now I will calculate the figure with {tool}.",
                 "I have the rule; next I compute the numbers with {tool}.",
@@ -583,7 +583,7 @@ class RuleTeacher:
         for name, obs in observations:
             if obs.lstrip().startswith("Error"):
                 parts.append(f"I could not get that information: {obs.strip()[7:200]}")
-            elif name in ("search_labour_law", "get_article"):
+            elif name in _READS_LAW:
                 if not _passages(obs):
                     parts.append(obs.strip())
                     continue
