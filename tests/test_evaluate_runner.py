@@ -78,9 +78,10 @@ def test_rule_teacher_eval_scores_what_it_did_and_resumes(tmp_path):
     with pytest.raises(UserError, match="holds an eval of model 'rule'"):
         evaluate(tmp_path, cfg, "student", name="rule-teacher", quiet=True)
     # the same model decoded another way is another eval: its results must not mix with these
-    for option in ("constrain_tool_names", "constrain_arguments"):
-        toggled = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={option: False})})
-        with pytest.raises(UserError, match=rf"{option}=True.* not of 'rule' .*{option}=False"):
+    for option in ("constrain_tool_names", "constrain_arguments", "numbers_from_user"):
+        was = getattr(cfg.agent, option)
+        toggled = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={option: not was})})
+        with pytest.raises(UserError, match=rf"{option}={was}.* not of 'rule' .*{option}={not was}"):
             evaluate(tmp_path, toggled, "rule", quiet=True)
     assert json.loads((out / "metrics.json").read_text())["constrain_tool_names"] is True
 

@@ -13,7 +13,7 @@ from agentdistill.agent.wire import parse_step
 from agentdistill.config import RunConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
-from agentdistill.llm.constrain import ActionConstraint, open_key
+from agentdistill.llm.constrain import ActionConstraint, numbers_written, open_key
 from agentdistill.tools import load_tools
 
 # names no untuned model would write on its own, so a registered name in the output shows the constraint worked
@@ -114,6 +114,38 @@ def test_an_integer_goes_on_with_digits_or_ends_with_a_comma_or_brace(constraint
     assert not {s for s in not_ok if s in vocabulary} & allowed
 
 
+@pytest.mark.parametrize(("text", "numbers"), [
+    ("AED 24,250 for 1.5 hours", ["24250", "1.5"]),
+    ("What date is 30 days before 2024-06-01?", ["30", "2024", "6", "1"]),
+    ("25 percent, then 25 again, and 0.5 or 100.", ["25", "0.5", "100"]),
+    ("no figures here", []),
+])
+def test_the_numbers_a_user_wrote_are_read_as_json_literals(text, numbers):
+    assert numbers_written(text) == numbers
+
+
+def test_with_the_users_numbers_a_number_argument_can_only_be_one_of_them(constraint, llm):
+    targets, partial = constraint.open_span(ARGS_OPEN + '"zq_count": 2', ["24", "30", "1.5"])
+    assert partial == " 2"
+    assert set(targets) == {f"{space}{sign}{n}{end}" for n in ("24", "30") for sign in ("", "-")
+                            for space in ("", " ") for end in ",}"}  # 1.5 is no integer
+    allowed = {llm.tokenizer.decode([i]) for i in constraint.allowed(partial, targets)}
+    assert "4" in allowed and not {"5", "0", "}", ",", "."} & allowed
+    # none of the user's numbers suits an integer: any integer, as without them
+    assert constraint.open_span(ARGS_OPEN + '"zq_count": 2', ["1.5"]) == (("<integer>",), " 2")
+    assert constraint.open_span(ARGS_OPEN + '"zq_count": 2', []) == (("<integer>",), " 2")
+
+
+def test_a_reply_constrained_to_the_users_numbers_writes_one_of_them(llm):
+    prefix = 'Thought: I will count the 5 boxes.\nAction: {"name": "zq_tally", "arguments": {"zq_count":'
+    request = GenerationRequest(messages=[{"role": "user", "content": "Count 37 apples in 5 boxes."}],
+                                prefix=prefix, max_tokens=8, tool_names=ODD_TOOLS, tool_arguments=ODD_ARGUMENTS,
+                                argument_numbers=["37"])
+    [[constrained]] = llm.generate([request])
+    value = constrained.text[len(prefix):].split(",")[0].split("}")[0].strip()
+    assert value in ("37", "-37"), constrained.text
+
+
 def test_a_constrained_reply_writes_only_the_named_tools_arguments(llm):
     prefix = 'Thought: I will count.\nAction: {"name": "zq_tally", "arguments": {"'
     request = GenerationRequest(messages=[{"role": "user", "content": "Count 3 apples in kg."}], prefix=prefix,
@@ -164,3 +196,13 @@ def test_the_runtime_constrains_arguments_to_the_named_tools(llm):
                        constrain_tool_names=True, constrain_arguments=True, max_tokens=48)
     key = result.raw_steps[0][len(open_arguments):].split('"')[0]
     assert key in ("value", "from_unit", "to_unit")
+
+
+def test_the_runtime_constrains_number_arguments_to_the_users_numbers(llm):
+    tools = load_tools(RunConfig(), None)
+    open_value = OPEN_ACTION + 'convert_units", "arguments": {"value":'
+    result = run_agent(llm, tools, "How many pounds are 3 kg? I have 12 bags.", max_steps=1,
+                       first_thought_prefix=open_value, constrain_tool_names=True, constrain_arguments=True,
+                       numbers_from_user=True, max_tokens=48)
+    value = result.raw_steps[0][len(open_value):].split(",")[0].split("}")[0].strip()
+    assert value in ("3", "-3", "12", "-12"), result.raw_steps[0]

@@ -67,6 +67,10 @@ class AgentConfig(Section):
     # after reading a passage the student wrote "overtime_pay": 25% (a word and a figure from the passage)
     # where overtime_pay takes "overtime_hours".
     constrain_arguments: bool = True
+    # ... and number arguments only as numbers the user wrote (or their negations): on a held-out topic the
+    # student copied "25" from "25 percent" in the passage it had just read. Only for tools whose numbers
+    # the question states: "after 2 years" for a tool that takes months needs a 24 nobody wrote.
+    numbers_from_user: bool = False
 
 
 class QuestionsConfig(Section):

@@ -34,6 +34,11 @@ def eval_model(
         help="With constrained tool names, decode argument names only as the named tool's and number, enum "
              "and boolean values only as valid ones (default: agent.constrain_arguments, on). Give the other "
              "setting its own --name."),
+    numbers_from_user: bool = typer.Option(
+        None, "--numbers-from-user/--any-numbers",
+        help="With constrained arguments, decode a number argument only as a number the user wrote (or its "
+             "negation), or as any number (default: agent.numbers_from_user). Give the other setting its own "
+             "--name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -53,6 +58,8 @@ def eval_model(
         cfg.agent.constrain_tool_names = constrain_tool_names
     if constrain_arguments is not None:
         cfg.agent.constrain_arguments = constrain_arguments
+    if numbers_from_user is not None:
+        cfg.agent.numbers_from_user = numbers_from_user
     metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                        served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")

@@ -100,10 +100,17 @@ def corpus_citations(run_dir: Path) -> set[str]:
     return {c for row in iter_json(path) for c in extract_citations(f"{row.get('section_path', '')}")}
 
 
+DECODING = ("constrain_tool_names", "constrain_arguments", "numbers_from_user")  # agent options an eval records
+
+
+def decoding_options(cfg: RunConfig) -> dict[str, bool]:
+    """The agent options that change how a model's replies are decoded, as an eval records them."""
+    return {key: getattr(cfg.agent, key) for key in DECODING}
+
+
 def _decoding(meta: dict[str, Any]) -> str:
     """Which constraints the eval decoded with (evals written before an option had none of it)."""
-    return (f"constrain_tool_names={bool(meta.get('constrain_tool_names', False))}, "
-            f"constrain_arguments={bool(meta.get('constrain_arguments', False))}")
+    return ", ".join(f"{key}={bool(meta.get(key, False))}" for key in DECODING)
 
 
 def _identity(meta: dict[str, Any]) -> tuple[Any, ...]:
@@ -157,9 +164,7 @@ def evaluate(
     name = name or default_name(model, run_dir, cfg, served_model)
     out_dir = run_dir / "eval" / name
     questions = select_questions(run_dir, split, max_questions, cfg.seed)
-    meta = {"name": name, "model": model, "served_model": served_model, "split": split,
-            "constrain_tool_names": cfg.agent.constrain_tool_names,
-            "constrain_arguments": cfg.agent.constrain_arguments}
+    meta = {"name": name, "model": model, "served_model": served_model, "split": split, **decoding_options(cfg)}
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_model(out_dir, meta)
 
@@ -196,9 +201,7 @@ def evaluate(
                     ran, successes = ran + 1, successes + score.task_success
                     bar.update(task, advance=1, status=f"task success {successes}/{ran}")
     metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus)
-    metrics.update(name=name, model=model, served_model=served_model, split=split,
-                   constrain_tool_names=cfg.agent.constrain_tool_names,
-                   constrain_arguments=cfg.agent.constrain_arguments,
+    metrics.update(name=name, model=model, served_model=served_model, split=split, **decoding_options(cfg),
                    evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(out_dir / METRICS, metrics)
     failed = metrics["statuses"].get("backend_error", 0)

@@ -33,6 +33,9 @@ class GenerationRequest:
     # With tool_names: each tool's argument schemas (its parameters' "properties"); an action's argument
     # names, and its number, enum and boolean values, are constrained to its tool's (llm.constrain).
     tool_arguments: dict[str, dict[str, Any]] | None = None
+    # With tool_arguments: the numbers a number argument may take (llm.constrain.numbers_written of the
+    # user's messages); None: any number.
+    argument_numbers: list[str] | None = None
 
 
 @dataclass

@@ -14,6 +14,12 @@ free string values, answers) nothing is constrained, and a reply that leaves the
 (another key first, a different spacing) is left alone: the parser and the runtime's format-error
 feedback handle it as before.
 
+With ``numbers`` (the numbers the user wrote, per row) a number argument can only be one of them or
+its negation: on a topic it had not seen in training the student wrote ``"overtime_hours": 25``, the
+"25 percent" of the passage it had just read, for a question about 24 hours, and ``2500`` for "AED
+24,250". That only suits tools whose numbers the user states (a question giving "2 years" where the
+tool takes months needs a number the user did not write), so it is an option (``agent.numbers_from_user``).
+
 The token ids allowed after a given partial name or value are computed once from the token strings
 and cached, so the cost per generated token is one decode of a short tail per row.
 """
@@ -36,6 +42,21 @@ _TAIL_TOKENS = 96
 _NUMBERS = {"number": (re.compile(r"\s*-?\d*(\.\d*)?"), re.compile(r"\s*-?\d+(\.\d+)?\s*[,}]")),
             "integer": (re.compile(r"\s*-?\d*"), re.compile(r"\s*-?\d+\s*[,}]"))}
 _NUMBER_TOKEN = re.compile(r"[\s\d.\-]*([,}].*)?", re.DOTALL)
+# a figure as people write it ("24,250", "1.5", "2024"); the thousands commas are dropped to make it JSON
+_WRITTEN_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\d.])\d+(?:\.\d+)?")
+_LITERAL_NUMBER = re.compile(r"\s?-?\d+(\.\d+)?[,}]")
+
+
+def numbers_written(text: str) -> list[str]:
+    """The numbers in ``text`` as JSON number literals, in order and without repeats: "AED 24,250 for 1.5
+    hours" -> ["24250", "1.5"]. Leading zeros ("2024-06-01" -> "2024", "6", "1") are dropped, as JSON does."""
+    out: list[str] = []
+    for m in _WRITTEN_NUMBER.finditer(text):
+        whole, _, fraction = m.group().replace(",", "").partition(".")
+        literal = str(int(whole)) + (f".{fraction}" if fraction else "")
+        if literal not in out:
+            out.append(literal)
+    return out
 
 
 def open_key(arguments: str) -> tuple[str, list[str], bool] | None:
@@ -133,10 +154,11 @@ class ActionConstraint:
         span = self.open_span(generated_text)
         return span[1] if span is not None and span[0] == self.targets else None
 
-    def open_span(self, generated_text: str) -> tuple[tuple[str, ...], str] | None:
+    def open_span(self, generated_text: str, numbers: list[str] | None = None) -> tuple[tuple[str, ...], str] | None:
         """(the strings the text may go on to, the part of one written so far) when ``generated_text``
         ends inside an action's name or, for a tool with known arguments, at one of its argument keys or
-        in a number, enum or boolean value (a number's "strings" are ``("<number>",)`` or ``("<integer>",)``)."""
+        in a number, enum or boolean value (a number's "strings" are ``("<number>",)`` or ``("<integer>",)``,
+        or with ``numbers`` those of them that suit the argument, each closed by ``,`` or ``}``)."""
         last = next(reversed(list(_ACTION_OPEN.finditer(generated_text))), None)
         if last is None:
             return None
@@ -164,7 +186,11 @@ class ActionConstraint:
             if values:
                 targets = tuple(sorted({f"{space}{json.dumps(v)}" for v in values for space in ("", " ")}))
             elif kind in _NUMBERS:
-                return ((f"<{kind}>",), partial) if _NUMBERS[kind][0].fullmatch(partial) else None
+                fits = [n for n in numbers or () if kind == "number" or "." not in n]
+                if not fits:  # no number of the user's suits it: any number
+                    return ((f"<{kind}>",), partial) if _NUMBERS[kind][0].fullmatch(partial) else None
+                targets = tuple(sorted({f"{space}{sign}{n}{end}" for n in fits for sign in ("", "-")
+                                        for space in ("", " ") for end in ",}"}))
             else:
                 return None
         if targets and any(t.startswith(partial) and t != partial for t in targets):
@@ -187,7 +213,10 @@ class ActionConstraint:
                 ids = [token_id for token_id, s in self._number_tokens
                        if so_far.fullmatch(partial + s) or done.match(partial + s)]
             else:
-                ids = [token_id for token_id, s in self._candidate_tokens(targets)
+                # number literals are made of number tokens: fewer to try than the tokens found inside them
+                pool = self._number_tokens if _LITERAL_NUMBER.fullmatch(targets[0]) else \
+                    self._candidate_tokens(targets)
+                ids = [token_id for token_id, s in pool
                        if any(t.startswith(partial + s) or (partial + s).startswith(t) for t in targets)]
             self._allowed[key] = ids
         return ids
@@ -197,19 +226,22 @@ class ActionConstraint:
         """Tokens that can go on writing a number: digits, a sign, a point, or what ends it."""
         return [(i, s) for i, s in self._vocab if _NUMBER_TOKEN.fullmatch(s)]
 
-    def processor(self, prompt_len: int, prefixes: list[str]) -> _ActionProcessor:
+    def processor(self, prompt_len: int, prefixes: list[str],
+                  numbers: list[list[str] | None] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
-        ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens."""
-        return _ActionProcessor(self, prompt_len, prefixes)
+        ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens and ``numbers[row]``
+        the numbers its number arguments may take (None: any)."""
+        return _ActionProcessor(self, prompt_len, prefixes, numbers or [None] * len(prefixes))
 
-    def apply(self, generated: Any, scores: Any, prefixes: list[str]) -> Any:
+    def apply(self, generated: Any, scores: Any, prefixes: list[str],
+              numbers: list[list[str] | None] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
 
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
-            span = self.open_span(text)
+            span = self.open_span(text, numbers[row] if numbers else None)
             if span is None:
                 continue
             ids = [i for i in self.allowed(span[1], span[0]) if i < scores.shape[-1]]
@@ -223,10 +255,12 @@ class ActionConstraint:
 class _ActionProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 
-    def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str]):
+    def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
+                 numbers: list[list[str] | None]):
         self.constraint = constraint
         self.prompt_len = prompt_len
         self.prefixes = prefixes
+        self.numbers = numbers
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes)
+        return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers)

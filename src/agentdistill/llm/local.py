@@ -97,8 +97,9 @@ class LocalBackend:
         kwargs[cache_kwarg(self.model)] = cache
         if first.tool_names:
             prefixes = [r.prefix for r in batch for _ in range(first.n)]  # generate() repeats each row n times
+            numbers = [r.argument_numbers for r in batch for _ in range(first.n)]
             constraint = self._constraint(first.tool_names, first.tool_arguments)
-            processor = constraint.processor(enc["input_ids"].shape[1], prefixes)
+            processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
