@@ -77,6 +77,20 @@ def test_a_slowdown_later_in_training_shrinks_the_plan_again(tmp_path):
     assert state.global_step < 100 and clock.now <= 100.0 + 3 * 3.0
 
 
+def test_a_plan_cut_by_slow_first_steps_grows_back_when_later_steps_run_faster(tmp_path):
+    clock, reports = _Clock(), []
+    sched = _scheduler(5, 100)
+    budget = TimeBudget(100.0, first_check=10, clock=clock, report=reports.append)
+
+    def slow_start(step: int) -> float:  # 100 steps at this pace take 65 s: the whole plan fits
+        return 2.0 if step < 10 else 0.5
+
+    state = _run(budget, clock, sched, tmp_path, planned=100, s_per_step=slow_start)
+    assert "training 50 steps" in reports[0]  # cut at step 10, when the mean was 2 s/step
+    assert state.global_step == 100 and sched.lr_lambdas[0].end == 100  # never past the configured plan
+    assert clock.now == pytest.approx(65.0)
+
+
 def test_a_resumed_run_keeps_its_shrunk_plan_and_counts_the_time_already_spent(tmp_path):
     clock = _Clock()
     sched = _scheduler(5, 100)

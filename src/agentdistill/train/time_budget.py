@@ -6,8 +6,10 @@ one or overruns on the slow one. With ``sft.time_budget_min`` the planned steps 
 ``sft.max_steps``) stay the plan as long as they fit. After the first steps, and then at every eighth
 of the plan, the mean time per step so far predicts the end; when it falls past the budget the plan
 shrinks to the steps that fit, and the cosine learning-rate schedule ends at the new last step (it
-still decays to zero where training stops, rather than being cut off at a high rate). The plan only
-ever shrinks: a machine fast enough trains exactly the configured steps.
+still decays to zero where training stops, rather than being cut off at a high rate). When later
+steps run faster than the first ones, the plan grows back, never past the configured steps: a demo
+whose first ten steps ran at 4.7 s/step was cut to 255 of 334 steps and then averaged 3.9 s/step,
+ending after 16.7 of its 20 minutes. A machine fast enough trains exactly the configured steps.
 
 A killed run resumes with its plan: the schedule's end is saved with the scheduler (``PlannedCosine``
 is a callable object, whose attributes LambdaLR saves) and the time already spent with each checkpoint.
@@ -67,9 +69,11 @@ def planned_cosine(lr_scheduler: Any) -> PlannedCosine:
 
 
 class TimeBudget(TrainerCallback):
-    """Shrinks the planned steps, and the cosine schedule with them, so that training ends within ``budget_s``.
+    """Moves the end of the planned steps, and of the cosine schedule with them, so that training ends within
+    ``budget_s``: earlier when the steps so far predict an overrun, later again (up to the trainer's plan)
+    when they predict time to spare.
 
-    ``report`` receives a sentence each time the plan shrinks; ``clock`` is injectable for tests.
+    ``report`` receives a sentence each time the plan changes; ``clock`` is injectable for tests.
     """
 
     def __init__(self, budget_s: float, *, first_check: int = 10, checks: int = 8,
@@ -109,8 +113,8 @@ class TimeBudget(TrainerCallback):
         cosine = planned_cosine(kwargs.get("lr_scheduler"))
         spent = self.spent_s()
         s_per_step = (spent - self.spent_before) / done
-        fits = state.global_step + max(1, int((self.budget_s - spent) / s_per_step))
-        if fits >= cosine.end:
+        fits = min(self.planned_steps, state.global_step + max(1, int((self.budget_s - spent) / s_per_step)))
+        if fits == cosine.end:
             return
         self.report(f"time budget {self.budget_s / 60:.1f} min: at {s_per_step:.2f} s/step the {cosine.end} planned "
                     f"steps would take {(spent + (cosine.end - state.global_step) * s_per_step) / 60:.1f} "
