@@ -237,13 +237,13 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                       if constrain_tool_names and constrain_arguments else None)
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
+    # the user's words do not change during a conversation: its numbers are read once
+    numbers = {c.index: _user_numbers(c.messages) for c in active} if tool_arguments and numbers_from_user else {}
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names,
-                                      tool_arguments=tool_arguments,
-                                      argument_numbers=_user_numbers(c.messages) if tool_arguments and
-                                      numbers_from_user else None)
+                                      tool_arguments=tool_arguments, argument_numbers=numbers.get(c.index))
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
