@@ -14,9 +14,10 @@ list ``question.expect.tools``. Per question:
   number of calls (a repeated or retried call breaks it).
 - argument_validity (per call): the tool exists and the arguments validate against its JSON schema.
 - argument_match (questions whose expect fixes arguments): for every tool T in
-  ``expect.arguments`` some call of T has every fixed argument equal to the expected value (numbers
-  within 1e-6 relative; strings lower-cased with spaces and ``,./-_*^`` removed, as BFCL's checker
-  compares them). Arguments the question does not fix may take any value.
+  ``expect.arguments`` some call of T has every fixed argument equal to the expected value and every
+  optional argument the question does not fix at its default (``agentdistill.tools.matching``: numbers
+  within 1e-6 relative; strings compared as BFCL's checker does). Required arguments the question does
+  not fix may take any value.
 - no_tool_correct (questions expecting no tool): the agent answered without calling any tool.
 - loop: the runtime stopped the run because the model repeated an action (status ``loop``).
 - citations: the articles the final answer cites (agentdistill.citations normalizes them). ``hallucinated``:
@@ -43,8 +44,6 @@ resample, and the 2.5th / 97.5th percentiles bound it.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +54,7 @@ from jsonschema import Draft202012Validator
 from agentdistill.agent.runtime import FORMAT_ERROR  # the tool name on observations answering an unparseable reply
 from agentdistill.citations import extract_citations
 from agentdistill.records import Question
+from agentdistill.tools.matching import arguments_match, optional_defaults
 
 TOOL_ERROR = "Error"  # how tools.registry starts the observation of a call that failed
 
@@ -118,47 +118,6 @@ def _validators(tool_specs: list[dict[str, Any]]) -> dict[str, Draft202012Valida
     return out
 
 
-_BFCL_STRIP = re.compile(r"[\s,./\-_*^]")
-
-
-def values_match(expected: Any, got: Any) -> bool:
-    """Argument equality as a grader means it: 5 == 5.0 == "5", "Dubai Marina" == "dubai-marina"."""
-    if isinstance(expected, bool) or isinstance(got, bool):
-        return expected is got or (isinstance(got, str) and got.lower() == str(expected).lower())
-    num_e, num_g = _as_number(expected), _as_number(got)
-    if num_e is not None and num_g is not None:
-        return math.isclose(num_e, num_g, rel_tol=1e-6, abs_tol=1e-9)
-    if isinstance(expected, str) and isinstance(got, str):
-        return _BFCL_STRIP.sub("", expected.lower()) == _BFCL_STRIP.sub("", got.lower())
-    if isinstance(expected, list) and isinstance(got, list):
-        return len(expected) == len(got) and all(values_match(e, g) for e, g in zip(expected, got, strict=True))
-    if isinstance(expected, dict) and isinstance(got, dict):
-        return expected.keys() == got.keys() and all(values_match(v, got[k]) for k, v in expected.items())
-    return expected == got
-
-
-def _as_number(x: Any) -> float | None:
-    if isinstance(x, bool):
-        return None
-    if isinstance(x, int | float):
-        return float(x)
-    if isinstance(x, str):
-        try:
-            return float(x.replace(",", "").strip())
-        except ValueError:
-            return None
-    return None
-
-
-def arguments_match(fixed: dict[str, dict[str, Any]], calls: list[dict[str, Any]]) -> bool:
-    """Every tool in ``fixed`` has a call whose arguments agree on every fixed key."""
-    for tool, want in fixed.items():
-        candidates = [c.get("arguments", {}) for c in calls if c["name"] == tool]
-        if not any(all(k in args and values_match(v, args[k]) for k, v in want.items()) for args in candidates):
-            return False
-    return True
-
-
 def score_question(
     question: Question,
     messages: list[dict[str, Any]],
@@ -208,7 +167,7 @@ def score_question(
         right_tools = set(called) == set(expect.tools) and set(expect.tools) <= succeeded
         if expect.arguments:
             s.fixes_arguments = 1
-            s.argument_match = int(arguments_match(expect.arguments, calls))
+            s.argument_match = int(arguments_match(expect.arguments, calls, optional_defaults(tool_specs)))
             right_tools = right_tools and bool(s.argument_match)
 
     s.loop = int(status == "loop")

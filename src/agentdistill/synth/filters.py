@@ -9,7 +9,8 @@ A student imitates everything in its data, mistakes included, so a trace is kept
    teaches the bad call first);
 4. ``too_many_steps`` / ``no_answer``: it ends with an Answer within max_steps;
 5. ``missing_tool`` / ``unexpected_tool``: it used every tool the question expects, and none when the
-   question expects none; ``wrong_arguments``: calls match the arguments the question fixes;
+   question expects none; ``wrong_arguments``: calls match the arguments the question fixes, as the eval scores them
+   (``agentdistill.tools.matching``);
 6. ``ungrounded``: every article cited in the answer appears in an observation the teacher read
    (``extract_citations(answer) ⊆ ⋃ extract_citations(observation)``), so the student never learns
    to cite from memory.
@@ -19,10 +20,10 @@ The first failing check names the rejection reason; reasons are counted in trace
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from agentdistill.records import Question, Record, Trace
+from agentdistill.tools.matching import arguments_match, optional_defaults
 
 FORMAT_ERROR = "format_error"  # agent.runtime.FORMAT_ERROR: the observation that answers an unparseable reply
 
@@ -34,16 +35,6 @@ class Rejection(Record):
     reason: str
     detail: str = ""
     trace: Trace | None = None
-
-
-def _same(expected: Any, got: Any) -> bool:
-    if isinstance(expected, bool) or isinstance(got, bool):
-        return expected == got
-    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
-        return math.isclose(float(expected), float(got), rel_tol=1e-6, abs_tol=1e-9)
-    if isinstance(expected, str) and isinstance(got, str):
-        return " ".join(expected.lower().split()) == " ".join(got.lower().split())
-    return expected == got
 
 
 def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) -> tuple[str, str] | None:
@@ -80,9 +71,10 @@ def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) ->
         missing = [t for t in expected if t not in used]
         if missing:
             return "missing_tool", f"expected {expected}, called {sorted(used)}"
+        defaults = optional_defaults(tools.specs())
         for name, args in (question.expect.arguments or {}).items():
-            calls = [c.get("arguments", {}) for c in called if c["name"] == name]
-            if not any(all(k in a and _same(v, a[k]) for k, v in args.items()) for a in calls):
+            if not arguments_match({name: args}, called, defaults):
+                calls = [c.get("arguments", {}) for c in called if c["name"] == name]
                 return "wrong_arguments", f"{name}: expected {args}, got {calls}"
     answer = steps[-1]["content"]
     cited = extract_citations(answer)

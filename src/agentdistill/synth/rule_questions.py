@@ -31,8 +31,8 @@ from agentdistill.citations import extract_citations, format_citation
 from agentdistill.config import RunConfig
 from agentdistill.llm.rule import route
 from agentdistill.records import Chunk, Expect, Question
-from agentdistill.synth.filters import _same
 from agentdistill.synth.questions import Persona, kind_targets, question_id
+from agentdistill.tools.matching import arguments_match, optional_defaults
 
 log = logging.getLogger(__name__)
 OVERGENERATE = 1.35  # candidates per needed question: dedup and routing checks drop some
@@ -386,15 +386,12 @@ def general(tool: str, rng: random.Random) -> tuple[str, dict[str, Any] | None]:
     return template.format(d1=d1, n=days), {"date": d1, "days": sign * days}
 
 
-def _routes_as_written(c: _Candidate, tool_names: set[str]) -> bool:
+def _routes_as_written(c: _Candidate, tool_names: set[str], defaults: dict[str, dict[str, Any]]) -> bool:
     plan = route(c.text, tool_names)
     if plan.tools != c.tools:
         return False
-    for call in plan.calls:
-        want = (c.arguments or {}).get(call.name, {})
-        if not all(k in call.arguments and _same(v, call.arguments[k]) for k, v in want.items()):
-            return False
-    return True
+    calls = [{"name": call.name, "arguments": call.arguments} for call in plan.calls]
+    return arguments_match(c.arguments or {}, calls, defaults)
 
 
 def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list[Persona], tools: Any,
@@ -489,8 +486,9 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
 
     counts: Counter[str] = Counter()
     out = []
+    defaults = optional_defaults(tools.specs())
     for c in cands:
-        if not _routes_as_written(c, names):
+        if not _routes_as_written(c, names, defaults):
             counts[f"unroutable_{c.kind}"] += 1
             log.debug("unroutable %s question: %s", c.kind, c.text)
             continue
