@@ -155,6 +155,27 @@ def test_the_rule_writer_fills_the_mix_with_routable_split_questions(tmp_path):
     assert isinstance(qs[0].expect, Expect)
 
 
+def test_more_calculations_leave_the_lookups_and_their_split_as_they_were(tmp_path):
+    # each kind draws from its own random stream and the split orders topics, not list positions:
+    # a change to one kind must not move which topics are held out
+    def lookups(run, mix):
+        _tiny_corpus(run)
+        write_json_atomic(run / "clusters.json", {"k": 6, "rule": "test", "clusters": [
+            {"id": i, "size": 1, "top_terms": ["leave"], "chunk_ids": [f"c{i}"]} for i in range(6)]})
+        cfg = RunConfig(questions=QuestionsConfig(n_questions=60, mix=mix), teacher=TeacherConfig(kind="rule"))
+        make_questions(run, cfg)
+        qs = read_records(run / "questions.jsonl", Question)
+        return {(q.text, q.split) for q in qs if q.kind == "lookup"}, Counter(q.kind for q in qs)
+
+    # no two-tool questions: their calculators would tie the split to which calculators the other
+    # calculations cover (a topic is kept in train while it holds a tool's only training questions)
+    base, kinds = lookups(tmp_path / "a", {"lookup": 0.5, "calculation": 0.3, "multi_step": 0.0, "no_tool": 0.2})
+    more, more_kinds = lookups(tmp_path / "b", {"lookup": 0.5, "calculation": 0.45, "multi_step": 0.0,
+                                                "no_tool": 0.05})
+    assert more_kinds["calculation"] > kinds["calculation"]
+    assert base == more and {split for _, split in base} == {"train", "test"}
+
+
 def test_stages_run_out_of_order_say_what_to_run_first(tmp_path):
     from agentdistill.synth.traces import load_questions
 

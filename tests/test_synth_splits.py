@@ -102,3 +102,15 @@ def test_every_kind_is_tested_when_it_comes_from_one_cluster_only():
         out = assign_splits(questions, 0.2, seed=seed)
         assert {q.kind for q in out if q.split == "test"} == {"lookup", "multi_step", "calculation"}, seed
         assert any("gratuity" in q.expect.tools for q in out if q.split == "train")
+
+
+def test_the_split_depends_on_the_questions_not_their_order():
+    grounded = [Question(id=f"g{i}", text="t", persona="p", cluster=i % 6, source_chunk_ids=[f"c{i}"],
+                         expect=Expect(tools=["s"])) for i in range(60)]
+    greetings = [Question(id=f"n{i}", text="t", persona="p", cluster=-1, expect=Expect(tools=[])) for i in range(20)]
+    sums = [Question(id=f"k{i}", text="t", persona="p", cluster=-1, expect=Expect(tools=["calc"])) for i in range(30)]
+    first = {q.id: q.split for q in assign_splits(grounded + greetings + sums[:10], 0.2, seed=3)}
+    again = {q.id: q.split for q in assign_splits(sums[::-1] + greetings[::-1] + grounded[::-1], 0.2, seed=3)}
+    same = [i for i in first if not i.startswith("k")]
+    assert [first[i] for i in same] == [again[i] for i in same]  # 20 more sums moved no topic, no greeting
+    assert {first[i] for i in same} == {"train", "test"}

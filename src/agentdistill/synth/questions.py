@@ -362,8 +362,14 @@ def dedup(questions: list[Question], embed: Any, threshold: float) -> tuple[list
     return [unique[i] for i in kept], len(questions) - len(kept)
 
 
+def kind_rng(seed: int, kind: str) -> random.Random:
+    """A random stream of one kind of question's own: an edit to how one kind is written or sampled
+    leaves every other kind as it was, and with them the topics the split holds out."""
+    return random.Random(f"{seed}:{kind}")
+
+
 def sample_mix(questions: list[Question], n: int, mix: dict[str, float],
-               rng: random.Random) -> tuple[list[Question], dict[str, int]]:
+               seed: int) -> tuple[list[Question], dict[str, int]]:
     """Pick each kind's share of ``n``; returns the sample and the shortfall per kind (0 when filled).
 
     Within a kind the sample is random, except that every (persona, expected tools) pair present gets
@@ -374,7 +380,7 @@ def sample_mix(questions: list[Question], n: int, mix: dict[str, float],
     short: dict[str, int] = {}
     for kind, target in targets.items():
         pool = [q for q in questions if q.kind == kind]
-        rng.shuffle(pool)
+        kind_rng(seed, f"sample {kind}").shuffle(pool)
         first: dict[tuple[str, tuple[str, ...]], Question] = {}
         for q in pool:
             first.setdefault((q.persona, tuple(q.expect.tools if q.expect else [])), q)
@@ -383,7 +389,7 @@ def sample_mix(questions: list[Question], n: int, mix: dict[str, float],
         chosen = cover + [q for q in pool if q.id not in taken][: target - len(cover)]
         picked += chosen
         short[kind] = target - len(chosen)
-    rng.shuffle(picked)
+    random.Random(seed).shuffle(picked)
     return picked, short
 
 
@@ -406,14 +412,13 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     from agentdistill.tools import load_tools
 
     run_dir = Path(run_dir)
-    rng = random.Random(cfg.seed)
     tools = load_tools(cfg, run_dir)
     chunks, clusters = load_corpus(run_dir)
     if cfg.teacher.kind == "rule" and llm is None:
         from agentdistill.synth.rule_questions import rule_questions
 
         personas = load_personas(cfg.questions.personas)
-        candidates, counts = rule_questions(chunks, clusters, personas, tools, cfg, rng)
+        candidates, counts = rule_questions(chunks, clusters, personas, tools, cfg)
         teacher = "rule"
     else:
         if llm is None:
@@ -431,7 +436,7 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
         return Embedder(cfg.models.embedder).encode(texts)
 
     unique, n_dup = dedup(candidates, embed, cfg.questions.dedup_threshold)
-    picked, short = sample_mix(unique, cfg.questions.n_questions, cfg.questions.mix, rng)
+    picked, short = sample_mix(unique, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
     chunk_doc = {c.id: c.doc_id for c in chunks}
     final = assign_splits(picked, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=cfg.seed)
     write_records(run_dir / QUESTIONS_FILE, final)

@@ -31,7 +31,7 @@ from agentdistill.citations import extract_citations, format_citation
 from agentdistill.config import RunConfig
 from agentdistill.llm.rule import route
 from agentdistill.records import Chunk, Expect, Question
-from agentdistill.synth.questions import Persona, kind_targets, question_id
+from agentdistill.synth.questions import Persona, kind_rng, kind_targets, question_id
 from agentdistill.tools.matching import arguments_match, optional_defaults
 
 log = logging.getLogger(__name__)
@@ -395,8 +395,12 @@ def _routes_as_written(c: _Candidate, tool_names: set[str], defaults: dict[str, 
 
 
 def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list[Persona], tools: Any,
-                   cfg: RunConfig, rng: random.Random) -> tuple[list[Question], dict[str, int]]:
-    """Candidate questions of every kind (over-generated) and counts of what was dropped and why."""
+                   cfg: RunConfig) -> tuple[list[Question], dict[str, int]]:
+    """Candidate questions of every kind (over-generated) and counts of what was dropped and why.
+
+    Each kind draws from its own random stream (``kind_rng``), so rewriting how one kind is written
+    leaves the others, and the topics the split holds out, as they were.
+    """
     names = set(tools.names())
     targets = {k: math.ceil(v * OVERGENERATE) for k, v in kind_targets(cfg.questions.n_questions,
                                                                        cfg.questions.mix).items()}
@@ -405,6 +409,7 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
     cands: list[_Candidate] = []
 
     # lookups: search by section title, get_article by cited article
+    rng = kind_rng(cfg.seed, "lookup")
     lookups: list[_Candidate] = []
     if "search_labour_law" in names:
         for chunk, weights in zip(chunks, affinity, strict=True):
@@ -438,6 +443,7 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
     cands += articles[:n_articles] + searches[: targets["lookup"] - n_articles]
 
     # calculations: domain calculators for workers under the labour law, general tools for everyone
+    rng = kind_rng(cfg.seed, "calculation")
     domain_tools = [t for t in CALC if t in names]
     general_tools = [t for t in GENERAL if t in names]
     for i in range(targets["calculation"]):
@@ -456,6 +462,7 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
         cands.append(_Candidate(text, "calculation", persona, [tool], {tool: args} if args else None))
 
     # multi-step: the rule from the corpus, then the numbers from the calculator
+    rng = kind_rng(cfg.seed, "multi_step")
     if "search_labour_law" in names:
         for i in range(targets["multi_step"] if domain_tools else 0):
             tool = domain_tools[i % len(domain_tools)]
@@ -473,6 +480,7 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
                                     cluster, source))
 
     # no tool: a third greetings, a third thanks, a third questions to decline
+    rng = kind_rng(cfg.seed, "no_tool")
     pools = [GREETINGS, THANKS, OFF_TOPIC]
     for i in range(targets["no_tool"]):
         pool = pools[i % 3]

@@ -8,6 +8,10 @@ chunk (a calculation scenario, a greeting) carries no corpus text that could lea
 their expected-tool signature so that every tool is seen in training and, where there are enough of
 them, also tested.
 
+The split depends on the set of questions, not their order: components are ordered by topic before the
+seeded shuffle, and each tool signature is shuffled by its own stream in question-id order. So adding
+calculation questions does not move the held-out topics.
+
 After assignment ``check_disjoint`` proves the property the eval relies on: no test question shares a
 source chunk with a training question.
 """
@@ -63,7 +67,15 @@ def components(questions: list[Question], by: str = "cluster",
     groups: dict[int, list[int]] = defaultdict(list)
     for i in grounded:
         groups[uf.find(i)].append(i)
-    return sorted(groups.values(), key=lambda g: g[0])
+    return sorted(groups.values(), key=lambda g: _component_key(questions, g, by, chunk_doc))
+
+
+def _component_key(questions: list[Question], comp: list[int], by: str, chunk_doc: dict[str, str]) -> str:
+    """What orders components: their topic (cluster or document) rather than where their questions sit in
+    the list, so the seeded shuffle holds out the same topics when the questions around them change."""
+    keys = {k for i in comp for k in _group_keys(questions[i], by, chunk_doc)}
+    topics = sorted(k for k in keys if not k.startswith("chunk:"))
+    return topics[0] if topics else min(keys)
 
 
 def _tool_signature(q: Question) -> tuple[str, ...]:
@@ -147,8 +159,10 @@ def assign_splits(
         if not q.source_chunk_ids:
             by_signature[_tool_signature(q)].append(i)
     for sig in sorted(by_signature):
-        idx = by_signature[sig]
-        rng.shuffle(idx)
+        # each signature's own stream over its questions in id order: which greetings are tested does not
+        # depend on how many calculations came before them
+        idx = sorted(by_signature[sig], key=lambda i: questions[i].id)
+        random.Random(f"{seed}:{'+'.join(sig)}").shuffle(idx)
         k = min(int(test_fraction * len(idx) + 0.5), len(idx) - 1)  # at least one is always trained on
         for i in idx[:k]:
             split[i] = "test"
