@@ -13,7 +13,7 @@ from agentdistill.agent.wire import parse_step
 from agentdistill.config import RunConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
-from agentdistill.llm.constrain import ActionConstraint, numbers_written, open_key
+from agentdistill.llm.constrain import ActionConstraint, citations_read, numbers_written, open_citation, open_key
 from agentdistill.tools import load_tools
 
 # names no untuned model would write on its own, so a registered name in the output shows the constraint worked
@@ -206,3 +206,55 @@ def test_the_runtime_constrains_number_arguments_to_the_users_numbers(llm):
                        numbers_from_user=True, max_tokens=48)
     value = result.raw_steps[0][len(open_value):].split(",")[0].split("}")[0].strip()
     assert value in ("3", "-3", "12", "-12"), result.raw_steps[0]
+
+
+SHOWN = ["Federal Decree-Law 33/2021, Art. 17", "Cabinet Resolution 1/2022, Art. 15"]
+
+
+def test_the_citations_shown_are_read_as_written():
+    text = ("Normal hours (Federal Decree-Law 33/2021, Art. 17; Cabinet Resolution 1/2022, Art. 15). Again "
+            "Federal Decree-Law 33/2021, Art. 17 and (Cabinet Decision 106/2022, Arts. 5-6); Art. 9 alone.")
+    assert citations_read(text) == [*SHOWN, "Cabinet Decision 106/2022, Arts. 5-6"]
+
+
+@pytest.mark.parametrize(("text", "partial", "only"), [
+    ("hours (Federal Decree-Law 33/2021, Art. 1", "Federal Decree-Law 33/2021, Art. 1", True),
+    ("hours (Federal Decree-Law 33/2021, Art. 17; Cabinet Res", "Cabinet Res", False),
+    ("hours (Cabinet Resolution 1/2022, Art. 15", "Cabinet Resolution 1/2022, Art. 15", True),  # may end
+    ("hours (", "", False),  # on its way to a law's name: a law not shown is refused
+    ("hours (Federal Decree-Law 33/2021, Art. 19", None, None),  # left the citations shown: left alone
+    ("hours (for example", None, None),
+    ("hours (Federal Decree-Law 33/2021, Art. 17) and", None, None),
+])
+def test_a_citation_is_open_after_a_parenthesis_or_semicolon(text, partial, only):
+    cited = open_citation(text, SHOWN)
+    assert (cited[1:] if cited else (None, None)) == (partial, only)
+
+
+def _masked(constraint, llm, text, shown):
+    scores = torch.zeros(1, len(llm.tokenizer))
+    constraint.apply(torch.zeros(1, 0, dtype=torch.long), scores, [text], citations=[shown])
+    allowed = torch.nonzero(scores[0] == 0).flatten().tolist()
+    return {llm.tokenizer.decode([i]) for i in allowed}, len(scores[0]) - len(allowed)
+
+
+def test_a_citation_can_only_go_on_to_an_article_shown(constraint, llm):
+    allowed, _ = _masked(constraint, llm, "The maximum is 8 hours (Federal Decree-Law 33/2021, Art. 1", SHOWN)
+    assert "7" in allowed and not {"5", "9", ")", "0"} & allowed
+
+
+def test_a_citation_of_a_law_not_shown_cannot_begin(constraint, llm):
+    allowed, refused = _masked(constraint, llm, "The worker must be compensated (",
+                               ["Federal Decree-Law 33/2021, Art. 19"])
+    assert {"Federal", "for", "see"} <= allowed
+    assert "Cabinet" not in allowed and "Ministerial" not in allowed
+    assert 0 < refused < 100  # only the way to another law is refused
+
+
+def test_the_runtime_lets_an_answer_cite_only_what_the_conversation_showed(llm):
+    tools = load_tools(RunConfig(), None)
+    answer = "Thought: The question names the article.\nAnswer: It sets the rest day (Federal Decree-Law 33/2021, Art. "
+    result = run_agent(llm, tools, "What does Federal Decree-Law 33/2021, Art. 21 say about rest days?", max_steps=1,
+                       first_thought_prefix=answer, constrain_tool_names=True, citations_from_observations=True,
+                       max_tokens=6)
+    assert result.raw_steps[0][len(answer):].startswith("21"), result.raw_steps[0]

@@ -53,6 +53,8 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
     (r"Ministerial\s+(?:Resolution|Decision)", "MR", "Ministerial Resolution"),
     (r"MR|MD", "MR", "Ministerial Resolution"),
 )
+# How citations spell the kinds of law out ("Federal Decree-Law", "Cabinet Decision", ...).
+LAW_NAMES = tuple(dict.fromkeys(display for _, _, display in _KINDS))
 # The name a law id spells out when the corpus's own spelling is not known: its abbreviation's first row.
 _LONG_NAMES = {abbrev: display for _, abbrev, display in reversed(_KINDS)}
 

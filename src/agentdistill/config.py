@@ -71,6 +71,10 @@ class AgentConfig(Section):
     # student copied "25" from "25 percent" in the passage it had just read. Only for tools whose numbers
     # the question states: "after 2 years" for a tool that takes months needs a 24 nobody wrote.
     numbers_from_user: bool = False
+    # With constrained tool names, an answer cites only articles the conversation showed (the question or a
+    # tool's observation): on held-out topics the student copied a passage and then cited an article of
+    # another law, or one from a training passage on another topic (llm.constrain.open_citation).
+    citations_from_observations: bool = False
 
 
 class QuestionsConfig(Section):

@@ -39,6 +39,11 @@ def eval_model(
         help="With constrained arguments, decode a number argument only as a number the user wrote (or its "
              "negation), or as any number (default: agent.numbers_from_user). Give the other setting its own "
              "--name."),
+    citations_from_observations: bool = typer.Option(
+        None, "--cite-shown/--cite-any",
+        help="With constrained tool names, let an answer cite only articles the question or a tool's result "
+             "showed, or any (default: agent.citations_from_observations). Give the other setting its own "
+             "--name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -60,6 +65,8 @@ def eval_model(
         cfg.agent.constrain_arguments = constrain_arguments
     if numbers_from_user is not None:
         cfg.agent.numbers_from_user = numbers_from_user
+    if citations_from_observations is not None:
+        cfg.agent.citations_from_observations = citations_from_observations
     metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                        served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")

@@ -100,7 +100,8 @@ def corpus_citations(run_dir: Path) -> set[str]:
     return {c for row in iter_json(path) for c in extract_citations(f"{row.get('section_path', '')}")}
 
 
-DECODING = ("constrain_tool_names", "constrain_arguments", "numbers_from_user")  # agent options an eval records
+# agent options an eval records
+DECODING = ("constrain_tool_names", "constrain_arguments", "numbers_from_user", "citations_from_observations")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, bool]:

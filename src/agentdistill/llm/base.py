@@ -36,6 +36,9 @@ class GenerationRequest:
     # With tool_arguments: the numbers a number argument may take (llm.constrain.numbers_written of the
     # user's messages); None: any number.
     argument_numbers: list[str] | None = None
+    # With tool_names: the citations a reply may write (llm.constrain.citations_read of what the conversation
+    # showed); None: any.
+    citations: list[str] | None = None
 
 
 @dataclass

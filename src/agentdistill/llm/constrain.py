@@ -20,16 +20,26 @@ its negation: on a topic it had not seen in training the student wrote ``"overti
 24,250". That only suits tools whose numbers the user states (a question giving "2 years" where the
 tool takes months needs a number the user did not write), so it is an option (``agent.numbers_from_user``).
 
+With ``citations`` (the citations the conversation has shown, per row) an answer can cite only those:
+once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation must be one it read,
+and where it read none of that law, a citation of it cannot begin. On held-out topics the student
+copied a passage's sentence and then wrote ``Federal Decree-Law 33/2021, Art. 15`` where the passage said
+``Cabinet Resolution 1/2022, Art. 15``, or added ``(Cabinet Decision 106/2022, Art. 14)`` from a training
+passage on another topic; both are ungrounded answers (``agent.citations_from_observations``).
+
 The token ids allowed after a given partial name or value are computed once from the token strings
 and cached, so the cost per generated token is one decode of a short tail per row.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from functools import cached_property
 from typing import Any
+
+from agentdistill.citations import LAW_NAMES
 
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
 _NAME_KEYS = ('"name": "', '"name":"')
@@ -45,6 +55,12 @@ _NUMBER_TOKEN = re.compile(r"[\s\d.\-]*([,}].*)?", re.DOTALL)
 # a figure as people write it ("24,250", "1.5", "2024"); the thousands commas are dropped to make it JSON
 _WRITTEN_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\d.])\d+(?:\.\d+)?")
 _LITERAL_NUMBER = re.compile(r"\s?-?\d+(\.\d+)?[,}]")
+# a citation as the corpus and the tools write one: "Federal Decree-Law 33/2021, Art. 17", "Cabinet
+# Decision 106/2022, Arts. 5-6"; a reply's citation opens after "(" or "; " and ends at one of _CITATION_ENDS
+_LAW_NAMES = tuple(f"{name} " for name in LAW_NAMES)
+_CITATION = re.compile(rf"(?:{'|'.join(map(re.escape, _LAW_NAMES))})\d+/\d{{4}}, Arts?\. \d+(?:-\d+)?")
+_CITATION_OPEN = re.compile(r"(?:\(|; )(?P<partial>[^()\n;]*)$")
+_CITATION_ENDS = (")", ";", ",", ".", " ")
 
 
 def numbers_written(text: str) -> list[str]:
@@ -57,6 +73,32 @@ def numbers_written(text: str) -> list[str]:
         if literal not in out:
             out.append(literal)
     return out
+
+
+def citations_read(text: str) -> list[str]:
+    """The citations in ``text`` as written, in order and without repeats: "... (Federal Decree-Law
+    33/2021, Art. 17; Cabinet Resolution 1/2022, Art. 15)" -> both."""
+    return list(dict.fromkeys(m.group() for m in _CITATION.finditer(text)))
+
+
+def open_citation(text: str, citations: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
+    """Where ``text`` stands if it ends in a citation: (the citations it may go on to, each with the
+    characters that may end it; the citation so far; whether it may only go on to one of them). Only
+    once a law's name is written are the tokens allowed; before that, at the opening "(" or "; " and
+    while the text is on its way to a law's name, only the tokens towards a law not among them are
+    refused (so "(for example" goes on). None when the text is in no citation or has left the ones read."""
+    opened = _CITATION_OPEN.search(text[-120:])
+    if opened is None:
+        return None
+    partial = opened["partial"]
+    targets = tuple(sorted(f"{c}{end}" for c in citations for end in _CITATION_ENDS))
+    if any(partial.startswith(name) for name in _LAW_NAMES):
+        if any(t.startswith(partial) and t != partial for t in targets):
+            return targets, partial, True
+        return None
+    if any(name.startswith(partial) for name in _LAW_NAMES):
+        return targets, partial, False
+    return None
 
 
 def open_key(arguments: str) -> tuple[str, list[str], bool] | None:
@@ -226,15 +268,44 @@ class ActionConstraint:
         """Tokens that can go on writing a number: digits, a sign, a point, or what ends it."""
         return [(i, s) for i, s in self._vocab if _NUMBER_TOKEN.fullmatch(s)]
 
-    def processor(self, prompt_len: int, prefixes: list[str],
-                  numbers: list[list[str] | None] | None = None) -> _ActionProcessor:
+    def towards(self, partial: str, targets: tuple[str, ...]) -> set[int]:
+        """Token ids whose text takes ``partial`` on towards one of ``targets`` or completes one (it may run
+        past the end), found by looking up the rest of each target's prefixes rather than scanning the
+        vocabulary: citations differ from conversation to conversation, so nothing here is cached."""
+        ids: set[int] = set()
+        texts = self._token_texts
+        for rest in {t[len(partial):] for t in targets if t.startswith(partial) and t != partial}:
+            for k in range(1, len(rest)):
+                ids.update(self._ids_of_text.get(rest[:k], ()))
+            at = bisect.bisect_left(texts, rest)
+            while at < len(texts) and texts[at].startswith(rest):
+                ids.update(self._ids_of_text[texts[at]])
+                at += 1
+        return ids
+
+    @cached_property
+    def _ids_of_text(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for token_id, s in self._vocab:
+            out.setdefault(s, []).append(token_id)
+        return out
+
+    @cached_property
+    def _token_texts(self) -> list[str]:
+        return sorted(self._ids_of_text)
+
+    def processor(self, prompt_len: int, prefixes: list[str], numbers: list[list[str] | None] | None = None,
+                  citations: list[list[str] | None] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
-        ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens and ``numbers[row]``
-        the numbers its number arguments may take (None: any)."""
-        return _ActionProcessor(self, prompt_len, prefixes, numbers or [None] * len(prefixes))
+        ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens, ``numbers[row]``
+        the numbers its number arguments may take and ``citations[row]`` the citations it may write
+        (None: any)."""
+        return _ActionProcessor(self, prompt_len, prefixes, numbers or [None] * len(prefixes),
+                                citations or [None] * len(prefixes))
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str],
-              numbers: list[list[str] | None] | None = None) -> Any:
+              numbers: list[list[str] | None] | None = None,
+              citations: list[list[str] | None] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
 
@@ -242,9 +313,17 @@ class ActionConstraint:
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
             span = self.open_span(text, numbers[row] if numbers else None)
-            if span is None:
+            if span is not None:
+                ids = [i for i in self.allowed(span[1], span[0]) if i < scores.shape[-1]]
+            elif citations and citations[row] is not None and (cited := open_citation(text, citations[row])):
+                targets, partial, only = cited
+                if not only:  # on the way to a law's name: refuse the way to a law none of them is of
+                    refused = self.towards(partial, _LAW_NAMES) - self.towards(partial, targets)
+                    scores[row, [i for i in refused if i < scores.shape[-1]]] = float("-inf")
+                    continue
+                ids = [i for i in self.towards(partial, targets) if i < scores.shape[-1]]
+            else:
                 continue
-            ids = [i for i in self.allowed(span[1], span[0]) if i < scores.shape[-1]]
             if ids:  # no way on: leave the row alone
                 mask = torch.full_like(scores[row], float("-inf"))
                 mask[ids] = 0.0
@@ -256,11 +335,13 @@ class _ActionProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 
     def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
-                 numbers: list[list[str] | None]):
+                 numbers: list[list[str] | None], citations: list[list[str] | None]):
         self.constraint = constraint
         self.prompt_len = prompt_len
         self.prefixes = prefixes
         self.numbers = numbers
+        self.citations = citations
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers)
+        return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers,
+                                     self.citations)
