@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from agentdistill.config import QuestionsConfig, RunConfig, TeacherConfig, ToolsConfig
+from agentdistill.config import QuestionsConfig, RunConfig, SplitConfig, TeacherConfig, ToolsConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import iter_json, read_records, write_json_atomic, write_records
 from agentdistill.llm.base import Completion
@@ -174,6 +174,23 @@ def test_more_calculations_leave_the_lookups_and_their_split_as_they_were(tmp_pa
                                                 "no_tool": 0.05})
     assert more_kinds["calculation"] > kinds["calculation"]
     assert base == more and {split for _, split in base} == {"train", "test"}
+
+
+def test_another_split_seed_holds_out_other_topics_of_the_same_questions(tmp_path):
+    def held_out(run, split_seed):
+        _tiny_corpus(run)
+        write_json_atomic(run / "clusters.json", {"k": 6, "rule": "test", "clusters": [
+            {"id": i, "size": 1, "top_terms": ["leave"], "chunk_ids": [f"c{i}"]} for i in range(6)]})
+        cfg = RunConfig(questions=QuestionsConfig(n_questions=60), teacher=TeacherConfig(kind="rule"),
+                        split=SplitConfig(seed=split_seed))
+        make_questions(run, cfg)
+        qs = read_records(run / "questions.jsonl", Question)
+        return {q.text for q in qs}, {q.cluster for q in qs if q.split == "test" and q.source_chunk_ids}
+
+    texts, topics = held_out(tmp_path / "a", None)
+    assert held_out(tmp_path / "b", 0) == (texts, topics)  # None is the run's seed, 0
+    other_texts, other_topics = held_out(tmp_path / "c", 1)
+    assert other_texts == texts and topics and other_topics and other_topics != topics
 
 
 def test_stages_run_out_of_order_say_what_to_run_first(tmp_path):

@@ -93,6 +93,9 @@ class QuestionsConfig(Section):
 class SplitConfig(Section):
     test_fraction: float = 0.2
     by: Literal["cluster", "document"] = "cluster"
+    # which topics are held out (None: the run's seed); another seed holds out other topics from the same
+    # questions, so a recipe can be measured on more than one unseen topic
+    seed: int | None = None
 
 
 class SFTConfig(Section):

@@ -438,7 +438,8 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     unique, n_dup = dedup(candidates, embed, cfg.questions.dedup_threshold)
     picked, short = sample_mix(unique, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
     chunk_doc = {c.id: c.doc_id for c in chunks}
-    final = assign_splits(picked, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=cfg.seed)
+    split_seed = cfg.split.seed if cfg.split.seed is not None else cfg.seed
+    final = assign_splits(picked, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed)
     write_records(run_dir / QUESTIONS_FILE, final)
     counts = {**counts, "candidates": len(candidates), "duplicates_removed": n_dup,
               **{f"short_{k}": v for k, v in short.items() if v}}
