@@ -54,7 +54,6 @@ _NUMBERS = {"number": (re.compile(r"\s*-?\d*(\.\d*)?"), re.compile(r"\s*-?\d+(\.
 _NUMBER_TOKEN = re.compile(r"[\s\d.\-]*([,}].*)?", re.DOTALL)
 # a figure as people write it ("24,250", "1.5", "2024"); the thousands commas are dropped to make it JSON
 _WRITTEN_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\d.])\d+(?:\.\d+)?")
-_LITERAL_NUMBER = re.compile(r"\s?-?\d+(\.\d+)?[,}]")
 # a citation as the corpus and the tools write one: "Federal Decree-Law 33/2021, Art. 17", "Cabinet
 # Decision 106/2022, Arts. 5-6"; a reply's citation opens after "(" or "; " and ends at one of _CITATION_ENDS
 _LAW_NAMES = tuple(f"{name} " for name in LAW_NAMES)
@@ -172,23 +171,7 @@ class ActionConstraint:
         self.targets = tuple(sorted({f'{key}{name}"' for key in _NAME_KEYS for name in tool_names}))
         self.tool_arguments = dict(tool_arguments or {})
         self._vocab = [(i, s) for i, s in enumerate(tokenizer.batch_decode([[i] for i in range(len(tokenizer))])) if s]
-        self._candidates: dict[tuple[str, ...], list[tuple[int, str]]] = {}
         self._allowed: dict[tuple[tuple[str, ...], str], list[int]] = {}
-
-    def _candidate_tokens(self, targets: tuple[str, ...]) -> list[tuple[int, str]]:
-        """Tokens that can appear inside a target: a piece of one, or a target's tail and what follows
-        its end. Every allowed set is built from these (a few hundred) instead of the whole vocabulary."""
-        out = self._candidates.get(targets)
-        if out is None:
-            out, ends = [], {t[-1] for t in targets}
-            for token_id, s in self._vocab:
-                inside = any(s in t for t in targets)
-                crossing = not inside and any(t.endswith(s[:q]) for q in range(1, len(s)) if s[q - 1] in ends
-                                              for t in targets)
-                if inside or crossing:
-                    out.append((token_id, s))
-            self._candidates[targets] = out
-        return out
 
     def partial_name(self, generated_text: str) -> str | None:
         """The text after the last open action object while it is still a strict prefix of a target
@@ -255,11 +238,7 @@ class ActionConstraint:
                 ids = [token_id for token_id, s in self._number_tokens
                        if so_far.fullmatch(partial + s) or done.match(partial + s)]
             else:
-                # number literals are made of number tokens: fewer to try than the tokens found inside them
-                pool = self._number_tokens if _LITERAL_NUMBER.fullmatch(targets[0]) else \
-                    self._candidate_tokens(targets)
-                ids = [token_id for token_id, s in pool
-                       if any(t.startswith(partial + s) or (partial + s).startswith(t) for t in targets)]
+                ids = sorted(self.towards(partial, targets))
             self._allowed[key] = ids
         return ids
 
@@ -271,7 +250,8 @@ class ActionConstraint:
     def towards(self, partial: str, targets: tuple[str, ...]) -> set[int]:
         """Token ids whose text takes ``partial`` on towards one of ``targets`` or completes one (it may run
         past the end), found by looking up the rest of each target's prefixes rather than scanning the
-        vocabulary: citations differ from conversation to conversation, so nothing here is cached."""
+        vocabulary (``allowed`` caches what it finds for names and keys; citations differ from conversation
+        to conversation)."""
         ids: set[int] = set()
         texts = self._token_texts
         for rest in {t[len(partial):] for t in targets if t.startswith(partial) and t != partial}:
