@@ -13,7 +13,15 @@ from agentdistill.agent.wire import parse_step
 from agentdistill.config import RunConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
-from agentdistill.llm.constrain import ActionConstraint, citations_read, numbers_written, open_citation, open_key
+from agentdistill.llm.constrain import (
+    ActionConstraint,
+    citations_read,
+    numbers_written,
+    open_citation,
+    open_key,
+    open_plan,
+    plan_written,
+)
 from agentdistill.tools import load_tools
 
 # names no untuned model would write on its own, so a registered name in the output shows the constraint worked
@@ -258,3 +266,44 @@ def test_the_runtime_lets_an_answer_cite_only_what_the_conversation_showed(llm):
                        first_thought_prefix=answer, constrain_tool_names=True, citations_from_observations=True,
                        max_tokens=6)
     assert result.raw_steps[0][len(answer):].startswith("21"), result.raw_steps[0]
+
+
+@pytest.mark.parametrize(("thought", "plan"), [
+    ("I need the rules on overtime pay, so I will search the law texts; next: overtime_pay.", "overtime_pay"),
+    ("I have the rules; next: the answer.", "the answer"),
+    ("I will use convert_units.", None),
+])
+def test_the_plan_is_what_a_thought_says_comes_next(thought, plan):
+    assert plan_written(thought) == plan
+
+
+@pytest.mark.parametrize(("text", "partial"), [
+    ("Thought: I have the rules; next:", ""),
+    ("Thought: I have the rules; next: overt", " overt"),
+    ("Thought: I have the rules; next: the", None),  # left the plan: left alone
+    ("Thought: I have the rules; next: overtime_pay.", None),  # written
+    ("Thought: I have the rules", None),
+])
+def test_a_next_is_open_while_it_is_on_its_way_to_the_plan(text, partial):
+    planned = open_plan(text, "overtime_pay")
+    assert (planned[1] if planned else None) == partial
+    assert planned is None or planned[0] == (" overtime_pay.",)
+
+
+def test_after_an_observation_the_next_step_can_only_name_the_plan(constraint, llm):
+    scores = torch.zeros(1, len(llm.tokenizer))
+    constraint.apply(torch.zeros(1, 0, dtype=torch.long), scores, ["Thought: I have the rules; next:"],
+                     plans=["overtime_pay"])
+    allowed = {llm.tokenizer.decode([i]) for i in torch.nonzero(scores[0] == 0).flatten().tolist()}
+    assert " overtime" in allowed or " over" in allowed
+    assert not {" the", " annual", " answer"} & allowed
+
+
+def test_the_runtime_asks_for_the_plan_only_after_an_observation(llm):
+    from agentdistill.agent.runtime import _plan
+
+    planned = {"role": "assistant", "thought": "I will search; next: overtime_pay.",
+               "tool_calls": [{"name": "search_labour_law", "arguments": {"query": "overtime"}}]}
+    observed = {"role": "tool", "name": "search_labour_law", "content": "Overtime is paid at 125%."}
+    assert _plan([{"role": "user", "content": "q"}, planned, observed]) == "overtime_pay"
+    assert _plan([{"role": "user", "content": "q"}]) is None

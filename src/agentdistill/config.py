@@ -75,6 +75,11 @@ class AgentConfig(Section):
     # tool's observation): on held-out topics the student copied a passage and then cited an article of
     # another law, or one from a training passage on another topic (llm.constrain.open_citation).
     citations_from_observations: bool = False
+    # With constrained tool names, a thought after an observation names as what comes "next:" only what the
+    # thought before it planned: on a held-out topic the student planned "next: calculate_gratuity", read
+    # the passage and wrote "next: the answer" (llm.constrain.open_plan; for students of the rule teacher's
+    # "; next: <tool>." thoughts).
+    follow_plan: bool = False
 
 
 class QuestionsConfig(Section):

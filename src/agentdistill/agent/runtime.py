@@ -40,7 +40,7 @@ from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
-from agentdistill.llm.constrain import citations_read, numbers_written
+from agentdistill.llm.constrain import citations_read, numbers_written, plan_written
 from agentdistill.records import Outcome
 from agentdistill.tools.registry import ToolRegistry
 
@@ -209,14 +209,14 @@ def agent_options(cfg: AgentConfig) -> dict[str, Any]:
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "numbers_from_user": cfg.numbers_from_user,
-            "citations_from_observations": cfg.citations_from_observations}
+            "citations_from_observations": cfg.citations_from_observations, "follow_plan": cfg.follow_plan}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, numbers_from_user: bool = False,
-               citations_from_observations: bool = False,
+               citations_from_observations: bool = False, follow_plan: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -228,7 +228,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     with ``constrain_arguments`` argument names only as the named tool's and number, enum and boolean
     values only as valid ones, and with ``numbers_from_user`` number values only as numbers the user wrote;
     ``citations_from_observations`` (with constrained tool names) lets an answer cite only articles that the
-    question or an observation showed (llm.constrain; local models only, others ignore it).
+    question or an observation showed, and ``follow_plan`` lets a thought after an observation name as
+    "next:" only what the thought before planned (llm.constrain; local models only, others ignore it).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -248,7 +249,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names,
                                       tool_arguments=tool_arguments, argument_numbers=numbers.get(c.index),
-                                      citations=_citations_shown(c.messages) if cite_shown else None)
+                                      citations=_citations_shown(c.messages) if cite_shown else None,
+                                      plan=_plan(c.messages) if tool_names and follow_plan else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -271,6 +273,14 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
 
 def _user_numbers(messages: list[dict[str, Any]]) -> list[str]:
     return numbers_written("\n".join(m["content"] for m in messages if m["role"] == "user"))
+
+
+def _plan(messages: list[dict[str, Any]]) -> str | None:
+    """What the last thought planned, when an observation has just answered its step."""
+    if messages[-1]["role"] != "tool":
+        return None
+    last = next((m for m in reversed(messages) if m["role"] == "assistant"), {})
+    return plan_written(last.get("thought", ""))
 
 
 def _citations_shown(messages: list[dict[str, Any]]) -> list[str]:

@@ -44,6 +44,11 @@ def eval_model(
         help="With constrained tool names, let an answer cite only articles the question or a tool's result "
              "showed, or any (default: agent.citations_from_observations). Give the other setting its own "
              "--name."),
+    follow_plan: bool = typer.Option(
+        None, "--follow-plan/--free-plan",
+        help="With constrained tool names, let a thought after an observation name as 'next:' only what the "
+             "thought before planned, or anything (default: agent.follow_plan). Give the other setting its own "
+             "--name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -67,6 +72,8 @@ def eval_model(
         cfg.agent.numbers_from_user = numbers_from_user
     if citations_from_observations is not None:
         cfg.agent.citations_from_observations = citations_from_observations
+    if follow_plan is not None:
+        cfg.agent.follow_plan = follow_plan
     metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                        served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")

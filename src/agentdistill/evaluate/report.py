@@ -132,7 +132,8 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
         numbers = "; numbers from the user" if m.get("constrain_arguments") and m.get("numbers_from_user") else ""
         cites = "; citations as shown" if m.get("citations_from_observations") else ""
-        decoding = (f"<br><span class='ci'>{constrained} constrained{numbers}{cites}</span>"
+        plan = "; plan followed" if m.get("follow_plan") else ""
+        decoding = (f"<br><span class='ci'>{constrained} constrained{numbers}{cites}{plan}</span>"
                     if m.get("constrain_tool_names") else "")
         rows.append(f"<tr><td>{html.escape(m['name'])}{decoding}</td><td class='num'>{m.get('n', '-')}</td>"
                     f"{''.join(cells)}</tr>")

@@ -39,6 +39,8 @@ class GenerationRequest:
     # With tool_names: the citations a reply may write (llm.constrain.citations_read of what the conversation
     # showed); None: any.
     citations: list[str] | None = None
+    # With tool_names: what the previous thought planned to do next (llm.constrain.open_plan); None: free.
+    plan: str | None = None
 
 
 @dataclass

@@ -27,6 +27,10 @@ copied a passage's sentence and then wrote ``Federal Decree-Law 33/2021, Art. 15
 ``Cabinet Resolution 1/2022, Art. 15``, or added ``(Cabinet Decision 106/2022, Art. 14)`` from a training
 passage on another topic; both are ungrounded answers (``agent.citations_from_observations``).
 
+With ``plans`` (per row, what the previous thought said comes next) a thought after an observation can
+only name that as its own "next:": the student planned "next: calculate_gratuity", searched, and after
+an unseen topic's passage wrote "next: the answer" and answered without the calculator.
+
 The token ids allowed after a given partial name or value are computed once from the token strings
 and cached, so the cost per generated token is one decode of a short tail per row.
 """
@@ -60,6 +64,10 @@ _LAW_NAMES = tuple(f"{name} " for name in LAW_NAMES)
 _CITATION = re.compile(rf"(?:{'|'.join(map(re.escape, _LAW_NAMES))})\d+/\d{{4}}, Arts?\. \d+(?:-\d+)?")
 _CITATION_OPEN = re.compile(r"(?:\(|; )(?P<partial>[^()\n;]*)$")
 _CITATION_ENDS = (")", ";", ",", ".", " ")
+# the rule teacher's plan: a thought ends "; next: overtime_pay." or "; next: the answer."
+PLAN_MARKER = "next:"
+_PLAN_WRITTEN = re.compile(rf"{PLAN_MARKER} ([^\n]*?)\.\s*$")
+_PLAN_OPEN = re.compile(rf"{PLAN_MARKER}(?P<partial>[^\n.]*)$")
 
 
 def numbers_written(text: str) -> list[str]:
@@ -98,6 +106,22 @@ def open_citation(text: str, citations: list[str]) -> tuple[tuple[str, ...], str
     if any(name.startswith(partial) for name in _LAW_NAMES):
         return targets, partial, False
     return None
+
+
+def plan_written(thought: str) -> str | None:
+    """What a thought says comes next ("...; next: overtime_pay." -> "overtime_pay"), or None."""
+    m = _PLAN_WRITTEN.search(thought)
+    return m.group(1) if m else None
+
+
+def open_plan(text: str, plan: str) -> tuple[tuple[str, ...], str] | None:
+    """(the plan as the text may go on to write it, the part written) when ``text`` ends in a "next:"
+    that is on its way to ``plan``; None otherwise."""
+    opened = _PLAN_OPEN.search(text)
+    target = f" {plan}."
+    if opened is None or not target.startswith(opened["partial"]):
+        return None
+    return (target,), opened["partial"]
 
 
 def open_key(arguments: str) -> tuple[str, list[str], bool] | None:
@@ -275,17 +299,18 @@ class ActionConstraint:
         return sorted(self._ids_of_text)
 
     def processor(self, prompt_len: int, prefixes: list[str], numbers: list[list[str] | None] | None = None,
-                  citations: list[list[str] | None] | None = None) -> _ActionProcessor:
+                  citations: list[list[str] | None] | None = None,
+                  plans: list[str | None] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
         ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens, ``numbers[row]``
-        the numbers its number arguments may take and ``citations[row]`` the citations it may write
-        (None: any)."""
+        the numbers its number arguments may take, ``citations[row]`` the citations it may write and
+        ``plans[row]`` what its "next:" must name (None: any)."""
         return _ActionProcessor(self, prompt_len, prefixes, numbers or [None] * len(prefixes),
-                                citations or [None] * len(prefixes))
+                                citations or [None] * len(prefixes), plans or [None] * len(prefixes))
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str],
               numbers: list[list[str] | None] | None = None,
-              citations: list[list[str] | None] | None = None) -> Any:
+              citations: list[list[str] | None] | None = None, plans: list[str | None] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
 
@@ -302,6 +327,8 @@ class ActionConstraint:
                     scores[row, [i for i in refused if i < scores.shape[-1]]] = float("-inf")
                     continue
                 ids = [i for i in self.towards(partial, targets) if i < scores.shape[-1]]
+            elif plans and plans[row] is not None and (planned := open_plan(text, plans[row])):
+                ids = [i for i in self.towards(planned[1], planned[0]) if i < scores.shape[-1]]
             else:
                 continue
             if ids:  # no way on: leave the row alone
@@ -315,13 +342,14 @@ class _ActionProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 
     def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
-                 numbers: list[list[str] | None], citations: list[list[str] | None]):
+                 numbers: list[list[str] | None], citations: list[list[str] | None], plans: list[str | None]):
         self.constraint = constraint
         self.prompt_len = prompt_len
         self.prefixes = prefixes
         self.numbers = numbers
         self.citations = citations
+        self.plans = plans
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers,
-                                     self.citations)
+                                     self.citations, self.plans)

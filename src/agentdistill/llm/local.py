@@ -99,8 +99,9 @@ class LocalBackend:
             prefixes = [r.prefix for r in batch for _ in range(first.n)]  # generate() repeats each row n times
             numbers = [r.argument_numbers for r in batch for _ in range(first.n)]
             citations = [r.citations for r in batch for _ in range(first.n)]
+            plans = [r.plan for r in batch for _ in range(first.n)]
             constraint = self._constraint(first.tool_names, first.tool_arguments)
-            processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations)
+            processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations, plans)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)

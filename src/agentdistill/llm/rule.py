@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentdistill.agent.wire import render_action
 from agentdistill.llm.base import Completion, GenerationRequest
+from agentdistill.llm.constrain import PLAN_MARKER
 
 if TYPE_CHECKING:
     from agentdistill.config import RunConfig
@@ -562,16 +563,16 @@ class RuleTeacher:
                 thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
                 if call.name in _READS_LAW:
                     upcoming = plan.calls[1].name if len(plan.calls) > 1 else _NEXT_ANSWER
-                    thought = f"{thought.rstrip('.')}; next: {upcoming}."
+                    thought = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
             elif read_law:
-                thought = f"{_pick(_HAVE_RULES, key)}; next: {call.name}."
+                thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
             else:
                 thought = _pick(_SECOND_STEP, key)
             thought = thought.format(topic=plan.topic or "this", tool=call.name)
             return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
         answer = self.compose_answer(plan, question, observations)
         if read_law:
-            thought = f"{_pick(_HAVE_RULES, key)}; next: {_NEXT_ANSWER}."
+            thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {_NEXT_ANSWER}."
         else:
             from agentdistill.citations import extract_citations
 
