@@ -64,16 +64,12 @@ def eval_model(
 
         raise UserError(f"unknown split {split!r}.", hint="Use --split test (held out) or --split train.")
     cfg = open_run(run, config)
-    if constrain_tool_names is not None:
-        cfg.agent.constrain_tool_names = constrain_tool_names
-    if constrain_arguments is not None:
-        cfg.agent.constrain_arguments = constrain_arguments
-    if numbers_from_user is not None:
-        cfg.agent.numbers_from_user = numbers_from_user
-    if citations_from_observations is not None:
-        cfg.agent.citations_from_observations = citations_from_observations
-    if follow_plan is not None:
-        cfg.agent.follow_plan = follow_plan
+    decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
+                "numbers_from_user": numbers_from_user, "citations_from_observations": citations_from_observations,
+                "follow_plan": follow_plan}
+    for key, value in decoding.items():  # an option left out keeps the config's setting
+        if value is not None:
+            setattr(cfg.agent, key, value)
     metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                        served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")
