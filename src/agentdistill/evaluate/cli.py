@@ -18,6 +18,11 @@ SHOWN = [
 ]
 
 
+def _decoding_option(flags: str, key: str, what: str) -> bool:
+    """A --x/--no-x option that overrides ``agent.<key>`` for one eval (None: the config's setting)."""
+    return typer.Option(None, flags, help=f"{what} (default: agent.{key}). Give the other setting its own --name.")
+
+
 def eval_model(
     run: RunDir,
     model: ModelName = "student",
@@ -25,30 +30,25 @@ def eval_model(
     max_questions: int = typer.Option(None, "--max-questions", help="Evaluate a fixed random subset of N questions."),
     name: str = typer.Option(None, "--name", help="Folder under eval/ (default: derived from --model)."),
     served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
-    constrain_tool_names: bool = typer.Option(
-        None, "--constrain-tool-names/--free-tool-names",
-        help="Decode action names only as registered tools' names (local models), or let the model write any "
-             "name (default: agent.constrain_tool_names, on). Give the other setting its own --name."),
-    constrain_arguments: bool = typer.Option(
-        None, "--constrain-arguments/--free-arguments",
-        help="With constrained tool names, decode argument names only as the named tool's and number, enum "
-             "and boolean values only as valid ones (default: agent.constrain_arguments, on). Give the other "
-             "setting its own --name."),
-    numbers_from_user: bool = typer.Option(
-        None, "--numbers-from-user/--any-numbers",
-        help="With constrained arguments, decode a number argument only as a number the user wrote (or its "
-             "negation), or as any number (default: agent.numbers_from_user). Give the other setting its own "
-             "--name."),
-    citations_from_observations: bool = typer.Option(
-        None, "--cite-shown/--cite-any",
-        help="With constrained tool names, let an answer cite only articles the question or a tool's result "
-             "showed, or any (default: agent.citations_from_observations). Give the other setting its own "
-             "--name."),
-    follow_plan: bool = typer.Option(
-        None, "--follow-plan/--free-plan",
-        help="With constrained tool names, let a thought after an observation name as 'next:' only what the "
-             "thought before planned, or anything (default: agent.follow_plan). Give the other setting its own "
-             "--name."),
+    constrain_tool_names: bool = _decoding_option(
+        "--constrain-tool-names/--free-tool-names", "constrain_tool_names",
+        "Decode action names only as registered tools' names (local models), or let the model write any name"),
+    constrain_arguments: bool = _decoding_option(
+        "--constrain-arguments/--free-arguments", "constrain_arguments",
+        "With constrained tool names, decode argument names only as the named tool's and number, enum and "
+        "boolean values only as valid ones"),
+    numbers_from_user: bool = _decoding_option(
+        "--numbers-from-user/--any-numbers", "numbers_from_user",
+        "With constrained arguments, decode a number argument only as a number the user wrote (or its "
+        "negation), or as any number"),
+    citations_from_observations: bool = _decoding_option(
+        "--cite-shown/--cite-any", "citations_from_observations",
+        "With constrained tool names, let an answer cite only articles the question or a tool's result "
+        "showed, or any"),
+    follow_plan: bool = _decoding_option(
+        "--follow-plan/--free-plan", "follow_plan",
+        "With constrained tool names, let a thought after an observation name as 'next:' only what the "
+        "thought before planned, or anything"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
