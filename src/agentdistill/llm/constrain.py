@@ -98,14 +98,13 @@ def open_citation(text: str, citations: list[str]) -> tuple[tuple[str, ...], str
     if opened is None:
         return None
     partial = opened["partial"]
+    in_name = any(partial.startswith(name) for name in _LAW_NAMES)
+    if not in_name and not any(name.startswith(partial) for name in _LAW_NAMES):
+        return None  # a parenthesis or "; " that opens no citation: most of them, so nothing more is built
     targets = tuple(sorted(f"{c}{end}" for c in citations for end in _CITATION_ENDS))
-    if any(partial.startswith(name) for name in _LAW_NAMES):
-        if any(t.startswith(partial) and t != partial for t in targets):
-            return targets, partial, True
+    if in_name and not any(t.startswith(partial) and t != partial for t in targets):
         return None
-    if any(name.startswith(partial) for name in _LAW_NAMES):
-        return targets, partial, False
-    return None
+    return targets, partial, in_name
 
 
 def plan_written(thought: str) -> str | None:
