@@ -15,12 +15,16 @@ from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
 from agentdistill.llm.constrain import (
     ActionConstraint,
+    WrittenNumber,
+    argument_unit,
     citations_read,
+    numbers_for,
     numbers_written,
     open_citation,
     open_key,
     open_plan,
     plan_written,
+    words_written,
 )
 from agentdistill.tools import load_tools
 
@@ -129,26 +133,141 @@ def test_an_integer_goes_on_with_digits_or_ends_with_a_comma_or_brace(constraint
     ("no figures here", []),
 ])
 def test_the_numbers_a_user_wrote_are_read_as_json_literals(text, numbers):
-    assert numbers_written(text) == numbers
+    assert [n.literal for n in numbers_written(text)] == numbers
+
+
+@pytest.mark.parametrize(("text", "units"), [
+    ("the pay for 2 hours on a basic salary of AED 44,000", {"2": "hour", "44000": "money"}),
+    ("a 30-day notice, AED 13,250 a month, 17 days served", {"30": "day", "13250": "money", "17": "day"}),
+    ("1.5 extra hours after 6.5 years for 19 months", {"1.5": "hour", "6.5": "year", "19": "month"}),
+    ("7 days before 2023-09-17", {"7": "day", "2023": "date", "9": "date", "17": "date"}),
+    ("earn 13,250 a month, or 500 dirhams, or $12", {"13250": None, "500": "money", "12": "money"}),
+])
+def test_a_number_keeps_the_unit_it_was_written_with(text, units):
+    assert {n.literal: n.unit for n in numbers_written(text)} == units
+
+
+@pytest.mark.parametrize(("argument", "unit"), [
+    ("overtime_hours", "hour"), ("years_of_service", "year"), ("months_of_service", "month"),
+    ("contract_notice_days", "day"), ("monthly_basic_salary", "money"), ("monthly_wage", "money"),
+    ("value", None), ("top_k", None),
+])
+def test_an_argument_is_named_for_its_unit(argument, unit):
+    assert argument_unit(argument) == unit
+
+
+def test_an_argument_named_for_a_unit_takes_numbers_of_that_unit_or_else_those_without_one():
+    numbers = numbers_written("Pay for 2 hours on AED 44,000, after 2023-09-17, ref 77")
+    assert numbers_for("overtime_hours", numbers, units=True) == ["2"]
+    assert numbers_for("monthly_basic_salary", numbers, units=True) == ["44000"]
+    assert numbers_for("years_of_service", numbers, units=True) == ["77"]  # no years: the unitless one
+    assert numbers_for("value", numbers, units=True) == ["2", "44000", "2023", "9", "17", "77"]
+    assert numbers_for("overtime_hours", numbers, units=False) == numbers_for("value", numbers, units=True)
 
 
 def test_with_the_users_numbers_a_number_argument_can_only_be_one_of_them(constraint, llm):
-    targets, partial = constraint.open_span(ARGS_OPEN + '"zq_count": 2', ["24", "30", "1.5"])
+    targets, partial = constraint.open_span(ARGS_OPEN + '"zq_count": 2', numbers_written("24, 30 and 1.5"))
     assert partial == " 2"
     assert set(targets) == {f"{space}{sign}{n}{end}" for n in ("24", "30") for sign in ("", "-")
                             for space in ("", " ") for end in ",}"}  # 1.5 is no integer
     allowed = {llm.tokenizer.decode([i]) for i in constraint.allowed(partial, targets)}
     assert "4" in allowed and not {"5", "0", "}", ",", "."} & allowed
     # none of the user's numbers suits an integer: any integer, as without them
-    assert constraint.open_span(ARGS_OPEN + '"zq_count": 2', ["1.5"]) == (("<integer>",), " 2")
+    assert constraint.open_span(ARGS_OPEN + '"zq_count": 2', numbers_written("1.5")) == (("<integer>",), " 2")
     assert constraint.open_span(ARGS_OPEN + '"zq_count": 2', []) == (("<integer>",), " 2")
+
+
+UNIT_TOOLS = {"zq_hours_pay": {"zq_hours": {"type": "number"}, "zq_salary": {"type": "number"}},
+              "zq_years_pay": {"zq_years": {"type": "number"}, "zq_salary": {"type": "number"},
+                               "zq_absence_days": {"type": "number", "default": 0}},
+              "zq_note": {"text": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(("question", "offered"), [
+    ("the pay for 2 hours on AED 44,000", {"zq_hours_pay", "zq_note"}),
+    ("the pay after 3 years on AED 9,000", {"zq_years_pay", "zq_note"}),  # its days have a default
+    ("the pay after 3 years and 2 hours on AED 9,000", set(UNIT_TOOLS)),
+    ("the pay for 2 hours", {"zq_note"}),  # no salary
+    ("the pay for 2 on 9000", set(UNIT_TOOLS)),  # no units: any number may be any
+])
+def test_with_units_only_the_tools_the_users_numbers_can_serve_are_offered(llm, question, offered):
+    constraint = ActionConstraint(llm.tokenizer, list(UNIT_TOOLS), UNIT_TOOLS)
+    numbers = numbers_written(question)
+    names, partial = constraint.open_span('Action: {"name": "zq', numbers, words_written(question))
+    assert {t.split('"')[3] for t in names} == offered
+    assert len(constraint.open_span('Action: {"name": "zq', numbers)[0]) == 2 * len(UNIT_TOOLS)  # units off
+
+
+NOTICE = {"zq_notice": {"contract_notice_days": {"type": "integer", "default": 30},
+                        "monthly_wage": {"type": "number", "default": 0.0},
+                        "days_already_served": {"type": "integer", "default": 0},
+                        "period": {"type": "string", "enum": ["normal", "night", "rest_day"], "default": "normal"}}}
+NOTICE_OPEN = 'Action: {"name": "zq_notice", "arguments": {'
+
+
+def notice_span(llm, question: str, arguments: str):
+    constraint = ActionConstraint(llm.tokenizer, list(NOTICE), NOTICE)
+    return constraint.open_span(NOTICE_OPEN + arguments, numbers_written(question), words_written(question))
+
+
+def numbers_in(targets) -> set[str]:
+    return {t.strip(" ,}-") for t in targets}
+
+
+SERVED = "The contract says 60 days notice, the wage is AED 19,000 and 4 days were served."
+
+
+def test_of_two_numbers_of_a_unit_an_argument_takes_the_one_beside_a_word_of_its_name(llm):
+    assert numbers_in(notice_span(llm, SERVED, '"contract_notice_days": ')[0]) == {"60"}
+    assert numbers_in(notice_span(llm, SERVED, '"days_already_served": ')[0]) == {"4"}
+    assert numbers_in(notice_span(llm, SERVED, '"monthly_wage": ')[0]) == {"19000"}
+
+
+def test_the_arguments_cannot_close_while_a_time_quantity_the_user_wrote_is_left(llm):
+    targets, _ = notice_span(llm, SERVED, '"contract_notice_days": 60, "monthly_wage": 1')
+    assert {t[-1] for t in targets} == {","}  # the 4 days served are left
+    targets, _ = notice_span(llm, SERVED, '"contract_notice_days": 60, "days_already_served": 4, "monthly_wage": 1')
+    assert {t[-1] for t in targets} == {"}"}  # nothing left the user gave a value for
+
+
+def test_a_number_is_taken_once_and_an_argument_with_a_default_only_where_the_user_gave_it_a_value(llm):
+    question = "My notice period is 100 days. What applies?"
+    first_keys = "".join(notice_span(llm, question, "")[0])
+    assert "contract_notice_days" in first_keys and "monthly_wage" not in first_keys  # no wage was written
+    targets, _ = notice_span(llm, question, '"contract_notice_days": 10')
+    assert numbers_in(targets) == {"100"} and {t[-1] for t in targets} == {"}"}  # the 100 cannot serve twice
+
+
+@pytest.mark.parametrize(("question", "offered", "choices"), [
+    ("4 hours at night on AED 9,000", True, {"normal", "night"}),
+    ("4 hours on my weekly rest day on AED 9,000", True, {"normal", "rest_day"}),
+    ("4 hours on AED 9,000", False, None),
+])
+def test_a_choice_with_a_default_is_written_only_where_the_user_named_it(llm, question, offered, choices):
+    at_key = notice_span(llm, question, '"monthly_wage": 9000, "')
+    assert ("period" in "".join(at_key[0]) if at_key else False) == offered
+    if choices:
+        assert {t.strip(' "') for t in notice_span(llm, question, '"period": ')[0]} == choices
+    # and one the user named cannot be left out
+    ends = {t[-1] for t in notice_span(llm, question, '"monthly_wage": 9')[0]}
+    assert ends == ({","} if offered else {"}"})
+
+
+def test_a_reply_constrained_by_units_names_the_tool_the_numbers_serve(llm):
+    pay_tools = {name: UNIT_TOOLS[name] for name in ("zq_hours_pay", "zq_years_pay")}
+    requests = [GenerationRequest(messages=[{"role": "user", "content": question}], prefix=OPEN_ACTION,
+                                  max_tokens=12, tool_names=list(pay_tools), tool_arguments=pay_tools,
+                                  argument_numbers=numbers_written(question), user_words=words_written(question))
+                for question in ("Pay for 2 hours on AED 44,000?", "Pay after 3 years on AED 9,000?")]
+    names = [c.text[len(OPEN_ACTION):].split('"')[0] for [c] in llm.generate(requests)]
+    assert names == ["zq_hours_pay", "zq_years_pay"]
 
 
 def test_a_reply_constrained_to_the_users_numbers_writes_one_of_them(llm):
     prefix = 'Thought: I will count the 5 boxes.\nAction: {"name": "zq_tally", "arguments": {"zq_count":'
     request = GenerationRequest(messages=[{"role": "user", "content": "Count 37 apples in 5 boxes."}],
                                 prefix=prefix, max_tokens=8, tool_names=ODD_TOOLS, tool_arguments=ODD_ARGUMENTS,
-                                argument_numbers=["37"])
+                                argument_numbers=[WrittenNumber("37")])
     [[constrained]] = llm.generate([request])
     value = constrained.text[len(prefix):].split(",")[0].split("}")[0].strip()
     assert value in ("37", "-37"), constrained.text
@@ -285,7 +404,7 @@ def test_the_plan_is_what_a_thought_says_comes_next(thought, plan):
     ("Thought: I have the rules", None),
 ])
 def test_a_next_is_open_while_it_is_on_its_way_to_the_plan(text, partial):
-    planned = open_plan(text, "overtime_pay")
+    planned = open_plan(text, ["overtime_pay"])
     assert (planned[1] if planned else None) == partial
     assert planned is None or planned[0] == (" overtime_pay.",)
 
@@ -297,6 +416,18 @@ def test_after_an_observation_the_next_step_can_only_name_the_plan(constraint, l
     allowed = {llm.tokenizer.decode([i]) for i in torch.nonzero(scores[0] == 0).flatten().tolist()}
     assert " overtime" in allowed or " over" in allowed
     assert not {" the", " annual", " answer"} & allowed
+
+
+@pytest.mark.parametrize("plan", [None, "zq_years_pay"])
+def test_with_units_a_plan_names_only_a_tool_the_users_numbers_can_serve(llm, plan):
+    constraint = ActionConstraint(llm.tokenizer, list(UNIT_TOOLS), UNIT_TOOLS)
+    question = "the pay for 2 hours on AED 44,000"
+    scores = torch.zeros(1, len(llm.tokenizer))
+    constraint.apply(torch.zeros(1, 0, dtype=torch.long), scores, ["Thought: I will search; next: zq_"],
+                     [numbers_written(question)], plans=[plan], words=[words_written(question)])
+    allowed = {llm.tokenizer.decode([i]) for i in torch.nonzero(scores[0] == 0).flatten().tolist()}
+    assert {"h", "n"} <= {s[0] for s in allowed}  # zq_hours_pay, zq_note
+    assert not any(s.startswith("y") for s in allowed)  # not zq_years_pay, planned or not
 
 
 def test_the_runtime_asks_for_the_plan_only_after_an_observation(llm):

@@ -71,6 +71,16 @@ class AgentConfig(Section):
     # student copied "25" from "25 percent" in the passage it had just read. Only for tools whose numbers
     # the question states: "after 2 years" for a tool that takes months needs a 24 nobody wrote.
     numbers_from_user: bool = False
+    # ... and the arguments follow the user's words: an argument named for a unit (overtime_hours,
+    # years_of_service; a salary or wage is money) takes only numbers written with that unit (or without one,
+    # where none has it), beside a word of its name where several are, each number once; a tool (and a
+    # thought's "next:") is offered only when its arguments without a default can be so filled; an argument
+    # with a default is written only where the user gave it a number or named a choice ("rest day"); and a
+    # time quantity the user wrote cannot be left out. On held-out topics the student answered "the pay for 2
+    # hours on AED 44,000" with calculate_gratuity ("years_of_service": 2), wrote "period": "rest_day" for
+    # plain overtime, and gave a notice calculation the 17 days served as the notice. For questions that
+    # write every figure with its unit and name every choice: "between 10 pm and 4 am" does not name "night".
+    arguments_from_user: bool = False
     # With constrained tool names, an answer cites only articles the conversation showed (the question or a
     # tool's observation): on held-out topics the student copied a passage and then cited an article of
     # another law, or one from a training passage on another topic (llm.constrain.open_citation).

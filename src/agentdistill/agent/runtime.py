@@ -40,7 +40,7 @@ from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
-from agentdistill.llm.constrain import citations_read, numbers_written, plan_written
+from agentdistill.llm.constrain import WrittenNumber, citations_read, numbers_written, plan_written, words_written
 from agentdistill.records import Outcome
 from agentdistill.tools.registry import ToolRegistry
 
@@ -209,6 +209,7 @@ def agent_options(cfg: AgentConfig) -> dict[str, Any]:
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "numbers_from_user": cfg.numbers_from_user,
+            "arguments_from_user": cfg.arguments_from_user,
             "citations_from_observations": cfg.citations_from_observations, "follow_plan": cfg.follow_plan}
 
 
@@ -216,7 +217,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, numbers_from_user: bool = False,
-               citations_from_observations: bool = False, follow_plan: bool = False,
+               arguments_from_user: bool = False, citations_from_observations: bool = False, follow_plan: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -226,7 +227,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``system`` replaces the generated system prompt (e.g. to add a domain intro).
     ``constrain_tool_names`` lets the backend decode action names only as registered tools' names, and
     with ``constrain_arguments`` argument names only as the named tool's and number, enum and boolean
-    values only as valid ones, and with ``numbers_from_user`` number values only as numbers the user wrote;
+    values only as valid ones, and with ``numbers_from_user`` number values only as numbers the user wrote
+    (with ``arguments_from_user``, arguments, tools and plans as the user's words allow: llm.constrain);
     ``citations_from_observations`` (with constrained tool names) lets an answer cite only articles that the
     question or an observation showed, and ``follow_plan`` lets a thought after an observation name as
     "next:" only what the thought before planned (llm.constrain; local models only, others ignore it).
@@ -243,12 +245,15 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
               for i, q in enumerate(questions)]
     # the user's words do not change during a conversation: its numbers are read once
     numbers = {c.index: _user_numbers(c.messages) for c in active} if tool_arguments and numbers_from_user else {}
+    words = ({c.index: words_written(_user_text(c.messages)) for c in active}
+             if tool_arguments and numbers_from_user and arguments_from_user else {})
     cite_shown = bool(tool_names) and citations_from_observations
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names,
                                       tool_arguments=tool_arguments, argument_numbers=numbers.get(c.index),
+                                      user_words=words.get(c.index),
                                       citations=_citations_shown(c.messages) if cite_shown else None,
                                       plan=_plan(c.messages) if tool_names and follow_plan else None)
                     for c, p in zip(active, prefixes, strict=True)]
@@ -271,8 +276,12 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
-def _user_numbers(messages: list[dict[str, Any]]) -> list[str]:
-    return numbers_written("\n".join(m["content"] for m in messages if m["role"] == "user"))
+def _user_numbers(messages: list[dict[str, Any]]) -> list[WrittenNumber]:
+    return numbers_written(_user_text(messages))
+
+
+def _user_text(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] == "user")
 
 
 def _plan(messages: list[dict[str, Any]]) -> str | None:

@@ -41,6 +41,11 @@ def eval_model(
         "--numbers-from-user/--any-numbers", "numbers_from_user",
         "With constrained arguments, decode a number argument only as a number the user wrote (or its "
         "negation), or as any number"),
+    arguments_from_user: bool = _decoding_option(
+        "--arguments-from-user/--numbers-by-type", "arguments_from_user",
+        "With the user's numbers, let an argument named for a unit (hours, days, months, years, a wage) take "
+        "only numbers written with it, offer only the tools such numbers can serve, and write an argument with "
+        "a default only where the user gave it a value; or match numbers by type alone"),
     citations_from_observations: bool = _decoding_option(
         "--cite-shown/--cite-any", "citations_from_observations",
         "With constrained tool names, let an answer cite only articles the question or a tool's result "
@@ -65,7 +70,8 @@ def eval_model(
         raise UserError(f"unknown split {split!r}.", hint="Use --split test (held out) or --split train.")
     cfg = open_run(run, config)
     decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
-                "numbers_from_user": numbers_from_user, "citations_from_observations": citations_from_observations,
+                "numbers_from_user": numbers_from_user, "arguments_from_user": arguments_from_user,
+                "citations_from_observations": citations_from_observations,
                 "follow_plan": follow_plan}
     for key, value in decoding.items():  # an option left out keeps the config's setting
         if value is not None:

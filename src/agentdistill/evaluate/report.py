@@ -131,6 +131,7 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
             cells.append(f"<td class='{cls}'>{_fmt(v)}{ci}</td>")
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
         numbers = "; numbers from the user" if m.get("constrain_arguments") and m.get("numbers_from_user") else ""
+        numbers += " and words" if numbers and m.get("arguments_from_user") else ""
         cites = "; citations as shown" if m.get("citations_from_observations") else ""
         plan = "; plan followed" if m.get("follow_plan") else ""
         decoding = (f"<br><span class='ci'>{constrained} constrained{numbers}{cites}{plan}</span>"

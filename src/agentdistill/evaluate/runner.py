@@ -101,8 +101,8 @@ def corpus_citations(run_dir: Path) -> set[str]:
 
 
 # agent options an eval records
-DECODING = ("constrain_tool_names", "constrain_arguments", "numbers_from_user", "citations_from_observations",
-            "follow_plan")
+DECODING = ("constrain_tool_names", "constrain_arguments", "numbers_from_user", "arguments_from_user",
+            "citations_from_observations", "follow_plan")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, bool]:

@@ -12,9 +12,12 @@ sees a chat template.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentdistill.errors import UserError
+
+if TYPE_CHECKING:
+    from agentdistill.llm.constrain import WrittenNumber
 
 
 @dataclass
@@ -35,7 +38,11 @@ class GenerationRequest:
     tool_arguments: dict[str, dict[str, Any]] | None = None
     # With tool_arguments: the numbers a number argument may take (llm.constrain.numbers_written of the
     # user's messages); None: any number.
-    argument_numbers: list[str] | None = None
+    argument_numbers: list[WrittenNumber] | None = None
+    # With argument_numbers: the words of the user's messages (llm.constrain.words_written); the numbers'
+    # units are matched to the arguments', only the tools they can serve are offered, and an argument with
+    # a default is written only where the user gave it a value (llm.constrain, ActionConstraint.open_span).
+    user_words: frozenset[str] | None = None
     # With tool_names: the citations a reply may write (llm.constrain.citations_read of what the conversation
     # showed); None: any.
     citations: list[str] | None = None

@@ -20,6 +20,17 @@ its negation: on a topic it had not seen in training the student wrote ``"overti
 24,250". That only suits tools whose numbers the user states (a question giving "2 years" where the
 tool takes months needs a number the user did not write), so it is an option (``agent.numbers_from_user``).
 
+With the user's ``words`` as well, arguments follow them (``agent.arguments_from_user``): a number keeps
+the unit it was written with ("2 hours", "a 30-day notice", "AED 44,000"); an argument named for a unit
+(``overtime_hours``, ``years_of_service``; a salary or wage is money) takes only numbers of that unit
+(or, where the user wrote none, numbers written without one), each once, and of several the one written
+beside a word of its name; a tool, and a thought's "next:", is not offered when one of its arguments
+without a default has no such number; an argument with a default is written only where the user gave it
+a value ("rest day" names ``"period": "rest_day"``); and a time quantity the user wrote cannot be left
+out. On held-out topics the student answered "the pay for 2 hours on a basic salary of AED 44,000" with
+``calculate_gratuity`` and ``"years_of_service": 2``, added ``"period": "rest_day"`` to plain overtime,
+and gave a notice calculation the days served as the notice.
+
 With ``citations`` (the citations the conversation has shown, per row) an answer can cite only those:
 once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation must be one it read,
 and where it read none of that law, a citation of it cannot begin. On held-out topics the student
@@ -41,7 +52,7 @@ import bisect
 import json
 import re
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentdistill.citations import LAW_NAMES
 
@@ -55,9 +66,33 @@ _TAIL_TOKENS = 96
 # a number value so far, and one that is complete and closed by "," or "}"
 _NUMBERS = {"number": (re.compile(r"\s*-?\d*(\.\d*)?"), re.compile(r"\s*-?\d+(\.\d+)?\s*[,}]")),
             "integer": (re.compile(r"\s*-?\d*"), re.compile(r"\s*-?\d+\s*[,}]"))}
+_NUMBER_VALUE = re.compile(r'":\s*-?(\d+(?:\.\d+)?)\s*[,}]')  # a number value written, closed
 _NUMBER_TOKEN = re.compile(r"[\s\d.\-]*([,}].*)?", re.DOTALL)
 # a figure as people write it ("24,250", "1.5", "2024"); the thousands commas are dropped to make it JSON
 _WRITTEN_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\d.])\d+(?:\.\d+)?")
+# a figure's unit: a time word after it ("2 hours", "a 30-day notice", "1.5 extra hours", but not "AED 9,000 a
+# month"), or a currency beside it; an argument's unit is the time word or money word in its name
+TIME_UNITS = ("hour", "day", "week", "month", "year")
+_UNIT_AFTER = re.compile(rf"(?:-|\s+)(?:(?!(?:a|an|per|each|every|the)\s)[a-z]+\s+)?({'|'.join(TIME_UNITS)})s?\b",
+                         re.IGNORECASE)
+_CURRENCY_BEFORE = re.compile(r"(?:\b(?:AED|USD|EUR|GBP|Dhs?)\.?|[$€£])\s*$", re.IGNORECASE)
+_CURRENCY_AFTER = re.compile(r"\s*(?:AED|USD|EUR|GBP|dirhams?|dollars?|euros?)\b", re.IGNORECASE)
+_DATE = re.compile(r"(?<!\d)\d{4}-\d{1,2}-\d{1,2}(?!\d)")
+_WORD = re.compile(r"[A-Za-z]+")
+_CONTEXT_WORDS = 4
+_MONEY_WORDS = frozenset({"salary", "wage", "pay", "amount", "price", "cost", "fee"})
+MONEY = "money"
+DATE = "date"  # the year, month and day of "2024-06-01": no quantity an argument named for a unit takes
+
+
+class WrittenNumber(NamedTuple):
+    """A number the user wrote: its JSON literal, and its unit (one of TIME_UNITS, MONEY, DATE or None)."""
+
+    literal: str
+    unit: str | None = None
+    context: frozenset[str] = frozenset()  # the words beside it, to tell "30 days notice" from "17 days served"
+
+
 # a citation as the corpus and the tools write one: "Federal Decree-Law 33/2021, Art. 17", "Cabinet
 # Decision 106/2022, Arts. 5-6"; a reply's citation opens after "(" or "; " and ends at one of _CITATION_ENDS
 _LAW_NAMES = tuple(f"{name} " for name in LAW_NAMES)
@@ -66,20 +101,84 @@ _CITATION_OPEN = re.compile(r"(?:\(|; )(?P<partial>[^()\n;]*)$")
 _CITATION_ENDS = (")", ";", ",", ".", " ")
 # the rule teacher's plan: a thought ends "; next: overtime_pay." or "; next: the answer."
 PLAN_MARKER = "next:"
+PLAN_ANSWER = "the answer"
 _PLAN_WRITTEN = re.compile(rf"{PLAN_MARKER} ([^\n]*?)\.\s*$")
 _PLAN_OPEN = re.compile(rf"{PLAN_MARKER}(?P<partial>[^\n.]*)$")
 
 
-def numbers_written(text: str) -> list[str]:
-    """The numbers in ``text`` as JSON number literals, in order and without repeats: "AED 24,250 for 1.5
-    hours" -> ["24250", "1.5"]. Leading zeros ("2024-06-01" -> "2024", "6", "1") are dropped, as JSON does."""
-    out: list[str] = []
+def numbers_written(text: str) -> list[WrittenNumber]:
+    """The numbers in ``text`` as JSON number literals with their units, in order and without repeats: "AED
+    24,250 for 1.5 hours" -> [("24250", "money"), ("1.5", "hour")]. Leading zeros ("2024-06-01" -> "2024",
+    "6", "1", each of unit "date") are dropped, as JSON does."""
+    out: list[WrittenNumber] = []
+    dates = [d.span() for d in _DATE.finditer(text)]
+    words = [(w.start(), w.end(), _stem(w.group())) for w in _WORD.finditer(text)]
     for m in _WRITTEN_NUMBER.finditer(text):
         whole, _, fraction = m.group().replace(",", "").partition(".")
-        literal = str(int(whole)) + (f".{fraction}" if fraction else "")
-        if literal not in out:
-            out.append(literal)
+        in_date = any(start <= m.start() < end for start, end in dates)
+        before = [w for start, end, w in words if end <= m.start()][-_CONTEXT_WORDS:]
+        after = [w for start, end, w in words if start >= m.end()][:_CONTEXT_WORDS]
+        number = WrittenNumber(str(int(whole)) + (f".{fraction}" if fraction else ""),
+                               DATE if in_date else _unit_of(text, m), frozenset(before + after))
+        same = next((i for i, n in enumerate(out) if n[:2] == number[:2]), None)
+        if same is None:
+            out.append(number)
+        else:  # written again: one number, read beside the words of both places
+            out[same] = out[same]._replace(context=out[same].context | number.context)
     return out
+
+
+def words_written(text: str) -> frozenset[str]:
+    """The words of ``text``, lower case and without a plural s, as ``choice_named`` and the numbers'
+    contexts compare them."""
+    return frozenset(_stem(w.group()) for w in _WORD.finditer(text))
+
+
+def _stem(word: str) -> str:
+    return word.lower().removesuffix("s")
+
+
+def choice_named(argument: str, value: Any, words: frozenset[str]) -> bool:
+    """Whether the user's ``words`` name an enum or boolean ``value`` of ``argument``: every word of
+    "rest_day" among them for "rest_day"; for ``True``, every word of the argument's name ("shift_worker")."""
+    name = argument if value is True else str(value)
+    return all(_stem(w) in words for w in name.split("_") if w)
+
+
+def _unit_of(text: str, number: re.Match[str]) -> str | None:
+    before, after = text[max(0, number.start() - 8):number.start()], text[number.end():number.end() + 40]
+    if _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.match(after):
+        return MONEY
+    unit = _UNIT_AFTER.match(after)
+    return unit.group(1).lower() if unit else None
+
+
+def argument_unit(name: str) -> str | None:
+    """The unit an argument's name asks for: "overtime_hours" -> "hour", "years_of_service" -> "year",
+    "monthly_basic_salary" -> "money", "value" -> None."""
+    words = name.lower().split("_")
+    unit = next((w.removesuffix("s") for w in words if w.removesuffix("s") in TIME_UNITS), None)
+    return unit or (MONEY if _MONEY_WORDS & set(words) else None)
+
+
+def numbers_for(argument: str, numbers: list[WrittenNumber], units: bool, used: tuple[str, ...] = ()) -> list[str]:
+    """The literals of ``numbers`` that argument ``argument`` may take: with ``units``, for an argument
+    named for a unit, those written with it and not ``used`` by another argument (of several, those
+    written beside a word of the argument's name: "contract_notice_days" takes the 30 of "the contract
+    says 30 days notice", not the 17 of "17 days were served") or, if there are none, those written
+    without a unit."""
+    unit = argument_unit(argument) if units else None
+    if unit is None:
+        return list(dict.fromkeys(n.literal for n in numbers))
+    same = [n for n in numbers if n.unit == unit and n.literal not in used]
+    named = [n for n in same if _name_words(argument) & n.context]
+    chosen = named if len(same) > 1 and named else same
+    return (list(dict.fromkeys(n.literal for n in chosen))
+            or [n.literal for n in numbers if n.unit is None and n.literal not in used])
+
+
+def _name_words(argument: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in argument.split("_")) - {argument_unit(argument), "of", "the", "a", "per"}
 
 
 def citations_read(text: str) -> list[str]:
@@ -113,14 +212,14 @@ def plan_written(thought: str) -> str | None:
     return m.group(1) if m else None
 
 
-def open_plan(text: str, plan: str) -> tuple[tuple[str, ...], str] | None:
-    """(the plan as the text may go on to write it, the part written) when ``text`` ends in a "next:"
-    that is on its way to ``plan``; None otherwise."""
+def open_plan(text: str, plans: list[str]) -> tuple[tuple[str, ...], str] | None:
+    """(the plans as the text may go on to write them, the part written) when ``text`` ends in a "next:"
+    that is on its way to one of ``plans``; None otherwise."""
     opened = _PLAN_OPEN.search(text)
-    target = f" {plan}."
-    if opened is None or not target.startswith(opened["partial"]):
+    targets = tuple(f" {plan}." for plan in plans)
+    if opened is None or not any(t.startswith(opened["partial"]) for t in targets):
         return None
-    return (target,), opened["partial"]
+    return targets, opened["partial"]
 
 
 def open_key(arguments: str) -> tuple[str, list[str], bool] | None:
@@ -195,6 +294,22 @@ class ActionConstraint:
         self.tool_arguments = dict(tool_arguments or {})
         self._vocab = [(i, s) for i, s in enumerate(tokenizer.batch_decode([[i] for i in range(len(tokenizer))])) if s]
         self._allowed: dict[tuple[tuple[str, ...], str], list[int]] = {}
+        self._names_for: dict[tuple[tuple[WrittenNumber, ...], bool], tuple[str, ...]] = {}
+
+    def names_for(self, numbers: list[WrittenNumber] | None, units: bool) -> tuple[str, ...]:
+        """The name targets of the tools the user's ``numbers`` can serve: with ``units``, a tool one of whose
+        arguments without a default is named for a unit that no number fits (``numbers_for``) is left out."""
+        if not units or numbers is None:
+            return self.targets
+        key = (tuple(numbers), units)
+        names = self._names_for.get(key)
+        if names is None:
+            refused = {f'"{tool}"' for tool, schemas in self.tool_arguments.items()
+                       if any("default" not in schema and argument_unit(argument)
+                              and not numbers_for(argument, numbers, units) for argument, schema in schemas.items())}
+            names = tuple(t for t in self.targets if not any(t.endswith(r) for r in refused))
+            self._names_for[key] = names
+        return names
 
     def partial_name(self, generated_text: str) -> str | None:
         """The text after the last open action object while it is still a strict prefix of a target
@@ -202,25 +317,37 @@ class ActionConstraint:
         span = self.open_span(generated_text)
         return span[1] if span is not None and span[0] == self.targets else None
 
-    def open_span(self, generated_text: str, numbers: list[str] | None = None) -> tuple[tuple[str, ...], str] | None:
+    def open_span(self, generated_text: str, numbers: list[WrittenNumber] | None = None,
+                  words: frozenset[str] | None = None) -> tuple[tuple[str, ...], str] | None:
         """(the strings the text may go on to, the part of one written so far) when ``generated_text``
         ends inside an action's name or, for a tool with known arguments, at one of its argument keys or
         in a number, enum or boolean value (a number's "strings" are ``("<number>",)`` or ``("<integer>",)``,
-        or with ``numbers`` those of them that suit the argument, each closed by ``,`` or ``}``)."""
+        or with ``numbers`` those of them that suit the argument, each closed by ``,`` or ``}``).
+
+        With the user's ``words`` as well: names as ``names_for`` offers them and numbers as ``numbers_for``
+        allows; an argument with a default only where the user wrote a number or named a choice
+        (``choice_named``) it can take, and then a choice only the default or a named one; and after a
+        number the object cannot close while an argument without a default, one named for a time unit the
+        user wrote a number in that no argument took, or a choice the user named, is left, nor go on when
+        no argument can follow."""
         last = next(reversed(list(_ACTION_OPEN.finditer(generated_text))), None)
         if last is None:
             return None
         action = generated_text[last.end():]
-        if any(t.startswith(action) and t != action for t in self.targets):
-            return self.targets, action
+        units = words is not None
+        names = self.names_for(numbers, units)
+        if any(t.startswith(action) and t != action for t in names):
+            return names, action
         opened = _ARGUMENTS_OPEN.match(action)
         if opened is None or opened.group("tool") not in self.tool_arguments:
             return None
         arguments, schemas = action[opened.end():], self.tool_arguments[opened.group("tool")]
+        used = tuple(_NUMBER_VALUE.findall(arguments))
         at_key = open_key(arguments)
         if at_key is not None:
             partial, written, first = at_key
-            unused = [a for a in schemas if a not in written]
+            unused = [a for a in schemas if a not in written
+                      and (words is None or self._offered(a, schemas[a], numbers or [], used, words))]
             targets = tuple(sorted({f'{space}"{a}":' for a in unused for space in ("", " ")}
                                    | ({"}"} if first else set())))
         else:
@@ -232,18 +359,59 @@ class ActionConstraint:
             kind = schema.get("type")
             values = schema.get("enum") or ([True, False] if kind == "boolean" else None)
             if values:
+                if words is not None and "default" in schema:
+                    values = [v for v in values if v == schema["default"] or choice_named(key, v, words)]
                 targets = tuple(sorted({f"{space}{json.dumps(v)}" for v in values for space in ("", " ")}))
             elif kind in _NUMBERS:
-                fits = [n for n in numbers or () if kind == "number" or "." not in n]
+                fits = [n for n in numbers_for(key, numbers or [], units, used) if kind == "number" or "." not in n]
                 if not fits:  # no number of the user's suits it: any number
                     return ((f"<{kind}>",), partial) if _NUMBERS[kind][0].fullmatch(partial) else None
+                ends = {n: ",}" for n in fits}
+                if words is not None:  # go on while a quantity the user wrote is left, close when none can follow
+                    keys = _scan(arguments)[2]
+                    required_left = any("default" not in schemas[a] for a in schemas if a not in keys)
+                    for n in fits:
+                        more = any(self._offered(a, schemas[a], numbers or [], (*used, n), words)
+                                   for a in schemas if a not in keys)
+                        left = required_left or self._unfinished(schemas, keys, (*used, n), numbers or [], words)
+                        ends[n] = "," if left else ",}" if more else "}"
                 targets = tuple(sorted({f"{space}{sign}{n}{end}" for n in fits for sign in ("", "-")
-                                        for space in ("", " ") for end in ",}"}))
+                                        for space in ("", " ") for end in ends[n]}))
             else:
                 return None
         if targets and any(t.startswith(partial) and t != partial for t in targets):
             return targets, partial
         return None
+
+    @staticmethod
+    def _offered(argument: str, schema: dict[str, Any], numbers: list[WrittenNumber], used: tuple[str, ...],
+                 words: frozenset[str]) -> bool:
+        """Whether an argument's key may be written: one with a default only where the user gave it a value."""
+        if "default" not in schema:
+            return True
+        values = schema.get("enum") or ([True, False] if schema.get("type") == "boolean" else None)
+        if values:
+            return any(v != schema["default"] and choice_named(argument, v, words) for v in values)
+        if schema.get("type") in _NUMBERS:
+            return bool(numbers_for(argument, numbers, True, used))
+        return True
+
+    @staticmethod
+    def _unfinished(schemas: dict[str, dict[str, Any]], written: list[str], used: tuple[str, ...],
+                    numbers: list[WrittenNumber], words: frozenset[str]) -> bool:
+        """Whether an argument not ``written`` is named for a time unit the user wrote a number in that no
+        argument has ``used`` ("17 days served" left out of a notice calculation), or has a choice other
+        than its default that the user named ("on my weekly rest day" left out of an overtime one)."""
+        for a in schemas:
+            if a in written:
+                continue
+            unit, schema = argument_unit(a), schemas[a]
+            if unit in TIME_UNITS and any(n.unit == unit and n.literal not in used for n in numbers):
+                return True
+            if "default" in schema and "enum" in schema and any(
+                    v != schema["default"] and choice_named(a, v, words) for v in schema["enum"]):
+                return True
+        return False
 
     def allowed(self, partial: str, targets: tuple[str, ...] | None = None) -> list[int]:
         """Token ids whose text keeps ``partial`` on the way to a target (default: a tool name), or
@@ -297,26 +465,32 @@ class ActionConstraint:
     def _token_texts(self) -> list[str]:
         return sorted(self._ids_of_text)
 
-    def processor(self, prompt_len: int, prefixes: list[str], numbers: list[list[str] | None] | None = None,
+    def processor(self, prompt_len: int, prefixes: list[str],
+                  numbers: list[list[WrittenNumber] | None] | None = None,
                   citations: list[list[str] | None] | None = None,
-                  plans: list[str | None] | None = None) -> _ActionProcessor:
+                  plans: list[str | None] | None = None,
+                  words: list[frozenset[str] | None] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
         ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens, ``numbers[row]``
-        the numbers its number arguments may take, ``citations[row]`` the citations it may write and
-        ``plans[row]`` what its "next:" must name (None: any)."""
-        return _ActionProcessor(self, prompt_len, prefixes, numbers or [None] * len(prefixes),
-                                citations or [None] * len(prefixes), plans or [None] * len(prefixes))
+        the numbers its number arguments may take, ``words[row]`` the user's words its arguments follow
+        (``open_span``), ``citations[row]`` the citations it may write and ``plans[row]`` what its "next:"
+        must name (None: any)."""
+        rows = [None] * len(prefixes)
+        return _ActionProcessor(self, prompt_len, prefixes, numbers or rows, citations or rows, plans or rows,
+                                words or rows)
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str],
-              numbers: list[list[str] | None] | None = None,
-              citations: list[list[str] | None] | None = None, plans: list[str | None] | None = None) -> Any:
+              numbers: list[list[WrittenNumber] | None] | None = None,
+              citations: list[list[str] | None] | None = None, plans: list[str | None] | None = None,
+              words: list[frozenset[str] | None] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
 
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
-            span = self.open_span(text, numbers[row] if numbers else None)
+            row_numbers, row_words = numbers[row] if numbers else None, words[row] if words else None
+            span = self.open_span(text, row_numbers, row_words)
             if span is not None:
                 ids = [i for i in self.allowed(span[1], span[0]) if i < scores.shape[-1]]
             elif citations and citations[row] is not None and (cited := open_citation(text, citations[row])):
@@ -326,7 +500,8 @@ class ActionConstraint:
                     scores[row, [i for i in refused if i < scores.shape[-1]]] = float("-inf")
                     continue
                 ids = [i for i in self.towards(partial, targets) if i < scores.shape[-1]]
-            elif plans and plans[row] is not None and (planned := open_plan(text, plans[row])):
+            elif (may_plan := self._plans_for(plans[row] if plans else None, row_numbers, row_words is not None)) \
+                    and (planned := open_plan(text, may_plan)):
                 ids = [i for i in self.towards(planned[1], planned[0]) if i < scores.shape[-1]]
             else:
                 continue
@@ -336,13 +511,24 @@ class ActionConstraint:
                 scores[row] = scores[row] + mask
         return scores
 
+    def _plans_for(self, plan: str | None, numbers: list[WrittenNumber] | None, units: bool) -> list[str] | None:
+        """What a row's "next:" may name: the plan its last thought made; with ``units``, only a tool that
+        ``names_for`` offers (or the answer), where it leaves some out; None: anything."""
+        offered = self.names_for(numbers, units)
+        if offered == self.targets:
+            return [plan] if plan is not None else None
+        tools = [t.split('"')[-2] for t in offered if t.startswith(_NAME_KEYS[0])]
+        return [plan] if plan in (*tools, PLAN_ANSWER) else [*tools, PLAN_ANSWER]
+
 
 class _ActionProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 
     def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
-                 numbers: list[list[str] | None], citations: list[list[str] | None], plans: list[str | None]):
+                 numbers: list[list[WrittenNumber] | None], citations: list[list[str] | None],
+                 plans: list[str | None], words: list[frozenset[str] | None]):
         self.constraint = constraint
+        self.words = words
         self.prompt_len = prompt_len
         self.prefixes = prefixes
         self.numbers = numbers
@@ -351,4 +537,4 @@ class _ActionProcessor:
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers,
-                                     self.citations, self.plans)
+                                     self.citations, self.plans, self.words)

@@ -58,7 +58,7 @@ class LocalBackend:
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(requests):
             key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), tuple(r.tool_names or ()),
-                   _arguments_key(r.tool_arguments))
+                   _arguments_key(r.tool_arguments), r.user_words is not None)
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
             # every row is padded to its batch's longest prompt: batch prompts of similar length together
@@ -100,8 +100,10 @@ class LocalBackend:
             numbers = [r.argument_numbers for r in batch for _ in range(first.n)]
             citations = [r.citations for r in batch for _ in range(first.n)]
             plans = [r.plan for r in batch for _ in range(first.n)]
+            words = [r.user_words for r in batch for _ in range(first.n)]
             constraint = self._constraint(first.tool_names, first.tool_arguments)
-            processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations, plans)
+            processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations, plans,
+                                            words)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)

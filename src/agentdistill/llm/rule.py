@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentdistill.agent.wire import render_action
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.llm.constrain import PLAN_MARKER
+from agentdistill.llm.constrain import PLAN_ANSWER, PLAN_MARKER
 
 if TYPE_CHECKING:
     from agentdistill.config import RunConfig
@@ -486,7 +486,6 @@ _THOUGHTS = {
 # on 13 of 17 held-out two-tool questions (the lookup habit); with the "next" in every thought it followed
 # its plan after the search, but calculations got worse (32 -> 21 of 39, in a run that also trained 253
 # steps instead of 334), so calculator steps keep their plain thoughts (26 of 39 with 292 steps).
-_NEXT_ANSWER = "the answer"
 _READS_LAW = ("search_labour_law", "get_article")
 # closed phrases: "The search found the rule" let the student go on "...found the hourly rate by dividing
 # ..." with the passage it had just read, and not reach its action (8 of 133 held-out questions)
@@ -562,7 +561,7 @@ class RuleTeacher:
             if k == 0:
                 thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
                 if call.name in _READS_LAW:
-                    upcoming = plan.calls[1].name if len(plan.calls) > 1 else _NEXT_ANSWER
+                    upcoming = plan.calls[1].name if len(plan.calls) > 1 else PLAN_ANSWER
                     thought = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
             elif read_law:
                 thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
@@ -572,7 +571,7 @@ class RuleTeacher:
             return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
         answer = self.compose_answer(plan, question, observations)
         if read_law:
-            thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {_NEXT_ANSWER}."
+            thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {PLAN_ANSWER}."
         else:
             from agentdistill.citations import extract_citations
 
