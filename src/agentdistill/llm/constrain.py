@@ -528,12 +528,12 @@ class _ActionProcessor:
                  numbers: list[list[WrittenNumber] | None], citations: list[list[str] | None],
                  plans: list[str | None], words: list[frozenset[str] | None]):
         self.constraint = constraint
-        self.words = words
         self.prompt_len = prompt_len
         self.prefixes = prefixes
         self.numbers = numbers
         self.citations = citations
         self.plans = plans
+        self.words = words
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers,
