@@ -335,6 +335,19 @@ def test_the_runtime_constrains_number_arguments_to_the_users_numbers(llm):
     assert value in ("3", "-3", "12", "-12"), result.raw_steps[0]
 
 
+@pytest.mark.parametrize("arguments_from_user", [False, True])
+def test_the_runtime_gives_the_served_days_the_number_beside_its_words(llm, arguments_from_user):
+    tools = load_tools(RunConfig(), None)
+    open_value = OPEN_ACTION + 'notice_period", "arguments": {"days_already_served":'
+    result = run_agent(llm, tools, "I have served 4 days so far; my contract says 60 days notice. What is owed?",
+                       max_steps=1, first_thought_prefix=open_value, constrain_tool_names=True,
+                       constrain_arguments=True, numbers_from_user=True, arguments_from_user=arguments_from_user,
+                       max_tokens=48)
+    value = result.raw_steps[0][len(open_value):].split(",")[0].split("}")[0].strip()
+    # with the numbers alone the untuned student writes the notice's 60; beside "served" is the 4
+    assert value == ("4" if arguments_from_user else "60"), result.raw_steps[0]
+
+
 SHOWN = ["Federal Decree-Law 33/2021, Art. 17", "Cabinet Resolution 1/2022, Art. 15"]
 
 
