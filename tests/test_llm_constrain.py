@@ -189,6 +189,7 @@ UNIT_TOOLS = {"zq_hours_pay": {"zq_hours": {"type": "number"}, "zq_salary": {"ty
     ("the pay after 3 years and 2 hours on AED 9,000", set(UNIT_TOOLS)),
     ("the pay for 2 hours", {"zq_note"}),  # no salary
     ("the pay for 2 on 9000", set(UNIT_TOOLS)),  # no units: any number may be any
+    ("the pay for 3 years on AED 9,000 and 5 days off", set(UNIT_TOOLS) - {"zq_hours_pay"}),
 ])
 def test_with_units_only_the_tools_the_users_numbers_can_serve_are_offered(llm, question, offered):
     constraint = ActionConstraint(llm.tokenizer, list(UNIT_TOOLS), UNIT_TOOLS)
@@ -251,6 +252,18 @@ def test_a_choice_with_a_default_is_written_only_where_the_user_named_it(llm, qu
     # and one the user named cannot be left out
     ends = {t[-1] for t in notice_span(llm, question, '"monthly_wage": 9')[0]}
     assert ends == ({","} if offered else {"}"})
+
+
+def test_a_tool_whose_arguments_all_have_defaults_is_offered_only_where_the_user_gave_one_a_value(llm):
+    figures = {"zq_notice": {a: s for a, s in NOTICE["zq_notice"].items() if a != "period"}}
+    constraint = ActionConstraint(llm.tokenizer, list(figures), figures)
+    assert constraint.names_for(numbers_written("I have worked 67 months."), True) == ()
+    assert constraint.names_for(numbers_written("I served 4 days."), True) == constraint.targets
+
+
+def test_where_the_user_gave_no_argument_a_value_the_keys_are_still_the_tools(llm):
+    targets, _ = notice_span(llm, "From 2020-05-28 to 2021-05-02?", '"contract_notice_days": 2021, "')
+    assert {t.strip(' ":') for t in targets} == {"monthly_wage", "days_already_served"}  # no unnamed choice
 
 
 def test_a_reply_constrained_by_units_names_the_tool_the_numbers_serve(llm):

@@ -297,19 +297,29 @@ class ActionConstraint:
         self._names_for: dict[tuple[tuple[WrittenNumber, ...], bool], tuple[str, ...]] = {}
 
     def names_for(self, numbers: list[WrittenNumber] | None, units: bool) -> tuple[str, ...]:
-        """The name targets of the tools the user's ``numbers`` can serve: with ``units``, a tool one of whose
-        arguments without a default is named for a unit that no number fits (``numbers_for``) is left out."""
+        """The name targets of the tools the user's ``numbers`` can serve (``_servable``), with ``units``."""
         if not units or numbers is None:
             return self.targets
         key = (tuple(numbers), units)
         names = self._names_for.get(key)
         if names is None:
             refused = {f'"{tool}"' for tool, schemas in self.tool_arguments.items()
-                       if any("default" not in schema and argument_unit(argument)
-                              and not numbers_for(argument, numbers, units) for argument, schema in schemas.items())}
+                       if not self._servable(schemas, numbers)}
             names = tuple(t for t in self.targets if not any(t.endswith(r) for r in refused))
             self._names_for[key] = names
         return names
+
+    @staticmethod
+    def _servable(schemas: dict[str, dict[str, Any]], numbers: list[WrittenNumber]) -> bool:
+        """Whether the user's numbers can serve a tool: every argument without a default that is named for a
+        unit has a number (``numbers_for``), and a tool whose arguments all have defaults and are all named
+        for units has one for at least one of them (else it served as the catch-all of a refused tool:
+        "67 months" of annual leave went to ``notice_period``, whose three arguments are all optional)."""
+        fits = {a: bool(numbers_for(a, numbers, True)) for a in schemas if argument_unit(a)}
+        if any("default" not in schemas[a] and not fit for a, fit in fits.items()):
+            return False
+        all_optional_units = schemas and all("default" in s for s in schemas.values()) and len(fits) == len(schemas)
+        return not all_optional_units or any(fits.values())
 
     def partial_name(self, generated_text: str) -> str | None:
         """The text after the last open action object while it is still a strict prefix of a target
@@ -346,8 +356,11 @@ class ActionConstraint:
         at_key = open_key(arguments)
         if at_key is not None:
             partial, written, first = at_key
-            unused = [a for a in schemas if a not in written
-                      and (words is None or self._offered(a, schemas[a], numbers or [], used, words))]
+            unused = [a for a in schemas if a not in written]
+            if words is not None:  # where the user gave none a value, still this tool's keys, but no unnamed choice
+                offered = [a for a in unused if self._offered(a, schemas[a], numbers or [], used, words)]
+                unused = offered or [a for a in unused
+                                     if schemas[a].get("type") in _NUMBERS or "default" not in schemas[a]]
             targets = tuple(sorted({f'{space}"{a}":' for a in unused for space in ("", " ")}
                                    | ({"}"} if first else set())))
         else:
