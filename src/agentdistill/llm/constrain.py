@@ -145,6 +145,15 @@ def choice_named(argument: str, value: Any, words: frozenset[str]) -> bool:
     return all(_stem(w) in words for w in name.split("_") if w)
 
 
+def _choices(schema: dict[str, Any]) -> list[Any] | None:
+    """An enum or boolean argument's values; None for any other."""
+    return schema.get("enum") or ([True, False] if schema.get("type") == "boolean" else None)
+
+
+def _other_choice_named(argument: str, default: Any, values: list[Any], words: frozenset[str]) -> bool:
+    return any(v != default and choice_named(argument, v, words) for v in values)
+
+
 def _unit_of(text: str, number: re.Match[str]) -> str | None:
     before, after = text[max(0, number.start() - 8):number.start()], text[number.end():number.end() + 40]
     if _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.match(after):
@@ -370,7 +379,7 @@ class ActionConstraint:
             key, partial = at_value
             schema = schemas.get(key) or {}
             kind = schema.get("type")
-            values = schema.get("enum") or ([True, False] if kind == "boolean" else None)
+            values = _choices(schema)
             if values:
                 if words is not None and "default" in schema:
                     values = [v for v in values if v == schema["default"] or choice_named(key, v, words)]
@@ -402,9 +411,9 @@ class ActionConstraint:
         """Whether an argument's key may be written: one with a default only where the user gave it a value."""
         if "default" not in schema:
             return True
-        values = schema.get("enum") or ([True, False] if schema.get("type") == "boolean" else None)
+        values = _choices(schema)
         if values:
-            return any(v != schema["default"] and choice_named(argument, v, words) for v in values)
+            return _other_choice_named(argument, schema["default"], values, words)
         if schema.get("type") in _NUMBERS:
             return bool(numbers_for(argument, numbers, True, used))
         return True
@@ -421,8 +430,8 @@ class ActionConstraint:
             unit, schema = argument_unit(a), schemas[a]
             if unit in TIME_UNITS and any(n.unit == unit and n.literal not in used for n in numbers):
                 return True
-            if "default" in schema and "enum" in schema and any(
-                    v != schema["default"] and choice_named(a, v, words) for v in schema["enum"]):
+            enum = schema.get("enum")
+            if "default" in schema and enum and _other_choice_named(a, schema["default"], enum, words):
                 return True
         return False
 
