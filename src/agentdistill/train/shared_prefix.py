@@ -28,6 +28,8 @@ from trl import SFTTrainer
 from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
+ENTROPY_SAMPLE = 64  # trained positions per step whose prediction entropy is logged
+
 
 def shared_prefix(examples: list[dict[str, Any]]) -> list[int]:
     """The tokens every example starts with, cut before the first trained token of any example.
@@ -97,6 +99,9 @@ class SharedPrefixSFTTrainer(SFTTrainer):
             metrics = self._metrics["train" if self.model.training else "eval"]
             n = max(1, picked.numel())
             metrics["mean_token_accuracy"].append(((logits.argmax(-1) == picked).sum() / n).item())
-            log_probs = logits.log_softmax(-1)
-            metrics["entropy"].append((-(log_probs.exp() * log_probs).sum(-1).sum() / n).item())
+            # TRL logs the mean entropy of the predictions; over all 721 trained positions of a long batch its
+            # passes over (positions x vocabulary) took 0.14 s of a ~7 s step, so evenly spaced positions estimate it
+            sample = logits[:: max(1, len(logits) // ENTROPY_SAMPLE)]
+            log_probs = sample.log_softmax(-1)
+            metrics["entropy"].append((-(log_probs.exp() * log_probs).sum(-1).mean()).item() if len(sample) else 0.0)
         return (loss, {"loss": loss}) if return_outputs else loss
