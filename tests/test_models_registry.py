@@ -148,3 +148,37 @@ def test_converted_smollm2_logits_equal_the_gguf_models(bundled_models):
     reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
     with torch.no_grad():
         assert torch.equal(model(ids).logits, reference(ids).logits)
+
+
+def test_an_adapter_is_merged_in_float32_before_a_bf16_cast(tiny_llama3_folder, tmp_path):
+    # A LoRA update smaller than bf16's spacing at the base weight: added to bf16 weights it would round away
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = prepare(str(tiny_llama3_folder), cache_dir=tmp_path)
+    torch.manual_seed(2)
+    trained = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                             LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    adapter = tmp_path / "adapters" / "tiny"
+    trained.save_pretrained(adapter)
+    merged_fp32 = trained.merge_and_unload().model.layers[0].self_attn.q_proj.weight.detach()
+
+    model, _ = load_model(str(base), adapter=adapter, dtype=torch.bfloat16)
+    got = model.model.layers[0].self_attn.q_proj.weight
+    assert got.dtype == torch.bfloat16
+    assert torch.equal(got, merged_fp32.to(torch.bfloat16))
+
+
+def test_local_models_generate_in_bf16_where_the_config_or_the_cpu_says_so():
+    from pathlib import Path
+
+    from agentdistill.config import RunConfig
+    from agentdistill.llm import generation_dtype
+
+    cfg = RunConfig()
+    native = bool({"avx512_bf16", "amx_bf16"} & set(Path("/proc/cpuinfo").read_text().split()))
+    assert generation_dtype(cfg, "cpu") == (torch.bfloat16 if native else torch.float32)
+    cfg.models.generation_bf16 = False
+    assert generation_dtype(cfg, "cpu") == torch.float32
+    cfg.models.generation_bf16 = True
+    assert generation_dtype(cfg, "cpu") == torch.bfloat16

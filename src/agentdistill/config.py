@@ -26,6 +26,10 @@ class ModelsConfig(Section):
     teacher: str = "gemma3-270m"  # the cross-tokenizer teacher that is fine-tuned then distilled
     embedder: str = "all-minilm-l6-v2"
     cache_dir: Path | None = None  # default: $AGENTDISTILL_CACHE or ~/.cache/agentdistill
+    # Local models generate (eval, agent) in bf16 where the hardware computes it natively (None: auto); on a
+    # 2-core Xeon with AMX an eval of the tuned student took 71 s instead of 117 s, the same task success.
+    # false keeps float32. The adapter is merged into float32 weights before the cast either way.
+    generation_bf16: bool | None = None
 
 
 class CorpusConfig(Section):

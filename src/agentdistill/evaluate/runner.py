@@ -110,6 +110,15 @@ def decoding_options(cfg: RunConfig) -> dict[str, bool]:
     return {key: getattr(cfg.agent, key) for key in DECODING}
 
 
+def precision(model: str, cfg: RunConfig) -> str | None:
+    """The dtype a local model generates in ("bfloat16" / "float32"); None for an endpoint or the rule teacher."""
+    if model == "rule" or model.startswith(("http://", "https://")):
+        return None
+    from agentdistill.llm import generation_dtype
+
+    return str(generation_dtype(cfg, None)).removeprefix("torch.")
+
+
 def _decoding(meta: dict[str, Any]) -> str:
     """Which constraints the eval decoded with (evals written before an option had none of it)."""
     return ", ".join(f"{key}={bool(meta.get(key, False))}" for key in DECODING)
@@ -166,7 +175,8 @@ def evaluate(
     name = name or default_name(model, run_dir, cfg, served_model)
     out_dir = run_dir / "eval" / name
     questions = select_questions(run_dir, split, max_questions, cfg.seed)
-    meta = {"name": name, "model": model, "served_model": served_model, "split": split, **decoding_options(cfg)}
+    meta = {"name": name, "model": model, "served_model": served_model, "split": split, **decoding_options(cfg),
+            "precision": precision(model, cfg)}
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_model(out_dir, meta)
 
@@ -204,7 +214,7 @@ def evaluate(
                     bar.update(task, advance=1, status=f"task success {successes}/{ran}")
     metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus)
     metrics.update(name=name, model=model, served_model=served_model, split=split, **decoding_options(cfg),
-                   evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                   precision=meta["precision"], evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(out_dir / METRICS, metrics)
     failed = metrics["statuses"].get("backend_error", 0)
     if failed and not quiet:

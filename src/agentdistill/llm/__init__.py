@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
@@ -59,7 +60,19 @@ def make_llm(model: str, run_dir: Path | None, cfg: RunConfig, *, served_model: 
     model = {"student": cfg.models.student, "teacher": cfg.models.teacher}.get(model, model)
     folder = _model_folder(model, run_dir)
     return LocalBackend(str(folder) if folder else model, batch_size=batch_size or cfg.eval.batch_size,
-                        device=device)
+                        device=device, dtype=generation_dtype(cfg, device))
+
+
+def generation_dtype(cfg: RunConfig, device: str | None) -> Any:
+    """The torch dtype a local model generates in: bf16 where ``models.generation_bf16`` or the hardware says
+    so (see models/precision.py), else float32."""
+    import torch
+
+    from agentdistill.models.precision import native_bf16
+
+    cuda = device.startswith("cuda") if device else torch.cuda.is_available()
+    bf16 = cfg.models.generation_bf16
+    return torch.bfloat16 if (native_bf16(cuda) if bf16 is None else bf16) else torch.float32
 
 
 def make_teacher_llm(cfg: RunConfig, run_dir: Path | None) -> LLM:

@@ -350,7 +350,8 @@ def load_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    # an adapter is merged in float32: added to bf16 weights, its small updates would be rounded away
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32 if adapter is not None else dtype)
     tok_dir = Path(adapter) if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file() else folder
     tokenizer = _load_tokenizer_from(tok_dir, family)
     if adapter is not None:
@@ -359,7 +360,7 @@ def load_model(
         # Folded into the base weights: the model is only run, and an unmerged LoRA adds two small matmuls
         # per adapted module to every decoding step, where a small model's time goes to per-op overhead.
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    model.to(device).eval()
+    model.to(device=device, dtype=dtype).eval()
     return model, tokenizer
 
 

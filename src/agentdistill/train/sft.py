@@ -78,17 +78,9 @@ def use_bf16(cfg: RunConfig, cuda: bool) -> bool:
     without such instructions bf16 is emulated and slower than float32, so it stays off. Weights and
     optimizer state stay float32 on a CPU (autocast only lowers the matmuls).
     """
-    import torch
+    from agentdistill.models.precision import native_bf16
 
-    if cfg.sft.bf16 is not None:
-        return cfg.sft.bf16
-    if cuda:
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cfg.sft.bf16 if cfg.sft.bf16 is not None else native_bf16(cuda)
 
 
 def lora_config(cfg: RunConfig, model: Any) -> Any:
