@@ -24,6 +24,7 @@ from agentdistill.llm.constrain import (
     open_key,
     open_plan,
     plan_written,
+    tools_asked_for,
     words_written,
 )
 from agentdistill.tools import load_tools
@@ -192,7 +193,7 @@ UNIT_TOOLS = {"zq_hours_pay": {"zq_hours": {"type": "number"}, "zq_salary": {"ty
     ("the pay after 3 years on AED 9,000", {"zq_years_pay", "zq_note"}),  # its days have a default
     ("the pay after 3 years and 2 hours on AED 9,000", set(UNIT_TOOLS)),
     ("the pay for 2 hours", {"zq_note"}),  # no salary
-    ("the pay for 2 on 9000", set(UNIT_TOOLS)),  # no units: any number may be any
+    ("the pay for 2 on 9000", {"zq_note"}),  # a duration may not: "15% of 16,600" is no length of service
     ("the pay for 3 years on AED 9,000 and 5 days off", set(UNIT_TOOLS) - {"zq_hours_pay"}),
 ])
 def test_with_units_only_the_tools_the_users_numbers_can_serve_are_offered(llm, question, offered):
@@ -468,3 +469,33 @@ def test_the_runtime_asks_for_the_plan_only_after_an_observation(llm):
     observed = {"role": "tool", "name": "search_labour_law", "content": "Overtime is paid at 125%."}
     assert _plan([{"role": "user", "content": "q"}, planned, observed]) == "overtime_pay"
     assert _plan([{"role": "user", "content": "q"}]) is None
+
+
+@pytest.mark.parametrize(("question", "asked"), [
+    ("Can you explain the gratuity formula, and what would I get after 12 years on a basic salary of AED 20,000?",
+     ["calculate_gratuity"]),
+    ("Look up notice rules, then what notice pay applies if my contract says 60 days notice and I earn AED 44,750?",
+     ["notice_period"]),
+    ("What are the rules on sick leave: 90 days a year, full pay then half pay?", []),  # one unit: no tool
+    ("What is 15% of 16,600?", []),
+])
+def test_the_tools_asked_for_are_those_whose_arguments_the_users_numbers_fill(question, asked):
+    tools = load_tools(RunConfig(), None)
+    arguments = {spec["name"]: spec["parameters"]["properties"] for spec in tools.specs()}
+    assert tools_asked_for(arguments, numbers_written(question)) == asked
+
+
+def test_a_thought_without_a_plan_plans_the_asked_tool_no_call_has_used():
+    from agentdistill.agent.runtime import _plan
+
+    user = {"role": "user", "content": "q"}
+    searched = {"role": "assistant", "thought": "I will search.",
+                "tool_calls": [{"name": "search_labour_law", "arguments": {"query": "gratuity"}}]}
+    computed = {"role": "assistant", "thought": "I will compute.",
+                "tool_calls": [{"name": "calculate_gratuity", "arguments": {"years_of_service": 2}}]}
+    observed = {"role": "tool", "name": "search_labour_law", "content": "Gratuity is 21 days a year."}
+    assert _plan([user], ["calculate_gratuity"]) == "calculate_gratuity"
+    assert _plan([user, searched, observed], ["calculate_gratuity"]) == "calculate_gratuity"
+    assert _plan([user, computed, observed], ["calculate_gratuity"]) is None  # already called
+    planned = {**searched, "thought": "I will search; next: the answer."}
+    assert _plan([user, planned, observed], ["calculate_gratuity"]) == "the answer"  # a written plan is followed

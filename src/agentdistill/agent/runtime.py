@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,14 @@ from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
-from agentdistill.llm.constrain import WrittenNumber, citations_read, numbers_written, plan_written, words_written
+from agentdistill.llm.constrain import (
+    WrittenNumber,
+    citations_read,
+    numbers_written,
+    plan_written,
+    tools_asked_for,
+    words_written,
+)
 from agentdistill.records import Outcome
 from agentdistill.tools.registry import ToolRegistry
 
@@ -247,6 +254,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     numbers = {c.index: _user_numbers(c.messages) for c in active} if tool_arguments and numbers_from_user else {}
     words = ({c.index: words_written(_user_text(c.messages)) for c in active}
              if tool_arguments and numbers_from_user and arguments_from_user else {})
+    # the tools the user's numbers ask for: a thought without a plan of its own plans the first not yet called
+    asked = ({c.index: tools_asked_for(tool_arguments, numbers[c.index]) for c in active}
+             if tool_arguments and numbers_from_user and arguments_from_user else {})
     cite_shown = bool(tool_names) and citations_from_observations
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
@@ -255,7 +265,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                                       tool_arguments=tool_arguments, argument_numbers=numbers.get(c.index),
                                       user_words=words.get(c.index),
                                       citations=_citations_shown(c.messages) if cite_shown else None,
-                                      plan=_plan(c.messages) if tool_names and follow_plan else None)
+                                      plan=_plan(c.messages, asked.get(c.index, ())) if tool_names and follow_plan
+                                      else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -284,12 +295,15 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m["content"] for m in messages if m["role"] == "user")
 
 
-def _plan(messages: list[dict[str, Any]]) -> str | None:
-    """What the last thought planned, when an observation has just answered its step."""
-    if messages[-1]["role"] != "tool":
-        return None
-    last = next((m for m in reversed(messages) if m["role"] == "assistant"), {})
-    return plan_written(last.get("thought", ""))
+def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | None:
+    """What the last thought planned, when an observation has just answered its step; else the first of the
+    ``asked`` tools that no call has used yet (None: free)."""
+    if messages[-1]["role"] == "tool":
+        last = next((m for m in reversed(messages) if m["role"] == "assistant"), {})
+        if (planned := plan_written(last.get("thought", ""))) is not None:
+            return planned
+    called = {call["name"] for m in messages if m["role"] == "assistant" for call in m.get("tool_calls") or []}
+    return next((tool for tool in asked if tool not in called), None)
 
 
 def _citations_shown(messages: list[dict[str, Any]]) -> list[str]:

@@ -40,7 +40,10 @@ passage on another topic; both are ungrounded answers (``agent.citations_from_ob
 
 With ``plans`` (per row, what the previous thought said comes next) a thought after an observation can
 only name that as its own "next:": the student planned "next: calculate_gratuity", searched, and after
-an unseen topic's passage wrote "next: the answer" and answered without the calculator.
+an unseen topic's passage wrote "next: the answer" and answered without the calculator. The runtime
+also plans, for a thought that has no plan to follow, a tool the user's numbers ask for and no call has
+used yet (``tools_asked_for``): a student that searched first for "explain the gratuity formula, and
+what would I get after 12 years on AED 20,000" had planned "next: the answer" and never computed it.
 
 The token ids allowed after a given partial name or value are computed once from the token strings
 and cached, so the cost per generated token is one decode of a short tail per row.
@@ -186,6 +189,27 @@ def numbers_for(argument: str, numbers: list[WrittenNumber], units: bool, used: 
             or [n.literal for n in numbers if n.unit is None and n.literal not in used])
 
 
+def tools_asked_for(tool_arguments: dict[str, dict[str, dict[str, Any]]], numbers: list[WrittenNumber]) -> list[str]:
+    """The tools whose arguments the user wrote numbers for, each in the unit its argument is named for: every
+    argument without a default, or, for a tool whose arguments all have defaults, two of different units
+    ("60 days notice and I earn AED 44,750" asks for ``notice_period``; "sick leave: 90 days a year" does not).
+
+    On the UAE example's ~1,000 generated questions this named the second tool of every two-step question
+    and one tool for one lookup ("death from a work injury: 24 months' basic wage" -> ``annual_leave``).
+    """
+    def given(argument: str) -> bool:
+        unit = argument_unit(argument)
+        return unit is not None and any(n.unit == unit for n in numbers)
+
+    asked = []
+    for tool, schemas in tool_arguments.items():
+        required = [a for a, schema in schemas.items() if "default" not in schema]
+        if required and all(given(a) for a in required) or (
+                not required and len({argument_unit(a) for a in schemas if given(a)}) >= 2):
+            asked.append(tool)
+    return asked
+
+
 def _name_words(argument: str) -> frozenset[str]:
     return frozenset(_stem(w) for w in argument.split("_")) - {argument_unit(argument), "of", "the", "a", "per"}
 
@@ -326,6 +350,12 @@ class ActionConstraint:
         "67 months" of annual leave went to ``notice_period``, whose three arguments are all optional)."""
         fits = {a: bool(numbers_for(a, numbers, True)) for a in schemas if argument_unit(a)}
         if any("default" not in schemas[a] and not fit for a, fit in fits.items()):
+            return False
+        # a required duration needs a duration the user wrote: money is often written without "AED", but no
+        # duration among ~1,000 generated questions lacked its unit, and without this rule "What is 15% of
+        # 16,600?" went to annual_leave with 16,600 months of service
+        durations = any(n.unit in TIME_UNITS for n in numbers)
+        if not durations and any("default" not in schemas[a] and argument_unit(a) in TIME_UNITS for a in fits):
             return False
         all_optional_units = schemas and all("default" in s for s in schemas.values()) and len(fits) == len(schemas)
         return not all_optional_units or any(fits.values())
