@@ -262,8 +262,30 @@ def test_a_choice_with_a_default_is_written_only_where_the_user_named_it(llm, qu
 def test_a_tool_whose_arguments_all_have_defaults_is_offered_only_where_the_user_gave_one_a_value(llm):
     figures = {"zq_notice": {a: s for a, s in NOTICE["zq_notice"].items() if a != "period"}}
     constraint = ActionConstraint(llm.tokenizer, list(figures), figures)
-    assert constraint.names_for(numbers_written("I have worked 67 months."), True) == ()
-    assert constraint.names_for(numbers_written("I served 4 days."), True) == constraint.targets
+    def names_for(question: str) -> tuple[str, ...]:
+        return constraint.names_for(numbers_written(question), words_written(question))
+
+    assert names_for("I have worked 67 months.") == ()
+    assert names_for("I served 4 days.") == constraint.targets
+    # figures without a unit would fill any of its arguments, but give none of them a value
+    assert names_for("What is 15% of 16,600?") == ()
+    assert names_for("I earn AED 16,600.") == constraint.targets
+
+
+DATE_TOOLS = {"zq_between": {"start_date": {"type": "string"}, "end_date": {"type": "string"}},
+              "zq_after": {"date": {"type": "string"}, "days": {"type": "integer"}}}
+
+
+@pytest.mark.parametrize(("question", "offered"), [
+    ("What date is 30 days after 2019-09-26?", {"zq_after"}),
+    ("I started on 2020-05-28 and left on 2021-05-02. How long is that?", {"zq_between"}),
+    ("From 2024-01-01 to 2024-01-15?", {"zq_between"}),  # dates that share their year and month
+    ("How many days are in 3 weeks?", set()),
+])
+def test_a_tool_is_offered_only_where_the_user_wrote_a_date_for_each_of_its_date_arguments(llm, question, offered):
+    constraint = ActionConstraint(llm.tokenizer, list(DATE_TOOLS), DATE_TOOLS)
+    names = constraint.names_for(numbers_written(question), words_written(question))
+    assert {t.split('"')[-2] for t in names} == offered
 
 
 def test_where_the_user_gave_no_argument_a_value_the_keys_are_still_the_tools(llm):

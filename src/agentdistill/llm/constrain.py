@@ -133,8 +133,12 @@ def numbers_written(text: str) -> list[WrittenNumber]:
 
 def words_written(text: str) -> frozenset[str]:
     """The words of ``text``, lower case and without a plural s, as ``choice_named`` and the numbers'
-    contexts compare them."""
-    return frozenset(_stem(w.group()) for w in _WORD.finditer(text))
+    contexts compare them, and its dates whole ("2024-06-01"), which ``names_for`` counts."""
+    return frozenset(_stem(w.group()) for w in _WORD.finditer(text)) | frozenset(_DATE.findall(text))
+
+
+def _is_date_argument(name: str) -> bool:
+    return "date" in name.lower().split("_")
 
 
 def _stem(word: str) -> str:
@@ -327,27 +331,33 @@ class ActionConstraint:
         self.tool_arguments = dict(tool_arguments or {})
         self._vocab = [(i, s) for i, s in enumerate(tokenizer.batch_decode([[i] for i in range(len(tokenizer))])) if s]
         self._allowed: dict[tuple[tuple[str, ...], str], list[int]] = {}
-        self._names_for: dict[tuple[tuple[WrittenNumber, ...], bool], tuple[str, ...]] = {}
+        self._names_for: dict[tuple[tuple[WrittenNumber, ...], int], tuple[str, ...]] = {}
 
-    def names_for(self, numbers: list[WrittenNumber] | None, units: bool) -> tuple[str, ...]:
-        """The name targets of the tools the user's ``numbers`` can serve (``_servable``), with ``units``."""
-        if not units or numbers is None:
+    def names_for(self, numbers: list[WrittenNumber] | None, words: frozenset[str] | None) -> tuple[str, ...]:
+        """The name targets of the tools the user's ``numbers`` and ``words`` can serve (``_servable``)."""
+        if words is None or numbers is None:
             return self.targets
-        key = (tuple(numbers), units)
+        dates = sum(1 for w in words if _DATE.fullmatch(w))
+        key = (tuple(numbers), dates)
         names = self._names_for.get(key)
         if names is None:
             refused = {f'"{tool}"' for tool, schemas in self.tool_arguments.items()
-                       if not self._servable(schemas, numbers)}
+                       if not self._servable(schemas, numbers, dates)}
             names = tuple(t for t in self.targets if not any(t.endswith(r) for r in refused))
             self._names_for[key] = names
         return names
 
     @staticmethod
-    def _servable(schemas: dict[str, dict[str, Any]], numbers: list[WrittenNumber]) -> bool:
+    def _servable(schemas: dict[str, dict[str, Any]], numbers: list[WrittenNumber], dates: int) -> bool:
         """Whether the user's numbers can serve a tool: every argument without a default that is named for a
         unit has a number (``numbers_for``), and a tool whose arguments all have defaults and are all named
-        for units has one for at least one of them (else it served as the catch-all of a refused tool:
-        "67 months" of annual leave went to ``notice_period``, whose three arguments are all optional)."""
+        for units has a number written in the unit of one of them (else it served as the catch-all of a
+        refused tool: "67 months" of annual leave went to ``notice_period``, whose three arguments are all
+        optional, and so did "What is 15% of 16,600?", as 16,600 days of notice on a wage of 15); and the user
+        wrote as many ``dates`` as the tool has date arguments without a default ("What date is 30 days after
+        2019-09-26?" went to ``date_diff`` with the one date as both its start and its end)."""
+        if sum(1 for a, schema in schemas.items() if _is_date_argument(a) and "default" not in schema) > dates:
+            return False
         fits = {a: bool(numbers_for(a, numbers, True)) for a in schemas if argument_unit(a)}
         if any("default" not in schemas[a] and not fit for a, fit in fits.items()):
             return False
@@ -358,7 +368,7 @@ class ActionConstraint:
         if not durations and any("default" not in schemas[a] and argument_unit(a) in TIME_UNITS for a in fits):
             return False
         all_optional_units = schemas and all("default" in s for s in schemas.values()) and len(fits) == len(schemas)
-        return not all_optional_units or any(fits.values())
+        return not all_optional_units or any(n.unit == argument_unit(a) for a in fits for n in numbers)
 
     def partial_name(self, generated_text: str) -> str | None:
         """The text after the last open action object while it is still a strict prefix of a target
@@ -384,7 +394,7 @@ class ActionConstraint:
             return None
         action = generated_text[last.end():]
         units = words is not None
-        names = self.names_for(numbers, units)
+        names = self.names_for(numbers, words)
         if any(t.startswith(action) and t != action for t in names):
             return names, action
         opened = _ARGUMENTS_OPEN.match(action)
@@ -552,7 +562,7 @@ class ActionConstraint:
                     scores[row, [i for i in refused if i < scores.shape[-1]]] = float("-inf")
                     continue
                 ids = [i for i in self.towards(partial, targets) if i < scores.shape[-1]]
-            elif (may_plan := self._plans_for(plans[row] if plans else None, row_numbers, row_words is not None)) \
+            elif (may_plan := self._plans_for(plans[row] if plans else None, row_numbers, row_words)) \
                     and (planned := open_plan(text, may_plan)):
                 ids = [i for i in self.towards(planned[1], planned[0]) if i < scores.shape[-1]]
             else:
@@ -563,10 +573,11 @@ class ActionConstraint:
                 scores[row] = scores[row] + mask
         return scores
 
-    def _plans_for(self, plan: str | None, numbers: list[WrittenNumber] | None, units: bool) -> list[str] | None:
-        """What a row's "next:" may name: the plan its last thought made; with ``units``, only a tool that
-        ``names_for`` offers (or the answer), where it leaves some out; None: anything."""
-        offered = self.names_for(numbers, units)
+    def _plans_for(self, plan: str | None, numbers: list[WrittenNumber] | None,
+                   words: frozenset[str] | None) -> list[str] | None:
+        """What a row's "next:" may name: the plan its last thought made; with the user's ``words``, only a
+        tool that ``names_for`` offers (or the answer), where it leaves some out; None: anything."""
+        offered = self.names_for(numbers, words)
         if offered == self.targets:
             return [plan] if plan is not None else None
         tools = [t.split('"')[-2] for t in offered if t.startswith(_NAME_KEYS[0])]
