@@ -25,7 +25,8 @@ the unit it was written with ("2 hours", "a 30-day notice", "AED 44,000"); an ar
 (``overtime_hours``, ``years_of_service``; a salary or wage is money) takes only numbers of that unit
 (or, where the user wrote none, numbers written without one), each once, and of several the one written
 beside a word of its name; a tool, and a thought's "next:", is not offered when one of its arguments
-without a default has no such number; an argument with a default is written only where the user gave it
+without a default has no such number, or when the user wrote fewer dates than it has date arguments
+without a default; an argument with a default is written only where the user gave it
 a value ("rest day" names ``"period": "rest_day"``); and a time quantity the user wrote cannot be left
 out. On held-out topics the student answered "the pay for 2 hours on a basic salary of AED 44,000" with
 ``calculate_gratuity`` and ``"years_of_service": 2``, added ``"period": "rest_day"`` to plain overtime,
