@@ -332,16 +332,16 @@ class ActionConstraint:
         self.tool_arguments = dict(tool_arguments or {})
         self._vocab = [(i, s) for i, s in enumerate(tokenizer.batch_decode([[i] for i in range(len(tokenizer))])) if s]
         self._allowed: dict[tuple[tuple[str, ...], str], list[int]] = {}
-        self._names_for: dict[tuple[tuple[WrittenNumber, ...], int], tuple[str, ...]] = {}
+        self._names_for: dict[tuple[tuple[WrittenNumber, ...], frozenset[str]], tuple[str, ...]] = {}
 
     def names_for(self, numbers: list[WrittenNumber] | None, words: frozenset[str] | None) -> tuple[str, ...]:
         """The name targets of the tools the user's ``numbers`` and ``words`` can serve (``_servable``)."""
         if words is None or numbers is None:
             return self.targets
-        dates = sum(1 for w in words if _DATE.fullmatch(w))
-        key = (tuple(numbers), dates)
+        key = (tuple(numbers), words)  # called at every generated token: the dates are counted once per question
         names = self._names_for.get(key)
         if names is None:
+            dates = sum(1 for w in words if _DATE.fullmatch(w))
             refused = {f'"{tool}"' for tool, schemas in self.tool_arguments.items()
                        if not self._servable(schemas, numbers, dates)}
             names = tuple(t for t in self.targets if not any(t.endswith(r) for r in refused))
