@@ -180,6 +180,13 @@ class ExportConfig(Section):
     ollama: bool = True
 
 
+class PipelineConfig(Section):
+    # Minutes for `agentdistill run` / `demo` on the SFT path, at most: the student's SFT trains for what is left
+    # after the stages before it and a forecast of its eval (pipeline/time_budget.py), so a slower CPU trains
+    # fewer steps instead of overrunning. None: no budget beyond sft.time_budget_min.
+    time_budget_min: float | None = Field(default=None, gt=0)
+
+
 class RunConfig(Section):
     name: str = "run"
     seed: int = 0
@@ -194,6 +201,7 @@ class RunConfig(Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
 
 RESOLVED_CONFIG_NAME = "config.resolved.yaml"

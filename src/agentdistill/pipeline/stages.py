@@ -19,6 +19,7 @@ from rich.console import Console
 
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
+from agentdistill.pipeline.time_budget import add_stage_seconds, sft_budget
 
 console = Console(stderr=True)
 
@@ -45,13 +46,16 @@ class Stage:
     name: str
     args: list[str]
     is_done: Callable[[Path], bool]
+    # arguments that depend on how the stages before this one went, decided when it starts
+    args_at_start: Callable[[Path], list[str]] | None = None
 
     def run(self, run_dir: Path) -> float:
-        cmd = [sys.executable, "-m", "agentdistill.cli", *self.args]
-        console.rule(f"[bold]{self.name}[/]  agentdistill {' '.join(self.args)}")
+        args = [*self.args, *(self.args_at_start(run_dir) if self.args_at_start else [])]
+        console.rule(f"[bold]{self.name}[/]  agentdistill {' '.join(args)}")
         start = time.perf_counter()
-        proc = subprocess.run(cmd, check=False)
+        proc = subprocess.run([sys.executable, "-m", "agentdistill.cli", *args], check=False)
         elapsed = time.perf_counter() - start
+        add_stage_seconds(run_dir, self.name, elapsed)
         if proc.returncode != 0:
             raise UserError(
                 f"stage '{self.name}' failed (exit {proc.returncode}) after {elapsed:.0f} s.",
@@ -72,7 +76,7 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     paths = [str(p) for p in cfg.corpus.paths]
     sizes = [n for n in (cfg.eval.max_questions, cfg.eval.baseline_max_questions) if n is not None]
     baseline_subset = ["--max-questions", str(min(sizes))] if cfg.eval.baseline_max_questions is not None else []
-    stages = [
+    before_sft = [
         Stage("ingest", ["ingest", *paths, *run], _exists("chunks.jsonl", "clusters.json", "index")),
         Stage("questions", ["questions", *run], _json_flag("questions.stats.json", "complete")),
         Stage("traces", ["traces", *run], _json_flag("traces.stats.json", "complete")),
@@ -81,7 +85,11 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
             ["eval", *run, "--model", "student", "--name", f"{student}-untuned", *baseline_subset],
             _exists(f"eval/{student}-untuned/metrics.json"),
         ),
-        Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json")),
+    ]
+    stages = [
+        *before_sft,
+        Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json"),
+              args_at_start=lambda run_dir: _sft_budget_args(cfg, run_dir, before_sft)),
         Stage(
             "eval sft student",
             ["eval", *run, "--model", student_adapter(cfg), "--name", f"{student}-sft"],
@@ -103,6 +111,25 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
         ]
     stages.append(Stage("report", ["report", *run], lambda _: False))  # cheap: always refreshed
     return stages
+
+
+def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage]) -> list[str]:
+    """``--time-budget-min`` for the student's SFT: what the pipeline's time budget leaves it."""
+    from agentdistill.evaluate.runner import select_questions
+
+    untuned_eval = before_sft[-1]
+    budget = sft_budget(
+        cfg, run_dir, before_sft=[s.name for s in before_sft], untuned_eval_stage=untuned_eval.name,
+        untuned_eval_dir=run_dir / "eval" / f"{cfg.models.student}-untuned",
+        count_tuned_questions=lambda: len(select_questions(run_dir, cfg.eval.split, cfg.eval.max_questions, cfg.seed)),
+    )
+    if budget is None:
+        if cfg.pipeline.time_budget_min is not None:
+            console.print(f"[yellow]pipeline.time_budget_min: the untuned eval's time is not recorded in {run_dir}, "
+                          "so SFT's share cannot be forecast; SFT keeps sft.time_budget_min[/]")
+        return []
+    console.print(f"[yellow]{budget.explanation}[/]")
+    return ["--time-budget-min", f"{budget.seconds / 60:.2f}"]
 
 
 def run_stages(stages: list[Stage], run_dir: Path) -> dict[str, float]:

@@ -16,6 +16,11 @@ def sft(
     ),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after N optimizer steps (default: sft.max_steps)."),
     force: bool = typer.Option(False, "--force", help="Retrain from scratch even if the adapter exists."),
+    time_budget_min: float = typer.Option(
+        None, "--time-budget-min", min=0.01,
+        help="Train at most this many minutes: a slower machine trains fewer of the planned steps, with the "
+        "learning-rate schedule ending at the last one (default: sft.time_budget_min).",
+    ),
 ) -> None:
     """Fine-tune a model on the run's traces (LoRA by default, assistant turns only) -> adapters/<model>/.
 
@@ -25,4 +30,6 @@ def sft(
     from agentdistill.train.sft import train_sft
 
     cfg = open_run(run, config)
+    if time_budget_min is not None:
+        cfg.sft.time_budget_min = time_budget_min
     train_sft(run, cfg, model, max_steps=max_steps, force=force)
