@@ -208,8 +208,10 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) 
 
 
 def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_steps: int | None = None,
-              force: bool = False) -> SFTResult:
-    """Fine-tune ``model`` (default ``cfg.sft.model``) on the run's train traces; returns where the adapter is."""
+              force: bool = False, callbacks: list[Any] | None = None) -> SFTResult:
+    """Fine-tune ``model`` (default ``cfg.sft.model``) on the run's train traces; returns where the adapter is.
+
+    ``callbacks``: transformers TrainerCallbacks to add (benchmarks/sft_step.py times steps with one)."""
     import torch
 
     from agentdistill.models.registry import load_tokenizer
@@ -248,7 +250,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
     flash = str(getattr(base.config, "_attn_implementation", "")).startswith("flash")
     steps = max_steps if max_steps is not None else cfg.sft.max_steps
     args = training_args(cfg, ckpt_dir, steps, cuda, flash)
-    callbacks = []
+    callbacks = list(callbacks or [])
     if "tensorboard" in cfg.sft.report_to and int(os.environ.get("RANK", "0")) == 0:
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
