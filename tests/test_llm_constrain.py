@@ -288,6 +288,25 @@ def test_a_tool_is_offered_only_where_the_user_wrote_a_date_for_each_of_its_date
     assert {t.split('"')[-2] for t in names} == offered
 
 
+ARITHMETIC_TOOLS = {"zq_calc": {"expression": {"type": "string"}}, "zq_after": DATE_TOOLS["zq_after"],
+                    "zq_lookup": {"query": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(("question", "offered"), [
+    ("What date is 7 days before 2023-09-17?", {"zq_after", "zq_lookup"}),
+    ("How many minutes are in 75 hours?", {"zq_lookup"}),
+    ("What is 3,200 divided by 4?", {"zq_calc", "zq_lookup"}),
+    ("How much is 12.5% of AED 4,350?", {"zq_calc", "zq_lookup"}),  # money is computed with
+    ("What is 75 hours times 3?", {"zq_calc", "zq_lookup"}),
+    ("What does the law say about overtime?", {"zq_lookup"}),
+])
+def test_an_expression_tool_is_offered_only_where_the_user_wrote_a_number_no_date_or_duration_holds(
+        llm, question, offered):
+    constraint = ActionConstraint(llm.tokenizer, list(ARITHMETIC_TOOLS), ARITHMETIC_TOOLS)
+    names = constraint.names_for(numbers_written(question), words_written(question))
+    assert {t.split('"')[-2] for t in names} == offered
+
+
 def test_where_the_user_gave_no_argument_a_value_the_keys_are_still_the_tools(llm):
     targets, _ = notice_span(llm, "From 2020-05-28 to 2021-05-02?", '"contract_notice_days": 2021, "')
     assert {t.strip(' ":') for t in targets} == {"monthly_wage", "days_already_served"}  # no unnamed choice
