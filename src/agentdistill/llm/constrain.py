@@ -27,11 +27,11 @@ the unit it was written with ("2 hours", "a 30-day notice", "AED 44,000"); an ar
 beside a word of its name; a tool, and a thought's "next:", is not offered when one of its arguments
 without a default has no such number, when the user wrote fewer dates than it has date arguments
 without a default, or, for a tool that computes an ``expression``, when every number the user wrote is
-in a date or a duration (which the date and unit tools take); an argument with a default is written only where the user gave it
-a value ("rest day" names ``"period": "rest_day"``); and a time quantity the user wrote cannot be left
-out. On held-out topics the student answered "the pay for 2 hours on a basic salary of AED 44,000" with
-``calculate_gratuity`` and ``"years_of_service": 2``, added ``"period": "rest_day"`` to plain overtime,
-and gave a notice calculation the days served as the notice.
+in a date or a duration (which the date and unit tools take); an argument with a default is written
+only where the user gave it a value ("rest day" names ``"period": "rest_day"``); and a time quantity the
+user wrote cannot be left out. On held-out topics the student answered "the pay for 2 hours on a basic
+salary of AED 44,000" with ``calculate_gratuity`` and ``"years_of_service": 2``, added ``"period":
+"rest_day"`` to plain overtime, and gave a notice calculation the days served as the notice.
 
 With ``citations`` (the citations the conversation has shown, per row) an answer can cite only those:
 once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation must be one it read,
