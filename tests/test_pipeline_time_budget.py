@@ -96,7 +96,7 @@ def test_no_budget_without_a_pipeline_budget_or_without_the_untuned_eval_time(tm
     assert _budget(cfg, untimed) is None
 
 
-def test_the_sft_stage_is_given_its_share_of_the_budget_when_it_starts(tmp_path, capsys):
+def test_the_sft_stage_is_given_its_share_of_the_budget_when_it_starts(tmp_path):
     cfg = RunConfig()
     cfg.pipeline.time_budget_min = 30
     cfg.eval.max_questions = 3

@@ -76,20 +76,23 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     paths = [str(p) for p in cfg.corpus.paths]
     sizes = [n for n in (cfg.eval.max_questions, cfg.eval.baseline_max_questions) if n is not None]
     baseline_subset = ["--max-questions", str(min(sizes))] if cfg.eval.baseline_max_questions is not None else []
+    untuned = f"{student}-untuned"  # its folder under eval/
+    untuned_eval = Stage(
+        "eval untuned student",
+        ["eval", *run, "--model", "student", "--name", untuned, *baseline_subset],
+        _exists(f"eval/{untuned}/metrics.json"),
+    )
     before_sft = [
         Stage("ingest", ["ingest", *paths, *run], _exists("chunks.jsonl", "clusters.json", "index")),
         Stage("questions", ["questions", *run], _json_flag("questions.stats.json", "complete")),
         Stage("traces", ["traces", *run], _json_flag("traces.stats.json", "complete")),
-        Stage(
-            "eval untuned student",
-            ["eval", *run, "--model", "student", "--name", f"{student}-untuned", *baseline_subset],
-            _exists(f"eval/{student}-untuned/metrics.json"),
-        ),
+        untuned_eval,
     ]
     stages = [
         *before_sft,
         Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json"),
-              args_at_start=lambda run_dir: _sft_budget_args(cfg, run_dir, before_sft)),
+              args_at_start=lambda run_dir: _sft_budget_args(cfg, run_dir, before_sft, untuned_eval.name,
+                                                             run_dir / "eval" / untuned)),
         Stage(
             "eval sft student",
             ["eval", *run, "--model", student_adapter(cfg), "--name", f"{student}-sft"],
@@ -113,14 +116,14 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     return stages
 
 
-def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage]) -> list[str]:
+def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], untuned_eval_stage: str,
+                     untuned_eval_dir: Path) -> list[str]:
     """``--time-budget-min`` for the student's SFT: what the pipeline's time budget leaves it."""
     from agentdistill.evaluate.runner import select_questions
 
-    untuned_eval = before_sft[-1]
     budget = sft_budget(
-        cfg, run_dir, before_sft=[s.name for s in before_sft], untuned_eval_stage=untuned_eval.name,
-        untuned_eval_dir=run_dir / "eval" / f"{cfg.models.student}-untuned",
+        cfg, run_dir, before_sft=[s.name for s in before_sft], untuned_eval_stage=untuned_eval_stage,
+        untuned_eval_dir=untuned_eval_dir,
         count_tuned_questions=lambda: len(select_questions(run_dir, cfg.eval.split, cfg.eval.max_questions, cfg.seed)),
     )
     if budget is None:

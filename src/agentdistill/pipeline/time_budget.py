@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentdistill.config import RunConfig
+from agentdistill.jsonl import write_json_atomic
 
 STAGE_SECONDS_FILE = "stage_seconds.json"
 
@@ -50,10 +51,7 @@ def add_stage_seconds(run_dir: Path, stage: str, seconds: float) -> None:
     """Add ``seconds`` to ``stage``'s record; written whole (temp file + rename), so a kill loses nothing."""
     record = stage_seconds(run_dir)
     record[stage] = round(record.get(stage, 0.0) + seconds, 3)
-    path = Path(run_dir) / STAGE_SECONDS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    write_json_atomic(Path(run_dir) / STAGE_SECONDS_FILE, record)
 
 
 @dataclass(frozen=True)
