@@ -124,7 +124,7 @@ def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], unt
     budget = sft_budget(
         cfg, run_dir, before_sft=[s.name for s in before_sft], untuned_eval_stage=untuned_eval_stage,
         untuned_eval_dir=untuned_eval_dir,
-        count_tuned_questions=lambda: len(select_questions(run_dir, cfg.eval.split, cfg.eval.max_questions, cfg.seed)),
+        tuned_questions=lambda: select_questions(run_dir, cfg.eval.split, cfg.eval.max_questions, cfg.seed),
     )
     if budget is None:
         if cfg.pipeline.time_budget_min is not None:

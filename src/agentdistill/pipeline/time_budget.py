@@ -3,11 +3,14 @@
 The demo must end within 30 minutes on a 2-core CPU, and SFT is the one stage whose length is a choice:
 every other stage does a fixed amount of work. So when the SFT stage starts, the minutes it gets are the
 budget less the seconds the stages before it took (recorded in ``stage_seconds.json``, across resumed
-processes) and less a forecast of the stages after it. The eval of the tuned student is forecast from the
-eval of the untuned one, which ran the same questions' prompts on the same model and machine a few minutes
-earlier: its seconds per question, times ``TUNED_PER_UNTUNED_QUESTION``, times the questions the tuned
-eval will run. The minutes are passed to ``agentdistill sft --time-budget-min``, whose ``TimeBudget``
-fits the steps to them (train/time_budget.py).
+processes, and the start of the process that runs them) and less a forecast of the stages after it. The
+eval of the tuned student is forecast from the eval of the untuned one, which ran the same kind of prompts
+on the same model and machine a few minutes earlier, counted in model calls rather than questions: the
+untuned model calls about three times a question and rambles to ``max_new_tokens``, and its 16 questions
+fill one batch where the tuned eval's fill eight, so its seconds per question say little about the tuned
+eval's. Its seconds per call, times ``TUNED_PER_UNTUNED_CALL``, times the calls the tuned student is expected
+to make (each expected tool once, then the answer), make the forecast. The minutes are passed to
+``agentdistill sft --time-budget-min``, whose ``TimeBudget`` fits the steps to them (train/time_budget.py).
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ from pathlib import Path
 
 from agentdistill.config import RunConfig
 from agentdistill.jsonl import write_json_atomic
+from agentdistill.records import Question
 
 STAGE_SECONDS_FILE = "stage_seconds.json"
 
-# Seconds per question of the tuned student's eval over those of the untuned one: measured 0.445 on a
-# 2-core Xeon with AMX (runs/s11a: 221.8 s for 127 questions, 125.7 s for 32), 0.51 and 0.447 on 2-core EPYCs
-# (runs/s12a: 297.1 s, 146.5 s; runs/s13a: 430.1 s, 242.1 s) and 0.40 where the untuned eval shared the CPU
-# for two minutes (runs/s13b). The untuned model rambles to max_new_tokens and loops to max_steps; the tuned
-# one writes ~64-token turns over two or three steps. Rounded up: a forecast too long costs training steps
-# (0.55 cost runs/s13b 158 s, 25 steps), one too short overruns the budget.
-TUNED_PER_UNTUNED_QUESTION = 0.5
+# Seconds per model call of the tuned student's eval over those of the untuned one: 0.49 on a 2-core Xeon
+# with AMX (runs/s14a: 343.2 s for 258 calls of 127 questions, 123.8 s for 46 calls of 16). Per question the
+# same ratio was 0.345 on that Xeon and on a 2-core EPYC (runs/s13c: 402.3 s, 146.9 s), both with 16
+# untuned questions. Rounded up: a forecast too long costs training steps, one too short overruns the budget.
+TUNED_PER_UNTUNED_CALL = 0.55
+# A question whose expected tools are unknown (an LLM wrote it without them): one tool call and the answer.
+UNKNOWN_QUESTION_CALLS = 2
+# The pipeline process's own start (imports: 33 s on a fresh machine's first run, 3 s after) is spent too.
+START_STAGE = "start"
 # The SFT stage's own start (imports, tokenizing, loading the model) and end (saving the adapter) fall
 # outside the training loop that TimeBudget times, and the report follows: 47 s and 2 s in runs/s13b.
 UNTIMED_SECONDS = 60.0
@@ -60,29 +66,37 @@ class SFTBudget:
     explanation: str  # one sentence for the console: where the seconds came from
 
 
+def expected_calls(questions: list[Question]) -> int:
+    """The model calls a trained agent makes on ``questions``: each expected tool once, then the answer
+    (runs/s14a: 259 expected, 258 made by the SFT student)."""
+    return sum(len(q.expect.tools) + 1 if q.expect is not None else UNKNOWN_QUESTION_CALLS for q in questions)
+
+
 def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_eval_stage: str,
-               untuned_eval_dir: Path, count_tuned_questions: Callable[[], int]) -> SFTBudget | None:
+               untuned_eval_dir: Path, tuned_questions: Callable[[], list[Question]]) -> SFTBudget | None:
     """The training seconds that keep the pipeline within ``cfg.pipeline.time_budget_min``, or None when it
     has no budget or the untuned eval's time is unknown (a run directory from before the record was kept).
 
     ``before_sft`` names the stages that ran before SFT, among them ``untuned_eval_stage``, whose metrics.json
-    in ``untuned_eval_dir`` holds its number of questions; ``count_tuned_questions`` says how many the tuned
-    eval will run. ``cfg.sft.time_budget_min``, where set, stays an upper bound.
+    in ``untuned_eval_dir`` holds its questions and mean steps; ``tuned_questions`` gives the questions the
+    tuned eval will run. ``cfg.sft.time_budget_min``, where set, stays an upper bound.
     """
     if cfg.pipeline.time_budget_min is None:
         return None
     seconds = stage_seconds(run_dir)
-    untuned_n = _questions_evaluated(untuned_eval_dir)
-    if untuned_eval_stage not in seconds or not untuned_n:
+    untuned_calls = _calls_made(untuned_eval_dir)
+    if untuned_eval_stage not in seconds or not untuned_calls:
         return None
-    spent = sum(seconds.get(name, 0.0) for name in before_sft)
-    tuned_n = count_tuned_questions()
+    spent = sum(seconds.get(name, 0.0) for name in [START_STAGE, *before_sft])
+    questions = tuned_questions()
+    tuned_calls = expected_calls(questions)
     untuned_s = seconds[untuned_eval_stage]
-    forecast = untuned_s / untuned_n * TUNED_PER_UNTUNED_QUESTION * tuned_n
+    forecast = untuned_s / untuned_calls * TUNED_PER_UNTUNED_CALL * tuned_calls
     left = cfg.pipeline.time_budget_min * 60 - spent - forecast - UNTIMED_SECONDS
     explanation = (f"pipeline time budget {cfg.pipeline.time_budget_min:g} min: {spent / 60:.1f} min spent, the tuned "
-                   f"student's eval of {tuned_n} questions forecast at {forecast / 60:.1f} min (the untuned one took "
-                   f"{untuned_s:.0f} s for {untuned_n}), {UNTIMED_SECONDS:.0f} s kept for loading and saving")
+                   f"student's eval of {len(questions)} questions ({tuned_calls} model calls expected) forecast at "
+                   f"{forecast / 60:.1f} min (the untuned one took {untuned_s:.0f} s for {untuned_calls} calls), "
+                   f"{UNTIMED_SECONDS:.0f} s kept for loading and saving")
     if cfg.sft.time_budget_min is not None and cfg.sft.time_budget_min * 60 < left:
         return SFTBudget(cfg.sft.time_budget_min * 60, f"{explanation}; SFT trains at most "
                          f"sft.time_budget_min={cfg.sft.time_budget_min:g} min")
@@ -92,8 +106,10 @@ def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_
     return SFTBudget(left, f"{explanation}; SFT trains {left / 60:.1f} min")
 
 
-def _questions_evaluated(eval_dir: Path) -> int:
+def _calls_made(eval_dir: Path) -> int:
+    """The model calls an eval made: its questions times their mean steps (every step is one call)."""
     try:
-        return int(json.loads((eval_dir / "metrics.json").read_text()).get("n") or 0)
+        metrics = json.loads((eval_dir / "metrics.json").read_text())
+        return round(float(metrics.get("n") or 0) * float(metrics.get("mean_steps") or 0))
     except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError):
         return 0
