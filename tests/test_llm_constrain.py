@@ -18,6 +18,7 @@ from agentdistill.llm.constrain import (
     WrittenNumber,
     argument_unit,
     citations_read,
+    laws_read,
     numbers_for,
     numbers_written,
     open_citation,
@@ -435,6 +436,38 @@ def _masked(constraint, llm, text, shown):
     constraint.apply(torch.zeros(1, 0, dtype=torch.long), scores, [text], citations=[shown])
     allowed = torch.nonzero(scores[0] == 0).flatten().tolist()
     return {llm.tokenizer.decode([i]) for i in allowed}, len(scores[0]) - len(allowed)
+
+
+@pytest.mark.parametrize(("text", "partial", "only"), [
+    ("Answer: The rule is in Federal", "Federal", False),  # the first word: a law not shown is refused
+    ("Answer: The rule is in Federal Decree-Law 33/2021, Art. 1", "Federal Decree-Law 33/2021, Art. 1", True),
+    ("Answer: It is governed by Federal Decree-Law 33/2021", "Federal Decree-Law 33/2021", True),  # may end
+    ("Answer: As amended by Federal Decree-Law No. 9 of 20", "Federal Decree-Law No. 9 of 20", True),
+    ("Answer: Art. 17 and (see Cabinet", "Cabinet", False),  # a parenthesis that opens no citation
+    ("Answer: The Federal government", None, None),
+    ("Answer: The rule is in Federal Decree-Law 33/2021 on", None, None),  # named, then running text
+    ("Thought: I will read Federal", None, None),  # a thought, not an answer
+    ("Answer: Minimum wage", None, None),  # begins like "Ministerial" but is another word
+])
+def test_in_an_answer_a_law_named_in_running_text_opens_a_citation(text, partial, only):
+    shown = [*SHOWN, *laws_read(" ".join(SHOWN) + ", as amended by Federal Decree-Law No. 9 of 2024")]
+    cited = open_citation(text, shown)
+    assert (cited[1:] if cited else (None, None)) == (partial, only)
+
+
+def test_the_laws_read_are_those_named_in_full_as_written():
+    text = "(Federal Decree-Law 33/2021, Art. 17), as amended by Federal Decree-Law No. 9 of 2024; see FDL 9/2022."
+    assert laws_read(text) == ["Federal Decree-Law 33/2021", "Federal Decree-Law No. 9 of 2024"]
+
+
+def test_an_answer_cannot_name_a_law_it_did_not_read(constraint, llm):
+    # the SFT student answered "The result is in Federal Law 33/2021, Art. 29" having read Federal Decree-Law
+    # 33/2021, Art. 29: written without a bracket, the citation had been left alone
+    text = "Thought: I have the result.\nAnswer: The result is in Federal"
+    allowed, refused = _masked(constraint, llm, text, ["Federal Decree-Law 33/2021, Art. 29"])
+    assert " Dec" in allowed and " government" in allowed
+    assert " Law" not in allowed
+    assert 0 < refused < 100
 
 
 def test_a_citation_can_only_go_on_to_an_article_shown(constraint, llm):

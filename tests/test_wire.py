@@ -15,6 +15,7 @@ from agentdistill.agent.wire import (
     STOP_SEQUENCES,
     WireFormatError,
     fold_whitespace,
+    in_answer,
     parse_step,
     render_assistant,
     render_message,
@@ -365,3 +366,14 @@ def test_deeply_nested_json_is_a_wire_error_not_a_crash():
     text = 'Action: {"name": "a", "arguments": {"x": ' + "[" * 50_000 + "]" * 50_000 + "}}"
     e = _error(text)
     assert e.position == text.index("{")
+
+
+@pytest.mark.parametrize(("text", "answering"), [
+    ("Thought: I have the rules.\nAnswer: The rule is in Federal", True),
+    ("Thought: The rule is in Federal", False),
+    ('Thought: t\nAction: {"name": "get_article", "arguments": {"law": "Federal', False),
+    ("Final Answer: It is", True),
+    ("The rule is", False),  # no marker yet
+])
+def test_an_answer_is_open_after_its_marker(text, answering):
+    assert in_answer(text) is answering

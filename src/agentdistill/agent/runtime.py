@@ -43,6 +43,7 @@ from agentdistill.llm.base import LLM, BackendError, Completion, GenerationReque
 from agentdistill.llm.constrain import (
     WrittenNumber,
     citations_read,
+    laws_read,
     numbers_written,
     plan_written,
     tools_asked_for,
@@ -307,7 +308,8 @@ def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | No
 
 
 def _citations_shown(messages: list[dict[str, Any]]) -> list[str]:
-    return citations_read("\n".join(m["content"] for m in messages if m["role"] in ("user", "tool")))
+    shown = "\n".join(m["content"] for m in messages if m["role"] in ("user", "tool"))
+    return [*citations_read(shown), *laws_read(shown)]
 
 
 def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,

@@ -76,6 +76,12 @@ def fold_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
+def in_answer(text: str) -> bool:
+    """Whether ``text`` ends inside an answer: its last marker is "Answer:" (or "Final Answer:")."""
+    last = next(reversed(list(_MARKER.finditer(text))), None)
+    return last is not None and last.group(1).lower() in ("answer", "final answer")
+
+
 def render_action(call: dict[str, Any]) -> str:
     payload = {"name": call["name"], "arguments": call.get("arguments", {})}
     return f"{ACTION} {json.dumps(payload, ensure_ascii=False)}"

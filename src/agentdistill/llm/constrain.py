@@ -33,12 +33,15 @@ user wrote cannot be left out. On held-out topics the student answered "the pay 
 salary of AED 44,000" with ``calculate_gratuity`` and ``"years_of_service": 2``, added ``"period":
 "rest_day"`` to plain overtime, and gave a notice calculation the days served as the notice.
 
-With ``citations`` (the citations the conversation has shown, per row) an answer can cite only those:
-once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation must be one it read,
-and where it read none of that law, a citation of it cannot begin. On held-out topics the student
+With ``citations`` (the citations and laws the conversation has shown, per row) an answer can cite only
+those: once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation must be one it
+read, and where it read none of that law, a citation of it cannot begin. On held-out topics the student
 copied a passage's sentence and then wrote ``Federal Decree-Law 33/2021, Art. 15`` where the passage said
 ``Cabinet Resolution 1/2022, Art. 15``, or added ``(Cabinet Decision 106/2022, Art. 14)`` from a training
-passage on another topic; both are ungrounded answers (``agent.citations_from_observations``).
+passage on another topic; both are ungrounded answers (``agent.citations_from_observations``). Inside an
+answer the same holds for a law's name in running text, which may also name a law read without an
+article: the student answered "The result is in Federal Law 33/2021, Art. 29" having read only
+Federal Decree-Law 33/2021.
 
 With ``plans`` (per row, what the previous thought said comes next) a thought after an observation can
 only name that as its own "next:": the student planned "next: calculate_gratuity", searched, and after
@@ -59,7 +62,8 @@ import re
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from agentdistill.citations import LAW_NAMES
+from agentdistill.agent.wire import in_answer
+from agentdistill.citations import LAW_NAMES, LAW_RE
 
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
 _NAME_KEYS = ('"name": "', '"name":"')
@@ -104,6 +108,14 @@ _LAW_NAMES = tuple(f"{name} " for name in LAW_NAMES)
 _CITATION = re.compile(rf"(?:{'|'.join(map(re.escape, _LAW_NAMES))})\d+/\d{{4}}, Arts?\. \d+(?:-\d+)?")
 _CITATION_OPEN = re.compile(r"(?:\(|; )(?P<partial>[^()\n;]*)$")
 _CITATION_ENDS = (")", ";", ",", ".", " ")
+# how far back a citation may have opened: the longest, "Ministerial Resolution 1234/2022, Arts. 100-101",
+# twice over
+_CITATION_CHARS = 120
+# a law's name in an answer's running text opens a citation once its first word is written ("Federal"),
+# so a word that merely begins like one ("Min...") is not held up
+_BARE_START = re.compile(r"(?<=\s)[A-Z]")
+_LAW_FIRST_WORDS = tuple(dict.fromkeys(name.split()[0] for name in LAW_NAMES))
+_ARTICLE_OF_CITATION = re.compile(r", Arts?\. \d")
 # the rule teacher's plan: a thought ends "; next: overtime_pay." or "; next: the answer."
 PLAN_MARKER = "next:"
 PLAN_ANSWER = "the answer"
@@ -230,16 +242,38 @@ def citations_read(text: str) -> list[str]:
     return list(dict.fromkeys(m.group() for m in _CITATION.finditer(text)))
 
 
+def laws_read(text: str) -> list[str]:
+    """The laws ``text`` names, spelt out, as written and without repeats: "... (Federal Decree-Law 33/2021,
+    Art. 17), as amended by Federal Decree-Law No. 9 of 2024" -> both."""
+    named = (text[m.start("kind"):m.end()] for m in LAW_RE.finditer(text))
+    return list(dict.fromkeys(law for law in named if law.startswith(_LAW_NAMES)))
+
+
 def open_citation(text: str, citations: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
     """Where ``text`` stands if it ends in a citation: (the citations it may go on to, each with the
     characters that may end it; the citation so far; whether it may only go on to one of them). Only
     once a law's name is written are the tokens allowed; before that, at the opening "(" or "; " and
     while the text is on its way to a law's name, only the tokens towards a law not among them are
-    refused (so "(for example" goes on). None when the text is in no citation or has left the ones read."""
-    opened = _CITATION_OPEN.search(text[-120:])
-    if opened is None:
+    refused (so "(for example" goes on). In an answer a law's name in running text opens a citation too,
+    once the name's first word is written ("Federal"), and it may also name a law of ``citations`` without
+    an article (``laws_read``: a passage's "as amended by Federal Decree-Law No. 9 of 2024"). None when
+    the text is in no citation or has left the ones read."""
+    tail = text[-_CITATION_CHARS:]
+    opened = _CITATION_OPEN.search(tail)
+    articles = [c for c in citations if _ARTICLE_OF_CITATION.search(c)]
+    if opened is not None and (cited := _citation_at(opened["partial"], articles)):
+        return cited
+    if not in_answer(text):
         return None
-    partial = opened["partial"]
+    for start in _BARE_START.finditer(tail):
+        partial = tail[start.start():]
+        if partial.startswith(_LAW_FIRST_WORDS) and (cited := _citation_at(partial, citations)):
+            return cited
+    return None
+
+
+def _citation_at(partial: str, citations: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
+    """open_citation for a citation that starts at ``partial``'s first character."""
     in_name = any(partial.startswith(name) for name in _LAW_NAMES)
     if not in_name and not any(name.startswith(partial) for name in _LAW_NAMES):
         return None  # a parenthesis or "; " that opens no citation: most of them, so nothing more is built
