@@ -104,10 +104,10 @@ def test_the_forecast_follows_the_calls_not_the_questions(tmp_path):
 def test_sft_time_budget_min_stays_an_upper_bound(tmp_path):
     cfg = RunConfig()
     cfg.pipeline.time_budget_min = 30
-    cfg.sft.time_budget_min = 15
+    cfg.sft.time_budget_min = 12
     run_dir = _run_dir(tmp_path, {"ingest": 40, "questions": 10, "traces": 16, "eval untuned student": 160})
     budget = _budget(cfg, run_dir)
-    assert budget.seconds == 15 * 60 and "sft.time_budget_min=15" in budget.explanation
+    assert budget.seconds == 12 * 60 and "sft.time_budget_min=12" in budget.explanation
     cfg.sft.time_budget_min = 29  # more than the pipeline leaves: the pipeline's share wins
     assert _budget(cfg, run_dir).seconds < 25 * 60
 

@@ -26,11 +26,12 @@ from agentdistill.records import Question
 
 STAGE_SECONDS_FILE = "stage_seconds.json"
 
-# Seconds per model call of the tuned student's eval over those of the untuned one: 0.49 on a 2-core Xeon
-# with AMX (runs/s14a: 343.2 s for 258 calls of 127 questions, 123.8 s for 46 calls of 16). Per question the
-# same ratio was 0.345 on that Xeon and on a 2-core EPYC (runs/s13c: 402.3 s, 146.9 s), both with 16
-# untuned questions. Rounded up: a forecast too long costs training steps, one too short overruns the budget.
-TUNED_PER_UNTUNED_CALL = 0.55
+# Seconds per model call of the tuned student's eval over those of the untuned one, on a 2-core Xeon with
+# AMX: 0.49 (runs/s14a: 343.2 s for 258 calls of 127 questions, 123.8 s for 46 calls of 16), 0.55
+# (runs/s14b) and 0.63 (runs/s14c, whose machine slowed as it ran: SFT's mean step rose from 6.05 to 6.64 s,
+# and at 0.55 the demo ended at 30.8 min). Per question the ratio was 0.345 on that Xeon and on a 2-core EPYC.
+# Above the largest measured: a forecast too long costs a few training steps, one too short overruns.
+TUNED_PER_UNTUNED_CALL = 0.65
 # A question whose expected tools are unknown (an LLM wrote it without them): one tool call and the answer.
 UNKNOWN_QUESTION_CALLS = 2
 # The pipeline process's own start (imports: 33 s on a fresh machine's first run, 3 s after) is spent too.
