@@ -15,9 +15,11 @@ from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
 from agentdistill.llm.constrain import (
     ActionConstraint,
+    CitationsShown,
     WrittenNumber,
     argument_unit,
     citations_read,
+    citations_shown,
     laws_read,
     numbers_for,
     numbers_written,
@@ -409,6 +411,7 @@ def test_the_runtime_gives_the_served_days_the_number_beside_its_words(llm, argu
 
 
 SHOWN = ["Federal Decree-Law 33/2021, Art. 17", "Cabinet Resolution 1/2022, Art. 15"]
+SHOWN_ARTICLES = CitationsShown(tuple(SHOWN))
 
 
 def test_the_citations_shown_are_read_as_written():
@@ -427,7 +430,7 @@ def test_the_citations_shown_are_read_as_written():
     ("hours (Federal Decree-Law 33/2021, Art. 17) and", None, None),
 ])
 def test_a_citation_is_open_after_a_parenthesis_or_semicolon(text, partial, only):
-    cited = open_citation(text, SHOWN)
+    cited = open_citation(text, SHOWN_ARTICLES)
     assert (cited[1:] if cited else (None, None)) == (partial, only)
 
 
@@ -450,7 +453,7 @@ def _masked(constraint, llm, text, shown):
     ("Answer: Minimum wage", None, None),  # begins like "Ministerial" but is another word
 ])
 def test_in_an_answer_a_law_named_in_running_text_opens_a_citation(text, partial, only):
-    shown = [*SHOWN, *laws_read(" ".join(SHOWN) + ", as amended by Federal Decree-Law No. 9 of 2024")]
+    shown = citations_shown(" ".join(SHOWN) + ", as amended by Federal Decree-Law No. 9 of 2024")
     cited = open_citation(text, shown)
     assert (cited[1:] if cited else (None, None)) == (partial, only)
 
@@ -458,26 +461,28 @@ def test_in_an_answer_a_law_named_in_running_text_opens_a_citation(text, partial
 def test_the_laws_read_are_those_named_in_full_as_written():
     text = "(Federal Decree-Law 33/2021, Art. 17), as amended by Federal Decree-Law No. 9 of 2024; see FDL 9/2022."
     assert laws_read(text) == ["Federal Decree-Law 33/2021", "Federal Decree-Law No. 9 of 2024"]
+    assert citations_shown(text) == CitationsShown(("Federal Decree-Law 33/2021, Art. 17",), tuple(laws_read(text)))
 
 
 def test_an_answer_cannot_name_a_law_it_did_not_read(constraint, llm):
     # the SFT student answered "The result is in Federal Law 33/2021, Art. 29" having read Federal Decree-Law
     # 33/2021, Art. 29: written without a bracket, the citation had been left alone
     text = "Thought: I have the result.\nAnswer: The result is in Federal"
-    allowed, refused = _masked(constraint, llm, text, ["Federal Decree-Law 33/2021, Art. 29"])
+    allowed, refused = _masked(constraint, llm, text, CitationsShown(("Federal Decree-Law 33/2021, Art. 29",)))
     assert " Dec" in allowed and " government" in allowed
     assert " Law" not in allowed
     assert 0 < refused < 100
 
 
 def test_a_citation_can_only_go_on_to_an_article_shown(constraint, llm):
-    allowed, _ = _masked(constraint, llm, "The maximum is 8 hours (Federal Decree-Law 33/2021, Art. 1", SHOWN)
+    allowed, _ = _masked(constraint, llm, "The maximum is 8 hours (Federal Decree-Law 33/2021, Art. 1",
+                         SHOWN_ARTICLES)
     assert "7" in allowed and not {"5", "9", ")", "0"} & allowed
 
 
 def test_a_citation_of_a_law_not_shown_cannot_begin(constraint, llm):
     allowed, refused = _masked(constraint, llm, "The worker must be compensated (",
-                               ["Federal Decree-Law 33/2021, Art. 19"])
+                               CitationsShown(("Federal Decree-Law 33/2021, Art. 19",)))
     assert {"Federal", "for", "see"} <= allowed
     assert "Cabinet" not in allowed and "Ministerial" not in allowed
     assert 0 < refused < 100  # only the way to another law is refused

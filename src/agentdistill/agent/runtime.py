@@ -41,9 +41,9 @@ from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
 from agentdistill.llm.constrain import (
+    CitationsShown,
     WrittenNumber,
-    citations_read,
-    laws_read,
+    citations_shown,
     numbers_written,
     plan_written,
     tools_asked_for,
@@ -307,9 +307,8 @@ def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | No
     return next((tool for tool in asked if tool not in called), None)
 
 
-def _citations_shown(messages: list[dict[str, Any]]) -> list[str]:
-    shown = "\n".join(m["content"] for m in messages if m["role"] in ("user", "tool"))
-    return [*citations_read(shown), *laws_read(shown)]
+def _citations_shown(messages: list[dict[str, Any]]) -> CitationsShown:
+    return citations_shown("\n".join(m["content"] for m in messages if m["role"] in ("user", "tool")))
 
 
 def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,

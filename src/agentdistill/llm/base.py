@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from agentdistill.errors import UserError
 
 if TYPE_CHECKING:
-    from agentdistill.llm.constrain import WrittenNumber
+    from agentdistill.llm.constrain import CitationsShown, WrittenNumber
 
 
 @dataclass
@@ -43,9 +43,9 @@ class GenerationRequest:
     # units are matched to the arguments', only the tools they can serve are offered, and an argument with
     # a default is written only where the user gave it a value (llm.constrain, ActionConstraint.open_span).
     user_words: frozenset[str] | None = None
-    # With tool_names: the citations and laws a reply may write (llm.constrain.citations_read and laws_read of
-    # what the conversation showed); None: any.
-    citations: list[str] | None = None
+    # With tool_names: the citations and laws a reply may write (llm.constrain.citations_shown of what the
+    # conversation showed); None: any.
+    citations: CitationsShown | None = None
     # With tool_names: what the previous thought planned to do next (llm.constrain.open_plan); None: free.
     plan: str | None = None
 

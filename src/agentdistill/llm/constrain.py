@@ -33,15 +33,15 @@ user wrote cannot be left out. On held-out topics the student answered "the pay 
 salary of AED 44,000" with ``calculate_gratuity`` and ``"years_of_service": 2``, added ``"period":
 "rest_day"`` to plain overtime, and gave a notice calculation the days served as the notice.
 
-With ``citations`` (the citations and laws the conversation has shown, per row) an answer can cite only
-those: once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation must be one it
-read, and where it read none of that law, a citation of it cannot begin. On held-out topics the student
-copied a passage's sentence and then wrote ``Federal Decree-Law 33/2021, Art. 15`` where the passage said
-``Cabinet Resolution 1/2022, Art. 15``, or added ``(Cabinet Decision 106/2022, Art. 14)`` from a training
-passage on another topic; both are ungrounded answers (``agent.citations_from_observations``). Inside an
-answer the same holds for a law's name in running text, which may also name a law read without an
-article: the student answered "The result is in Federal Law 33/2021, Art. 29" having read only
-Federal Decree-Law 33/2021.
+With ``citations`` (per row, the citations and laws the conversation has shown: ``citations_shown``) an
+answer can cite only those: once a reply writes a law's name after ``(`` or ``; ``, the rest of the citation
+must be one it read, and where it read none of that law, a citation of it cannot begin. On held-out topics
+the student copied a passage's sentence and then wrote ``Federal Decree-Law 33/2021, Art. 15`` where the
+passage said ``Cabinet Resolution 1/2022, Art. 15``, or added ``(Cabinet Decision 106/2022, Art. 14)`` from
+a training passage on another topic; both are ungrounded answers (``agent.citations_from_observations``).
+Inside an answer the same holds for a law's name in running text, which may also name a law read without an
+article: the student answered "The result is in Federal Law 33/2021, Art. 29" having read only Federal
+Decree-Law 33/2021.
 
 With ``plans`` (per row, what the previous thought said comes next) a thought after an observation can
 only name that as its own "next:": the student planned "next: calculate_gratuity", searched, and after
@@ -115,7 +115,6 @@ _CITATION_CHARS = 120
 # so a word that merely begins like one ("Min...") is not held up
 _BARE_START = re.compile(r"(?<=\s)[A-Z]")
 _LAW_FIRST_WORDS = tuple(dict.fromkeys(name.split()[0] for name in LAW_NAMES))
-_ARTICLE_OF_CITATION = re.compile(r", Arts?\. \d")
 # the rule teacher's plan: a thought ends "; next: overtime_pay." or "; next: the answer."
 PLAN_MARKER = "next:"
 PLAN_ANSWER = "the answer"
@@ -236,6 +235,19 @@ def _name_words(argument: str) -> frozenset[str]:
     return frozenset(_stem(w) for w in argument.split("_")) - {argument_unit(argument), "of", "the", "a", "per"}
 
 
+class CitationsShown(NamedTuple):
+    """What a conversation has shown that a reply may cite: its citations of articles (``citations_read``)
+    and the laws it named in full (``laws_read``), which only an answer's running text may name bare."""
+
+    articles: tuple[str, ...] = ()
+    laws: tuple[str, ...] = ()
+
+
+def citations_shown(text: str) -> CitationsShown:
+    """The articles cited and the laws named in ``text``."""
+    return CitationsShown(tuple(citations_read(text)), tuple(laws_read(text)))
+
+
 def citations_read(text: str) -> list[str]:
     """The citations in ``text`` as written, in order and without repeats: "... (Federal Decree-Law
     33/2021, Art. 17; Cabinet Resolution 1/2022, Art. 15)" -> both."""
@@ -249,30 +261,29 @@ def laws_read(text: str) -> list[str]:
     return list(dict.fromkeys(law for law in named if law.startswith(_LAW_NAMES)))
 
 
-def open_citation(text: str, citations: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
+def open_citation(text: str, shown: CitationsShown) -> tuple[tuple[str, ...], str, bool] | None:
     """Where ``text`` stands if it ends in a citation: (the citations it may go on to, each with the
     characters that may end it; the citation so far; whether it may only go on to one of them). Only
     once a law's name is written are the tokens allowed; before that, at the opening "(" or "; " and
     while the text is on its way to a law's name, only the tokens towards a law not among them are
     refused (so "(for example" goes on). In an answer a law's name in running text opens a citation too,
-    once the name's first word is written ("Federal"), and it may also name a law of ``citations`` without
-    an article (``laws_read``: a passage's "as amended by Federal Decree-Law No. 9 of 2024"). None when
+    once the name's first word is written ("Federal"), and it may also name a law ``shown`` without an
+    article (``shown.laws``: a passage's "as amended by Federal Decree-Law No. 9 of 2024"). None when
     the text is in no citation or has left the ones read."""
     tail = text[-_CITATION_CHARS:]
     opened = _CITATION_OPEN.search(tail)
-    articles = [c for c in citations if _ARTICLE_OF_CITATION.search(c)]
-    if opened is not None and (cited := _citation_at(opened["partial"], articles)):
+    if opened is not None and (cited := _citation_at(opened["partial"], shown.articles)):
         return cited
     if not in_answer(text):
         return None
     for start in _BARE_START.finditer(tail):
         partial = tail[start.start():]
-        if partial.startswith(_LAW_FIRST_WORDS) and (cited := _citation_at(partial, citations)):
+        if partial.startswith(_LAW_FIRST_WORDS) and (cited := _citation_at(partial, (*shown.articles, *shown.laws))):
             return cited
     return None
 
 
-def _citation_at(partial: str, citations: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
+def _citation_at(partial: str, citations: tuple[str, ...]) -> tuple[tuple[str, ...], str, bool] | None:
     """open_citation for a citation that starts at ``partial``'s first character."""
     in_name = any(partial.startswith(name) for name in _LAW_NAMES)
     if not in_name and not any(name.startswith(partial) for name in _LAW_NAMES):
@@ -575,7 +586,7 @@ class ActionConstraint:
 
     def processor(self, prompt_len: int, prefixes: list[str],
                   numbers: list[list[WrittenNumber] | None] | None = None,
-                  citations: list[list[str] | None] | None = None,
+                  citations: list[CitationsShown | None] | None = None,
                   plans: list[str | None] | None = None,
                   words: list[frozenset[str] | None] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
@@ -589,7 +600,7 @@ class ActionConstraint:
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str],
               numbers: list[list[WrittenNumber] | None] | None = None,
-              citations: list[list[str] | None] | None = None, plans: list[str | None] | None = None,
+              citations: list[CitationsShown | None] | None = None, plans: list[str | None] | None = None,
               words: list[frozenset[str] | None] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
@@ -634,7 +645,7 @@ class _ActionProcessor:
     """What generate() calls at every step (the LogitsProcessor signature)."""
 
     def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
-                 numbers: list[list[WrittenNumber] | None], citations: list[list[str] | None],
+                 numbers: list[list[WrittenNumber] | None], citations: list[CitationsShown | None],
                  plans: list[str | None], words: list[frozenset[str] | None]):
         self.constraint = constraint
         self.prompt_len = prompt_len
