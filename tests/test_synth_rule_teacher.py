@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from agentdistill.agent.runtime import run_agents
+from agentdistill.agent.wire import parse_step
 from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig, ToolsConfig
 from agentdistill.llm.base import LLM, GenerationRequest
@@ -126,6 +127,33 @@ def test_thoughts_are_one_sentence_and_varied(general_tools):
     thoughts = {r.messages[2]["thought"] for _, r in run_agents(teacher, general_tools, questions, max_steps=3)}
     assert len(thoughts) >= 2
     assert all(t.count(". ") == 0 and t.endswith(".") for t in thoughts)
+
+
+FIRST_STEP_QUESTIONS = [
+    *(f"{who}What is the end-of-service gratuity for {n} years of service at a basic wage of AED 9,250?"
+      for who, n in [("", 6), ("I'm an employer. ", 7), ("For our HR policy: ", 8)]),
+    *(f"{who}How much annual leave do I get after {n} months of service?" for who, n in [("", 9), ("Hi. ", 20)]),
+    *(f"{who}What is {a} * {b}?" for who, a, b in [("", 12, 7), ("Quick one: ", 140, 3), ("Please: ", 9, 9)]),
+    *(f"{who}Convert {n} km to miles." for who, n in [("", 12), ("Please ", 5)]),
+    *(f"{who}Show me Article {n} of the labour law." for who, n in [("", 43), ("As an employer: ", 12),
+                                                                   ("For our payroll team, ", 51)]),
+    *(f"{who}Can you explain the rules on probation period?" for who in ["", "I'm a nanny. ", "Quick question: "]),
+    "What does the law say about overtime pay, and what is the pay for 3 hours on a basic salary of AED 6,000?",
+    "Hello, who am I talking to?", "Thanks, that helps a lot.", "What is the capital of Australia?",
+    "Could you make up a bedtime story for my kids?", "Great, thanks for explaining the gratuity.",
+]
+
+
+def test_a_first_thought_opens_with_a_word_of_its_own_decision():
+    # a student decoding greedily then decides at the thought's first token (llm/rule.py, _THOUGHTS)
+    teacher = RuleTeacher()
+    decisions_of: dict[str, set[str]] = {}
+    for question in FIRST_STEP_QUESTIONS:
+        step = parse_step(teacher.next_step([{"role": "user", "content": question}]))
+        decision = step.tool_calls[0]["name"] if step.tool_calls else "no tool"
+        decisions_of.setdefault(step.thought.split()[0].strip(":,;"), set()).add(decision)
+    assert all(len(decisions) == 1 for decisions in decisions_of.values()), decisions_of
+    assert len(decisions_of) == 7  # gratuity, leave, calculator, units, article, search, no tool
 
 
 def test_a_first_thought_prefix_is_continued(general_tools):

@@ -448,37 +448,46 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 
 # ----------------------------------------------------------------------------- thoughts and replies
 
+# A first thought's first word names the decision, one word per tool ("Searching", "Reading", "Overtime", ...)
+# and "No" for every reply without a tool: a student decoding greedily decides at that first token, on the
+# question alone. With openings shared across tools ("I will", "Let me", "This is"), runs/s14d's student
+# put 0.66-0.95 of its first-token mass on " I", " Let", " This" and " The" on each of its 20 held-out
+# misses, and chose the tool later, after copying the topic ("I need the rules on Federal Decree-Law
+# 33/2021, Art. 8, so I will search the law texts"). The tests keep the first words distinct.
 _THOUGHTS = {
-    "search_labour_law": ["I should search the labour law for {topic}.",
-                          "Let me look up what the law says about {topic}.",
-                          "I need the rules on {topic}, so I will search the law texts.",
-                          "Searching the law for {topic} will give me the rule to cite."],
-    "get_article": ["I will fetch {topic} to see what it says.",
-                    "The question names {topic}, so I will get that article.",
-                    "Let me retrieve the text of {topic}."],
-    "calculate_gratuity": ["This is a gratuity calculation, so I will use calculate_gratuity.",
-                           "I have the basic salary and the years of service, so I can compute the gratuity.",
-                           "The gratuity tool will apply the 21-day and 30-day rule to these numbers."],
-    "annual_leave": ["I will compute the annual leave entitlement from the months of service.",
-                     "The leave entitlement depends on the length of service, so I will use annual_leave.",
-                     "Let me calculate the paid annual leave for this length of service."],
-    "overtime_pay": ["I will compute the overtime pay from the basic salary and the hours.",
-                     "This needs the overtime rates, so I will use overtime_pay.",
-                     "Let me calculate the overtime pay for these hours."],
-    "notice_period": ["I will check the notice period against the legal limits with notice_period.",
-                      "The notice rules apply here, so I will use notice_period with these numbers.",
-                      "Let me work out the notice period and any pay in lieu."],
-    "calculator": ["I will use the calculator for this arithmetic.", "This is arithmetic, so the calculator fits.",
-                   "Let me compute this with the calculator."],
-    "convert_units": ["This is a unit conversion, so I will use convert_units.",
-                      "Let me convert the units with the tool.",
-                      "I will convert this with convert_units."],
-    "date_diff": ["I need the time between two dates, so I will use date_diff.",
-                  "Let me count the days between the dates.",
-                  "date_diff will give the difference between these dates."],
-    "add_days": ["I need a date a number of days away, so I will use add_days.", "Let me add the days to the date.",
-                 "add_days will give the resulting date."],
+    "search_labour_law": ["Searching the labour law for {topic} will find the rule.",
+                          "Searching the law for {topic} will give me the rule to cite.",
+                          "Searching the law texts is the way to the rules on {topic}.",
+                          "Searching for {topic} in the law: I need its rules."],
+    "get_article": ["Reading {topic} will show what it says.",
+                    "Reading the article the question names, {topic}, answers it.",
+                    "Reading the text of {topic} is what is asked, so I will get that article."],
+    "calculate_gratuity": ["Gratuity follows from the basic salary and the years of service, so I will use "
+                           "calculate_gratuity.",
+                           "Gratuity is a calculation: calculate_gratuity applies the 21-day and 30-day rule to these "
+                           "numbers.",
+                           "Gratuity for these numbers: I can compute it with the gratuity tool."],
+    "annual_leave": ["Annual leave depends on the length of service, so I will use annual_leave.",
+                     "Annual leave entitlement: I will compute it from the months of service.",
+                     "Annual leave for this length of service is a calculation; let me use annual_leave."],
+    "overtime_pay": ["Overtime pay follows from the basic salary and the hours, so I will use overtime_pay.",
+                     "Overtime needs the legal rates; I will compute the pay with overtime_pay.",
+                     "Overtime pay for these hours: let me calculate it."],
+    "notice_period": ["Notice rules apply here, so I will use notice_period with these numbers.",
+                      "Notice period: I will check it against the legal limits with notice_period.",
+                      "Notice and any pay in lieu: let me work them out with notice_period."],
+    "calculator": ["Plain arithmetic, so the calculator fits.", "Plain arithmetic: I will use the calculator.",
+                   "Plain arithmetic; let me compute this with the calculator."],
+    "convert_units": ["Conversion of units, so I will use convert_units.",
+                      "Conversion: let me convert the units with the tool.",
+                      "Conversion between units: I will convert this with convert_units."],
+    "date_diff": ["Counting the time between two dates is what date_diff does.",
+                  "Counting the days between the dates: I will use date_diff.",
+                  "Counting from one date to the other, so I will use date_diff."],
+    "add_days": ["Adding days to a date is what add_days does.", "Adding the days to the date: I will use add_days.",
+                 "Adding a number of days gives the resulting date, so I will use add_days."],
 }
+_OTHER_TOOL_THOUGHT = "Using {tool} is the next step."
 # A step that reads the law ends its thought with what comes next ("; next: overtime_pay." or "; next:
 # the answer."), and the step after its observation repeats it: the decision after a search is then a
 # copy of the student's own plan, learnt from every lookup as well as from the two-tool traces. With the
@@ -497,18 +506,20 @@ _ANSWER_THOUGHTS = ["I have what I need to answer.", "The result answers the que
 _ANSWER_THOUGHTS_CITED = ["I have what I need to answer.", "Now I can answer and cite the source.",
                           "The result answers the question, with its article."]
 _REPLIES = {
-    "greeting": (["This is a greeting, so no tool is needed.", "The user is saying hello; I can reply directly."],
+    "greeting": (["No tool is needed: this is a greeting.",
+                  "No tool is needed; the user is saying hello, so I can reply directly."],
                  ["Hello! I can help with questions about {domain}, such as leave, gratuity, overtime and notice "
                   "periods. What would you like to know?",
                   "Hi! Ask me anything about {domain}, for example your leave, gratuity or notice period.",
                   "Hello! How can I help you with {domain} today?"]),
-    "thanks": (["The user is thanking me, so no tool is needed.", "This is a thank-you; I can reply directly."],
+    "thanks": (["No tool is needed: the user is thanking me.",
+                "No tool is needed for a thank-you; I can reply directly."],
                ["You're welcome! Let me know if you have another question about {domain}.",
                 "Glad to help. Feel free to ask if anything else about {domain} comes up.",
                 "You're welcome. I'm here if you need anything else on {domain}."]),
-    "decline": (["This is outside {domain}, so I should politely decline.",
+    "decline": (["No tool covers this: it is outside {domain}, so I should politely decline.",
                  "No tool covers this topic and it is not about {domain}; I will decline.",
-                 "This question is not about {domain}, so I cannot answer it with my tools."],
+                 "No tool can answer this: the question is not about {domain}."],
                 ["I'm sorry, I can only help with {domain} and related calculations, so I can't answer that.",
                  "Sorry, that is outside what I can help with: I answer questions about {domain}.",
                  "I can't help with that, I'm afraid. I can answer questions about {domain}, such as leave, pay "
@@ -559,7 +570,7 @@ class RuleTeacher:
         if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
             call = plan.calls[k]
             if k == 0:
-                thought = _pick(_THOUGHTS.get(call.name, ["I will use {tool}."]), key)
+                thought = _pick(_THOUGHTS.get(call.name, [_OTHER_TOOL_THOUGHT]), key)
                 if call.name in _READS_LAW:
                     upcoming = plan.calls[1].name if len(plan.calls) > 1 else PLAN_ANSWER
                     thought = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
