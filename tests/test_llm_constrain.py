@@ -550,6 +550,15 @@ def test_the_runtime_asks_for_the_plan_only_after_an_observation(llm):
     assert _plan([{"role": "user", "content": "q"}]) is None
 
 
+def test_a_plan_the_step_carried_out_is_not_asked_for_again():
+    from agentdistill.agent.runtime import _plan
+
+    carried_out = {"role": "assistant", "thought": "I have the rules; next: notice_period.",
+                   "tool_calls": [{"name": "notice_period", "arguments": {"contract_notice_days": 60}}]}
+    observed = {"role": "tool", "name": "notice_period", "content": "60 days is within the legal limits."}
+    assert _plan([{"role": "user", "content": "q"}, carried_out, observed], ["notice_period"]) is None
+
+
 @pytest.mark.parametrize(("question", "asked"), [
     ("Can you explain the gratuity formula, and what would I get after 12 years on a basic salary of AED 20,000?",
      ["calculate_gratuity"]),

@@ -297,11 +297,14 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
 
 
 def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | None:
-    """What the last thought planned, when an observation has just answered its step; else the first of the
-    ``asked`` tools that no call has used yet (None: free)."""
+    """What the last thought planned, when an observation has just answered its step and the step did not
+    itself call the planned tool; else the first of the ``asked`` tools that no call has used yet (None:
+    free). A thought after a search plans the tool it then calls ("I have the rules; next: notice_period."):
+    held to that plan after notice_period's own observation, runs/s15a's student called it again, a loop."""
     if messages[-1]["role"] == "tool":
         last = next((m for m in reversed(messages) if m["role"] == "assistant"), {})
-        if (planned := plan_written(last.get("thought", ""))) is not None:
+        planned = plan_written(last.get("thought", ""))
+        if planned is not None and planned not in {call["name"] for call in last.get("tool_calls") or []}:
             return planned
     called = {call["name"] for m in messages if m["role"] == "assistant" for call in m.get("tool_calls") or []}
     return next((tool for tool in asked if tool not in called), None)
