@@ -156,6 +156,18 @@ def test_a_first_thought_opens_with_a_word_of_its_own_decision():
     assert len(decisions_of) == 7  # gratuity, leave, calculator, units, article, search, no tool
 
 
+def test_after_a_calculation_the_thought_opens_with_a_word_that_only_answers(general_tools):
+    teacher = RuleTeacher(tool_names=general_tools.names())
+    questions = [f"What is {a} * {b}?" for a, b in [(12, 7), (140, 3), (9, 9), (31, 4)]] + [
+        "Convert 5 miles to km.", "What date is 45 days after 2025-03-01?"]
+    runs = [r for _, r in run_agents(teacher, general_tools, questions, max_steps=3)]
+    first_words = {m["thought"].split()[0] for r in runs for m in r.messages if m["role"] == "assistant"}
+    answering = {r.messages[-1]["thought"].split()[0] for r in runs}
+    assert answering == {"Done:"}
+    assert all(r.messages[-1].get("tool_calls") in (None, []) for r in runs)
+    assert len(first_words) == 1 + len({r.messages[2]["tool_calls"][0]["name"] for r in runs})
+
+
 def test_a_first_thought_prefix_is_continued(general_tools):
     teacher = RuleTeacher(tool_names=general_tools.names())
     prefix = "Thought: Let me decide which tool fits."

@@ -499,12 +499,16 @@ _READS_LAW = ("search_labour_law", "get_article")
 # closed phrases: "The search found the rule" let the student go on "...found the hourly rate by dividing
 # ..." with the passage it had just read, and not reach its action (8 of 133 held-out questions)
 _HAVE_RULES = ["I have the rules", "The law texts are in", "I have read the rules"]
-_SECOND_STEP = ["Now I will calculate the figure with {tool}.",
-                "I have the rule; next I compute the numbers with {tool}.",
-                "With the rule found, {tool} will give the exact amount."]
-_ANSWER_THOUGHTS = ["I have what I need to answer.", "The result answers the question.", "That gives the answer."]
-_ANSWER_THOUGHTS_CITED = ["I have what I need to answer.", "Now I can answer and cite the source.",
-                          "The result answers the question, with its article."]
+# After a calculation's observation the first word decides again: "Done" answers, "Another" calls a second
+# calculator. runs/s15a's student, whose answer thoughts began "I have" or "The result", went on "The
+# result answers the question, so I will use notice_period." and called it again (6 of its 8 loops).
+_SECOND_STEP = ["Another calculation: now I will calculate the figure with {tool}.",
+                "Another step: with the rule found, {tool} will give the exact amount.",
+                "Another tool is next: I compute the numbers with {tool}."]
+_ANSWER_THOUGHTS = ["Done: I have what I need to answer.", "Done: the result answers the question.",
+                    "Done: that gives the answer."]
+_ANSWER_THOUGHTS_CITED = ["Done: I have what I need to answer.", "Done: now I can answer and cite the source.",
+                          "Done: the result answers the question, with its article."]
 _REPLIES = {
     "greeting": (["No tool is needed: this is a greeting.",
                   "No tool is needed; the user is saying hello, so I can reply directly."],
