@@ -70,6 +70,17 @@ def test_the_partial_name_is_the_text_after_the_last_open_action(constraint, tex
     assert constraint.partial_name(text) == partial
 
 
+@pytest.mark.parametrize("text", ["Thought: I have the rules; next: zq_tally.\nAction:",
+                                  "Thought: I have the rules; next: zq_tally.\nAction: "])
+def test_after_the_action_marker_only_the_object_can_open(constraint, llm, text):
+    # the SFT student wrote "Action: 25 percent and 50 percent at night (...)" after a search
+    span = constraint.open_span(text)
+    assert span is not None
+    allowed = {llm.tokenizer.decode([i]) for i in constraint.allowed(span[1], span[0])}
+    assert allowed and all(t.lstrip(" ").startswith("{") or t == " " for t in allowed), allowed
+    assert ("{" in allowed) and (" 25" not in allowed)
+
+
 def test_allowed_tokens_only_lead_to_registered_names(constraint, llm):
     allowed = [llm.tokenizer.decode([i]) for i in constraint.allowed('"name": "zq_')]
     assert allowed

@@ -68,6 +68,10 @@ from agentdistill.citations import LAW_NAMES, LAW_RE
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
 _NAME_KEYS = ('"name": "', '"name":"')
 _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
+# right after the marker only the object may follow: runs/s15c's student wrote "Action: 25 percent and 50
+# percent at night (...)" after a search, 8 of its 133 held-out replies, each a format error
+_ACTION_MARKER = re.compile(r"Action:(?P<partial>[ \t]?)$")
+_ACTION_OBJECT = (" {", "{")
 _ARGUMENTS_OPEN = re.compile(r'"name":[ \t]*"(?P<tool>[^"\\]+)"[ \t]*,[ \t]*"arguments":[ \t]*\{')
 # enough to hold 'Action: {"name": "' and a long tool name even when sampled one character per token;
 # an argument key is read from the same tail, so an action longer than this is left unconstrained
@@ -445,7 +449,9 @@ class ActionConstraint:
         (``choice_named``) it can take, and then a choice only the default or a named one; and after a
         number the object cannot close while an argument without a default, one named for a time unit the
         user wrote a number in that no argument took, or a choice the user named, is left, nor go on when
-        no argument can follow."""
+        no argument can follow. Right after "Action:" the strings are the object's opening brace."""
+        if (marker := _ACTION_MARKER.search(generated_text)) is not None:
+            return _ACTION_OBJECT, marker["partial"]
         last = next(reversed(list(_ACTION_OPEN.finditer(generated_text))), None)
         if last is None:
             return None
