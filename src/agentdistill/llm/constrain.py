@@ -69,7 +69,7 @@ from agentdistill.citations import LAW_NAMES, LAW_RE
 _NAME_KEYS = ('"name": "', '"name":"')
 _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
 # right after the marker only the object may follow: runs/s15c's student wrote "Action: 25 percent and 50
-# percent at night (...)" after a search, 8 of its 133 held-out replies, each a format error
+# percent at night (...)" after a search, 7 of its 8 format errors on 133 held-out questions
 _ACTION_MARKER = re.compile(r"Action:(?P<partial>[ \t]?)$")
 _ACTION_OBJECT = (" {", "{")
 _ARGUMENTS_OPEN = re.compile(r'"name":[ \t]*"(?P<tool>[^"\\]+)"[ \t]*,[ \t]*"arguments":[ \t]*\{')
