@@ -12,7 +12,7 @@ from agentdistill.agent.wire import parse_step
 from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig, ToolsConfig
 from agentdistill.llm.base import LLM, GenerationRequest
-from agentdistill.llm.rule import RuleTeacher, best_sentences, route
+from agentdistill.llm.rule import Call, Plan, RuleTeacher, best_sentences, route
 from agentdistill.tools import load_tools
 
 
@@ -155,6 +155,16 @@ def test_a_first_thought_opens_with_a_word_of_its_own_decision():
     assert all(len(decisions) == 1 for decisions in decisions_of.values()), decisions_of
     assert len(decisions_of) == 7  # gratuity, leave, calculator, units, article, search, no tool
 
+
+
+def test_a_tool_without_thoughts_of_its_own_opens_with_its_name():
+    class WeatherTeacher(RuleTeacher):
+        def plan(self, question: str) -> Plan:
+            return Plan(calls=[Call("get_weather", {"city": "Dubai"})], topic="the weather")
+
+    step = parse_step(WeatherTeacher().next_step([{"role": "user", "content": "Is it hot in Dubai?"}]))
+    assert step.thought.split()[0] == "get_weather"
+    assert step.tool_calls[0]["name"] == "get_weather"
 
 def test_after_a_calculation_the_thought_opens_with_a_word_that_only_answers(general_tools):
     teacher = RuleTeacher(tool_names=general_tools.names())

@@ -448,20 +448,23 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 
 # ----------------------------------------------------------------------------- thoughts and replies
 
-# A first thought's first word names the decision, one word per tool ("Searching", "Reading", "Overtime", ...)
+# A first thought's first word names the decision, one word per tool ("Searching", "Article", "Overtime", ...)
 # and "No" for every reply without a tool: a student decoding greedily decides at that first token, on the
 # question alone. With openings shared across tools ("I will", "Let me", "This is"), runs/s14d's student
 # put 0.66-0.95 of its first-token mass on " I", " Let", " This" and " The" on each of its 20 held-out
 # misses, and chose the tool later, after copying the topic ("I need the rules on Federal Decree-Law
 # 33/2021, Art. 8, so I will search the law texts"). The tests keep the first words distinct.
+# get_article's word is "Article", the cue every such question carries ("Art. 51", "Article 22"): with
+# "Reading", close in meaning to "Searching", 7 of runs/s15b's 10 held-out misses opened "Reading the rules"
+# on search questions and then read an article or skipped the search.
 _THOUGHTS = {
     "search_labour_law": ["Searching the labour law for {topic} will find the rule.",
                           "Searching the law for {topic} will give me the rule to cite.",
                           "Searching the law texts is the way to the rules on {topic}.",
                           "Searching for {topic} in the law: I need its rules."],
-    "get_article": ["Reading {topic} will show what it says.",
-                    "Reading the article the question names, {topic}, answers it.",
-                    "Reading the text of {topic} is what is asked, so I will get that article."],
+    "get_article": ["Article named: {topic} will show what it says.",
+                    "Article lookup: the question names {topic}, so I will get its text.",
+                    "Article text is what is asked, so I will get {topic}."],
     "calculate_gratuity": ["Gratuity follows from the basic salary and the years of service, so I will use "
                            "calculate_gratuity.",
                            "Gratuity is a calculation: calculate_gratuity applies the 21-day and 30-day rule to these "
@@ -487,7 +490,8 @@ _THOUGHTS = {
     "add_days": ["Adding days to a date is what add_days does.", "Adding the days to the date: I will use add_days.",
                  "Adding a number of days gives the resulting date, so I will use add_days."],
 }
-_OTHER_TOOL_THOUGHT = "Using {tool} is the next step."
+# a tool without thoughts of its own (one a subclass's plan adds) opens with its name, its own decision word
+_OTHER_TOOL_THOUGHT = "{tool} is the next step."
 # A step that reads the law ends its thought with what comes next ("; next: overtime_pay." or "; next:
 # the answer."), and the step after its observation repeats it: the decision after a search is then a
 # copy of the student's own plan, learnt from every lookup as well as from the two-tool traces. With the
