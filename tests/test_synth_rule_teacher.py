@@ -144,16 +144,35 @@ FIRST_STEP_QUESTIONS = [
 ]
 
 
+DOMAIN_CALCULATORS = {"calculate_gratuity", "annual_leave", "overtime_pay", "notice_period"}
+
+
 def test_a_first_thought_opens_with_a_word_of_its_own_decision():
-    # a student decoding greedily then decides at the thought's first token (llm/rule.py, _THOUGHTS)
+    # a student decoding greedily then decides at the thought's first token (llm/rule.py, _THOUGHTS); the
+    # domain calculators share one word, and the topic after it picks the calculator
     teacher = RuleTeacher()
     decisions_of: dict[str, set[str]] = {}
     for question in FIRST_STEP_QUESTIONS:
         step = parse_step(teacher.next_step([{"role": "user", "content": question}]))
-        decision = step.tool_calls[0]["name"] if step.tool_calls else "no tool"
+        tool = step.tool_calls[0]["name"] if step.tool_calls else "no tool"
+        decision = "domain calculation" if tool in DOMAIN_CALCULATORS else tool
         decisions_of.setdefault(step.thought.split()[0].strip(":,;"), set()).add(decision)
     assert all(len(decisions) == 1 for decisions in decisions_of.values()), decisions_of
-    assert len(decisions_of) == 7  # gratuity, leave, calculator, units, article, search, no tool
+    assert len(decisions_of) == 6  # domain calculation, calculator, units, article, search, no tool
+
+
+def test_a_domain_calculation_does_not_open_with_a_word_of_its_question():
+    # a question that asks to explain a topic and then compute names that topic too: a first word taken
+    # from the topic ("Gratuity") sent held-out two-tool questions to the calculator before the search
+    teacher = RuleTeacher()
+    questions = ["What gratuity is owed for 5 years at AED 9,000 basic?",
+                 "How many days of annual leave does a worker with 19 months of service get?",
+                 "What overtime do we owe for 2 hours on a basic wage of AED 13,500?",
+                 "My contract says 30 days notice and my monthly wage is AED 5,500. What do I owe if I leave now?"]
+    for question in questions:
+        step = parse_step(teacher.next_step([{"role": "user", "content": question}]))
+        assert step.tool_calls[0]["name"] in DOMAIN_CALCULATORS
+        assert step.thought.split()[0].strip(":,;").lower() not in question.lower(), step.thought
 
 
 

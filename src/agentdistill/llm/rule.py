@@ -448,15 +448,20 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 
 # ----------------------------------------------------------------------------- thoughts and replies
 
-# A first thought's first word names the decision, one word per tool ("Searching", "Article", "Overtime", ...)
-# and "No" for every reply without a tool: a student decoding greedily decides at that first token, on the
-# question alone. With openings shared across tools ("I will", "Let me", "This is"), runs/s14d's student
+# A first thought's first word names the decision ("Searching", "Article", "Computing", "Plain arithmetic",
+# ..., "No" for every reply without a tool): a student decoding greedily decides at that first token, on
+# the question alone. With openings shared across tools ("I will", "Let me", "This is"), runs/s14d's student
 # put 0.66-0.95 of its first-token mass on " I", " Let", " This" and " The" on each of its 20 held-out
 # misses, and chose the tool later, after copying the topic ("I need the rules on Federal Decree-Law
 # 33/2021, Art. 8, so I will search the law texts"). The tests keep the first words distinct.
 # get_article's word is "Article", the cue every such question carries ("Art. 51", "Article 22"): with
 # "Reading", close in meaning to "Searching", 7 of runs/s15b's 10 held-out misses opened "Reading the rules"
 # on search questions and then read an article or skipped the search.
+# The domain calculators share "Computing" and name their topic next: the first word decides search or
+# compute, which the question's form shows ("Can you explain ..., and how much ..."), and the topic then
+# picks the calculator. With the topic as the word ("Gratuity", "Overtime"), a held-out question that asks
+# to explain a topic and then compute opened with the topic and skipped the search (8 of runs/s16b's 12
+# misses: "Gratuity for foreign workers: I need its rules; next: calculate_gratuity").
 _THOUGHTS = {
     "search_labour_law": ["Searching the labour law for {topic} will find the rule.",
                           "Searching the law for {topic} will give me the rule to cite.",
@@ -465,20 +470,20 @@ _THOUGHTS = {
     "get_article": ["Article named: {topic} will show what it says.",
                     "Article lookup: the question names {topic}, so I will get its text.",
                     "Article text is what is asked, so I will get {topic}."],
-    "calculate_gratuity": ["Gratuity follows from the basic salary and the years of service, so I will use "
+    "calculate_gratuity": ["Computing the gratuity from the basic salary and the years of service: I will use "
                            "calculate_gratuity.",
-                           "Gratuity is a calculation: calculate_gratuity applies the 21-day and 30-day rule to these "
+                           "Computing gratuity: calculate_gratuity applies the 21-day and 30-day rule to these "
                            "numbers.",
-                           "Gratuity for these numbers: I can compute it with the gratuity tool."],
-    "annual_leave": ["Annual leave depends on the length of service, so I will use annual_leave.",
-                     "Annual leave entitlement: I will compute it from the months of service.",
-                     "Annual leave for this length of service is a calculation; let me use annual_leave."],
-    "overtime_pay": ["Overtime pay follows from the basic salary and the hours, so I will use overtime_pay.",
-                     "Overtime needs the legal rates; I will compute the pay with overtime_pay.",
-                     "Overtime pay for these hours: let me calculate it."],
-    "notice_period": ["Notice rules apply here, so I will use notice_period with these numbers.",
-                      "Notice period: I will check it against the legal limits with notice_period.",
-                      "Notice and any pay in lieu: let me work them out with notice_period."],
+                           "Computing the gratuity for these numbers is what calculate_gratuity does."],
+    "annual_leave": ["Computing annual leave from the length of service: I will use annual_leave.",
+                     "Computing the annual leave entitlement from the months of service with annual_leave.",
+                     "Computing annual leave for this length of service; let me use annual_leave."],
+    "overtime_pay": ["Computing overtime pay from the basic salary and the hours: I will use overtime_pay.",
+                     "Computing overtime at the legal rates: I will work out the pay with overtime_pay.",
+                     "Computing the overtime pay for these hours; let me use overtime_pay."],
+    "notice_period": ["Computing the notice against the legal limits: I will use notice_period.",
+                      "Computing the notice period and any pay in lieu with notice_period.",
+                      "Computing notice and pay in lieu: let me work them out with notice_period."],
     "calculator": ["Plain arithmetic, so the calculator fits.", "Plain arithmetic: I will use the calculator.",
                    "Plain arithmetic; let me compute this with the calculator."],
     "convert_units": ["Conversion of units, so I will use convert_units.",
