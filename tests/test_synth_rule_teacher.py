@@ -175,7 +175,6 @@ def test_a_domain_calculation_does_not_open_with_a_word_of_its_question():
         assert step.thought.split()[0].strip(":,;").lower() not in question.lower(), step.thought
 
 
-
 def test_a_tool_without_thoughts_of_its_own_opens_with_its_name():
     class WeatherTeacher(RuleTeacher):
         def plan(self, question: str) -> Plan:
@@ -184,6 +183,7 @@ def test_a_tool_without_thoughts_of_its_own_opens_with_its_name():
     step = parse_step(WeatherTeacher().next_step([{"role": "user", "content": "Is it hot in Dubai?"}]))
     assert step.thought.split()[0] == "get_weather"
     assert step.tool_calls[0]["name"] == "get_weather"
+
 
 def test_after_a_calculation_the_thought_opens_with_a_word_that_only_answers(general_tools):
     teacher = RuleTeacher(tool_names=general_tools.names())

@@ -453,7 +453,7 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 # the question alone. With openings shared across tools ("I will", "Let me", "This is"), runs/s14d's student
 # put 0.66-0.95 of its first-token mass on " I", " Let", " This" and " The" on each of its 20 held-out
 # misses, and chose the tool later, after copying the topic ("I need the rules on Federal Decree-Law
-# 33/2021, Art. 8, so I will search the law texts"). The tests keep the first words distinct.
+# 33/2021, Art. 8, so I will search the law texts"). The tests keep each first word to one kind of decision.
 # get_article's word is "Article", the cue every such question carries ("Art. 51", "Article 22"): with
 # "Reading", close in meaning to "Searching", 7 of runs/s15b's 10 held-out misses opened "Reading the rules"
 # on search questions and then read an article or skipped the search.
