@@ -175,6 +175,34 @@ def test_a_domain_calculation_does_not_open_with_a_word_of_its_question():
         assert step.thought.split()[0].strip(":,;").lower() not in question.lower(), step.thought
 
 
+CALCULATION_QUESTIONS = [
+    *(f"What is the end-of-service gratuity for {n} years of service at a basic wage of AED 9,250?" for n in (3, 6, 9)),
+    *(f"How much annual leave do I get after {n} months of service?" for n in (9, 20, 40)),
+    *(f"What overtime do we owe for {n} hours on a basic wage of AED 13,500?" for n in (2, 5, 7)),
+    *(f"My contract says {n} days notice and my monthly wage is AED 5,500. What do I owe if I leave now?"
+      for n in (30, 60, 90)),
+    *(f"What is {a} * {b}?" for a, b in [(12, 7), (140, 3), (9, 9)]),
+    *(f"Convert {n} km to miles." for n in (12, 5, 40)),
+    *(f"How many days are there between 2019-11-{d} and 2022-04-12?" for d in (10, 17, 27)),
+    *(f"What date is {n} days after 2025-03-01?" for n in (45, 10, 100)),
+]
+
+
+def test_a_calculation_thought_names_its_tool_at_once_after_words_of_its_own():
+    # with frames shared across tools the student took the right first word, then another tool's frame and
+    # its tool ("Counting the days between these dates is what calculate_gratuity does.")
+    teacher = RuleTeacher()
+    tools_after: dict[str, set[str]] = {}
+    for question in CALCULATION_QUESTIONS:
+        step = parse_step(teacher.next_step([{"role": "user", "content": question}]))
+        tool = step.tool_calls[0]["name"]
+        words = step.thought.rstrip(".").replace(",", "").split()
+        assert tool in words[:5], step.thought
+        tools_after.setdefault(" ".join(words[:words.index(tool)]), set()).add(tool)
+    assert len(set().union(*tools_after.values())) == 8, tools_after
+    assert all(len(tools) == 1 for tools in tools_after.values()), tools_after
+
+
 def test_a_tool_without_thoughts_of_its_own_opens_with_its_name():
     class WeatherTeacher(RuleTeacher):
         def plan(self, question: str) -> Plan:

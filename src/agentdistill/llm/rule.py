@@ -462,6 +462,10 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 # picks the calculator. With the topic as the word ("Gratuity", "Overtime"), a held-out question that asks
 # to explain a topic and then compute opened with the topic and skipped the search (8 of runs/s16b's 12
 # misses: "Gratuity for foreign workers: I need its rules; next: calculate_gratuity").
+# A tool's thoughts open "<word> <topic> with <tool>", the tool named at once and the rest of the sentence
+# after it: with frames shared across tools ("... is what calculate_gratuity does", "...: I will use X"), 7
+# of runs/s16d's 11 held-out misses took the right first word, then another tool's frame and its tool
+# ("Counting the days between these dates is what calculate_gratuity does.").
 _THOUGHTS = {
     "search_labour_law": ["Searching the labour law for {topic} will find the rule.",
                           "Searching the law for {topic} will give me the rule to cite.",
@@ -470,30 +474,28 @@ _THOUGHTS = {
     "get_article": ["Article named: {topic} will show what it says.",
                     "Article lookup: the question names {topic}, so I will get its text.",
                     "Article text is what is asked, so I will get {topic}."],
-    "calculate_gratuity": ["Computing the gratuity from the basic salary and the years of service: I will use "
-                           "calculate_gratuity.",
-                           "Computing gratuity: calculate_gratuity applies the 21-day and 30-day rule to these "
-                           "numbers.",
-                           "Computing the gratuity for these numbers is what calculate_gratuity does."],
-    "annual_leave": ["Computing annual leave from the length of service: I will use annual_leave.",
-                     "Computing the annual leave entitlement from the months of service with annual_leave.",
-                     "Computing annual leave for this length of service; let me use annual_leave."],
-    "overtime_pay": ["Computing overtime pay from the basic salary and the hours: I will use overtime_pay.",
-                     "Computing overtime at the legal rates: I will work out the pay with overtime_pay.",
-                     "Computing the overtime pay for these hours; let me use overtime_pay."],
-    "notice_period": ["Computing the notice against the legal limits: I will use notice_period.",
-                      "Computing the notice period and any pay in lieu with notice_period.",
-                      "Computing notice and pay in lieu: let me work them out with notice_period."],
-    "calculator": ["Plain arithmetic, so the calculator fits.", "Plain arithmetic: I will use the calculator.",
-                   "Plain arithmetic; let me compute this with the calculator."],
-    "convert_units": ["Conversion of units, so I will use convert_units.",
-                      "Conversion: let me convert the units with the tool.",
-                      "Conversion between units: I will convert this with convert_units."],
-    "date_diff": ["Counting the time between two dates is what date_diff does.",
-                  "Counting the days between the dates: I will use date_diff.",
-                  "Counting from one date to the other, so I will use date_diff."],
-    "add_days": ["Adding days to a date is what add_days does.", "Adding the days to the date: I will use add_days.",
-                 "Adding a number of days gives the resulting date, so I will use add_days."],
+    "calculate_gratuity": ["Computing gratuity with calculate_gratuity from the basic salary and the years of service.",
+                           "Computing gratuity with calculate_gratuity, which applies the 21-day and 30-day rule.",
+                           "Computing gratuity with calculate_gratuity for these numbers."],
+    "annual_leave": ["Computing annual leave with annual_leave from the length of service.",
+                     "Computing annual leave with annual_leave, which knows the entitlement by months of service.",
+                     "Computing annual leave with annual_leave for this length of service."],
+    "overtime_pay": ["Computing overtime with overtime_pay from the basic salary and the hours.",
+                     "Computing overtime with overtime_pay, which applies the legal rates.",
+                     "Computing overtime with overtime_pay for these hours."],
+    "notice_period": ["Computing notice with notice_period against the legal limits.",
+                      "Computing notice with notice_period, which also gives any pay in lieu.",
+                      "Computing notice with notice_period for this contract."],
+    "calculator": ["Plain arithmetic with the calculator.", "Plain arithmetic with the calculator, one expression.",
+                   "Plain arithmetic with the calculator for these numbers."],
+    "convert_units": ["Conversion with convert_units between the units.",
+                      "Conversion with convert_units, which knows the factors.",
+                      "Conversion with convert_units for this amount."],
+    "date_diff": ["Counting days with date_diff between the two dates.",
+                  "Counting days with date_diff, from one date to the other.",
+                  "Counting days with date_diff for these dates."],
+    "add_days": ["Adding days with add_days to the date.", "Adding days with add_days, which gives the resulting date.",
+                 "Adding days with add_days for this date."],
 }
 # a tool without thoughts of its own (one a subclass's plan adds) opens with its name, its own decision word
 _OTHER_TOOL_THOUGHT = "{tool} is the next step."
