@@ -125,6 +125,26 @@ def test_cpu_bf16_follows_the_config_and_the_cpu_flags():
     assert use_bf16(cfg, cuda=False) == bool(native)
 
 
+def test_a_frozen_base_sits_in_bf16_where_bf16_is_used_and_updated_weights_stay_float32():
+    import torch
+    from peft import get_peft_model
+
+    from agentdistill.train.sft import load_base_model, lora_config
+
+    cfg = tiny_cfg()
+    cfg.sft.bf16 = True
+    base = load_base_model("smollm2-135m", cfg, False)
+    model = get_peft_model(base, lora_config(cfg, base))
+    dtypes = {p.requires_grad: set() for p in model.parameters()}
+    for p in model.parameters():
+        dtypes[p.requires_grad].add(p.dtype)
+    assert dtypes == {False: {torch.bfloat16}, True: {torch.float32}}
+    cfg.sft.bf16 = False
+    assert load_base_model("smollm2-135m", cfg, False).dtype == torch.float32
+    cfg.sft.bf16, cfg.sft.method = True, "full"
+    assert load_base_model("smollm2-135m", cfg, False).dtype == torch.float32
+
+
 @pytest.mark.slow
 def test_tiny_lora_run_writes_an_adapter_that_loads_and_changes_the_model(tmp_path):
     import torch

@@ -75,8 +75,8 @@ def use_bf16(cfg: RunConfig, cuda: bool) -> bool:
 
     On a CPU with AVX512-BF16 (AMD EPYC here), autocast to bf16 made a LoRA step of SmolLM2-135M on
     4 x 768 tokens 1.5x faster (103 s vs 157 s on a loaded 2-core box) with the same loss to 3 digits;
-    without such instructions bf16 is emulated and slower than float32, so it stays off. Weights and
-    optimizer state stay float32 on a CPU (autocast only lowers the matmuls).
+    without such instructions bf16 is emulated and slower than float32, so it stays off. With it, a
+    frozen base is loaded in bf16 (``load_base_model``); trained weights and optimizer state stay float32.
     """
     from agentdistill.models.precision import native_bf16
 
@@ -126,7 +126,9 @@ def load_base_model(name: str, cfg: RunConfig, cuda: bool) -> Any:
     folder = prepare(name, cfg.models.cache_dir)
     # A frozen base may sit in bf16 (PEFT keeps the adapters float32); weights that AdamW updates may not:
     # bf16 rounds away updates smaller than 1/256 of a weight, so full fine-tuning keeps float32 masters.
-    low = cuda and torch.cuda.is_bf16_supported() and cfg.sft.method != "full"
+    # On a CPU with native bf16 a float32 base made autocast copy every weight to bf16 at every matmul,
+    # forward and backward: 13% of a LoRA step's time; a bf16 base cut 10 steps from 50.9 s to 45.4 s.
+    low = use_bf16(cfg, cuda) and cfg.sft.method != "full"
     dtype = torch.bfloat16 if low else torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype}
     if cfg.sft.method == "qlora":
