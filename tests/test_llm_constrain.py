@@ -561,13 +561,18 @@ def test_the_runtime_asks_for_the_plan_only_after_an_observation(llm):
     assert _plan([{"role": "user", "content": "q"}]) is None
 
 
-def test_a_plan_the_step_carried_out_is_not_asked_for_again():
+def test_after_a_step_carried_out_its_plan_the_answer_is_next_unless_an_asked_tool_is_left():
     from agentdistill.agent.runtime import _plan
 
+    user = {"role": "user", "content": "q"}
     carried_out = {"role": "assistant", "thought": "I have the rules; next: notice_period.",
                    "tool_calls": [{"name": "notice_period", "arguments": {"contract_notice_days": 60}}]}
     observed = {"role": "tool", "name": "notice_period", "content": "60 days is within the legal limits."}
-    assert _plan([{"role": "user", "content": "q"}, carried_out, observed], ["notice_period"]) is None
+    assert _plan([user, carried_out, observed], ["notice_period"]) == "the answer"
+    assert _plan([user, carried_out, observed]) == "the answer"
+    assert _plan([user, carried_out, observed], ["notice_period", "annual_leave"]) == "annual_leave"
+    unplanned = {**carried_out, "thought": "Computing notice with notice_period."}
+    assert _plan([user, unplanned, observed], ["notice_period"]) is None  # no plan written: free
 
 
 @pytest.mark.parametrize(("question", "asked"), [

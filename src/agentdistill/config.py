@@ -92,7 +92,7 @@ class AgentConfig(Section):
     # With constrained tool names, a thought after an observation names as what comes "next:" only what the
     # thought before it planned: on a held-out topic the student planned "next: calculate_gratuity", read
     # the passage and wrote "next: the answer" (llm.constrain.open_plan; for students of the rule teacher's
-    # "; next: <tool>." thoughts).
+    # "; next: <tool>." thoughts). After a step that called its own plan the answer is next (agent.runtime._plan).
     follow_plan: bool = False
 
 

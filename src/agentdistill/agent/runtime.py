@@ -41,6 +41,7 @@ from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
 from agentdistill.llm.constrain import (
+    PLAN_ANSWER,
     CitationsShown,
     WrittenNumber,
     citations_shown,
@@ -298,16 +299,22 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
 
 def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | None:
     """What the last thought planned, when an observation has just answered its step and the step did not
-    itself call the planned tool; else the first of the ``asked`` tools that no call has used yet (None:
-    free). A thought after a search plans the tool it then calls ("I have the rules; next: notice_period."):
-    held to that plan after notice_period's own observation, runs/s15a's student called it again, a loop."""
+    itself call the planned tool; else the first of the ``asked`` tools that no call has used yet; else,
+    after a step that carried out its own plan, the answer (None: free).
+
+    A thought after a search plans the tool it then calls ("I have the rules; next: notice_period."): held
+    to that plan after notice_period's own observation, runs/s15a's student called it again, a loop; left
+    free there, runs/s17b's student wrote the same plan again and looped (2 of 127 held-out questions)."""
+    called = {call["name"] for m in messages if m["role"] == "assistant" for call in m.get("tool_calls") or []}
+    remaining = next((tool for tool in asked if tool not in called), None)
     if messages[-1]["role"] == "tool":
         last = next((m for m in reversed(messages) if m["role"] == "assistant"), {})
         planned = plan_written(last.get("thought", ""))
         if planned is not None and planned not in {call["name"] for call in last.get("tool_calls") or []}:
             return planned
-    called = {call["name"] for m in messages if m["role"] == "assistant" for call in m.get("tool_calls") or []}
-    return next((tool for tool in asked if tool not in called), None)
+        if planned is not None:
+            return remaining or PLAN_ANSWER
+    return remaining
 
 
 def _citations_shown(messages: list[dict[str, Any]]) -> CitationsShown:
