@@ -539,6 +539,28 @@ def test_after_an_observation_the_next_step_can_only_name_the_plan(constraint, l
     assert not {" the", " annual", " answer"} & allowed
 
 
+@pytest.mark.parametrize(("thought", "due", "names"), [
+    ("I have the rules; next: zq_tally.", True, {"zq_tally"}),  # the due plan written again: it is called
+    ("I have the rules; next: zq_tally.", False, {"zq_tally", "zq_lookup_rule"}),  # a first thought's plan
+    ("I have the rules.", True, {"zq_tally", "zq_lookup_rule"}),  # not written: the name is free
+])
+def test_a_thought_that_writes_its_due_plan_again_names_it_as_the_action(constraint, thought, due, names):
+    text = f'Thought: {thought}\nAction: {{"name": "'
+    span = constraint.open_span(text, due_plan="zq_tally" if due else None)
+    assert span is not None and {t.split('"')[-2] for t in span[0]} == names
+
+
+def test_a_plan_is_due_after_an_observation_and_only_a_tool_is():
+    from agentdistill.agent.runtime import _plan_due
+
+    user = {"role": "user", "content": "q"}
+    observed = {"role": "tool", "name": "search_labour_law", "content": "Overtime is paid at 125%."}
+    assert _plan_due([user, observed], "overtime_pay")
+    assert not _plan_due([user], "overtime_pay")  # a first thought's plan is the step after its own
+    assert not _plan_due([user, observed], "the answer")
+    assert not _plan_due([user, observed], None)
+
+
 @pytest.mark.parametrize("plan", [None, "zq_years_pay"])
 def test_with_units_a_plan_names_only_a_tool_the_users_numbers_can_serve(llm, plan):
     constraint = ActionConstraint(llm.tokenizer, list(UNIT_TOOLS), UNIT_TOOLS)

@@ -262,14 +262,14 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     cite_shown = bool(tool_names) and citations_from_observations
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
+        plans = [_plan(c.messages, asked.get(c.index, ())) if tool_names and follow_plan else None for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names,
                                       tool_arguments=tool_arguments, argument_numbers=numbers.get(c.index),
                                       user_words=words.get(c.index),
                                       citations=_citations_shown(c.messages) if cite_shown else None,
-                                      plan=_plan(c.messages, asked.get(c.index, ())) if tool_names and follow_plan
-                                      else None)
-                    for c, p in zip(active, prefixes, strict=True)]
+                                      plan=plan, plan_due=_plan_due(c.messages, plan))
+                    for c, p, plan in zip(active, prefixes, plans, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
         round_s = time.perf_counter() - start_s
@@ -315,6 +315,12 @@ def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | No
         if planned is not None:
             return remaining or PLAN_ANSWER
     return remaining
+
+
+def _plan_due(messages: list[dict[str, Any]], plan: str | None) -> bool:
+    """Whether ``plan`` is a tool to call at this step: an observation has answered the step before. A first
+    thought's plan is the step after its own ("Searching ...; next: overtime_pay." calls the search)."""
+    return plan not in (None, PLAN_ANSWER) and messages[-1]["role"] == "tool"
 
 
 def _citations_shown(messages: list[dict[str, Any]]) -> CitationsShown:

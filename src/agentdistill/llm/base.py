@@ -48,6 +48,9 @@ class GenerationRequest:
     citations: CitationsShown | None = None
     # With tool_names: what the previous thought planned to do next (llm.constrain.open_plan); None: free.
     plan: str | None = None
+    # The plan is due at this step (an observation answered the step that made it): a thought that writes
+    # it again then calls it, as the rule teacher's "I have the rules; next: overtime_pay." does.
+    plan_due: bool = False
 
 
 @dataclass

@@ -438,7 +438,8 @@ class ActionConstraint:
         return span[1] if span is not None and span[0] == self.targets else None
 
     def open_span(self, generated_text: str, numbers: list[WrittenNumber] | None = None,
-                  words: frozenset[str] | None = None) -> tuple[tuple[str, ...], str] | None:
+                  words: frozenset[str] | None = None, due_plan: str | None = None
+                  ) -> tuple[tuple[str, ...], str] | None:
         """(the strings the text may go on to, the part of one written so far) when ``generated_text``
         ends inside an action's name or, for a tool with known arguments, at one of its argument keys or
         in a number, enum or boolean value (a number's "strings" are ``("<number>",)`` or ``("<integer>",)``,
@@ -449,7 +450,11 @@ class ActionConstraint:
         (``choice_named``) it can take, and then a choice only the default or a named one; and after a
         number the object cannot close while an argument without a default, one named for a time unit the
         user wrote a number in that no argument took, or a choice the user named, is left, nor go on when
-        no argument can follow. Right after "Action:" the strings are the object's opening brace."""
+        no argument can follow. Right after "Action:" the strings are the object's opening brace.
+
+        With ``due_plan``, the plan due at this step: a thought that writes it again ("I have the rules; next:
+        annual_leave.") names it as the action, as the rule teacher's always do (runs/s17b's student wrote
+        that plan and searched again, a loop)."""
         if (marker := _ACTION_MARKER.search(generated_text)) is not None:
             return _ACTION_OBJECT, marker["partial"]
         last = next(reversed(list(_ACTION_OPEN.finditer(generated_text))), None)
@@ -458,6 +463,8 @@ class ActionConstraint:
         action = generated_text[last.end():]
         units = words is not None
         names = self.names_for(numbers, words)
+        if due_plan is not None and plan_written(generated_text[: last.start()]) == due_plan:
+            names = tuple(t for t in names if t.endswith(f'"{due_plan}"')) or names
         if any(t.startswith(action) and t != action for t in names):
             return names, action
         opened = _ARGUMENTS_OPEN.match(action)
@@ -594,20 +601,21 @@ class ActionConstraint:
                   numbers: list[list[WrittenNumber] | None] | None = None,
                   citations: list[CitationsShown | None] | None = None,
                   plans: list[str | None] | None = None,
-                  words: list[frozenset[str] | None] | None = None) -> _ActionProcessor:
+                  words: list[frozenset[str] | None] | None = None,
+                  due: list[bool] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
         ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens, ``numbers[row]``
         the numbers its number arguments may take, ``words[row]`` the user's words its arguments follow
-        (``open_span``), ``citations[row]`` the citations it may write and ``plans[row]`` what its "next:"
-        must name (None: any)."""
+        (``open_span``), ``citations[row]`` the citations it may write, ``plans[row]`` what its "next:"
+        must name (None: any) and ``due[row]`` whether that plan is due now (``open_span``)."""
         rows = [None] * len(prefixes)
         return _ActionProcessor(self, prompt_len, prefixes, numbers or rows, citations or rows, plans or rows,
-                                words or rows)
+                                words or rows, due or [False] * len(prefixes))
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str],
               numbers: list[list[WrittenNumber] | None] | None = None,
               citations: list[CitationsShown | None] | None = None, plans: list[str | None] | None = None,
-              words: list[frozenset[str] | None] | None = None) -> Any:
+              words: list[frozenset[str] | None] | None = None, due: list[bool] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
 
@@ -615,7 +623,8 @@ class ActionConstraint:
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
             row_numbers, row_words = numbers[row] if numbers else None, words[row] if words else None
-            span = self.open_span(text, row_numbers, row_words)
+            due_plan = plans[row] if plans and due and due[row] else None
+            span = self.open_span(text, row_numbers, row_words, due_plan)
             if span is not None:
                 ids = [i for i in self.allowed(span[1], span[0]) if i < scores.shape[-1]]
             elif citations and citations[row] is not None and (cited := open_citation(text, citations[row])):
@@ -652,7 +661,7 @@ class _ActionProcessor:
 
     def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
                  numbers: list[list[WrittenNumber] | None], citations: list[CitationsShown | None],
-                 plans: list[str | None], words: list[frozenset[str] | None]):
+                 plans: list[str | None], words: list[frozenset[str] | None], due: list[bool]):
         self.constraint = constraint
         self.prompt_len = prompt_len
         self.prefixes = prefixes
@@ -660,7 +669,8 @@ class _ActionProcessor:
         self.citations = citations
         self.plans = plans
         self.words = words
+        self.due = due
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers,
-                                     self.citations, self.plans, self.words)
+                                     self.citations, self.plans, self.words, self.due)

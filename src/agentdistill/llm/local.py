@@ -100,10 +100,11 @@ class LocalBackend:
             numbers = [r.argument_numbers for r in batch for _ in range(first.n)]
             citations = [r.citations for r in batch for _ in range(first.n)]
             plans = [r.plan for r in batch for _ in range(first.n)]
+            due = [r.plan_due for r in batch for _ in range(first.n)]
             words = [r.user_words for r in batch for _ in range(first.n)]
             constraint = self._constraint(first.tool_names, first.tool_arguments)
             processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations, plans,
-                                            words)
+                                            words, due)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
