@@ -302,6 +302,22 @@ def test_a_tool_is_offered_only_where_the_user_wrote_a_date_for_each_of_its_date
     assert {t.split('"')[-2] for t in names} == offered
 
 
+ARTICLE_TOOLS = {"zq_article": {"law": {"type": "string"}, "article": {"type": "integer"}},
+                 "zq_lookup": {"query": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(("question", "offered"), [
+    ("Show me Article 43 of the labour law.", {"zq_article", "zq_lookup"}),
+    ("Can you get the domestic workers law, Art. 19 for me?", {"zq_article", "zq_lookup"}),
+    ("What is the time between 2019-02-25 and 2026-10-23?", {"zq_lookup"}),
+    ("How many minutes are in 75 hours?", {"zq_lookup"}),
+])
+def test_a_whole_number_that_names_no_unit_is_offered_only_where_the_user_wrote_a_bare_number(llm, question, offered):
+    constraint = ActionConstraint(llm.tokenizer, list(ARTICLE_TOOLS), ARTICLE_TOOLS)
+    names = constraint.names_for(numbers_written(question), words_written(question))
+    assert {t.split('"')[-2] for t in names} == offered
+
+
 ARITHMETIC_TOOLS = {"zq_calc": {"expression": {"type": "string"}}, "zq_after": DATE_TOOLS["zq_after"],
                     "zq_lookup": {"query": {"type": "string"}}}
 
