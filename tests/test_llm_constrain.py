@@ -566,6 +566,20 @@ def test_a_thought_that_writes_its_due_plan_again_names_it_as_the_action(constra
     assert span is not None and {t.split('"')[-2] for t in span[0]} == names
 
 
+@pytest.mark.parametrize(("text", "may_end"), [
+    ("Thought: Done: the notice period is 90 days.", False),  # runs/s17d: a result stated, then the turn ended
+    ("Thought: Done: I have what I need to answer.\nAnswer: 90 days.", True),
+    ("Thought: No tool is needed.\nFinal Answer: Hello!", True),
+    ("Hello! How can I help?", True),  # no thought written: the rule does not reach it
+])
+def test_a_turn_cannot_end_after_a_thought_until_an_action_or_answer_follows(constraint, text, may_end):
+    end = 7
+    scores = torch.zeros(1, 16)
+    constraint.apply(torch.zeros(1, 0, dtype=torch.long), scores, [text], end_ids=[end])
+    assert (scores[0, end] == 0) == may_end
+    assert (scores[0, :end] == 0).all()  # nothing else is refused
+
+
 def test_a_plan_is_due_after_an_observation_and_only_a_tool_is():
     from agentdistill.agent.runtime import _plan_due
 

@@ -72,6 +72,10 @@ _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
 # percent at night (...)" after a search, 7 of its 8 format errors on 133 held-out questions
 _ACTION_MARKER = re.compile(r"Action:(?P<partial>[ \t]?)$")
 _ACTION_OBJECT = (" {", "{")
+# a reply whose thought has no action or answer after it yet: its turn may not end (the wire format wants
+# one of them). 3 of runs/s17d's 127 held-out replies ended after "Done: <the result>." or a thought that
+# stated figures, format errors the runtime then had to retry.
+_THOUGHT_WITHOUT_STEP = re.compile(r"Thought:(?![\s\S]*\b(?:action|answer)[ \t]*:)", re.I)
 _ARGUMENTS_OPEN = re.compile(r'"name":[ \t]*"(?P<tool>[^"\\]+)"[ \t]*,[ \t]*"arguments":[ \t]*\{')
 # enough to hold 'Action: {"name": "' and a long tool name even when sampled one character per token;
 # an argument key is read from the same tail, so an action longer than this is left unconstrained
@@ -608,26 +612,30 @@ class ActionConstraint:
                   citations: list[CitationsShown | None] | None = None,
                   plans: list[str | None] | None = None,
                   words: list[frozenset[str] | None] | None = None,
-                  due: list[bool] | None = None) -> _ActionProcessor:
+                  due: list[bool] | None = None, end_ids: list[int] | None = None) -> _ActionProcessor:
         """A logits processor for a generate() call whose generated tokens start at ``prompt_len``;
         ``prefixes[row]`` is the text prefilled before row ``row``'s generated tokens, ``numbers[row]``
         the numbers its number arguments may take, ``words[row]`` the user's words its arguments follow
         (``open_span``), ``citations[row]`` the citations it may write, ``plans[row]`` what its "next:"
-        must name (None: any) and ``due[row]`` whether that plan is due now (``open_span``)."""
+        must name (None: any) and ``due[row]`` whether that plan is due now (``open_span``); ``end_ids``, the
+        end-of-turn tokens, are refused while a thought has no action or answer after it."""
         rows = [None] * len(prefixes)
         return _ActionProcessor(self, prompt_len, prefixes, numbers or rows, citations or rows, plans or rows,
-                                words or rows, due or [False] * len(prefixes))
+                                words or rows, due or [False] * len(prefixes), end_ids or [])
 
     def apply(self, generated: Any, scores: Any, prefixes: list[str],
               numbers: list[list[WrittenNumber] | None] | None = None,
               citations: list[CitationsShown | None] | None = None, plans: list[str | None] | None = None,
-              words: list[frozenset[str] | None] | None = None, due: list[bool] | None = None) -> Any:
+              words: list[frozenset[str] | None] | None = None, due: list[bool] | None = None,
+              end_ids: list[int] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
         import torch
 
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
+            if end_ids and _THOUGHT_WITHOUT_STEP.search(text):
+                scores[row, [i for i in end_ids if i < scores.shape[-1]]] = float("-inf")
             row_numbers, row_words = numbers[row] if numbers else None, words[row] if words else None
             due_plan = plans[row] if plans and due and due[row] else None
             span = self.open_span(text, row_numbers, row_words, due_plan)
@@ -667,7 +675,8 @@ class _ActionProcessor:
 
     def __init__(self, constraint: ActionConstraint, prompt_len: int, prefixes: list[str],
                  numbers: list[list[WrittenNumber] | None], citations: list[CitationsShown | None],
-                 plans: list[str | None], words: list[frozenset[str] | None], due: list[bool]):
+                 plans: list[str | None], words: list[frozenset[str] | None], due: list[bool],
+                 end_ids: list[int]):
         self.constraint = constraint
         self.prompt_len = prompt_len
         self.prefixes = prefixes
@@ -676,7 +685,9 @@ class _ActionProcessor:
         self.plans = plans
         self.words = words
         self.due = due
+        self.end_ids = end_ids
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         return self.constraint.apply(input_ids[:, self.prompt_len:], scores, self.prefixes, self.numbers,
-                                     self.citations, self.plans, self.words, self.due)
+                                     self.citations, self.plans, self.words, self.due,
+                                     self.end_ids)

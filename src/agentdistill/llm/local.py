@@ -104,7 +104,7 @@ class LocalBackend:
             words = [r.user_words for r in batch for _ in range(first.n)]
             constraint = self._constraint(first.tool_names, first.tool_arguments)
             processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations, plans,
-                                            words, due)
+                                            words, due, self.eos_ids)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
