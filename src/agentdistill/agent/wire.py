@@ -76,6 +76,12 @@ def fold_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
+def in_thought(text: str) -> bool:
+    """Whether ``text`` ends inside a thought: its last marker is "Thought:", no action or answer after it."""
+    last = next(reversed(list(_MARKER.finditer(text))), None)
+    return last is not None and last.group(1).lower() == "thought"
+
+
 def in_answer(text: str) -> bool:
     """Whether ``text`` ends inside an answer: its last marker is "Answer:" (or "Final Answer:")."""
     last = next(reversed(list(_MARKER.finditer(text))), None)

@@ -62,7 +62,7 @@ import re
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from agentdistill.agent.wire import in_answer
+from agentdistill.agent.wire import in_answer, in_thought
 from agentdistill.citations import LAW_NAMES, LAW_RE
 
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
@@ -72,10 +72,6 @@ _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
 # percent at night (...)" after a search, 7 of its 8 format errors on 133 held-out questions
 _ACTION_MARKER = re.compile(r"Action:(?P<partial>[ \t]?)$")
 _ACTION_OBJECT = (" {", "{")
-# a reply whose thought has no action or answer after it yet: its turn may not end (the wire format wants
-# one of them). 3 of runs/s17d's 127 held-out replies ended after "Done: <the result>." or a thought that
-# stated figures, format errors the runtime then had to retry.
-_THOUGHT_WITHOUT_STEP = re.compile(r"Thought:(?![\s\S]*\b(?:action|answer)[ \t]*:)", re.I)
 _ARGUMENTS_OPEN = re.compile(r'"name":[ \t]*"(?P<tool>[^"\\]+)"[ \t]*,[ \t]*"arguments":[ \t]*\{')
 # enough to hold 'Action: {"name": "' and a long tool name even when sampled one character per token;
 # an argument key is read from the same tail, so an action longer than this is left unconstrained
@@ -634,7 +630,9 @@ class ActionConstraint:
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
-            if end_ids and _THOUGHT_WITHOUT_STEP.search(text):
+            # the wire format wants an action or an answer after a thought: 3 of runs/s17d's 127 held-out
+            # replies ended after "Done: <the result>." or a thought that stated figures, format errors
+            if end_ids and in_thought(text):
                 scores[row, [i for i in end_ids if i < scores.shape[-1]]] = float("-inf")
             row_numbers, row_words = numbers[row] if numbers else None, words[row] if words else None
             due_plan = plans[row] if plans and due and due[row] else None
