@@ -18,6 +18,9 @@ from agentdistill.tools.general import add_days, calculator, convert_units, date
     ("round(2 / 3, 3)", "0.667"),
     ("AED 9,000 / 30", "300"),
     ("-2 ** 2", "-4"),
+    ("3,200 divided by 4", "800"),  # runs/s18a: the question's words copied into the expression
+    ("7 Times 3 minus 1", "20"),
+    ("2 multiplied by 5 plus 1", "11"),
 ])
 def test_calculator_evaluates_arithmetic(expr, value):
     assert calculator(expr) == f"{expr} = {value}"
