@@ -580,6 +580,19 @@ def test_a_turn_cannot_end_after_a_thought_until_an_action_or_answer_follows(con
     assert (scores[0, :end] == 0).all()  # nothing else is refused
 
 
+@pytest.mark.parametrize(("text", "ran_on"), [
+    ("Thought: t\nAnswer: 800.\nAnswer:", True),  # runs/s18a: a second answer after the first
+    ("Thought: t\nAnswer: 800.\nExample:\n", True),  # the system prompt's example heading, imitated
+    ("Thought: t\nAnswer: 800.\nThe", False),  # a second line of the answer's own
+    ("Thought: t\nAnswer:", False),
+])
+def test_only_the_end_of_the_turn_may_follow_an_answer_that_ran_on_into_another_step(constraint, text, ran_on):
+    end = 7
+    scores = torch.zeros(1, 16)
+    constraint.apply(torch.zeros(1, 0, dtype=torch.long), scores, [text], end_ids=[end])
+    assert set(torch.nonzero(scores[0] == 0).flatten().tolist()) == ({end} if ran_on else set(range(16)))
+
+
 def test_a_plan_is_due_after_an_observation_and_only_a_tool_is():
     from agentdistill.agent.runtime import _plan_due
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from agentdistill.agent.wire import (
     STOP_SEQUENCES,
     WireFormatError,
+    answer_ran_on,
     fold_whitespace,
     in_answer,
     parse_step,
@@ -47,8 +48,10 @@ tool_calls = st.lists(st.fixed_dictionaries({"name": tool_names, "arguments": ar
 
 
 def _ends_turn(answer: str) -> bool:
-    """A line starting with 'Observation:' is where the model started inventing the tool's reply."""
-    return re.search(r"\n\s*observation:", answer, re.I) is not None
+    """A line that opens another step (or an "Example:" heading) is where the model stopped answering; a
+    wider net than the parser's, which is all a filter needs."""
+    step_line = r"\n\s*[>*#]*[ \t]*(observation|thought|action|answer|final answer|example)"
+    return re.search(step_line, answer, re.I) is not None
 
 
 answers = any_text.filter(lambda a: a.strip() != "" and not _ends_turn(a.strip()))
@@ -213,6 +216,21 @@ def test_answer_markers(marker):
 def test_answer_stops_at_an_invented_observation():
     step = parse_step("Thought: t\nAnswer: 30 days.\nObservation: made up\nThought: more")
     assert step.answer == "30 days."
+
+
+@pytest.mark.parametrize(("reply", "answer"), [  # the first three as runs/s18a's held-out answers ran on
+    ("Thought: t\nAnswer: The law texts are in; next: the answer.\nAnswer: The result answers the question.",
+     "The law texts are in; next: the answer."),
+    ("Thought: t\nAnswer: I can't help with that.\nExample:\nThought: No tool can answer this.\nAnswer: x",
+     "I can't help with that."),
+    ('Thought: t\nAnswer: AED 170,000.00 for 10 years.\nAction: {"name": "calculate_gratuity", "arguments": {}}',
+     "AED 170,000.00 for 10 years."),
+    ("Thought: t\nAnswer: 105 days.\nExample: 5 years of service give 105 days.",  # an example in its own words
+     "105 days.\nExample: 5 years of service give 105 days."),
+])
+def test_an_answer_ends_at_a_line_that_opens_another_step(reply, answer):
+    assert parse_step(reply).answer == answer
+    assert answer_ran_on(reply) == (answer != reply.split("Answer:", 1)[1].strip())
 
 
 def test_code_fences_inside_answers_and_arguments_are_content_and_kept():

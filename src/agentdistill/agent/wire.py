@@ -38,6 +38,11 @@ OBSERVATION = "Observation:"
 STOP_SEQUENCES = ["\nObservation:", "Observation:"]
 
 _MARKER = re.compile(r"^[ \t>*#]*(thought|action input|action|final answer|answer)[ \t*]*:", re.I | re.M)
+# Where an answer stops: a line that opens another step, or the system prompt's "Example:" heading that
+# introduces one. A small model that goes on after its answer imitates the prompt: 8 of runs/s18a's 127
+# held-out answers ran on into "Answer: ...", "Example:" + "Thought: ..." or "Action: {...}" lines.
+_ANSWER_END = re.compile(r"\n\s*[>*#]*[ \t]*(?:(?:observation|thought|action input|action|final answer|answer)[ \t*]*:"
+                         r"|example[ \t*]*:[ \t]*(?=\n|$))", re.I)
 # A line that is only a code fence. Such lines are blanked (same length, so positions still index the
 # model's text); fences inside an answer or a JSON string are content and are kept.
 _FENCE_LINE = re.compile(r"^[ \t]*```[\w+-]*[ \t]*$", re.M)
@@ -80,6 +85,16 @@ def in_thought(text: str) -> bool:
     """Whether ``text`` ends inside a thought: its last marker is "Thought:", no action or answer after it."""
     last = next(reversed(list(_MARKER.finditer(text))), None)
     return last is not None and last.group(1).lower() == "thought"
+
+
+def answer_ran_on(text: str) -> bool:
+    """Whether ``text`` has an answer with text of its own and, after it, a line that opens another step
+    (``_ANSWER_END``): the answer is over and anything more imitates the prompt."""
+    opened = next((m for m in _MARKER.finditer(text) if m.group(1).lower() in ("answer", "final answer")), None)
+    if opened is None:
+        return False
+    ended = _ANSWER_END.search(text, opened.end())
+    return ended is not None and bool(text[opened.end():ended.start()].strip())
 
 
 def in_answer(text: str) -> bool:
@@ -130,7 +145,7 @@ def parse_step(text: str) -> Step:
         thought = cleaned[thought_marker[2] : start]
     thought = fold_whitespace(thought)
     if kind in ("answer", "final answer"):
-        answer = _OBS_TAIL.split(text[end:], maxsplit=1)[0].strip()
+        answer = _ANSWER_END.split(text[end:], maxsplit=1)[0].strip()
         if len(_FENCE_LINE.findall(text[:start])) % 2:  # the step was wrapped in a fence: drop its closing line
             answer = _TRAILING_FENCE.sub("", answer).strip()
         if not answer:
@@ -148,7 +163,6 @@ def parse_step(text: str) -> Step:
     return Step(thought=thought, tool_calls=calls)
 
 
-_OBS_TAIL = re.compile(r"\n\s*Observation:", re.I)
 _NAME = re.compile(r"[ \t]*([A-Za-z_][\w.\-]*)[ \t]*(?:\n|$)")
 _INPUT = re.compile(r"\s*Action Input\s*:\s*", re.I)
 

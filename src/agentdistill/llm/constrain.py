@@ -62,7 +62,7 @@ import re
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from agentdistill.agent.wire import in_answer, in_thought
+from agentdistill.agent.wire import answer_ran_on, in_answer, in_thought
 from agentdistill.citations import LAW_NAMES, LAW_RE
 
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
@@ -614,7 +614,8 @@ class ActionConstraint:
         the numbers its number arguments may take, ``words[row]`` the user's words its arguments follow
         (``open_span``), ``citations[row]`` the citations it may write, ``plans[row]`` what its "next:"
         must name (None: any) and ``due[row]`` whether that plan is due now (``open_span``); ``end_ids``, the
-        end-of-turn tokens, are refused while a thought has no action or answer after it."""
+        end-of-turn tokens, are refused while a thought has no action or answer after it and are all that
+        may follow an answer that ran on into another step (``answer_ran_on``)."""
         rows = [None] * len(prefixes)
         return _ActionProcessor(self, prompt_len, prefixes, numbers or rows, citations or rows, plans or rows,
                                 words or rows, due or [False] * len(prefixes), end_ids or [])
@@ -630,6 +631,11 @@ class ActionConstraint:
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
+            if end_ids and answer_ran_on(text):  # the answer is over: only the end of the turn may follow
+                mask = torch.full_like(scores[row], float("-inf"))
+                mask[[i for i in end_ids if i < scores.shape[-1]]] = 0.0
+                scores[row] = scores[row] + mask
+                continue
             # the wire format wants an action or an answer after a thought: 3 of runs/s17d's 127 held-out
             # replies ended after "Done: <the result>." or a thought that stated figures, format errors
             if end_ids and in_thought(text):
