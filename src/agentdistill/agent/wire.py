@@ -37,11 +37,13 @@ OBSERVATION = "Observation:"
 # A model that keeps going after its action often invents the observation itself; cut it there.
 STOP_SEQUENCES = ["\nObservation:", "Observation:"]
 
-_MARKER = re.compile(r"^[ \t>*#]*(thought|action input|action|final answer|answer)[ \t*]*:", re.I | re.M)
+_STEP_WORDS = r"thought|action input|action|final answer|answer"  # longer alternatives before their prefixes
+_MARKER = re.compile(rf"^[ \t>*#]*({_STEP_WORDS})[ \t*]*:", re.I | re.M)
+_ANSWER_KINDS = ("answer", "final answer")
 # Where an answer stops: a line that opens another step, or the system prompt's "Example:" heading that
 # introduces one. A small model that goes on after its answer imitates the prompt: 8 of runs/s18a's 127
 # held-out answers ran on into "Answer: ...", "Example:" + "Thought: ..." or "Action: {...}" lines.
-_ANSWER_END = re.compile(r"\n\s*[>*#]*[ \t]*(?:(?:observation|thought|action input|action|final answer|answer)[ \t*]*:"
+_ANSWER_END = re.compile(rf"\n\s*[>*#]*[ \t]*(?:(?:observation|{_STEP_WORDS})[ \t*]*:"
                          r"|example[ \t*]*:[ \t]*(?=\n|$))", re.I)
 # A line that is only a code fence. Such lines are blanked (same length, so positions still index the
 # model's text); fences inside an answer or a JSON string are content and are kept.
@@ -81,16 +83,21 @@ def fold_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
+def _last_marker(text: str) -> str | None:
+    """The kind of ``text``'s last step marker, lower-cased ("thought", "answer", ...); None without one."""
+    last = next(reversed(list(_MARKER.finditer(text))), None)
+    return last.group(1).lower() if last is not None else None
+
+
 def in_thought(text: str) -> bool:
     """Whether ``text`` ends inside a thought: its last marker is "Thought:", no action or answer after it."""
-    last = next(reversed(list(_MARKER.finditer(text))), None)
-    return last is not None and last.group(1).lower() == "thought"
+    return _last_marker(text) == "thought"
 
 
 def answer_ran_on(text: str) -> bool:
     """Whether ``text`` has an answer with text of its own and, after it, a line that opens another step
     (``_ANSWER_END``): the answer is over and anything more imitates the prompt."""
-    opened = next((m for m in _MARKER.finditer(text) if m.group(1).lower() in ("answer", "final answer")), None)
+    opened = next((m for m in _MARKER.finditer(text) if m.group(1).lower() in _ANSWER_KINDS), None)
     if opened is None:
         return False
     ended = _ANSWER_END.search(text, opened.end())
@@ -99,8 +106,7 @@ def answer_ran_on(text: str) -> bool:
 
 def in_answer(text: str) -> bool:
     """Whether ``text`` ends inside an answer: its last marker is "Answer:" (or "Final Answer:")."""
-    last = next(reversed(list(_MARKER.finditer(text))), None)
-    return last is not None and last.group(1).lower() in ("answer", "final answer")
+    return _last_marker(text) in _ANSWER_KINDS
 
 
 def render_action(call: dict[str, Any]) -> str:
@@ -135,7 +141,7 @@ def parse_step(text: str) -> Step:
     """Parse one assistant turn. Raises WireFormatError with the position of the first problem."""
     cleaned = _FENCE_LINE.sub(lambda m: " " * len(m.group()), text)
     markers = [(m.group(1).lower(), m.start(), m.end()) for m in _MARKER.finditer(cleaned)]
-    final = next((m for m in markers if m[0] in ("action", "answer", "final answer")), None)
+    final = next((m for m in markers if m[0] in ("action", *_ANSWER_KINDS)), None)
     if final is None:
         raise WireFormatError("'Action:' or 'Answer:'", len(text.rstrip()), text)
     kind, start, end = final
@@ -144,7 +150,7 @@ def parse_step(text: str) -> Step:
     if thought_marker is not None:
         thought = cleaned[thought_marker[2] : start]
     thought = fold_whitespace(thought)
-    if kind in ("answer", "final answer"):
+    if kind in _ANSWER_KINDS:
         answer = _ANSWER_END.split(text[end:], maxsplit=1)[0].strip()
         if len(_FENCE_LINE.findall(text[:start])) % 2:  # the step was wrapped in a fence: drop its closing line
             answer = _TRAILING_FENCE.sub("", answer).strip()

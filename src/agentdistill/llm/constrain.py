@@ -626,20 +626,17 @@ class ActionConstraint:
               words: list[frozenset[str] | None] | None = None, due: list[bool] | None = None,
               end_ids: list[int] | None = None) -> Any:
         """Mask ``scores`` of every row whose text (prefix + ``generated`` tokens) ends inside a constrained span."""
-        import torch
-
+        ends = [i for i in end_ids or [] if i < scores.shape[-1]]
         tails = generated[:, -_TAIL_TOKENS:].tolist()
         for row, tail in enumerate(tails):
             text = prefixes[row][-200:] + self.tokenizer.decode(tail, skip_special_tokens=True)
-            if end_ids and answer_ran_on(text):  # the answer is over: only the end of the turn may follow
-                mask = torch.full_like(scores[row], float("-inf"))
-                mask[[i for i in end_ids if i < scores.shape[-1]]] = 0.0
-                scores[row] = scores[row] + mask
+            if ends and answer_ran_on(text):  # the answer is over: only the end of the turn may follow
+                _keep_only(scores, row, ends)
                 continue
             # the wire format wants an action or an answer after a thought: 3 of runs/s17d's 127 held-out
             # replies ended after "Done: <the result>." or a thought that stated figures, format errors
-            if end_ids and in_thought(text):
-                scores[row, [i for i in end_ids if i < scores.shape[-1]]] = float("-inf")
+            if ends and in_thought(text):
+                scores[row, ends] = float("-inf")
             row_numbers, row_words = numbers[row] if numbers else None, words[row] if words else None
             due_plan = plans[row] if plans and due and due[row] else None
             span = self.open_span(text, row_numbers, row_words, due_plan)
@@ -658,9 +655,7 @@ class ActionConstraint:
             else:
                 continue
             if ids:  # no way on: leave the row alone
-                mask = torch.full_like(scores[row], float("-inf"))
-                mask[ids] = 0.0
-                scores[row] = scores[row] + mask
+                _keep_only(scores, row, ids)
         return scores
 
     def _plans_for(self, plan: str | None, numbers: list[WrittenNumber] | None,
@@ -672,6 +667,15 @@ class ActionConstraint:
             return [plan] if plan is not None else None
         tools = [t.split('"')[-2] for t in offered if t.startswith(_NAME_KEYS[0])]
         return [plan] if plan in (*tools, PLAN_ANSWER) else [*tools, PLAN_ANSWER]
+
+
+def _keep_only(scores: Any, row: int, ids: list[int]) -> None:
+    """Refuse every token of ``scores[row]`` but ``ids``."""
+    import torch
+
+    mask = torch.full_like(scores[row], float("-inf"))
+    mask[ids] = 0.0
+    scores[row] = scores[row] + mask
 
 
 class _ActionProcessor:

@@ -57,7 +57,7 @@ _WORD_OPERATOR = re.compile(rf"\b(?:{'|'.join(_WORD_OPERATORS)})\b", re.I)
 def _normalize_expression(expression: str) -> str:
     """Accept the ways people (and small models) write arithmetic: 1,000  3 x 4  2^3  15% of 200  9 divided by 3."""
     expr = expression.strip().rstrip("=").replace("×", "*").replace("÷", "/").replace("^", "**")
-    expr = _WORD_OPERATOR.sub(lambda m: f" {_WORD_OPERATORS[' '.join(m.group().lower().split())]} ", expr)
+    expr = _WORD_OPERATOR.sub(lambda m: f" {_WORD_OPERATORS[m.group().lower()]} ", expr)
     expr = re.sub(r"(?<=\d)\s*[xX]\s*(?=[\d(])", "*", expr)
     if "(" not in expr or not re.search(r"[a-z]\s*\(", expr):  # max(1,200) keeps its comma
         expr = re.sub(r"(?<=\d),(?=\d{3}\b)", "", expr)
