@@ -110,11 +110,23 @@ class QuestionsConfig(Section):
 
 
 class SplitConfig(Section):
-    test_fraction: float = 0.2
+    # the share held out to report on: of whole topics and, per kind, of whole phrasing families (synth/splits.py)
+    test_fraction: float = Field(default=0.2, ge=0, lt=1)
+    # the share held out the same way to choose changes on, so that no change is tuned on the score it reports;
+    # a question whose topic and family fall on different sides is left out (questions.stats.json counts it)
+    dev_fraction: float = Field(default=0.1, ge=0, lt=1)
     by: Literal["cluster", "document"] = "cluster"
     # which topics are held out (None: the run's seed); another seed holds out other topics from the same
     # questions, so a recipe can be measured on more than one unseen topic
     seed: int | None = None
+
+    def model_post_init(self, context: Any) -> None:
+        if self.test_fraction + self.dev_fraction >= 1:
+            raise UserError(
+                f"split.test_fraction + split.dev_fraction must be below 1, got {self.test_fraction} + "
+                f"{self.dev_fraction}: nothing would be left to train on.",
+                hint="Use e.g. test_fraction: 0.2 and dev_fraction: 0.1.",
+            )
 
 
 class SFTConfig(Section):

@@ -439,10 +439,13 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     picked, short = sample_mix(unique, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
     chunk_doc = {c.id: c.doc_id for c in chunks}
     split_seed = cfg.split.seed if cfg.split.seed is not None else cfg.seed
-    final = assign_splits(picked, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed)
+    # a question whose phrasing family and topic are held out to different sides would leak either way:
+    # the split leaves it out, and the stats count it
+    final, excluded = assign_splits(picked, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed,
+                                    dev_fraction=cfg.split.dev_fraction)
     write_records(run_dir / QUESTIONS_FILE, final)
     counts = {**counts, "candidates": len(candidates), "duplicates_removed": n_dup,
-              **{f"short_{k}": v for k, v in short.items() if v}}
+              "excluded_by_split": len(excluded), **{f"short_{k}": v for k, v in short.items() if v}}
     tools_count: Counter[str] = Counter()
     for q in final:
         tools_count.update(q.expect.tools if q.expect and q.expect.tools else ["(no tool)"])

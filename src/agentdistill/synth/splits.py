@@ -1,29 +1,55 @@
-"""Train/test splits that cannot leak: made by cluster (or document), never by random row.
+"""Train/dev/test splits that cannot leak: whole topics and whole phrasing families, never random rows.
 
-Two questions written from the same chunk are near-paraphrases of one fact, so a random row split puts
-the answer to many test questions in the training set. We therefore link questions into components:
-two questions are in one component when they share a source chunk or a group key (their cluster, or
-the documents of their chunks), and a whole component goes to one side. A question with no source
-chunk (a calculation scenario, a greeting) carries no corpus text that could leak; those are split by
-their expected-tool signature so that every tool is seen in training and, where there are enough of
-them, also tested.
+Two questions written from the same chunk are near-paraphrases of one fact, and two questions written in
+one phrasing family ("calculation.shorthand_numbers": "20k", "AED12,000") share their surface form: a random
+row split puts the answer, or the phrasing, of many held-out questions into training, and the held-out
+score measures memory. So a question's side is fixed by two things.
 
-The split depends on the set of questions, not their order: components are ordered by topic before the
-seeded shuffle, and each tool signature is shuffled by its own stream in question-id order. So adding
-calculation questions does not move the held-out topics.
+- Its phrasing family. Per kind (a family's prefix before the first dot), the kind's families are sorted
+  and then shuffled by the kind's own seeded stream; test takes the first whole families (test_fraction
+  of them, at least one when the kind has two or more), dev the next ones (dev_fraction of them, at least
+  one when the kind has three or more), train the rest, and always at least one. A family whose holdout
+  would leave some expected tool without a training question is passed over.
+- Its topic, when it has source chunks. Questions are linked into components: two questions are in one
+  component when they share a source chunk or a group key (their cluster, or the documents of their
+  chunks). Components are shuffled (seeded) and whole ones go to test, then to dev: first one component
+  for each kind that can be held out there (rarest kind first), then greedily up to the side's share of
+  the grounded questions, never taking a tool's last training question.
 
-After assignment ``check_disjoint`` proves the property the eval relies on: no test question shares a
-source chunk with a training question.
+A question goes to a held-out side only when its family and its topic are both held out to that side, or
+it has no source chunk and its family is held out there; train keeps only questions whose family and
+topic are both train's. The rest (a held-out family on a training topic, a training family on a held-out
+topic, test's family on dev's topic) would leak one way or the other: they are excluded and returned
+separately, and the questions stage counts them in questions.stats.json as ``excluded_by_split``.
+
+Questions without a family (older files, an LLM writer that names none) skip the family holdout: those with
+source chunks follow their topic, the others are split per expected-tool signature, so that every tool is
+trained and, where there are enough of them, also in dev and test.
+
+The split depends on the set of questions, not their order: families are sorted and components ordered by
+topic before the seeded shuffles, and each tool signature is shuffled by its own stream in question-id
+order. So adding calculation questions does not move the held-out topics.
+
+``check_disjoint`` then proves what the eval relies on: no source chunk and no phrasing family is used by
+questions of two splits.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from agentdistill.errors import UserError
-from agentdistill.records import Question
+from agentdistill.records import SPLITS, Question
+
+HELD_OUT = ("test", "dev")  # the held-out sides, in the order they are filled
+
+
+class SplitResult(NamedTuple):
+    questions: list[Question]  # the kept questions, in input order, each with split "train", "dev" or "test"
+    excluded: list[Question]  # family and topic held out to different sides (split None), in input order
 
 
 class _UnionFind:
@@ -82,115 +108,184 @@ def _tool_signature(q: Question) -> tuple[str, ...]:
     return tuple(sorted(q.expect.tools)) if q.expect is not None else ("?",)
 
 
+def _family_counts(n: int, test_fraction: float, dev_fraction: float) -> tuple[int, int]:
+    """How many of a kind's ``n`` families go to test and to dev: each share of n rounded, at least one
+    test family when there are two (the kind is then measured), one dev family too when there are three,
+    and always one left to train."""
+    if n < 2:
+        return 0, 0
+    n_test = min(max(int(test_fraction * n + 0.5), int(test_fraction > 0)), n - 1)
+    n_dev = int(dev_fraction * n + 0.5)
+    if n >= 3 and dev_fraction > 0:
+        n_dev = max(n_dev, 1)
+    return n_test, min(n_dev, n - 1 - n_test)
+
+
+def _family_sides(questions: list[Question], test_fraction: float, dev_fraction: float,
+                  seed: int) -> dict[str, str]:
+    """Each phrasing family's side: per kind, sorted, shuffled by the kind's own stream, then test takes
+    the first families, dev the next and train the rest, passing over a family that holds some expected
+    tool's last training questions (topics are all still train's here; their split protects tools again)."""
+    families_of: dict[str, set[str]] = defaultdict(set)
+    tools_of: dict[str, Counter[str]] = defaultdict(Counter)
+    train_tools: Counter[str] = Counter()
+    for q in questions:
+        train_tools.update(_tool_signature(q))
+        if q.family:
+            families_of[q.family.split(".", 1)[0]].add(q.family)
+            tools_of[q.family].update(_tool_signature(q))
+    side = {f: "train" for fams in families_of.values() for f in fams}
+    for kind in sorted(families_of):
+        order = sorted(families_of[kind])
+        random.Random(f"{seed}:families:{kind}").shuffle(order)
+        n_test, n_dev = _family_counts(len(order), test_fraction, dev_fraction)
+        for held, k in zip(HELD_OUT, (n_test, n_dev), strict=True):
+            for f in order:
+                if k == 0:
+                    break
+                if side[f] != "train" or any(train_tools[t] <= c for t, c in tools_of[f].items()):
+                    continue
+                train_tools.subtract(tools_of[f])
+                side[f] = held
+                k -= 1
+    return side
+
+
 def assign_splits(
     questions: list[Question],
     test_fraction: float,
     by: str = "cluster",
     chunk_doc: dict[str, str] | None = None,
     seed: int = 0,
-) -> list[Question]:
-    """Return copies of ``questions`` with ``split`` set to "train" or "test".
+    dev_fraction: float = 0.1,
+) -> SplitResult:
+    """Split ``questions`` into train, dev and test by whole phrasing families and whole topics.
 
-    Grounded components are shuffled (seeded) and moved to test while the test side stays within its
-    share, skipping a component whose move would leave some expected tool without any training
-    question: first one component for each kind of question (rarest kind first), so every kind is
-    tested where the share allows, then greedily. Ungrounded questions are split per tool signature at
-    the same fraction.
+    Returns ``SplitResult(questions, excluded)``: copies of the kept questions with ``split`` set, and
+    copies (``split`` None) of those whose family and topic were held out to different sides (see the
+    module docstring). Every expected tool keeps training questions, every kind with families keeps a
+    training family, and each kind is held out where its families and topics allow.
     """
-    if not 0.0 <= test_fraction < 1.0:
+    for name, value in (("test_fraction", test_fraction), ("dev_fraction", dev_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise UserError(
+                f"split.{name} must be in [0, 1), got {value}.",
+                hint="Use e.g. test_fraction 0.2 and dev_fraction 0.1.",
+            )
+    if test_fraction + dev_fraction >= 1.0:
         raise UserError(
-            f"split.test_fraction must be in [0, 1), got {test_fraction}.",
-            hint="Use e.g. 0.2 to hold out a fifth of the questions for evaluation.",
+            f"split.test_fraction + split.dev_fraction must be below 1, got {test_fraction} + {dev_fraction}.",
+            hint="Use e.g. test_fraction 0.2 and dev_fraction 0.1: the rest is trained on.",
         )
-    rng = random.Random(seed)
-    split = ["train"] * len(questions)
+    family_side = _family_sides(questions, test_fraction, dev_fraction, seed)
 
+    def fam(i: int) -> str | None:  # None: the question names no family, so its family holds nothing out
+        return family_side.get(questions[i].family) if questions[i].family else None
+
+    # --- topics: whole components to test, then dev
+    rng = random.Random(seed)
     comps = components(questions, by, chunk_doc)
     rng.shuffle(comps)
-    n_grounded = sum(len(c) for c in comps)
-    target = round(test_fraction * n_grounded)
-    train_tools: dict[str, int] = defaultdict(int)
-    for comp in comps:
-        for i in comp:
-            for t in _tool_signature(questions[i]):
-                train_tools[t] += 1
-    # The ungrounded split below keeps one question of every tool signature in train: those tools are
-    # trained whatever happens to the grounded components.
-    for t in {t for q in questions if not q.source_chunk_ids for t in _tool_signature(q)}:
-        train_tools[t] += 1
-    n_test = 0
+    topic = {i: "train" for comp in comps for i in comp}
+    n_grounded = len(topic)
+    # A question can stay in train only while its family is train's (or it has none); the ungrounded
+    # family-less ones are split per tool signature below, which keeps one of each in train.
+    train_tools: Counter[str] = Counter()
+    for i, q in enumerate(questions):
+        if fam(i) == "train" or (fam(i) is None and q.source_chunk_ids):
+            train_tools.update(_tool_signature(q))
+    train_tools.update({t for i, q in enumerate(questions)
+                        if fam(i) is None and not q.source_chunk_ids for t in _tool_signature(q)})
 
-    def move_to_test(comp: list[int]) -> bool:
-        nonlocal n_test
-        if n_test + len(comp) > target + max(1, target // 10):  # 10% slack: components are lumpy
-            return False
-        comp_tools: dict[str, int] = defaultdict(int)
-        for i in comp:
-            for t in _tool_signature(questions[i]):
-                comp_tools[t] += 1
-        if any(train_tools[t] - k <= 0 for t, k in comp_tools.items()):
-            return False
-        for t, k in comp_tools.items():
-            train_tools[t] -= k
-        for i in comp:
-            split[i] = "test"
-        n_test += len(comp)
-        return True
+    for held, fraction in zip(HELD_OUT, (test_fraction, dev_fraction), strict=True):
+        target = round(fraction * n_grounded)
+        n_held = 0
 
-    # Components are whole topics, and one kind of question may come from a few topics only (the UAE
-    # example writes its two-tool questions from 3 of 7 clusters): a greedy fill alone can hold out none
-    # of them and never measure that kind. So first each kind, rarest first, gets one component.
-    kinds_of = [{questions[i].kind or "?" for i in comp} for comp in comps]
-    kinds = sorted({k for ks in kinds_of for k in ks}, key=lambda k: (sum(k in ks for ks in kinds_of), k))
-    for kind in kinds if target else []:
-        holding = [comp for comp, ks in zip(comps, kinds_of, strict=True) if kind in ks]
-        if all(split[comp[0]] == "train" for comp in holding):
-            for comp in holding:
-                if move_to_test(comp):
-                    break
-    for comp in comps:
-        if n_test >= target:
-            break
-        if split[comp[0]] == "train":
-            move_to_test(comp)
+        def hold_out(comp: list[int], held: str = held, target: int = target) -> bool:
+            nonlocal n_held
+            if n_held + len(comp) > target + max(1, target // 10):  # 10% slack: components are lumpy
+                return False
+            leaving = Counter(t for i in comp if fam(i) in (None, "train") for t in _tool_signature(questions[i]))
+            if any(train_tools[t] <= k for t, k in leaving.items()):
+                return False
+            train_tools.subtract(leaving)
+            for i in comp:
+                topic[i] = held
+            n_held += len(comp)
+            return True
 
+        # Components are whole topics, and one kind of question may come from a few topics only (the UAE
+        # example writes its two-tool questions from 3 of 7 clusters): a greedy fill alone can hold out
+        # none of them and never measure that kind. So first each kind, rarest first, gets one component;
+        # a component holds a kind out only through questions whose family is held out to the same side.
+        kinds_of = [{questions[i].kind or "?" for i in comp if fam(i) in (None, held)} for comp in comps]
+        kinds = sorted({k for ks in kinds_of for k in ks}, key=lambda k: (sum(k in ks for ks in kinds_of), k))
+        for kind in kinds if target else []:
+            holding = [comp for comp, ks in zip(comps, kinds_of, strict=True) if kind in ks]
+            if all(topic[comp[0]] != held for comp in holding):
+                for comp in holding:
+                    if topic[comp[0]] == "train" and hold_out(comp):
+                        break
+        for comp in comps:
+            if n_held >= target:
+                break
+            if topic[comp[0]] == "train":
+                hold_out(comp)
+
+    # --- each question's side: its family's and its topic's when they agree
+    split: list[str | None] = [None] * len(questions)
     by_signature: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i, q in enumerate(questions):
-        if not q.source_chunk_ids:
+        if q.source_chunk_ids:
+            split[i] = topic[i] if fam(i) in (None, topic[i]) else None
+        elif fam(i) is not None:
+            split[i] = fam(i)
+        else:
             by_signature[_tool_signature(q)].append(i)
     for sig in sorted(by_signature):
-        # each signature's own stream over its questions in id order: which greetings are tested does not
-        # depend on how many calculations came before them
+        # each signature's own stream over its questions in id order: which greetings are held out does
+        # not depend on how many calculations came before them
         idx = sorted(by_signature[sig], key=lambda i: questions[i].id)
         random.Random(f"{seed}:{'+'.join(sig)}").shuffle(idx)
-        k = min(int(test_fraction * len(idx) + 0.5), len(idx) - 1)  # at least one is always trained on
-        for i in idx[:k]:
-            split[i] = "test"
+        n_test = min(int(test_fraction * len(idx) + 0.5), len(idx) - 1)  # one is always trained on
+        n_dev = min(int(dev_fraction * len(idx) + 0.5), len(idx) - 1 - n_test)
+        for j, i in enumerate(idx):
+            split[i] = "test" if j < n_test else "dev" if j < n_test + n_dev else "train"
 
-    out = [q.model_copy(update={"split": s}) for q, s in zip(questions, split, strict=True)]
-    check_disjoint(out)
-    return out
+    kept = [q.model_copy(update={"split": s}) for q, s in zip(questions, split, strict=True) if s is not None]
+    excluded = [q.model_copy(update={"split": None}) for q, s in zip(questions, split, strict=True) if s is None]
+    check_disjoint(kept)
+    return SplitResult(kept, excluded)
+
+
+def _sides(splits: set[str]) -> str:
+    names = sorted(splits, key=SPLITS.index)
+    return f"both {names[0]} and {names[1]}" if len(names) == 2 else f"all of {', '.join(names[:-1])} and {names[-1]}"
 
 
 def check_disjoint(questions: Iterable[Question]) -> None:
-    """Raise UserError if a test question shares a source chunk with a training question."""
-    chunks: dict[str, set[str]] = {"train": set(), "test": set()}
+    """Raise UserError if a source chunk or a phrasing family is used by questions of two splits."""
+    used: dict[str, dict[str, set[str]]] = {"source chunks": defaultdict(set), "phrasing families": defaultdict(set)}
     for q in questions:
         if q.split is None:
             raise UserError(f"question {q.id} has no split.", hint="Run `agentdistill questions` again.")
-        chunks[q.split].update(q.source_chunk_ids)
-    shared = chunks["train"] & chunks["test"]
-    if shared:
-        raise UserError(
-            f"{len(shared)} source chunks are used by both train and test questions (e.g. {sorted(shared)[:3]}): "
-            "the evaluation would measure memorization.",
-            hint="questions.jsonl was edited by hand or written by another version; run `agentdistill questions` "
-            "again in a fresh run directory.",
-        )
+        for c in q.source_chunk_ids:
+            used["source chunks"][c].add(q.split)
+        if q.family:
+            used["phrasing families"][q.family].add(q.split)
+    for what, splits_of in used.items():
+        shared = sorted(key for key, splits in splits_of.items() if len(splits) > 1)
+        if shared:
+            raise UserError(
+                f"{len(shared)} {what} are used by questions of {_sides(splits_of[shared[0]])} "
+                f"(e.g. {shared[:3]}): the held-out score would measure memorization.",
+                hint="questions.jsonl was edited by hand or written by another version; run `agentdistill "
+                "questions` again in a fresh run directory.",
+            )
 
 
 def split_counts(questions: Iterable[Question]) -> dict[str, int]:
-    counts = {"train": 0, "test": 0}
+    counts = dict.fromkeys(SPLITS, 0)
     for q in questions:
         if q.split is not None:
             counts[q.split] += 1
