@@ -172,8 +172,19 @@ class DistillConfig(Section):
     max_steps: int | None = None
 
 
+class JudgeConfig(Section):
+    """An LLM that judges answers (evaluate.judge) behind any OpenAI-compatible endpoint; the offline checker
+    (evaluate.answer_check) stays the default, and gives the verdict whenever the judge fails."""
+
+    base_url: str  # e.g. http://127.0.0.1:8080/v1
+    model: str | None = None  # served model name; None: the one model the server lists
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    max_retries: int = 2
+
+
 class EvalConfig(Section):
-    split: Literal["train", "test"] = "test"
+    split: Literal["train", "dev", "test"] = "test"
     max_questions: int | None = None
     # The pipeline's untuned-student baseline runs on a seeded subset of this many questions (None: as many
     # as max_questions): it fails nearly every question at the first step, so a small sample bounds its rates
@@ -185,6 +196,8 @@ class EvalConfig(Section):
     in_flight: int = 64
     max_new_tokens: int = 192
     bootstrap: int = 1000
+    # Judge answers with an LLM instead of the offline checker (None: offline only).
+    judge: JudgeConfig | None = None
 
 
 class ExportConfig(Section):
