@@ -189,3 +189,91 @@ def test_empty_denominators_are_none_not_zero():
     m = aggregate([q("a", None)], [score(q("a", None), conv(answer("hi")))], n_boot=50)
     assert m["tool_selection_accuracy"] is None and m["no_tool_accuracy"] is None and m["argument_validity"] is None
     assert m["task_success_rate"] == 1.0 and m["ci95"]["tool_selection_accuracy"] is None
+
+
+def fq(qid: str, tools: list[str], facts: list[str], kind: str = "calculation", family: str = "",
+       sources: list[str] | None = None, arguments: dict | None = None) -> Question:
+    return Question(id=qid, text="question?", persona="employee", cluster=0,
+                    expect=Expect(tools=tools, arguments=arguments), split="test", kind=kind, family=family,
+                    answer_facts=facts, source_chunk_ids=sources or [])
+
+
+def test_right_tools_but_a_wrong_answer_is_not_a_success():
+    question = fq("a", ["calculate_gratuity"], ["AED 17,500"], arguments=GRATUITY_ARGS)
+    msgs = [call("calculate_gratuity", monthly_basic_salary=10000, years_of_service=5),
+            obs("calculate_gratuity", GRATUITY_OBS)]
+    right = score(question, conv(*msgs, answer("You get AED 17,500 (Federal Decree-Law 33/2021, Art. 51).")))
+    assert (right.checks_answer, right.answer_correct, right.task_success) == (1, 1, 1)
+    wrong = score(question, conv(*msgs, answer("You worked 5 years (Federal Decree-Law 33/2021, Art. 51).")))
+    assert (wrong.tool_selection, wrong.argument_match, wrong.checks_answer) == (1, 1, 1)
+    assert (wrong.answer_correct, wrong.task_success) == (0, 0) and "AED 17,500" in wrong.answer_reason
+    assert wrong.answer_checked_by == "offline"
+    unanswered = score(question, conv(*msgs), status="max_steps")
+    assert (unanswered.checks_answer, unanswered.answer_correct) == (1, 0)
+
+
+def test_a_verdict_given_elsewhere_replaces_the_offline_one():
+    from agentdistill.evaluate.answer_check import AnswerVerdict
+
+    question = fq("a", ["calculate_gratuity"], ["AED 17,500"])
+    msgs = conv(call("calculate_gratuity", monthly_basic_salary=10000, years_of_service=5),
+                obs("calculate_gratuity", GRATUITY_OBS), answer("Seventeen and a half thousand dirhams."))
+    offline = score(question, msgs)
+    judged = score_question(question, msgs, "answered", 2, 1.0, SPECS,
+                            verdict=AnswerVerdict(True, "same sum", "judge:x"))
+    assert (offline.answer_correct, offline.task_success) == (0, 0)
+    assert (judged.answer_correct, judged.task_success, judged.answer_checked_by) == (1, 1, "judge:x")
+
+
+def test_answer_correct_rate_counts_only_questions_with_facts_and_breaks_down_by_family():
+    questions = [fq("right", [], ["greeting"], kind="no_tool", family="no_tool.greeting.casual"),
+                 fq("wrong", [], ["thanks"], kind="no_tool", family="no_tool.thanks"),
+                 fq("unknown", [], [], kind="no_tool", family="no_tool.thanks")]
+    replies = ["Hello! How can I help?", "Hello! How can I help?", "Hello!"]
+    scores = [score(qq, conv(answer(r))) for qq, r in zip(questions, replies, strict=True)]
+    assert [s.checks_answer for s in scores] == [1, 1, 0]
+    m = aggregate(questions, scores, n_boot=100)
+    assert m["answer_correct_rate"] == 0.5 and m["task_success_rate"] == pytest.approx(2 / 3)
+    assert m["no_tool_accuracy"] == 1.0  # no tool was called; the wrong kind of reply is an answer fault
+    lo, hi = m["ci95"]["answer_correct_rate"]
+    assert 0.0 <= lo <= 0.5 <= hi <= 1.0
+    fam = m["per_family"]
+    assert fam["no_tool.greeting.casual"] == {**fam["no_tool.greeting.casual"], "n": 1, "answer_correct_rate": 1.0}
+    assert fam["no_tool.thanks"]["n"] == 2 and fam["no_tool.thanks"]["answer_correct_rate"] == 0.0
+    assert fam["no_tool.thanks"]["task_success_rate"] == 0.5
+    assert m["per_kind"]["no_tool"]["answer_correct_rate"] == 0.5
+    assert aggregate([q("x", [])], [score(q("x", []), conv(answer("hi")))], n_boot=10)["per_family"] == {
+        "(none)": {"n": 1, "format_valid_rate": 1.0, "tool_selection_accuracy": None, "answer_correct_rate": None,
+                   "task_success_rate": 1.0, "no_tool_accuracy": 1.0, "loop_rate": 0.0}}
+
+
+def test_retrieval_hit_finds_the_source_passage_in_a_search_observation():
+    from agentdistill.records import Chunk
+
+    def chunk(cid: str, path: str, text: str) -> Chunk:
+        return Chunk(id=cid, doc_id="d", source="s", title="t", section_path=path, text=text, n_tokens=10)
+
+    chunks = {"c51": chunk("c51", "Law 1 > Art. 51 > Gratuity", "# Art. 51\nThe worker who completes one year of "
+                           "continuous service is entitled to an end-of-service gratuity of 21 days' basic wage."),
+              "c29": chunk("c29", "Law 1 > Art. 29 > Leave", "Annual leave is 30 days per year of service, with pay."),
+              "c40": chunk("c40", "", "Probation may not exceed six months and is counted in the service period.")}
+    question = fq("a", ["search_labour_law"], [], kind="lookup", sources=["c51"])
+
+    def run(observation: str, sources: list[str] = ["c51"], tool: str = "search_labour_law"):  # noqa: B006
+        question.source_chunk_ids = sources
+        msgs = conv(call(tool, query="gratuity"), obs(tool, observation), answer("x"))
+        return score_question(question, msgs, "answered", 2, 1.0, SPECS, chunks=chunks)
+
+    by_path = run("[1] Law 1 > Art. 29 > Leave: Annual leave ...\n[2] Law 1 > Art. 51 > Gratuity: The worker ...")
+    assert (by_path.searches, by_path.retrieval_hit) == (1, 1)
+    by_text = run("[1] Law 1, Art. 51: The worker who completes one year of continuous service is entitled to an "
+                  "end-of-service gratuity of 21 days' ...")
+    assert by_text.retrieval_hit == 1  # another head, the same passage (its heading dropped)
+    miss = run("[1] Law 1 > Art. 29 > Leave: Annual leave is 30 days per year of service, with pay.")
+    assert (miss.searches, miss.retrieval_hit) == (1, 0)
+    assert run("[1] : Probation may not exceed six months and is counted in the service period.",
+               ["c40"]).retrieval_hit == 1  # a short passage is shown whole
+    assert run("[1] Law 1 > Art. 51 > Gratuity: ...", tool="calculate_gratuity").searches == 0  # not a search
+    assert run("anything", ["unknown-chunk"]).searches == 0  # a source the corpus lacks is not measured
+    m = aggregate([question] * 2, [by_path, miss], n_boot=10)
+    assert m["retrieval_hit_rate"] == 0.5

@@ -25,18 +25,33 @@ list ``question.expect.tools``. Per question:
   falls back to ``ungrounded``). ``ungrounded``: those that neither an observation of this
   conversation nor the question showed.
 - tool_errors: observations that report a failed call (the registry starts them with ``Error:``).
+- answer_correct (questions whose ``answer_facts`` are known, ``checks_answer``): the final answer is
+  right, by the offline checker (``agentdistill.evaluate.answer_check``: the facts' figures and
+  sentences are in the answer, a lookup's answer is supported by a passage the agent retrieved, a
+  "not covered" question is said to be not covered, a reply without a tool is of the kind due) or, with
+  ``eval.judge``, by an LLM judge (``agentdistill.evaluate.judge``; the offline verdict where it fails).
+  A question without answer_facts has no verdict and leaves the denominator.
+- retrieval_hit (questions with ``source_chunk_ids`` whose conversation called a search tool, a tool
+  whose name holds "search": ``searches``): some observation of the conversation shows a source
+  passage: the chunk's section path (search results lead each passage with it: ``[1] <section path>:
+  <text>``), or the first ``HIT_PREFIX_CHARS`` characters of its text (Markdown heading dropped,
+  whitespace folded). It measures the retriever with the agent's own queries.
 - task_success: answered (status ``answered``, so within max_steps), grounded (no ungrounded
   citation) and, where the question has an expectation, the right tools (``set(called) ==
   set(expected)``, i.e. no tool at all for a no-tool question), each expected tool with at least one
-  call that succeeded (an answer written after the tools failed rests on nothing), and every fixed
-  argument matched.
+  call that succeeded (an answer written after the tools failed rests on nothing), every fixed
+  argument matched, and, where the answer has a verdict, a correct answer: routing to the right tool
+  and then answering something else is a failure.
 
 Aggregates over n questions (rates in 0..1, ``None`` when a rate's denominator is empty):
 format_valid_rate, task_success_rate, loop_rate: over all n. tool_selection_accuracy,
 exact_tool_match: over questions expecting tools. argument_validity: valid calls / all calls.
 argument_match: over questions fixing arguments. no_tool_accuracy: over no-tool questions.
+answer_correct_rate: over questions with answer_facts. retrieval_hit_rate: over ``searches``.
 hallucinated_citation_rate, ungrounded_citation_rate: over answers citing >= 1 article.
 tool_error_rate: failed calls / calls. mean_steps (model turns) and mean_latency_s: over all n.
+``per_tool``, ``per_persona``, ``per_kind`` and ``per_family`` (the question's phrasing family) break
+the main rates down by group.
 ``ci95`` holds 95% percentile-bootstrap intervals of the headline rates: the questions are resampled
 with replacement B times, each rate is recomputed as sum(numerator) / sum(denominator) on every
 resample, and the 2.5th / 97.5th percentiles bound it.
@@ -44,7 +59,8 @@ resample, and the 2.5th / 97.5th percentiles bound it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +69,13 @@ from jsonschema import Draft202012Validator
 
 from agentdistill.agent.runtime import FORMAT_ERROR  # the tool name on observations answering an unparseable reply
 from agentdistill.citations import extract_citations
-from agentdistill.records import Question
+from agentdistill.evaluate.answer_check import AnswerVerdict, check_answer
+from agentdistill.records import Chunk, Question
 from agentdistill.tools.matching import arguments_match, optional_defaults
 
 TOOL_ERROR = "Error"  # how tools.registry starts the observation of a call that failed
+SEARCH = "search"  # a tool whose name holds this word retrieves passages (retrieval_hit)
+HIT_PREFIX_CHARS = 80  # of a source passage's text that an observation must show for a retrieval hit
 
 # Rates that get a bootstrap interval: (metrics key, QuestionScore numerator field, denominator field).
 HEADLINE = {
@@ -65,12 +84,14 @@ HEADLINE = {
     "exact_tool_match": ("exact_tool_match", "expects_tools"),
     "argument_validity": ("n_valid_calls", "n_calls"),
     "argument_match": ("argument_match", "fixes_arguments"),
+    "answer_correct_rate": ("answer_correct", "checks_answer"),
     "task_success_rate": ("task_success", "one"),
     "no_tool_accuracy": ("no_tool_correct", "expects_no_tool"),
     "loop_rate": ("loop", "one"),
     "hallucinated_citation_rate": ("hallucinated_answer", "cites"),
     "ungrounded_citation_rate": ("ungrounded_answer", "cites"),
     "tool_error_rate": ("n_tool_errors", "n_calls"),
+    "retrieval_hit_rate": ("retrieval_hit", "searches"),
 }
 
 
@@ -102,12 +123,45 @@ class QuestionScore:
     cites: int = 0
     hallucinated_answer: int = 0
     ungrounded_answer: int = 0
+    checks_answer: int = 0  # 1 when the answer has a verdict (the question lists answer_facts)
+    answer_correct: int = 0
+    answer_reason: str = ""  # why the verdict is what it is
+    answer_checked_by: str = ""  # "offline" or "judge:<model>"
+    searches: int = 0
+    retrieval_hit: int = 0
     task_success: int = 0
 
 
 def tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every call of every assistant step, in order."""
     return [c for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls", [])]
+
+
+def observation_texts(messages: list[dict[str, Any]]) -> list[str]:
+    """What the tools showed the agent: every tool result but format errors and failed calls."""
+    return [m["content"] for m in messages if m.get("role") == "tool" and m.get("name") != FORMAT_ERROR
+            and not m["content"].lstrip().startswith(TOOL_ERROR)]
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def passage_shown(chunk: Chunk, observations: Iterable[str]) -> bool:
+    """Whether an observation shows the chunk: its section path leading a passage, or its text's first
+    HIT_PREFIX_CHARS characters (Markdown heading dropped, whitespace folded, case ignored)."""
+    text = chunk.text.strip()
+    if text.startswith("#"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    prefix = _fold(text)[:HIT_PREFIX_CHARS]
+    path = chunk.section_path.strip()
+    head = re.compile(rf"(?:^|\n)\s*\[\d+\]\s*{re.escape(path)}\s*:") if path else None
+    for obs in observations:
+        if head is not None and head.search(obs):
+            return True
+        if len(prefix) >= 20 and prefix in _fold(obs):
+            return True
+    return False
 
 
 def _validators(tool_specs: list[dict[str, Any]]) -> dict[str, Draft202012Validator]:
@@ -127,8 +181,14 @@ def score_question(
     tool_specs: list[dict[str, Any]],
     answer: str | None = None,
     corpus_citations: set[str] | None = None,
+    verdict: AnswerVerdict | None = None,
+    chunks: Mapping[str, Chunk] | None = None,
 ) -> QuestionScore:
-    """Score one conversation against its question (definitions in the module docstring)."""
+    """Score one conversation against its question (definitions in the module docstring).
+
+    ``verdict``: the answer's verdict when another checker gave it (an LLM judge); None: the offline
+    checker's. ``chunks``: the run's chunks by id, for retrieval_hit (without them it is not measured).
+    """
     calls = tool_calls(messages)
     called = [c["name"] for c in calls]
     s = QuestionScore(status=status, steps=steps, latency_s=latency_s, called=called)
@@ -185,7 +245,20 @@ def score_question(
     s.hallucinated_answer = int(bool(s.hallucinated))
     s.ungrounded_answer = int(bool(s.ungrounded))
 
-    s.task_success = int(status == "answered" and not s.ungrounded and right_tools)
+    texts = observation_texts(messages)
+    if verdict is None:
+        verdict = check_answer(question, answer if status == "answered" else None, texts)
+    if verdict.correct is not None:
+        s.checks_answer, s.answer_correct = 1, int(verdict.correct)
+    s.answer_reason, s.answer_checked_by = verdict.reason, verdict.by
+
+    sources = [chunks[cid] for cid in question.source_chunk_ids if chunks and cid in chunks]
+    if sources and any(SEARCH in name for name in called):
+        s.searches = 1
+        s.retrieval_hit = int(any(passage_shown(c, texts) for c in sources))
+
+    right_answer = not s.checks_answer or bool(s.answer_correct)
+    s.task_success = int(status == "answered" and not s.ungrounded and right_tools and right_answer)
     return s
 
 
@@ -248,13 +321,14 @@ def _group(keys: Iterable[str], scores: list[QuestionScore]) -> dict[str, dict[s
     groups: dict[str, list[QuestionScore]] = {}
     for k, s in zip(keys, scores, strict=True):
         groups.setdefault(k, []).append(s)
-    keep = ("n", "format_valid_rate", "tool_selection_accuracy", "task_success_rate", "no_tool_accuracy", "loop_rate")
+    keep = ("n", "format_valid_rate", "tool_selection_accuracy", "answer_correct_rate", "task_success_rate",
+            "no_tool_accuracy", "loop_rate")
     return {k: {m: v for m, v in rates(group).items() if m in keep} for k, group in sorted(groups.items())}
 
 
 def aggregate(questions: list[Question], scores: list[QuestionScore], n_boot: int = 1000,
               seed: int = 0) -> dict[str, Any]:
-    """metrics.json: the DESIGN.md keys, extra rates, status counts, 95% intervals, per tool/persona/kind."""
+    """metrics.json: the DESIGN.md keys, extra rates, status counts, 95% intervals, per tool/persona/kind/family."""
     out = rates(scores)
     statuses: dict[str, int] = {}
     for s in scores:
@@ -264,4 +338,5 @@ def aggregate(questions: list[Question], scores: list[QuestionScore], n_boot: in
     out["per_tool"] = per_tool(questions, scores)
     out["per_persona"] = _group((q.persona for q in questions), scores)
     out["per_kind"] = _group((q.kind for q in questions), scores)
+    out["per_family"] = _group((q.family or "(none)" for q in questions), scores)
     return out
