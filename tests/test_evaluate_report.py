@@ -77,3 +77,25 @@ def test_replies_that_did_not_parse_are_shown_as_the_model_wrote_them():
 def test_report_without_any_eval_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no finished evaluation"):
         write_report(tmp_path)
+
+
+def test_report_shows_answer_correctness_per_family_and_each_verdict(tmp_path):
+    from test_evaluate_runner import FACTS, _with_facts
+
+    from agentdistill.jsonl import write_records
+
+    cfg = make_run(tmp_path)
+    write_records(tmp_path / "questions.jsonl", _with_facts(FACTS))
+    evaluate(tmp_path, cfg, "rule", quiet=True)
+    page = write_report(tmp_path).read_text()
+    assert "answer correct" in page and "0.750" in page  # the headline column
+    assert "By phrasing family" in page and "family.a" in page and "greet" in page
+    assert "task success / answer correct" in page
+    from agentdistill.evaluate.report import _render_trace
+    from agentdistill.evaluate.runner import load_results
+
+    rows = load_results(tmp_path / "eval" / "rule-teacher" / "results.jsonl")
+    wrong = _render_trace(rows["q2"])
+    assert "answer <span class='bad'>wrong</span> (the answer does not state 7 miles; offline)" in wrong
+    assert "answer facts 7 miles" in wrong and "<span class='bad'>failure</span>" in wrong
+    assert "answer <span class='ok'>correct</span>" in _render_trace(rows["q0"])

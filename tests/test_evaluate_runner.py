@@ -176,3 +176,66 @@ def test_eval_of_an_openai_compatible_endpoint_through_a_real_llamacpp_server(tm
     assert "backend_error" not in m["statuses"] and m["mean_latency_s"] > 0
     rows = [json.loads(line) for line in (tmp_path / "eval" / m["name"] / "results.jsonl").open()]
     assert all(r["raw_steps"] and r["raw_steps"][0].strip() for r in rows)  # the server really generated text
+
+
+def _with_facts(facts: dict[str, list[str]], family: str = "family.a") -> list[Question]:
+    return [q.model_copy(update={"answer_facts": facts.get(q.id, []), "family": family if q.id != "q3" else "greet"})
+            for q in QUESTIONS]
+
+
+FACTS = {"q0": ["84"], "q1": ["60 days"], "q2": ["7 miles"], "q3": ["greeting"]}  # q2's fact is wrong on purpose
+
+
+def test_answers_are_checked_and_each_result_keeps_its_verdict(tmp_path):
+    cfg = make_run(tmp_path)
+    write_records(tmp_path / "questions.jsonl", _with_facts(FACTS))
+    m = evaluate(tmp_path, cfg, "rule", quiet=True)
+    assert m["answer_correct_rate"] == 0.75  # q4 has no facts: not counted
+    assert m["task_success_rate"] == 0.6  # q2 chose the right tool but its answer is not the one due
+    assert m["answer_checker"] == {"judge": None, "judged": 0, "checked": 4}
+    assert m["per_family"]["greet"]["answer_correct_rate"] == 1.0 and m["per_family"]["family.a"]["n"] == 4
+    assert m["ci95"]["answer_correct_rate"] is not None and "retrieval_hit_rate" in m
+    rows = {r["question_id"]: r for r in map(json.loads, (tmp_path / "eval" / "rule-teacher" / "results.jsonl").open())}
+    assert rows["q0"]["verdict"] == {"correct": True, "reason": "the answer states 84", "by": "offline"}
+    assert rows["q2"]["verdict"]["correct"] is False and "7 miles" in rows["q2"]["verdict"]["reason"]
+    assert rows["q2"]["scores"]["tool_selection"] == 1 and rows["q2"]["scores"]["task_success"] == 0
+    assert rows["q4"]["verdict"]["correct"] is None
+
+
+def test_an_llm_judge_gives_the_verdicts_and_they_are_reused(tmp_path):
+    from test_evaluate_answer_check import judge_server  # a stdlib OpenAI-compatible endpoint with canned replies
+
+    from agentdistill.config import JudgeConfig
+    from agentdistill.evaluate.runner import compute_metrics
+
+    cfg = make_run(tmp_path)
+    questions = _with_facts(FACTS)
+    write_records(tmp_path / "questions.jsonl", questions)
+    with judge_server(['{"correct": true, "reason": "the judge agrees"}'] * 3 + [500]) as (url, requests):
+        cfg.eval.judge = JudgeConfig(base_url=url, model="judge-model", max_retries=0)
+        m = evaluate(tmp_path, cfg, "rule", quiet=True)
+        assert len(requests) == 4  # one per question with facts; the last one met a 500
+        rows = [json.loads(line) for line in (tmp_path / "eval" / "rule-teacher" / "results.jsonl").open()]
+        by = sorted(r["verdict"]["by"] for r in rows if r["verdict"]["correct"] is not None)
+        assert by == ["judge:judge-model"] * 3 + ["offline"]  # the failed one fell back to the offline checker
+        assert m["answer_checker"] == {"judge": "judge:judge-model", "judged": 3, "checked": 4}
+        again = compute_metrics(tmp_path, [q for q in questions if q.split == "test"],
+                                tmp_path / "eval" / "rule-teacher" / "results.jsonl", cfg)
+        assert len(requests) == 4 and again["answer_correct_rate"] == m["answer_correct_rate"]  # no second ask
+    # without the judge configured, its stored verdicts are not used: the offline checker's count
+    cfg.eval.judge = None
+    offline = compute_metrics(tmp_path, [q for q in questions if q.split == "test"],
+                              tmp_path / "eval" / "rule-teacher" / "results.jsonl", cfg)
+    assert offline["answer_correct_rate"] == 0.75 and offline["answer_checker"]["judged"] == 0
+
+
+def test_cli_eval_on_the_dev_split_prints_answer_correctness(tmp_path):
+    make_run(tmp_path)
+    write_records(tmp_path / "questions.jsonl",
+                  [q.model_copy(update={"split": "dev", "answer_facts": FACTS.get(q.id, [])}) for q in QUESTIONS])
+    r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule", "--split", "dev"])
+    assert r.exit_code == 0, r.output
+    assert "answer_correct_rate" in r.output and "answers checked: 4 of 6" in r.output
+    assert json.loads((tmp_path / "eval" / "rule-teacher" / "metrics.json").read_text())["split"] == "dev"
+    r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule", "--split", "validation"])
+    assert isinstance(r.exception, UserError) and "unknown split" in str(r.exception)

@@ -13,8 +13,8 @@ console = Console()
 
 SHOWN = [
     "n", "format_valid_rate", "tool_selection_accuracy", "exact_tool_match", "argument_validity", "argument_match",
-    "task_success_rate", "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate", "tool_error_rate", "mean_steps",
-    "mean_latency_s",
+    "answer_correct_rate", "task_success_rate", "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate",
+    "tool_error_rate", "retrieval_hit_rate", "mean_steps", "mean_latency_s",
 ]
 
 
@@ -26,7 +26,8 @@ def _decoding_option(flags: str, key: str, what: str) -> bool:
 def eval_model(
     run: RunDir,
     model: ModelName = "student",
-    split: str = typer.Option(None, "--split", help="Question split to evaluate on (default: eval.split, 'test')."),
+    split: str = typer.Option(None, "--split", help="Question split to evaluate on: test (to report), dev (to choose "
+                              "changes) or train (default: eval.split, 'test')."),
     max_questions: int = typer.Option(None, "--max-questions", help="Evaluate a fixed random subset of N questions."),
     name: str = typer.Option(None, "--name", help="Folder under eval/ (default: derived from --model)."),
     served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
@@ -64,10 +65,11 @@ def eval_model(
     """
     from agentdistill.evaluate.runner import evaluate
 
-    if split not in (None, "train", "test"):
+    if split not in (None, "train", "dev", "test"):
         from agentdistill.errors import UserError
 
-        raise UserError(f"unknown split {split!r}.", hint="Use --split test (held out) or --split train.")
+        raise UserError(f"unknown split {split!r}.",
+                        hint="Use --split test (held out, to report), dev (held out, to choose changes) or train.")
     cfg = open_run(run, config)
     decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
                 "numbers_from_user": numbers_from_user, "arguments_from_user": arguments_from_user,
@@ -88,6 +90,10 @@ def eval_model(
                       f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "")
     console.print(table)
     console.print(f"statuses: {metrics['statuses']}")
+    checker = metrics.get("answer_checker") or {}
+    judge = checker.get("judge")
+    by = f"{judge} ({checker.get('judged', 0)} judged, the rest offline)" if judge else "the offline checker"
+    console.print(f"answers checked: {checker.get('checked', 0)} of {metrics['n']} (with answer_facts), by {by}")
 
 
 def report(run: RunDir) -> None:

@@ -29,16 +29,18 @@ COLUMNS = [
     ("exact_tool_match", "exact tools", True),
     ("argument_validity", "args valid", True),
     ("argument_match", "args match", True),
+    ("answer_correct_rate", "answer correct", True),
     ("task_success_rate", "task success", True),
     ("no_tool_accuracy", "no-tool acc.", True),
     ("loop_rate", "loop rate", False),
     ("hallucinated_citation_rate", "halluc. citations", False),
     ("tool_error_rate", "tool errors", False),
+    ("retrieval_hit_rate", "retrieval hit", True),
     ("mean_steps", "mean steps", None),
     ("mean_latency_s", "latency s", False),
 ]
-CHARTED = ["format_valid_rate", "tool_selection_accuracy", "task_success_rate", "no_tool_accuracy", "loop_rate",
-           "hallucinated_citation_rate"]
+CHARTED = ["format_valid_rate", "tool_selection_accuracy", "answer_correct_rate", "task_success_rate",
+           "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate"]
 N_EXAMPLES = 4
 
 CSS = """
@@ -162,6 +164,13 @@ def _breakdown_table(evals: list[dict[str, Any]], field: str, metric: str, label
                         lambda e: f"{_fmt(e.get(metric))} <span class='ci'>n={e.get('n')}</span>")
 
 
+def _success_and_answer_table(evals: list[dict[str, Any]], field: str, label: str) -> str:
+    """Task success and answer correctness per group of ``field`` (per_family, per_kind)."""
+    return _group_table(evals, field, label, "<br>task success / answer correct",
+                        lambda e: (f"{_fmt(e.get('task_success_rate'), 2)} / {_fmt(e.get('answer_correct_rate'), 2)} "
+                                   f"<span class='ci'>n={e.get('n')}</span>"))
+
+
 def _per_tool_table(evals: list[dict[str, Any]]) -> str:
     return _group_table(
         evals, "per_tool", "tool", "<br>recall / precision / args valid",
@@ -222,6 +231,13 @@ def _render_trace(row: dict[str, Any]) -> str:
              f"{html.escape(str(expect.get('tools')))}; called {html.escape(str(s.get('called')))}")
     if s.get("hallucinated"):
         facts += f"; hallucinated citations {html.escape(', '.join(s['hallucinated']))}"
+    if q.get("answer_facts"):
+        facts += f"; answer facts {html.escape('; '.join(q['answer_facts']))}"
+    if s.get("checks_answer"):
+        right = bool(s.get("answer_correct"))
+        why = f"{s.get('answer_reason', '')}; {s.get('answer_checked_by', '')}"
+        facts += (f"; answer <span class='{'ok' if right else 'bad'}'>{'correct' if right else 'wrong'}</span> "
+                  f"({html.escape(why)})")
     turns = "".join(f"<div class='role'>{html.escape(role)}</div><pre>{html.escape(text)}</pre>"
                     for role, text in _turns(row))
     return f"<details><summary>{summary}</summary><p>{facts}</p>{turns}</details>"
@@ -273,6 +289,10 @@ def build_report(run_dir: Path) -> str:
         parts.append(f"<p class='sub'>Not finished (no metrics.json yet): {html.escape(', '.join(incomplete))}</p>")
     if per_kind:
         parts.append(f"<h2>By question kind</h2><img alt='task success by kind' src='{per_kind}'>")
+        parts.append(_success_and_answer_table(evals, "per_kind", "kind"))
+    families = _success_and_answer_table(evals, "per_family", "phrasing family")
+    if families:
+        parts += ["<h2>By phrasing family</h2>", families]
     parts += ["<h2>By persona (task success)</h2>",
               _breakdown_table(evals, "per_persona", "task_success_rate", "persona"),
               "<h2>By tool</h2>", _per_tool_table(evals), _adapters_table(run_dir), "<h2>Example traces</h2>"]

@@ -15,6 +15,10 @@ generation and its tool calls), so it does not grow with the group. Every finish
 to results.jsonl at once, so a killed eval loses at most the group in flight and a rerun skips what is
 done (a ``backend_error`` is retried). metrics.json is written last, from every result, so it exists only
 when the eval is complete.
+
+Each result carries the verdict on its answer (``verdict``: correct, reason, and who gave it): the offline
+checker's (evaluate.answer_check), or with ``eval.judge`` an LLM judge's (evaluate.judge). The checker
+reads the conversation's observations; retrieval_hit reads the run's chunks.jsonl.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
-from agentdistill.evaluate.metrics import aggregate, score_question
+from agentdistill.evaluate.answer_check import AnswerVerdict
+from agentdistill.evaluate.judge import AnswerJudge, judge_id
+from agentdistill.evaluate.metrics import aggregate, observation_texts, score_question
 from agentdistill.jsonl import JsonlAppender, iter_json, read_records, write_json_atomic
-from agentdistill.records import SCHEMA_VERSION, Question, Trace
+from agentdistill.records import SCHEMA_VERSION, Chunk, Question, Trace
 
 RESULTS = "results.jsonl"
 METRICS = "metrics.json"
@@ -98,6 +104,12 @@ def corpus_citations(run_dir: Path) -> set[str]:
     if not path.exists():
         return set()
     return {c for row in iter_json(path) for c in extract_citations(f"{row.get('section_path', '')}")}
+
+
+def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
+    """The run's chunks by id (empty without a corpus): the source passages retrieval_hit looks for."""
+    path = Path(run_dir) / "chunks.jsonl"
+    return {c.id: c for c in read_records(path, Chunk)} if path.exists() else {}
 
 
 # agent options an eval records
@@ -185,6 +197,8 @@ def evaluate(
             if row["trace"]["outcome"]["status"] != "backend_error"}
     todo = [q for q in questions if q.id not in done]
     corpus = corpus_citations(run_dir)
+    chunks = corpus_chunks(run_dir)
+    judge = AnswerJudge(cfg.eval.judge) if todo and cfg.eval.judge is not None else None
     if todo:
         llm = make_llm(model, run_dir, cfg, served_model=served_model, batch_size=cfg.eval.batch_size)
         tools = load_tools(cfg, run_dir)
@@ -201,18 +215,22 @@ def evaluate(
                 for i, res in run_agents(llm, tools, [q.text for q in batch], max_tokens=cfg.eval.max_new_tokens,
                                          **agent_options(cfg.agent)):
                     q = batch[i]
+                    answered = res.outcome.answer if res.outcome.status == "answered" else None
+                    verdict = judge.check(q, answered, observation_texts(res.messages)) if judge else None
                     score = score_question(q, res.messages, res.outcome.status, res.outcome.steps, res.latency_s,
-                                           specs, res.outcome.answer, corpus)
+                                           specs, res.outcome.answer, corpus, verdict=verdict, chunks=chunks)
                     trace = Trace(id=f"{name}/{q.id}", question_id=q.id, tools=specs, messages=res.messages,
                                   teacher=llm.name, outcome=res.outcome, split=q.split)
                     out.append({
                         "schema_version": SCHEMA_VERSION, "question_id": q.id, "question": q.model_dump(mode="json"),
                         "trace": trace.model_dump(mode="json"), "latency_s": round(res.latency_s, 4),
                         "raw_steps": res.raw_steps, "error": res.error, "scores": asdict(score),
+                        "verdict": {"correct": bool(score.answer_correct) if score.checks_answer else None,
+                                    "reason": score.answer_reason, "by": score.answer_checked_by},
                     })
                     ran, successes = ran + 1, successes + score.task_success
                     bar.update(task, advance=1, status=f"task success {successes}/{ran}")
-    metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus)
+    metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus, chunks)
     metrics.update(name=name, model=model, served_model=served_model, split=split, **decoding_options(cfg),
                    precision=meta["precision"], evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(out_dir / METRICS, metrics)
@@ -221,24 +239,43 @@ def evaluate(
         Console(stderr=True).print(
             f"[yellow]warning:[/] {failed} of {metrics['n']} questions failed in the model backend and count as "
             "failures; run the same command again to retry only those.")
+    if judge is not None and judge.failures and not quiet:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] the answer judge failed on {judge.failures} questions; they have the offline "
+            "checker's verdict" + (f" (the judge is down: {judge.down})" if judge.down else "") + ".")
     return metrics
 
 
+def _stored_verdict(row: dict[str, Any], judge: str | None) -> AnswerVerdict | None:
+    """The verdict a result carries if the judge configured now gave it; None: check it offline again."""
+    v = row.get("verdict") or {}
+    if judge is None or v.get("by") != judge:
+        return None
+    return AnswerVerdict(v.get("correct"), v.get("reason", ""), by=judge)
+
+
 def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path, cfg: RunConfig,
-                    corpus: set[str] | None = None) -> dict[str, Any]:
+                    corpus: set[str] | None = None, chunks: dict[str, Chunk] | None = None) -> dict[str, Any]:
     """metrics.json from the stored conversations of ``questions`` (scores are recomputed, not read back,
-    so a fixed metric definition applies to old results too)."""
+    so a fixed metric definition applies to old results too). Answers are checked offline again, except
+    those the configured judge already judged: its verdicts are reused, not asked for twice."""
     rows = load_results(results_path)
     missing = [q.id for q in questions if q.id not in rows]
     if missing:
         raise UserError(f"{results_path} lacks {len(missing)} of the {len(questions)} questions "
                         f"(e.g. {missing[0]}).", hint="Run the same eval command again to finish it.")
     corpus = corpus if corpus is not None else corpus_citations(run_dir)
+    chunks = chunks if chunks is not None else corpus_chunks(run_dir)
+    judge = judge_id(cfg.eval.judge) if cfg.eval.judge else None
     scores = []
     for q in questions:
         row = rows[q.id]
         trace = row["trace"]
         outcome = trace["outcome"]
         scores.append(score_question(q, trace["messages"], outcome["status"], outcome["steps"], row["latency_s"],
-                                     trace["tools"], outcome.get("answer"), corpus))
-    return aggregate(questions, scores, n_boot=cfg.eval.bootstrap, seed=cfg.seed)
+                                     trace["tools"], outcome.get("answer"), corpus,
+                                     verdict=_stored_verdict(row, judge), chunks=chunks))
+    metrics = aggregate(questions, scores, n_boot=cfg.eval.bootstrap, seed=cfg.seed)
+    metrics["answer_checker"] = {"judge": judge, "judged": sum(s.answer_checked_by == judge for s in scores),
+                                 "checked": sum(s.checks_answer for s in scores)}
+    return metrics
