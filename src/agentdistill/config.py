@@ -121,12 +121,10 @@ class SplitConfig(Section):
     seed: int | None = None
 
     def model_post_init(self, context: Any) -> None:
+        # a ValueError, so that the config's loader reports it with the file, the line and any other problem
         if self.test_fraction + self.dev_fraction >= 1:
-            raise UserError(
-                f"split.test_fraction + split.dev_fraction must be below 1, got {self.test_fraction} + "
-                f"{self.dev_fraction}: nothing would be left to train on.",
-                hint="Use e.g. test_fraction: 0.2 and dev_fraction: 0.1.",
-            )
+            raise ValueError(f"test_fraction + dev_fraction must be below 1 (got {self.test_fraction} + "
+                             f"{self.dev_fraction}): nothing would be left to train on")
 
 
 class SFTConfig(Section):
