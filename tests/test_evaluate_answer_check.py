@@ -58,6 +58,12 @@ def test_currency_symbols_and_codes():
     assert not fact_in("$100", "It costs EUR 100.")[0]
 
 
+def test_thousands_separators_and_trailing_zeros_do_not_matter():
+    assert fact_in("AED 1,000", "AED 1000.00")[0] and fact_in("AED 625.00", "AED 625")[0]
+    assert fact_in("0.5", "0.50")[0] and fact_in("AED 500", "500.00 AED/month")[0]
+    assert not fact_in("AED 1,000", "AED 1,000,000")[0] and not fact_in("AED 625.00", "AED 625.01")[0]
+
+
 def test_a_number_is_not_found_inside_a_longer_number():
     for answer in ("300 days", "130 days", "2030 days", "30.5 days", "1,030 days"):
         assert not fact_in("30 days", answer)[0], answer
@@ -159,6 +165,7 @@ def test_not_covered_said_and_not_said():
         v = check_answer(question, said, [OTHER_PASSAGE])
         assert v.correct, (said, v.reason)
     assert check_answer(question, "The minimum wage is AED 3,000 per month.", [OTHER_PASSAGE]).correct is False
+    assert check_answer(q("calculation", ["not covered"]), "The documents do not cover it.", []).correct
     claim = check_answer(question, "The documents do not cover it, but it is usually AED 3,000.", [])
     assert claim.correct is False and "3000" in claim.reason
     rambling = ("The documents do not cover it. Generally employers negotiate salaries freely with workers, taking "

@@ -20,18 +20,19 @@ decides, without a model, whether an answer contains it. Each fact is one of:
 
 The verdict by ``Question.kind`` (an answer that is missing or empty is wrong):
 
-- facts ``["not covered"]`` (any kind): the answer says the documents do not cover the topic
-  (``NOT_COVERED``: "do not cover", "could not find", "no information", "not in the documents", ...)
-  and makes no substantive claim: it states no number the question did not write, and the sentences
-  that do not say "not covered" hold at most ``MAX_ASIDE_WORDS`` content words (an offer to help, a
-  pointer elsewhere).
+- a fact ``"not covered"`` (any kind; other facts beside it are ignored): the answer says the
+  documents do not cover the topic (``NOT_COVERED``: "do not cover", "could not find", "no
+  information", "not in the documents", ...) and makes no substantive claim: it states no number
+  the question did not write, and the sentences that do not say "not covered" hold at most
+  ``MAX_ASIDE_WORDS`` content words (an offer to help, a pointer elsewhere).
 - ``calculation`` / ``multi_step``: every figure fact is in the answer, and where the facts also hold
   sentences (a passage a multi-step question reads first), at least one of them is. Stating only the
   period when the pay was asked fails.
-- ``lookup`` (an article request is a lookup whose ``expect.tools`` is ``["get_article"]``): every fact
-  is in the answer, and the answer is supported by a passage the agent retrieved: for some observation,
-  at least ``SUPPORT_MIN`` of the answer's content words and numbers are in it (words that only restate
-  the question are left out of the count). A made-up answer, or one written with no tool result, fails.
+- ``lookup`` (and any other kind; an article request is a lookup whose ``expect.tools`` is
+  ``["get_article"]``): every fact is in the answer, and the answer is supported by a passage the
+  agent retrieved: for some observation, at least ``SUPPORT_MIN`` of the answer's content words and
+  numbers are in it (words that only restate the question are left out of the count). A made-up
+  answer, or one written with no tool result, fails.
 - ``no_tool``: the reply is of the kind of ``answer_facts[0]`` (``REPLY_KINDS``): a greeting (hello, hi,
   welcome, how can I help), thanks (you're welcome, glad / happy to help) or a decline (sorry, can't
   help, outside, only help with). A greeting answered with a decline is wrong; so is a reply of another
@@ -352,7 +353,7 @@ def check_answer(question: Question, answer: str | None, observations: Sequence[
         return AnswerVerdict(None, "the question lists no answer_facts")
     if not answer or not answer.strip():
         return AnswerVerdict(False, "no answer")
-    if [f.lower() for f in facts] == [NOT_COVERED_FACT]:
+    if any(f.lower() == NOT_COVERED_FACT for f in facts):
         return _check_not_covered(question, answer)
     kind = question.kind
     if kind == "no_tool":
