@@ -24,7 +24,7 @@ class Section(BaseModel):
 class ModelsConfig(Section):
     student: str = "smollm2-135m"  # registry name, Hugging Face id, or local folder
     teacher: str = "gemma3-270m"  # the cross-tokenizer teacher that is fine-tuned then distilled
-    embedder: str = "all-minilm-l6-v2"
+    embedder: str = "all-minilm-l6-v2"  # sentence-transformers model of the corpus index and question dedup
     cache_dir: Path | None = None  # default: $AGENTDISTILL_CACHE or ~/.cache/agentdistill
     # Local models generate (eval, agent) in bf16 where the hardware computes it natively (None: auto); on a
     # 2-core Xeon with AMX an eval of the tuned student took 71 s instead of 117 s, the same task success.
@@ -33,37 +33,39 @@ class ModelsConfig(Section):
 
 
 class CorpusConfig(Section):
-    paths: list[Path] = Field(default_factory=list)
-    chunk_tokens: int = 512
-    chunk_overlap: int = 64
+    paths: list[Path] = Field(default_factory=list)  # documents: files, folders (searched recursively), globs
+    chunk_tokens: int = 512  # chunk size in student tokens (at least 32)
+    chunk_overlap: int = 64  # tokens consecutive chunks of a long section share (under half of chunk_tokens)
     n_clusters: int | None = None  # None: chosen by the rule in corpus/cluster.py
     hybrid: bool = True  # fuse BM25 with dense scores (reciprocal rank fusion)
-    embed_batch_size: int = 32
+    embed_batch_size: int = 32  # texts per embedding batch
 
 
 class ToolsConfig(Section):
+    # built-in packs ("uae_labour", "general"), importable modules or .py files defining TOOLS or tools(cfg, run_dir)
     packs: list[str] = Field(default_factory=lambda: ["uae_labour", "general"])
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # seconds a tool call may run before it becomes a timeout observation
 
 
 class TeacherConfig(Section):
     """The LLM that writes questions and traces. ``rule`` needs no server (offline demo)."""
 
+    # rule: the offline rule teacher (the bundled packs only); openai: an OpenAI-compatible endpoint; local: a model
     kind: Literal["rule", "openai", "local"] = "rule"
     base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
     model: str | None = None  # served model name (openai) or registry model (local)
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 4
-    temperature: float = 0.7
-    max_tokens: int = 512
-    timeout_s: float = 120.0
-    max_retries: int = 4
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable that holds the endpoint's API key
+    concurrency: int = 4  # requests in flight at once
+    temperature: float = 0.7  # sampling temperature of the question writer
+    max_tokens: int = 512  # tokens per teacher reply
+    timeout_s: float = 120.0  # seconds per request
+    max_retries: int = 4  # retries of a failed request, with backoff
 
 
 class AgentConfig(Section):
-    max_steps: int = 6
+    max_steps: int = 6  # model turns per question before the runtime stops it
     self_consistency: int = 1  # N sampled candidate steps, majority on the action (1 = greedy)
-    first_thought_prefix: str | None = None
+    first_thought_prefix: str | None = None  # text every first thought starts with (prefilled where the backend can)
     # Decode action names only as registered tools' names (llm.constrain): a small student's commonest
     # slip is an invented name after a right thought. Local models only; an HTTP backend ignores it.
     constrain_tool_names: bool = True
@@ -97,16 +99,17 @@ class AgentConfig(Section):
 
 
 class QuestionsConfig(Section):
-    personas: Path | None = None
-    window: int = 3
-    stride: int = 2
-    per_window: int = 2
-    n_questions: int = 800
+    personas: Path | None = None  # personas.yaml: who asks ({name, asks_about, style}); None: the UAE example's four
+    window: int = 3  # LLM question writer: chunks of a cluster shown per prompt (a sliding window)
+    stride: int = 2  # LLM question writer: chunks the window moves by
+    per_window: int = 2  # LLM question writer: questions asked for per prompt
+    n_questions: int = 800  # questions kept after dedup, sampled to the mix
+    # weight of each kind of question: lookup, calculation, multi_step (search, then compute), no_tool
     mix: dict[str, float] = Field(
         default_factory=lambda: {"lookup": 0.45, "calculation": 0.25, "multi_step": 0.15, "no_tool": 0.15}
     )
-    dedup_threshold: float = 0.95
-    max_invalid_retries: int = 2
+    dedup_threshold: float = 0.95  # embedding similarity at which two questions with the same numbers are one
+    max_invalid_retries: int = 2  # LLM question writer: times an invalid reply is asked again, then dropped
 
 
 class SplitConfig(Section):
@@ -114,8 +117,8 @@ class SplitConfig(Section):
     test_fraction: float = Field(default=0.2, ge=0, lt=1)
     # the share held out the same way to choose changes on, so that no change is tuned on the score it reports;
     # a question whose topic and family fall on different sides is left out (questions.stats.json counts it)
-    dev_fraction: float = Field(default=0.1, ge=0, lt=1)
-    by: Literal["cluster", "document"] = "cluster"
+    dev_fraction: float = Field(default=0.1, ge=0, lt=1)  # the share held out for choosing changes (dev)
+    by: Literal["cluster", "document"] = "cluster"  # what a held-out topic is: a cluster of chunks, or a document
     # which topics are held out (None: the run's seed); another seed holds out other topics from the same
     # questions, so a recipe can be measured on more than one unseen topic
     seed: int | None = None
@@ -129,23 +132,23 @@ class SplitConfig(Section):
 
 class SFTConfig(Section):
     model: str = "student"  # "student", "teacher", or a registry name / HF id
-    method: Literal["lora", "qlora", "full"] = "lora"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] | str = "all-linear"
+    method: Literal["lora", "qlora", "full"] = "lora"  # LoRA, LoRA on a 4-bit base (CUDA), or every weight
+    lora_r: int = 16  # LoRA rank
+    lora_alpha: int = 32  # LoRA scale: the update is multiplied by lora_alpha / lora_r
+    lora_dropout: float = 0.05  # dropout on the LoRA input
+    target_modules: list[str] | str = "all-linear"  # modules that get adapters: "all-linear" or their names
     lora_layers: int | None = None  # adapt only the top N transformer layers (None: all); cheaper backward
-    learning_rate: float = 2e-4
-    epochs: float = 2.0
-    max_steps: int = -1
-    batch_size: int = 4
-    grad_accum: int = 1
+    learning_rate: float = 2e-4  # peak learning rate of the cosine schedule
+    epochs: float = 2.0  # passes over the training examples
+    max_steps: int = -1  # optimizer steps, overriding epochs (-1: from epochs)
+    batch_size: int = 4  # examples per batch
+    grad_accum: int = 1  # batches accumulated per optimizer step
     max_length: int = 1536  # whole traces: a cut one loses its final answer (UAE lookups run ~1.1k tokens)
-    packing: bool = False
-    save_steps: int = 50
-    logging_steps: int = 5
-    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
-    max_examples: int | None = None
+    packing: bool = False  # TRL packing of several examples into one sequence (off: length-grouped batches)
+    save_steps: int = 50  # steps between checkpoints; a killed run resumes from the last one
+    logging_steps: int = 5  # steps between logged losses
+    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])  # "tensorboard" (the run's logs/), "wandb"
+    max_examples: int | None = None  # train on a seeded sample of this many answered traces (None: all)
     # The answered train traces that max_examples leaves out are still trained on, cut after their first
     # assistant turn (train.data.first_turn): the tool decision, at about a tenth of a whole trace's cost.
     first_turns_of_rest: bool = False
@@ -157,17 +160,17 @@ class SFTConfig(Section):
 
 
 class DistillConfig(Section):
-    top_k: int = 256
-    temperature: float = 1.0
-    uld_weight: float = 1.0
+    top_k: int = 256  # teacher probabilities kept per token (the cache, and the ULD loss's top-k)
+    temperature: float = 1.0  # softmax temperature of both distributions
+    uld_weight: float = 1.0  # weight of the ULD term added to cross-entropy
     loss: Literal["uld", "kl", "jsd"] = "uld"  # kl / jsd: only for a teacher with the student's tokenizer
     mode: Literal["offline", "online"] = "offline"  # online: teacher forward in the loop, no teacher_topk/
     teacher: str | None = None  # model or adapter dir; default: adapters/<models.teacher>/ from `sft --model teacher`
     chunk_tokens: int | None = None  # tokens per loss chunk; None: sized from the vocabulary
     # None: the sft section's value, so that SFT-only and SFT+ULD differ only by the distillation term
     learning_rate: float | None = None
-    epochs: float | None = None
-    max_steps: int | None = None
+    epochs: float | None = None  # None: the sft section's value
+    max_steps: int | None = None  # None: the sft section's value
 
 
 class JudgeConfig(Section):
@@ -176,31 +179,31 @@ class JudgeConfig(Section):
 
     base_url: str  # e.g. http://127.0.0.1:8080/v1
     model: str | None = None  # served model name; None: the one model the server lists
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
-    max_retries: int = 2
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable that holds the endpoint's API key
+    timeout_s: float = 60.0  # seconds per request
+    max_retries: int = 2  # retries of a failed request
 
 
 class EvalConfig(Section):
-    split: Literal["train", "dev", "test"] = "test"
-    max_questions: int | None = None
+    split: Literal["train", "dev", "test"] = "test"  # the questions evaluated: test reports, dev chooses changes
+    max_questions: int | None = None  # evaluate a seeded subset of this many questions (None: all)
     # The pipeline's untuned-student baseline runs on a seeded subset of this many questions (None: as many
     # as max_questions): it fails nearly every question at the first step, so a small sample bounds its rates
     # tightly, and the minutes saved go to training.
     baseline_max_questions: int | None = None
-    batch_size: int = 8
+    batch_size: int = 8  # conversations per generation batch (local models)
     # Questions advanced together (evaluate.runner): several batches' worth keeps batches full as short
     # conversations finish; a killed eval loses at most this many conversations in progress.
     in_flight: int = 64
-    max_new_tokens: int = 192
-    bootstrap: int = 1000
+    max_new_tokens: int = 192  # tokens per model turn
+    bootstrap: int = 1000  # resamples of the 95% bootstrap intervals
     # Judge answers with an LLM instead of the offline checker (None: offline only).
     judge: JudgeConfig | None = None
 
 
 class ExportConfig(Section):
-    gguf_quant: str = "q8_0"
-    ollama: bool = True
+    gguf_quant: str = "q8_0"  # for `agentdistill export`, not built yet: the GGUF quantization
+    ollama: bool = True  # for `agentdistill export`, not built yet: write an Ollama Modelfile too
 
 
 class PipelineConfig(Section):
@@ -211,20 +214,20 @@ class PipelineConfig(Section):
 
 
 class RunConfig(Section):
-    name: str = "run"
-    seed: int = 0
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
-    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    name: str = "run"  # `agentdistill run` writes runs/<name> unless given --run
+    seed: int = 0  # one seed for the run's random choices: clusters, questions, split, training, eval subsets
+    models: ModelsConfig = Field(default_factory=ModelsConfig)  # the student, the teacher, the embedder
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)  # the documents: chunking, embedding, search
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)  # the tool packs the agent may call
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
-    questions: QuestionsConfig = Field(default_factory=QuestionsConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    sft: SFTConfig = Field(default_factory=SFTConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)  # the ReAct runtime and its decoding constraints
+    questions: QuestionsConfig = Field(default_factory=QuestionsConfig)  # synthetic questions: who asks, how many
+    split: SplitConfig = Field(default_factory=SplitConfig)  # how questions are held out, by topic
+    sft: SFTConfig = Field(default_factory=SFTConfig)  # supervised fine-tuning: LoRA, QLoRA or full
+    distill: DistillConfig = Field(default_factory=DistillConfig)  # cross-tokenizer distillation (ULD)
+    eval: EvalConfig = Field(default_factory=EvalConfig)  # a model evaluated as an agent on held-out questions
+    export: ExportConfig = Field(default_factory=ExportConfig)  # `agentdistill export` (not built yet)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)  # `agentdistill run` / `demo` as a whole
 
 
 RESOLVED_CONFIG_NAME = "config.resolved.yaml"
