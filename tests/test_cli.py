@@ -1,4 +1,4 @@
-"""The command line: help for every DESIGN.md command, and user errors as a message + status 2,
+"""The command line: help for every docs/design.md command, and user errors as a message + status 2,
 never a traceback."""
 
 from __future__ import annotations

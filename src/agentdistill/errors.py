@@ -16,7 +16,7 @@ class UserError(Exception):
 
 
 class NotBuiltYet(UserError):
-    """A DESIGN.md stage whose implementation has not landed yet."""
+    """A docs/design.md stage whose implementation has not landed yet."""
 
     def __init__(self, command: str, issue: int):
         super().__init__(

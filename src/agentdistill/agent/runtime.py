@@ -21,7 +21,7 @@ action "answer"), ties going to the earliest candidate.
 step of every unfinished conversation, so a local model pads them into one forward pass and an
 HTTP backend sends them concurrently; each result is yielded as soon as its conversation ends.
 
-The stored conversation is canonical (DESIGN.md): system, user, then assistant steps and tool
+The stored conversation is canonical (docs/design.md): system, user, then assistant steps and tool
 results. A reply that does not parse has no canonical form, so it appears as the observation that
 answers it (a tool message named ``format_error`` quoting the problem); the raw text of every turn
 is kept in ``AgentResult.raw_steps``.
@@ -303,8 +303,8 @@ def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | No
     after a step that carried out its own plan, the answer (None: free).
 
     A thought after a search plans the tool it then calls ("I have the rules; next: notice_period."): held
-    to that plan after notice_period's own observation, runs/s15a's student called it again, a loop; left
-    free there, runs/s17b's student wrote the same plan again and looped (2 of 127 held-out questions)."""
+    to that plan after notice_period's own observation, a student called it again, a loop; left free
+    there, a student wrote the same plan again and looped (2 of 127 held-out questions in one run)."""
     called = {call["name"] for m in messages if m["role"] == "assistant" for call in m.get("tool_calls") or []}
     remaining = next((tool for tool in asked if tool not in called), None)
     if messages[-1]["role"] == "tool":

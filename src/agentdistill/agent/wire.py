@@ -41,7 +41,7 @@ _STEP_WORDS = r"thought|action input|action|final answer|answer"  # longer alter
 _MARKER = re.compile(rf"^[ \t>*#]*({_STEP_WORDS})[ \t*]*:", re.I | re.M)
 _ANSWER_KINDS = ("answer", "final answer")
 # Where an answer stops: a line that opens another step, or the system prompt's "Example:" heading that
-# introduces one. A small model that goes on after its answer imitates the prompt: 8 of runs/s18a's 127
+# introduces one. A small model that goes on after its answer imitates the prompt: 8 of one run's 127
 # held-out answers ran on into "Answer: ...", "Example:" + "Thought: ..." or "Action: {...}" lines.
 _ANSWER_END = re.compile(rf"\n\s*[>*#]*[ \t]*(?:(?:observation|{_STEP_WORDS})[ \t*]*:"
                          r"|example[ \t*]*:[ \t]*(?=\n|$))", re.I)
@@ -73,7 +73,7 @@ class Step:
         return self.answer is not None
 
     def to_message(self) -> dict[str, Any]:
-        """The canonical assistant message (DESIGN.md) for this step."""
+        """The canonical assistant message (docs/design.md) for this step."""
         if self.answer is not None:
             return {"role": "assistant", "thought": self.thought, "content": self.answer}
         return {"role": "assistant", "thought": self.thought, "tool_calls": self.tool_calls}

@@ -5,7 +5,7 @@ the interface because it is where the speed is: the local backend pads a batch i
 pass, the HTTP backend sends the batch concurrently, and the agent runtime advances many
 conversations in lockstep so that every call is a batch.
 
-Messages are canonical (DESIGN.md): each backend renders them for its model; the agent runtime never
+Messages are canonical (docs/design.md): each backend renders them for its model; the agent runtime never
 sees a chat template.
 """
 

@@ -68,8 +68,8 @@ from agentdistill.citations import LAW_NAMES, LAW_RE
 # the action object as the wire format renders it (json.dumps spacing), and the compact variant
 _NAME_KEYS = ('"name": "', '"name":"')
 _ACTION_OPEN = re.compile(r"Action:[ \t]*\{[ \t]*")
-# right after the marker only the object may follow: runs/s15c's student wrote "Action: 25 percent and 50
-# percent at night (...)" after a search, 7 of its 8 format errors on 133 held-out questions
+# right after the marker only the object may follow: a student wrote "Action: 25 percent and 50 percent at
+# night (...)" after a search, 7 of its 8 format errors on 133 held-out questions
 _ACTION_MARKER = re.compile(r"Action:(?P<partial>[ \t]?)$")
 _ACTION_OBJECT = (" {", "{")
 _ARGUMENTS_OPEN = re.compile(r'"name":[ \t]*"(?P<tool>[^"\\]+)"[ \t]*,[ \t]*"arguments":[ \t]*\{')
@@ -413,10 +413,10 @@ class ActionConstraint:
         2019-09-26?" went to ``date_diff`` with the one date as both its start and its end); and a tool that
         does arithmetic on an expression has a number to compute with that is neither in a date nor a
         duration, which the date and unit tools take ("What date is 7 days before 2023-09-17?" went to the
-        calculator on 4 of 40 held-out calculations in runs/s13a); and a whole-number argument without a
+        calculator on 4 of 40 held-out calculations); and a whole-number argument without a
         default that names no unit (an article's number) has a number the user wrote without one, neither a
         date nor a quantity ("What is the time between 2019-02-25 and 2026-10-23?" went to ``get_article`` on
-        4 of 40 held-out calculations in runs/s17c, its thought having named a tool the dates cannot serve)."""
+        4 of 40 held-out calculations, its thought having named a tool the dates cannot serve)."""
         if any(schema.get("type") == "integer" and "default" not in schema and argument_unit(a) is None
                for a, schema in schemas.items()) and not any(n.unit is None for n in numbers):
             return False
@@ -459,8 +459,8 @@ class ActionConstraint:
         no argument can follow. Right after "Action:" the strings are the object's opening brace.
 
         With ``due_plan``, the plan due at this step: a thought that writes it again ("I have the rules; next:
-        annual_leave.") names it as the action, as the rule teacher's always do (runs/s17b's student wrote
-        that plan and searched again, a loop)."""
+        annual_leave.") names it as the action, as the rule teacher's always do (a student wrote that
+        plan and searched again, a loop)."""
         if (marker := _ACTION_MARKER.search(generated_text)) is not None:
             return _ACTION_OBJECT, marker["partial"]
         last = next(reversed(list(_ACTION_OPEN.finditer(generated_text))), None)
@@ -633,7 +633,7 @@ class ActionConstraint:
             if ends and answer_ran_on(text):  # the answer is over: only the end of the turn may follow
                 _keep_only(scores, row, ends)
                 continue
-            # the wire format wants an action or an answer after a thought: 3 of runs/s17d's 127 held-out
+            # the wire format wants an action or an answer after a thought: 3 of one run's 127 held-out
             # replies ended after "Done: <the result>." or a thought that stated figures, format errors
             if ends and in_thought(text):
                 scores[row, ends] = float("-inf")

@@ -1,6 +1,6 @@
 """Chat templates per model family, and the assistant-only training mask they produce.
 
-A canonical trace (DESIGN.md) becomes chat messages with four roles: system, user, assistant and
+A canonical trace (docs/design.md) becomes chat messages with four roles: system, user, assistant and
 observation. Each assistant step is rendered in the ReAct wire format by ``agent.wire`` (``Thought:
 ...`` then ``Action: {...}`` or ``Answer: ...``); a tool result becomes ``Observation: ...`` in its
 own turn. The Jinja templates in ``templates/`` wrap exactly the assistant text plus its
@@ -92,7 +92,7 @@ def to_chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         try:
             check_message(m, where=f"messages[{i}]")
         except ValueError as e:
-            raise UserError(f"not a canonical message: {e}", hint="See DESIGN.md, 'Canonical data'.") from e
+            raise UserError(f"not a canonical message: {e}", hint="See docs/design.md, 'Canonical data'.") from e
         out.append({"role": "observation" if role == "tool" else role, "content": render_message(m)})
     return out
 

@@ -27,9 +27,9 @@ from agentdistill.records import Question
 STAGE_SECONDS_FILE = "stage_seconds.json"
 
 # Seconds per model call of the tuned student's eval over those of the untuned one, on a 2-core Xeon with
-# AMX: 0.49 (runs/s14a: 343.2 s for 258 calls of 127 questions, 123.8 s for 46 calls of 16), 0.55
-# (runs/s14b) and 0.63 (runs/s14c, whose machine slowed as it ran: SFT's mean step rose from 6.05 to 6.64 s,
-# and at 0.55 the demo ended at 30.8 min). Per question the ratio was 0.345 on that Xeon and on a 2-core EPYC.
+# AMX, in three demos: 0.49 (343.2 s for 258 calls of 127 questions, 123.8 s for 46 calls of 16), 0.55 and
+# 0.63 (a machine that slowed as it ran: SFT's mean step rose from 6.05 to 6.64 s, and at 0.55 the demo ended
+# at 30.8 min). Per question the ratio was 0.345 on that Xeon and on a 2-core EPYC.
 # Above the largest measured: a forecast too long costs a few training steps, one too short overruns.
 TUNED_PER_UNTUNED_CALL = 0.65
 # A question whose expected tools are unknown (an LLM wrote it without them): one tool call and the answer.
@@ -37,7 +37,7 @@ UNKNOWN_QUESTION_CALLS = 2
 # The pipeline process's own start (imports: 33 s on a fresh machine's first run, 3 s after) is spent too.
 START_STAGE = "start"
 # The SFT stage's own start (imports, tokenizing, loading the model) and end (saving the adapter) fall
-# outside the training loop that TimeBudget times, and the report follows: 47 s and 2 s in runs/s13b.
+# outside the training loop that TimeBudget times, and the report follows: 47 s and 2 s measured.
 UNTIMED_SECONDS = 60.0
 # Training gets at least this long, however late it starts: fewer steps would not teach the format.
 MIN_SFT_SECONDS = 120.0
@@ -69,7 +69,7 @@ class SFTBudget:
 
 def expected_calls(questions: list[Question]) -> int:
     """The model calls a trained agent makes on ``questions``: each expected tool once, then the answer
-    (runs/s14a: 259 expected, 258 made by the SFT student)."""
+    (on the demo's 127 held-out questions: 259 expected, 258 made by the SFT student)."""
     return sum(len(q.expect.tools) + 1 if q.expect is not None else UNKNOWN_QUESTION_CALLS for q in questions)
 
 

@@ -49,7 +49,7 @@ def _eval(node: ast.AST) -> float:
 
 
 # Operators in words, as questions write them and small models copy them into the expression
-# ("3,200 divided by 4": twice in runs/s18a's held-out questions, both an error from the calculator).
+# ("3,200 divided by 4": twice in one run's held-out questions, both an error from the calculator).
 _WORD_OPERATORS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*", "divided by": "/"}
 _WORD_OPERATOR = re.compile(rf"\b(?:{'|'.join(_WORD_OPERATORS)})\b", re.I)
 
