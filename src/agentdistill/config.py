@@ -39,6 +39,9 @@ class CorpusConfig(Section):
     n_clusters: int | None = None  # None: chosen by the rule in corpus/cluster.py
     hybrid: bool = True  # fuse BM25 with dense scores (reciprocal rank fusion)
     embed_batch_size: int = 32  # texts per embedding batch
+    # A search whose best passage is less similar than this (cosine, dense embeddings) finds nothing:
+    # the topic is not in the documents. 0 turns it off.
+    min_similarity: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class ToolsConfig(Section):

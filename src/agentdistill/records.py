@@ -10,9 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION = 1
+# 2: questions carry ``family`` and ``answer_facts``; a "dev" split sits beside train and test.
+SCHEMA_VERSION = 2
 
-Split = Literal["train", "test"]
+Split = Literal["train", "dev", "test"]
+SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
 
 class Record(BaseModel):
@@ -55,6 +57,12 @@ class Question(Record):
     expect: Expect | None = None
     split: Split | None = None
     kind: str = "lookup"  # lookup | calculation | multi_step | no_tool: drives the mix in config
+    # The phrasing family the question was written in ("calculation.shorthand_numbers"): splits hold
+    # out whole families, so a held-out score measures phrasing the student never saw.
+    family: str = ""
+    # What a right answer must contain: the figures or sentences the writer built the question from
+    # (for a reply without a tool, the kind of reply: "greeting", "thanks" or "decline").
+    answer_facts: list[str] = Field(default_factory=list)
 
 
 class ToolCall(BaseModel):

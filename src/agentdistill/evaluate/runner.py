@@ -201,6 +201,8 @@ def evaluate(
     judge = AnswerJudge(cfg.eval.judge) if todo and cfg.eval.judge is not None else None
     if todo:
         llm = make_llm(model, run_dir, cfg, served_model=served_model, batch_size=cfg.eval.batch_size)
+        if hasattr(llm, "know"):  # the offline teacher plans from what each question's writer recorded
+            llm.know(questions)
         tools = load_tools(cfg, run_dir)
         specs = tools.specs()
         group = max(1, cfg.eval.in_flight)

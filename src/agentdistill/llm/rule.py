@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from agentdistill.agent.wire import render_action
 from agentdistill.llm.base import Completion, GenerationRequest
 from agentdistill.llm.constrain import PLAN_ANSWER, PLAN_MARKER
+from agentdistill.tools.uae_labour.lookup import NOT_COVERED_OBSERVATION
 
 if TYPE_CHECKING:
     from agentdistill.config import RunConfig
@@ -164,6 +165,87 @@ def keywords(text: str) -> str:
     return " ".join(w for w in words if w.lower() not in _STOP)
 
 
+# Words that carry no topic in a question: greetings, hedges, the asking itself.
+_FILLER = frozenset([
+    "hi", "hello", "hey", "please", "pls", "thanks", "quick", "question", "q", "just", "wondering", "actually",
+    "really", "exactly", "want", "would", "like", "could", "u", "so", "deal", "whats", "what's", "right",
+    "someone", "read", "i'd", "i'm", "im", "i've", "ive", "am", "now", "here", "there", "work", "works",
+    "understand", "mean", "means", "details", "info", "information", "explain", "applies", "apply", "worried",
+    "can't", "get", "got", "give", "go", "going", "tell", "me", "anything", "something", "they", "them",
+])
+_SENTENCES = re.compile(r"(?<=[.?!])\s+")
+
+
+def search_query(question: str) -> str:
+    """The topic of a question in the user's own words: what a search for it should ask.
+
+    The sentence that asks (the last one with a question mark, else the whole message), without
+    figures, greetings and the words every question shares; a question sentence too short to name a
+    topic ("What are the rules?") takes the sentences before it too.
+    """
+    sentences = [s for s in _SENTENCES.split(" ".join(question.split())) if s]
+    asking = [i for i, s in enumerate(sentences) if "?" in s]
+    start = asking[-1] if asking else 0
+    end = asking[-1] + 1 if asking else len(sentences)
+
+    def words(part: list[str]) -> list[str]:
+        found = re.findall(r"[A-Za-z][A-Za-z'-]*", " ".join(part))
+        return [w for w in found if w.lower() not in _STOP and w.lower() not in _FILLER and len(w) > 1]
+
+    picked = words(sentences[start:end])
+    while len(picked) < 2 and start > 0:
+        start -= 1
+        picked = words(sentences[start:end])
+    if len(picked) < 2:
+        picked = words(sentences)
+    return " ".join(picked) or " ".join(question.split())[:80]
+
+
+# What the right answer says when the documents do not hold the topic (evaluate/answer_check.py reads
+# this fact), and how the search tool reports it.
+NOT_COVERED = "not covered"
+NOT_COVERED_ANSWER = ("The documents I can search do not cover {topic}, so I cannot answer this from them. "
+                      "Please check with the relevant authority.")
+
+
+def answer_facts_of_calculation(name: str, observation: str) -> list[str]:
+    """The figures a right answer to a calculation states: the ones the tool computed for what was asked.
+
+    The headline of a domain calculator (the gratuity, the days of leave, the overtime pay, the notice
+    and its pay) or the result of a general tool ("= 1,234", the converted value, the days, the date).
+    """
+    obs = observation.strip()
+    if name == "calculate_gratuity":
+        m = re.search(r"gratuity: (AED [\d,.]+)", obs)
+        return [m.group(1)] if m else (["No gratuity"] if obs.startswith("No gratuity") else [])
+    if name == "annual_leave":
+        m = re.search(r"Annual leave: (\d+) days", obs)
+        if m:
+            return [f"{m.group(1)} days"]
+        if obs.startswith("No annual leave"):
+            return ["2 days per month"]
+        m = re.search(r"(30 days) with full pay for each year", obs)
+        return [m.group(1)] if m else []
+    if name == "overtime_pay":
+        m = re.search(r"Overtime pay: (AED [\d,.]+)", obs)
+        return [m.group(1)] if m else []
+    if name == "notice_period":
+        facts = [f"{m.group(1)} days"] if (m := re.search(r"Notice period: (\d+) days", obs)) else []
+        pay = re.search(r"= (AED [\d,.]+), on the last full wage", obs)
+        return facts + ([pay.group(1)] if pay else [])
+    if name in ("calculator", "convert_units"):
+        m = re.search(r"=\s*(-?[\d,]+(?:\.\d+)?)", obs)
+        return [m.group(1)] if m else []
+    if name == "date_diff":
+        m = re.search(r": (-?\d+) days", obs)
+        return [f"{m.group(1)} days"] if m else []
+    if name == "add_days":
+        m = re.search(r"= (\d{4}-\d{2}-\d{2})", obs)
+        return [m.group(1)] if m else []
+    m = re.search(r"-?\d[\d,]*(?:\.\d+)?", obs)
+    return [m.group(0)] if m else []
+
+
 def _calculation(q: str) -> Call | None:
     """The domain calculation a question asks for, if its numbers are all there."""
     money = _first(_MONEY, q)
@@ -294,7 +376,7 @@ def _citation_text(normalized: str) -> str:
     return format_citation(lid, art)
 
 
-def _passages(observation: str) -> list[tuple[str, str]]:
+def passages(observation: str) -> list[tuple[str, str]]:
     """(header, text) pairs of a lookup observation: one ``[i] header: text`` line per passage.
 
     Headers are section paths that may hold colons themselves; the text of a chunk starts with its
@@ -337,10 +419,10 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
     """
     from agentdistill.citations import extract_citations
 
-    passages = _passages(observation)
+    found = passages(observation)
     want = _content_words(topic)
     best: tuple[float, int, list[tuple[float, int, str]]] | None = None
-    for p, (header, text) in enumerate(passages):
+    for p, (header, text) in enumerate(found):
         truncated = text.endswith("...")
         sentences = [s.strip() for s in _SENTENCE.split(text.removesuffix("...").strip())]
         if truncated and len(sentences) > 1:
@@ -365,7 +447,7 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
         text = f"{text} {s}".strip()
     if extract_citations(text):
         return text, ""
-    header, body = passages[p]
+    header, body = found[p]
     cites = sorted(extract_citations(header) or extract_citations(body))
     return text, "; ".join(_citation_text(c) for c in cites[:2])
 
@@ -467,10 +549,9 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 # of runs/s16d's 11 held-out misses took the right first word, then another tool's frame and its tool
 # ("Counting the days between these dates is what calculate_gratuity does.").
 _THOUGHTS = {
-    "search_labour_law": ["Searching the labour law for {topic} will find the rule.",
-                          "Searching the law for {topic} will give me the rule to cite.",
-                          "Searching the law texts is the way to the rules on {topic}.",
-                          "Searching for {topic} in the law: I need its rules."],
+    # the query closes the thought, in the user's words, so the action copies it from there
+    "search_labour_law": ["Searching the documents for: {topic}.", "Searching the law for: {topic}.",
+                          "Searching for the rules on: {topic}."],
     "get_article": ["Article named: {topic} will show what it says.",
                     "Article lookup: the question names {topic}, so I will get its text.",
                     "Article text is what is asked, so I will get {topic}."],
@@ -542,6 +623,34 @@ _REPLIES = {
 }
 
 
+def plan_from_expect(question: str, tools: list[str], arguments: dict[str, dict[str, Any]], facts: list[str],
+                     tool_names: Iterable[str] | None = None) -> Plan:
+    """The expert's plan for a question whose writer recorded the tools and arguments it needs.
+
+    A search takes the question's topic in the user's words (``search_query``); a tool whose
+    arguments the writer left free (the calculator's expression) takes what ``route`` reads from
+    the wording. A question needing no tool gets the reply its facts name.
+    """
+    if not tools:
+        kind = facts[0] if facts and facts[0] in _REPLIES else route(question, tool_names).reply or "decline"
+        return Plan(reply=kind)
+    query = search_query(question)
+    calls = []
+    for name in tools:
+        args = dict(arguments.get(name) or {})
+        if name == "search_labour_law":
+            args.setdefault("query", query)
+        elif not args:
+            routed = next((c for c in route(question, [name]).calls if c.name == name), None)
+            args = routed.arguments if routed else {}
+        calls.append(Call(name, args))
+    topic = query if "search_labour_law" in tools else ""
+    if "get_article" in tools:
+        a = arguments.get("get_article") or {}
+        topic = f"{a.get('law', '')}, Art. {a.get('article', '')}"
+    return Plan(calls=calls, topic=topic)
+
+
 class RuleTeacher:
     """An LLM-protocol expert policy over the real tools (see the module docstring).
 
@@ -564,7 +673,16 @@ class RuleTeacher:
         self.domain = domain
         self.domain_terms = frozenset(domain_terms)
 
+    def know(self, questions: Iterable[Any]) -> None:
+        """Plan these questions from what their writer recorded (``Question.expect`` and, for a reply
+        without a tool, its kind in ``answer_facts``) instead of from their wording."""
+        self._known = {" ".join(q.text.split()): q for q in questions if q.expect is not None}
+
     def plan(self, question: str) -> Plan:
+        known = getattr(self, "_known", {}).get(" ".join(question.split()))
+        if known is not None:
+            return plan_from_expect(question, known.expect.tools, known.expect.arguments or {},
+                                    known.answer_facts, self.tool_names)
         return route(question, self.tool_names, self.domain_terms)
 
     def next_step(self, messages: list[dict[str, Any]]) -> str:
@@ -610,11 +728,13 @@ class RuleTeacher:
             if obs.lstrip().startswith("Error"):
                 parts.append(f"I could not get that information: {obs.strip()[7:200]}")
             elif name in _READS_LAW:
-                if not _passages(obs):
+                if obs.startswith(NOT_COVERED_OBSERVATION):
+                    parts.append(NOT_COVERED_ANSWER.format(topic=plan.topic or "this topic"))
+                    continue
+                if not passages(obs):
                     parts.append(obs.strip())
                     continue
-                topic = plan.topic if name == "search_labour_law" else question
-                text, cite = best_sentences(obs, topic or question, max_sentences=1 if len(plan.calls) > 1 else 2,
+                text, cite = best_sentences(obs, question, max_sentences=1 if len(plan.calls) > 1 else 2,
                                             must_cite=self._wanted_article(plan) if name == "get_article" else None)
                 parts.append(f"{text} ({cite})." if cite and text else text)
             else:

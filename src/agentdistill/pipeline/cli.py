@@ -23,6 +23,7 @@ console = Console()
 HEADLINE = [
     ("format_valid_rate", "format valid"),
     ("tool_selection_accuracy", "tool selection"),
+    ("answer_correct_rate", "answer correct"),
     ("task_success_rate", "task success"),
     ("no_tool_accuracy", "no-tool acc."),
     ("loop_rate", "loop rate"),

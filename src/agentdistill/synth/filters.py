@@ -84,4 +84,10 @@ def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) ->
     ungrounded = cited - seen
     if ungrounded:
         return "ungrounded", f"cites {sorted(ungrounded)} not in any observation"
+    # a trace that routes right and then answers something else would teach the student to do the same
+    from agentdistill.evaluate.answer_check import check_answer
+
+    verdict = check_answer(question, answer, observations)
+    if verdict.correct is False:
+        return "wrong_answer", verdict.reason
     return None

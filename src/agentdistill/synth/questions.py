@@ -436,13 +436,14 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
         return Embedder(cfg.models.embedder).encode(texts)
 
     unique, n_dup = dedup(candidates, embed, cfg.questions.dedup_threshold)
-    picked, short = sample_mix(unique, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
     chunk_doc = {c.id: c.doc_id for c in chunks}
     split_seed = cfg.split.seed if cfg.split.seed is not None else cfg.seed
     # a question whose phrasing family and topic are held out to different sides would leak either way:
-    # the split leaves it out, and the stats count it
-    final, excluded = assign_splits(picked, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed,
-                                    dev_fraction=cfg.split.dev_fraction)
+    # the split leaves it out, and the stats count it. The split is made over all candidates, before the
+    # mix is sampled, so that what it leaves out does not cut the run short of n_questions.
+    kept, excluded = assign_splits(unique, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed,
+                                   dev_fraction=cfg.split.dev_fraction)
+    final, short = sample_mix(kept, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
     write_records(run_dir / QUESTIONS_FILE, final)
     counts = {**counts, "candidates": len(candidates), "duplicates_removed": n_dup,
               "excluded_by_split": len(excluded), **{f"short_{k}": v for k, v in short.items() if v}}

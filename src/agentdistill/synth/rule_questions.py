@@ -1,20 +1,25 @@
 """Offline question writer: templates over the corpus structure and sampled numbers, no LLM needed.
 
+Every question is written in one **phrasing family** (``Question.family``, "<kind>.<style>"): a set
+of templates with its own wording and register (plain, chatty, terse, a story with figures that do
+not matter, synonyms, article references in the forms people use). Splits hold out whole families,
+so a held-out score measures phrasing the student never saw. The surface forms of quantities ("12k",
+"12000 dirhams", "four and a half years", "18 months" for 1.5 years, typos) are sampled inside every
+family (synth/phrasing.py), so the student learns the quantity behind the form in any family.
+
 Kinds (their shares come from QuestionsConfig.mix):
 
-- lookup: one per (chunk, persona, template) from the chunk's section title ("What does the law say
-  about <title>?") -> search_labour_law; and from the articles the chunk cites ("What does Federal
-  Decree-Law 33/2021, Art. 43 say?") -> get_article.
-- calculation: scenarios with sampled numbers (wages, years of service, hours, notice days) for the
-  domain calculators, and general-pack routing (arithmetic, unit conversion, dates).
-- multi_step: "What does the law say about <rule>, and <calculation>?" -> search, then the calculator;
-  half of them ask about one topic's rule and another topic's figure (``MIXED_TAILS``).
-- no_tool: greetings, thanks, and out-of-domain questions to decline.
+- lookup: from each chunk's section title (a search), from the articles a chunk cites (get_article),
+  and topics of the domain the documents do not cover (a search whose right answer says so).
+- calculation: scenarios for the domain calculators and the general tools.
+- multi_step: the rule from the documents, then a calculation; half ask about another topic's figure.
+- no_tool: greetings, thanks and out-of-scope requests, each family holding all three.
 
-Every question is phrased in a persona's voice, with several templates per kind and persona, and is
-kept only if ``llm.rule.route`` (which reads nothing but the wording) sends it to exactly the tools and
-arguments it was written for: that is the guarantee that a small student can infer the tool from the
-question. Candidates are over-generated; questions.py dedups and samples the mix.
+The writer knows which tools and arguments each question needs (``expect``) and what a right answer
+must contain (``answer_facts``): a calculation's figure is computed by the real tool from the expected
+arguments; a lookup's fact is the sentence of its source passage that best answers it; a reply
+without a tool records its kind. The offline teacher follows ``expect`` (llm/rule.py), so no regex has
+to recover the tools from the wording. Candidates are over-generated; questions.py dedups and samples.
 """
 
 from __future__ import annotations
@@ -24,18 +29,33 @@ import math
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from agentdistill.citations import extract_citations, format_citation
+from agentdistill.citations import extract_citations, format_citation, resolve_law
 from agentdistill.config import RunConfig
-from agentdistill.llm.rule import route
+from agentdistill.llm.rule import (
+    NOT_COVERED,
+    answer_facts_of_calculation,
+    best_sentences,
+    passages,
+    route,
+    search_query,
+)
 from agentdistill.records import Chunk, Expect, Question
+from agentdistill.synth.phrasing import casual, duration_forms, hour_forms, money_forms, number_words
 from agentdistill.synth.questions import Persona, kind_rng, kind_targets, question_id
-from agentdistill.tools.matching import arguments_match, optional_defaults
+from agentdistill.tools.uae_labour.lookup import NOT_COVERED_OBSERVATION, shown_text
 
 log = logging.getLogger(__name__)
-OVERGENERATE = 1.35  # candidates per needed question: dedup and routing checks drop some
+OVERGENERATE = 1.35  # candidates per needed question: dedup drops some
+# Questions written from a passage are held out by topic and by phrasing family, each on its own; those
+# whose topic and family fall on different sides leave the split (about half), so more are written.
+GROUNDED_OVERGENERATE = 2.6
+LOOKUPS_PER_CHUNK = 10
+
+CURRENCY_CODES = ["AED", "Dhs"]
+CURRENCY_WORDS = ["dirhams", "AED"]
 
 # ----------------------------------------------------------------------------- personas
 
@@ -63,6 +83,14 @@ PREFIXES = {
     "domestic": ["", "", "I work as a housemaid. ", "I am a nanny for a family. ", "My sister is a domestic worker. ",
                  "I work as a private driver for a family. "],
 }
+# Sentences of a story that carry figures the question does not need (an age, a year, a head count):
+# the student must pick the figures the tool takes, not the first number it sees.
+STORY_OPENERS = [
+    "I'm {age} and joined my company back in {year}.", "My company has about {staff} employees.",
+    "I moved to Dubai in {year} and I'm {age} now.", "We are a team of {staff} at a hotel in Abu Dhabi.",
+    "My brother is {age} and works for a firm of {staff} people.", "I started in {year} at a shop in Sharjah.",
+    "I'm {age}, married with 2 kids, working in Ajman.", "Our office of {staff} staff opened in {year}.",
+]
 
 
 def _join(prefix: str, sentence: str) -> str:
@@ -73,21 +101,66 @@ def _join(prefix: str, sentence: str) -> str:
     return prefix + sentence
 
 
+def _story(rng: random.Random) -> str:
+    return rng.choice(STORY_OPENERS).format(age=rng.randint(22, 61), year=rng.randint(2008, 2024),
+                                            staff=rng.choice([8, 12, 35, 60, 120, 250, 400]))
+
+
+_ACRONYM = re.compile(r"^[A-Z]{2,}\b")
+
 # ----------------------------------------------------------------------------- lookup templates
 
-SEARCH_TEMPLATES = [
-    "What does the law say about {topic}?", "What are the rules on {topic}?", "Can you explain the rules on {topic}?",
-    "Tell me about {topic}.", "I need information on {topic}.", "What should I know about {topic}?",
-    "How does the law treat {topic}?", "Look up the rules on {topic}, please.",
-]
-QUESTION_TITLE_TEMPLATES = ["Can you tell me {topic}?", "Can you explain {topic}?", "I want to understand {topic}."]
-ARTICLE_TEMPLATES = [
-    "What does {law}, Art. {n} say?", "Show me Article {n} of {law}.", "Can you get {law}, Art. {n} for me?",
-    "I'd like to read Article {n} of {law}.", "Please fetch Art. {n} of {law}.",
-]
+# family -> templates over {topic}; the title-question templates are for titles that are questions
+SEARCH_FAMILIES = {
+    "plain": ["What does the law say about {topic}?", "What are the rules on {topic}?",
+              "Can you explain the rules on {topic}?", "Tell me about {topic}.", "I need information on {topic}.",
+              "What should I know about {topic}?", "How does the law treat {topic}?"],
+    "casual": ["whats the rule on {topic}?", "{topic} - how does it work here?", "hey, can u tell me about {topic}",
+               "so what's the deal with {topic}?", "quick q: {topic}, what does the law say", "{topic}?? explain pls"],
+    "first_person": ["Do I have any rights when it comes to {topic}?", "What are my rights regarding {topic}?",
+                     "Does the law protect me on {topic}?", "What applies to me about {topic}?",
+                     "My employer and I disagree about {topic}. What does the law actually say?"],
+    "scenario": ["{story} What does the law say about {topic}?", "{story} I'd like to understand {topic}.",
+                 "{story} Now I'm worried about {topic}. What are the rules?",
+                 "{story} Can you explain {topic} to me?"],
+    "terse": ["{topic} rules", "{topic}?", "law on {topic}", "rules for {topic} in the UAE", "{topic} - explain"],
+    "article_mention": ["I read that {law}, Art. {n} deals with this. What are the rules on {topic}?",
+                        "Article {n} of {law_alias} is about {topic}, right? What are the rules?",
+                        "Someone quoted Art. {n} at me. What does the law say about {topic}?"],
+}
+QUESTION_TITLE_TEMPLATES = {"plain": ["Can you tell me {topic}?", "Can you explain {topic}?"],
+                            "casual": ["{topic}?", "hey, {topic}?"],
+                            "first_person": ["I want to understand {topic}."],
+                            "scenario": ["{story} {Topic}?"], "terse": ["{topic}?"]}
+# get_article: the forms people write an article reference in, each family its own forms
+ARTICLE_FAMILIES = {
+    "article_formal": ["What does {law}, Art. {n} say?", "Show me Article {n} of {law}.",
+                       "I'd like to read Article {n} of {law}.", "What does Article {n} of {law_no} provide?",
+                       "{law_no}, article {n}: what does it say?"],
+    "article_short": ["Art. {n} {law_short}?", "show me art {n} of {law_alias}", "article {n} {law_short} text pls",
+                      "what's in Article {n} of {law_alias}?", "get me Art. {n}, {law_short}"],
+}
 LAW_ALIASES = {"FDL 33/2021": "the labour law", "FDL 9/2022": "the domestic workers law",
                "CR 1/2022": "the executive regulation"}
-_ACRONYM = re.compile(r"^[A-Z]{2,}\b")
+# "Federal Decree-Law No. 33 of 2021": the long form laws are cited in
+_LAW_NO = re.compile(r"^(.*?)\s+(\d+)/(\d{4})$")
+
+# Topics of the domain that the example documents do not cover: a search finds nothing relevant and
+# the right answer says so. Each is kept only if the search tool really finds no passage for it.
+UNCOVERED_TOPICS = [
+    "income tax on salaries", "the golden visa application for investors", "school fee allowances",
+    "company car allowances", "stock options for employees", "bonus and profit-sharing schemes",
+    "remote work from another country", "opening a company in a free zone", "driving licence conversion",
+    "sponsoring my parents' residence visa", "the retirement age for expatriates", "trade union membership",
+    "medical malpractice claims", "renting an apartment", "buying property in Dubai", "car insurance claims",
+    "university admissions", "traffic fines", "importing a pet", "VAT registration for a business",
+]
+UNCOVERED_TEMPLATES = {
+    "plain": ["What does the law say about {topic}?", "What are the rules on {topic}?", "Tell me about {topic}."],
+    "casual": ["whats the rule on {topic}?", "hey, {topic} - how does it work?"],
+    "first_person": ["What are my rights regarding {topic}?", "What applies to me about {topic}?"],
+    "terse": ["{topic} rules", "law on {topic}"],
+}
 
 
 def title_of(chunk: Chunk) -> str:
@@ -136,110 +209,149 @@ def persona_affinity(chunks: list[Chunk], personas: list[Persona]) -> list[list[
     return out
 
 
+
 # ----------------------------------------------------------------------------- calculation templates
 
-CALC = {
-    "calculate_gratuity": {
-        "employee": ["I earn a basic salary of {money} and have worked here for {years} years. What end-of-service "
-                     "gratuity am I owed?",
-                     "My basic pay is {money} a month and I'm leaving after {years} years. How much gratuity will I "
-                     "get?",
-                     "How much end-of-service gratuity do I get after {years} years on a basic salary of {money}?"],
-        "hr": ["One of our employees is leaving after {years} years with a basic salary of {money}. What gratuity do "
-               "we owe?",
-               "Please calculate the gratuity for a staff member with {years} years of service and {money} basic "
-               "monthly salary.",
-               "What is the end-of-service gratuity for {years} years of service at a basic wage of {money}?"],
-        "employer": ["My worker earns {money} basic and has been with me {years} years. How much end-of-service "
-                     "gratuity must I pay?",
-                     "An employee with {years} years of service and a basic salary of {money} is leaving. What "
-                     "gratuity do I pay?"],
+# family -> tool -> templates. {money}: a monthly sum in one of its written forms; {dur}: a duration
+# (years for the gratuity, months for annual leave, in any unit); {hours}; {period}: a phrase naming
+# night or rest-day work, or nothing; {days}: the contract's notice; {served}: days of it worked.
+CALC_FAMILIES: dict[str, dict[str, list[str]]] = {
+    "plain": {
+        "calculate_gratuity": [
+            "I earn a basic salary of {money} and have worked here for {dur}. What end-of-service gratuity am I owed?",
+            "What is the end-of-service gratuity for {dur} of service at a basic wage of {money}?",
+            "One of our employees is leaving after {dur} with a basic salary of {money}. What gratuity do we owe?",
+            "Please calculate the gratuity for a staff member with {dur} of service and {money} basic monthly salary."],
+        "annual_leave": ["How much annual leave do I get after {dur} of service?",
+                         "How many days of annual leave has an employee earned after {dur} of service?",
+                         "My employee has worked {dur}. How much paid annual leave must I give?"],
+        "overtime_pay": ["My basic salary is {money}. What is my overtime pay for {hours}{period}?",
+                         "Calculate the overtime pay for {hours}{period} for an employee on a basic salary of {money}.",
+                         "How much overtime pay do I owe for {hours}{period} at a basic salary of {money}?"],
+        "notice_period": ["My contract says {days} days notice. What notice period applies to me?",
+                          "An employee on {money} a month has a contract notice period of {days} days and worked "
+                          "{served} days of it. What is the notice pay owed?",
+                          "My contract says {days} days notice and my monthly wage is {money}. If I leave without "
+                          "working it, what do I owe?"],
     },
-    "annual_leave": {
-        "employee": ["How much annual leave do I get after {months} months of service?",
-                     "I have worked {months} months for my company. How many days of annual leave am I entitled to?"],
-        "hr": ["How many days of annual leave has an employee earned after {months} months of service?",
-               "Calculate the annual leave entitlement for a staff member with {months} months of service."],
-        "employer": ["My employee has worked {months} months. How much paid annual leave must I give?",
-                     "How many annual leave days does a worker with {months} months of service get?"],
+    "chatty": {
+        "calculate_gratuity": [
+            "hi, I'm leaving my job after {dur}. my basic is {money}, how much gratuity will I get?",
+            "So my basic salary is {money} and I've been with the company {dur}. What would my gratuity come to?",
+            "Resigning after {dur} on a basic of {money}. What's my gratuity going to be?",
+            "How much will my end-of-service gratuity be? I've worked {dur} and my basic pay is {money}."],
+        "annual_leave": ["I've been at my job {dur} now. How many days of annual leave do I get?",
+                         "hey, how much annual leave am I owed after working {dur}?",
+                         "been working here {dur}, how many annual leave days have I got?"],
+        "overtime_pay": ["I did {hours} of overtime{period} and my basic is {money}. How much extra should I be paid?",
+                         "my boss made me work {hours} overtime{period}, basic salary {money}. what's that worth?",
+                         "So I stayed {hours} extra{period} this week. Basic pay {money}. What overtime do I get?"],
+        "notice_period": ["my contract says {days} days notice. is that allowed? what notice applies?",
+                          "I want to quit. My contract has {days} days notice and I earn {money} a month. If I "
+                          "don't work the notice, what do I owe?",
+                          "I've served {served} days of my {days}-day notice and earn {money}. What's the notice "
+                          "pay for the rest?"],
     },
-    "overtime_pay": {
-        "employee": ["My basic salary is {money}. What is my overtime pay for {hours} hours{period}?",
-                     "I worked {hours} extra hours{period} this month on a basic salary of {money}. How much overtime "
-                     "should I get?"],
-        "hr": ["Calculate the overtime pay for {hours} hours{period} for an employee on a basic salary of {money}.",
-               "What overtime do we owe for {hours} hours{period} on a basic wage of {money}?"],
-        "employer": ["My worker did {hours} hours of overtime{period}. His basic salary is {money}. What must I pay?",
-                     "How much overtime pay do I owe for {hours} hours{period} at a basic salary of {money}?"],
+    "terse": {
+        "calculate_gratuity": ["gratuity for {money} basic, {dur}?", "end of service gratuity calc: basic {money}, "
+                               "service {dur}", "{dur} service, {money} basic salary - gratuity?"],
+        "annual_leave": ["annual leave after {dur}?", "annual leave days for {dur} service",
+                         "{dur} worked - annual leave entitlement?"],
+        "overtime_pay": ["overtime pay {hours}{period}, basic {money}?", "overtime: {hours}{period}, salary {money}",
+                         "{hours} overtime{period} on {money} basic = ?"],
+        "notice_period": ["notice period {days} days in contract - valid?", "notice pay: {days} days notice, {money} "
+                          "salary, {served} days served", "{days} day notice, wage {money}, quit now - notice pay?"],
     },
-    "notice_period": {
-        "employee": ["My contract says {days} days notice. What notice period applies to me?",
-                     "My contract says {days} days notice and my monthly wage is {money}. If I leave without working "
-                     "it, what do I owe?",
-                     "I have a {days}-day notice in my contract, earn {money} a month and have served {served} days of "
-                     "it. What is the pay in lieu of notice?"],
-        "hr": ["An employment contract has a notice period of {days} days. Is that valid, and what notice applies?",
-               "An employee on {money} a month has a contract notice period of {days} days and worked {served} days of "
-               "it. What is the notice pay owed?"],
-        "employer": ["My contract with a worker says {days} days notice and he earns {money}. What notice pay applies "
-                     "if I end it now?",
-                     "The contract gives {days} days notice. What notice period does the law allow?"],
+    "story": {
+        "calculate_gratuity": ["{story} My basic salary is {money} and I'll have done {dur} by the end of this "
+                               "month. How much gratuity should I get?",
+                               "{story} One of our drivers is leaving after {dur}; his basic is {money}. What "
+                               "end-of-service gratuity is he due?"],
+        "annual_leave": ["{story} I have now worked there {dur}. How many days of annual leave am I entitled to?",
+                         "{story} A new hire has completed {dur} with us. How much annual leave has she earned?"],
+        "overtime_pay": ["{story} Last week I worked {hours} of overtime{period}. My basic salary is {money}. What "
+                         "overtime am I owed?",
+                         "{story} A cook did {hours} extra{period}; her basic is {money}. What overtime pay is due?"],
+        "notice_period": ["{story} My contract says {days} days notice. What notice period applies?",
+                          "{story} I earn {money} and my contract says {days} days notice; I worked {served} days of "
+                          "it. What notice pay is owed for the rest?"],
+    },
+    "synonyms": {
+        "calculate_gratuity": ["What's the EOSB for {dur} of service on a {money} basic?",
+                               "How much end of service benefit do I get after {dur} if my basic is {money}?",
+                               "Calculate end of service benefits: {dur} worked, basic salary {money}.",
+                               "What severance gratuity is due after {dur} on a basic of {money}?"],
+        "annual_leave": ["How much vacation do I get after {dur}?", "How many holiday days after {dur} of work?",
+                         "paid time off after {dur} - how many days of annual leave?"],
+        "overtime_pay": ["How much do I get for {hours} of extra work{period} on a {money} basic?",
+                         "what's the OT pay for {hours}{period} if my basic is {money}",
+                         "Extra hours pay: {hours}{period}, basic wage {money}?"],
+        "notice_period": ["What's the pay in lieu of notice on a {days}-day notice with {money} monthly pay?",
+                          "resignation notice in my contract is {days} days. what notice period does the law allow?",
+                          "Notice pay if I leave today: contract notice {days} days, salary {money}, {served} days "
+                          "already worked?"],
     },
 }
-PERIODS = [("", None), ("", None), (" at night", "night"), (" between 10 pm and 4 am", "night"),
-           (" on my weekly rest day", "rest_day"), (" on the weekly rest day", "rest_day")]
-GENERAL = {
-    "calculator": ["What is {a} * {b}?", "Calculate {a} + {b} + {c}.", "What is {p}% of {a}?",
-                   "How much is {p}% of AED {a}?", "Work out ({a} + {b}) / {n}.", "What is {a} divided by {n}?",
-                   "Compute {a} - {b}.", "What is {a} times {n}?"],
-    "convert_units": ["Convert {v} {u1} to {u2}.", "How many {u2} are in {v} {u1}?",
-                      "Please convert {v} {u1} into {u2}."],
-    "date_diff": ["How many days are there between {d1} and {d2}?", "I started on {d1} and my contract ended on {d2}. "
-                  "How long is that?", "What is the time between {d1} and {d2}?"],
-    "add_days": ["What date is {n} days after {d1}?", "What date is {n} days before {d1}?",
-                 "If I start on {d1}, what date is {n} days after that?"],
+# (phrase, period argument): the ways people say night or rest-day work; "" is normal hours
+PERIODS = [("", None), ("", None), ("", None), (" at night", "night"), (" between 10 pm and 4 am", "night"),
+           (" on the night shift", "night"), (" on my weekly rest day", "rest_day"), (" on my day off", "rest_day"),
+           (" on my rest day", "rest_day")]
+# the general tools: a plain family and a casual one (each tool in both, so either can be held out)
+GENERAL_FAMILIES = {
+    "general_plain": {
+        "calculator": ["What is {a} * {b}?", "Calculate {a} + {b} + {c}.", "What is {p}% of {a}?",
+                       "How much is {p}% of AED {a}?", "Work out ({a} + {b}) / {n}.", "What is {a} divided by {n}?",
+                       "Compute {a} - {b}.", "What is {a} times {n}?"],
+        "convert_units": ["Convert {v} {u1} to {u2}.", "How many {u2} are in {v} {u1}?",
+                          "Please convert {v} {u1} into {u2}."],
+        "date_diff": ["How many days are there between {d1} and {d2}?", "I started on {d1} and my contract ended on "
+                      "{d2}. How long is that?", "What is the time between {d1} and {d2}?"],
+        "add_days": ["What date is {n} days after {d1}?", "What date is {n} days before {d1}?",
+                     "If I start on {d1}, what date is {n} days after that?"],
+    },
+    "general_casual": {
+        "calculator": ["whats {a} x {n}", "{p}% of {a}?", "can u add {a} and {b}", "{a} minus {b} = ?",
+                       "split {a} between {n} people, how much each?", "quick maths: {a} / {n}"],
+        "convert_units": ["{v} {u1} in {u2}?", "how much is {v} {u1} in {u2}", "convert {v}{u1} to {u2} pls"],
+        "date_diff": ["days from {d1} to {d2}?", "how long from {d1} until {d2}", "{d1} to {d2} - how many days"],
+        "add_days": ["{n} days after {d1} is which date?", "date {n} days before {d1}?",
+                     "if my notice starts {d1}, whats the date {n} days later"],
+    },
 }
 UNIT_PAIRS = [("km", "miles"), ("miles", "km"), ("kg", "pounds"), ("pounds", "kg"), ("litres", "gallons"),
               ("celsius", "fahrenheit"), ("fahrenheit", "celsius"), ("feet", "metres"), ("cm", "inches"),
               ("hours", "minutes"), ("metres", "feet")]
-# tool -> (the article it implements, search topics, calculation clauses that follow the search)
+# tool -> (the article it implements, search topics for two-tool questions)
 MULTI = {
-    "calculate_gratuity": ("FDL 33/2021 Art. 51",
-                           ["end-of-service gratuity", "the gratuity formula", "gratuity for foreign workers"],
-                           ["how much gratuity is due after {years} years on a basic salary of {money}?",
-                            "what would I get after {years} years on a basic salary of {money}?",
-                            "how much gratuity is owed for {years} years at {money} basic?"]),
-    "annual_leave": ("FDL 33/2021 Art. 29", ["annual leave entitlement", "paid annual leave", "annual leave"],
-                     ["how many days do I get after {months} months of service?",
-                      "how much leave is due after {months} months of service?"]),
-    "overtime_pay": ("FDL 33/2021 Art. 19", ["overtime pay rates", "overtime pay", "overtime limits and pay"],
-                     ["what is the pay for {hours} hours{period} on a basic salary of {money}?",
-                      "how much is due for {hours} hours{period} at a basic wage of {money}?"]),
+    "calculate_gratuity": ("FDL 33/2021 Art. 51", ["end-of-service gratuity", "the gratuity formula",
+                                                   "gratuity for foreign workers"]),
+    "annual_leave": ("FDL 33/2021 Art. 29", ["annual leave entitlement", "paid annual leave", "annual leave"]),
+    "overtime_pay": ("FDL 33/2021 Art. 19", ["overtime pay rates", "overtime pay", "overtime limits and pay"]),
     "notice_period": ("FDL 33/2021 Art. 43", ["notice periods", "the notice period and pay in lieu",
-                                              "notice when leaving a job"],
-                      ["what applies if my contract says {days} days notice and I earn {money}?",
-                       "what is owed if the contract says {days} days notice, the wage is {money} and {served} days "
-                       "were served?"]),
+                                              "notice when leaving a job"]),
 }
-# A second question on another topic than the rule looked up ("the rules on annual leave, then the
-# gratuity for ..."): it names what it asks for, since "what would I get" after a leave topic would not.
-# Such pairs are why the calculator a student picks second follows the numbers asked about, not the
-# topic searched: with each calculator tied to its own topic, the held-out topic's two-tool questions
-# (gratuity) were answered from the search alone (0 of 35).
-MIXED_TAILS = {
-    "calculate_gratuity": ["how much gratuity is due after {years} years on a basic salary of {money}?",
-                           "how much end-of-service gratuity is owed for {years} years at {money} basic?"],
-    "annual_leave": ["how many days of annual leave do I get after {months} months of service?",
-                     "how much annual leave is due after {months} months of service?"],
-    "overtime_pay": ["what is the overtime pay for {hours} hours{period} on a basic salary of {money}?",
-                     "how much overtime pay is due for {hours} hours{period} at a basic wage of {money}?"],
+# The calculation half of a two-tool question names what it asks for, so that after a search on one
+# topic the second tool follows the figures asked about, not the topic searched.
+MULTI_TAILS = {
+    "calculate_gratuity": ["how much gratuity is due after {dur} on a basic salary of {money}?",
+                           "how much end-of-service gratuity is owed for {dur} at {money} basic?"],
+    "annual_leave": ["how many days of annual leave do I get after {dur}?",
+                     "how much annual leave is due after {dur} of service?"],
+    "overtime_pay": ["what is the overtime pay for {hours}{period} on a basic salary of {money}?",
+                     "how much overtime pay is due for {hours}{period} at a basic wage of {money}?"],
     "notice_period": ["what notice pay applies if my contract says {days} days notice and I earn {money}?",
                       "what is the notice pay if the contract says {days} days notice, the wage is {money} and "
                       "{served} days were served?"],
 }
-MIXED_SHARE = 0.5  # of two-tool questions
-MULTI_TEMPLATES = ["What does the law say about {topic}, and {tail}", "Look up the rules on {topic}, then {tail}",
-                   "Can you explain {topic}, and {tail}"]
+MIXED_SHARE = 0.5  # of two-tool questions: the rule of one topic, the figure of another
+MULTI_FAMILIES = {
+    "plain": ["What does the law say about {topic}, and {tail}", "Look up the rules on {topic}, then {tail}",
+              "Can you explain {topic}, and {tail}"],
+    "chatty": ["hey, how does {topic} work here? and {tail}", "I'm confused about {topic}. Can you explain it, "
+               "and {tail}", "first tell me the rules on {topic}, then {tail}"],
+    "story": ["{story} What are the rules on {topic}? And {tail}", "{story} Please explain {topic} and tell me "
+              "{tail}"],
+}
 
 # ----------------------------------------------------------------------------- no-tool messages
 
@@ -309,26 +421,81 @@ VOICED_THANKS = {
 }
 
 
+CASUAL_NO_TOOL = {
+    "greeting": ["hiii", "yo", "hey there", "helo?", "hi hi", "morning!", "hey bot", "hello hello", "hey u there",
+                 "salam alaikum bro", "gm", "hii, anyone?"],
+    "thanks": ["thx", "ty!!", "ok cool thanks", "thanks a ton", "tnx", "ok thank u", "great thx", "thanks bro",
+               "cheers mate", "ok got it thanks", "thank youuu", "nice one, thanks"],
+    "decline": ["whats the weather like tmrw", "tell me a joke lol", "best shawarma in dubai?",
+                "who won the match last nite", "recommend a movie pls", "how do i fix my wifi",
+                "can u write my essay", "whats 2 + 2 in binary lol", "top 5 malls in abu dhabi?",
+                "how to get more followers on instagram", "is it gonna rain", "whats the best phone rn"],
+}
+POLITE_NO_TOOL = {
+    "greeting": ["Good morning, I hope you are doing well today.", "Hello, I hope I'm not disturbing you.",
+                 "Good evening. I may have a question for you shortly.", "Hello there, it's nice to be able to chat.",
+                 "Greetings, and thank you for being available.", "Good afternoon, I hope your day is going well."],
+    "thanks": ["Thank you ever so much for taking the time to explain.", "I really appreciate your help, thank you.",
+               "That was very kind of you, many thanks.", "Thank you for your patience and the clear explanation.",
+               "I am grateful for your help, thank you.", "Thank you kindly, that answers everything."],
+    "decline": ["Could you kindly recommend a good dentist in Al Ain?",
+                "Would you be able to help me plan my holiday in Thailand?",
+                "I was wondering if you could translate this letter into French for me.",
+                "Could you please tell me how to invest in gold?", "Would you mind suggesting a recipe for dinner?",
+                "May I ask which football team you support?"],
+}
+
+
+def _plain_pool(reply: str, persona: Persona) -> list[str]:
+    return {"greeting": GREETINGS, "thanks": THANKS, "decline": OFF_TOPIC}[reply]
+
+
+def _voiced_pool(reply: str, persona: Persona) -> list[str]:
+    if reply == "decline":
+        return [p + q[0].lower() + q[1:] for p in OFF_TOPIC_PREFIXES for q in OFF_TOPIC[:12]]
+    return {"greeting": VOICED_GREETINGS, "thanks": VOICED_THANKS}[reply][role(persona)]
+
+
+# family -> (kind of reply, persona) -> the messages of that family; every family holds all three
+# kinds, so holding a family out never leaves a kind of reply untrained
+NO_TOOL_FAMILIES = {
+    "plain": _plain_pool,
+    "voiced": _voiced_pool,
+    "casual": lambda reply, persona: CASUAL_NO_TOOL[reply],
+    "polite": lambda reply, persona: POLITE_NO_TOOL[reply],
+}
+
+# Words people use for the documents' terms: a topic is sometimes asked in them, in every family.
+TOPIC_SYNONYMS = [("annual leave", "vacation"), ("end-of-service gratuity", "end of service benefits"),
+                  ("gratuity", "EOSB"), ("weekly rest day", "day off"), ("rest day", "day off"),
+                  ("dismissal", "being fired"), ("termination", "ending the contract"), ("resignation", "quitting"),
+                  ("overtime", "extra hours"), ("public holidays", "bank holidays"), ("wages", "salary"),
+                  ("remuneration", "pay"), ("domestic worker", "housemaid")]
+SYNONYM_SHARE = 0.35
+
 # ----------------------------------------------------------------------------- the writer
+
 
 @dataclass
 class _Candidate:
     text: str
     kind: str
+    family: str
     persona: Persona
     tools: list[str]
     arguments: dict[str, dict[str, Any]] | None
     cluster: int = -1
     source: tuple[str, ...] = ()
+    facts: list[str] = field(default_factory=list)
 
 
 def _money(rng: random.Random) -> tuple[str, int]:
     value = rng.randrange(2500, 45001, 250)
-    return f"AED {value:,}", value
+    return rng.choice(money_forms(value, CURRENCY_CODES, CURRENCY_WORDS)), value
 
 
 def _years(rng: random.Random) -> float | int:
-    return rng.choice([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 6.5, 7, 8, 9, 10, 12, 15, 18, 20, 25, 30])
+    return rng.choice([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 6.5, 7, 8, 9, 10, 11, 12, 15, 18, 20, 25])
 
 
 def _date(rng: random.Random) -> str:
@@ -339,25 +506,29 @@ def _fmt(x: float | int) -> str:
     return f"{x:,}" if isinstance(x, int) or float(x).is_integer() else str(x)
 
 
-def calculation(tool: str, voice: str, rng: random.Random, template: str | None = None) -> tuple[str, dict[str, Any]]:
-    """A domain calculation question in ``voice`` with sampled numbers, and the arguments it fixes."""
-    voice = voice if voice in CALC[tool] else "employee"
-    template = template or rng.choice(CALC[tool][voice])
+def _days(n: int, rng: random.Random) -> str:
+    words = number_words(n)
+    return words if words and rng.random() < 0.2 else str(n)
+
+
+def calculation(tool: str, template: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """A domain calculation question from ``template`` with sampled quantities, and the arguments it fixes."""
     money, salary = _money(rng)
+    story = _story(rng)
     if tool == "calculate_gratuity":
-        years = _years(rng)
-        return template.format(money=money, years=_fmt(years)), {"monthly_basic_salary": salary,
-                                                                 "years_of_service": years}
+        dur, years = rng.choice(duration_forms(_years(rng), "years"))
+        return template.format(money=money, dur=dur, story=story), {"monthly_basic_salary": salary,
+                                                                    "years_of_service": years}
     if tool == "annual_leave":
-        months = rng.randint(3, 72)
-        return template.format(months=months), {"months_of_service": months}
+        dur, months = rng.choice(duration_forms(rng.randint(3, 72), "months"))
+        return template.format(dur=dur, story=story), {"months_of_service": int(months)}
     if tool == "overtime_pay":
         hours = rng.choice([1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 1.5, 2.5, 7.5])
         phrase, period = rng.choice(PERIODS)
         args: dict[str, Any] = {"monthly_basic_salary": salary, "overtime_hours": hours}
         if period:
             args["period"] = period
-        return template.format(money=money, hours=_fmt(hours), period=phrase), args
+        return template.format(money=money, hours=rng.choice(hour_forms(hours)), period=phrase, story=story), args
     days = rng.choice([14, 20, 30, 30, 45, 60, 60, 90, 100, 120])
     served = rng.randint(0, min(days, 90) - 1)
     args = {"contract_notice_days": days}
@@ -365,11 +536,10 @@ def calculation(tool: str, voice: str, rng: random.Random, template: str | None 
         args["monthly_wage"] = salary
     if "{served}" in template:
         args["days_already_served"] = served
-    return template.format(days=days, money=money, served=served), args
+    return template.format(days=_days(days, rng), money=money, served=served, story=story), args
 
 
-def general(tool: str, rng: random.Random) -> tuple[str, dict[str, Any] | None]:
-    template = rng.choice(GENERAL[tool])
+def general(tool: str, template: str, rng: random.Random) -> tuple[str, dict[str, Any] | None]:
     a, b, c = rng.randrange(100, 20000, 50), rng.randrange(10, 5000, 5), rng.randrange(10, 900)
     n, p = rng.choice([2, 3, 4, 5, 6, 7, 12, 30, 52]), rng.choice([5, 10, 12.5, 15, 18, 20, 25, 30, 60])
     if tool == "calculator":
@@ -386,12 +556,148 @@ def general(tool: str, rng: random.Random) -> tuple[str, dict[str, Any] | None]:
     return template.format(d1=d1, n=days), {"date": d1, "days": sign * days}
 
 
-def _routes_as_written(c: _Candidate, tool_names: set[str], defaults: dict[str, dict[str, Any]]) -> bool:
-    plan = route(c.text, tool_names)
-    if plan.tools != c.tools:
-        return False
-    calls = [{"name": call.name, "arguments": call.arguments} for call in plan.calls]
-    return arguments_match(c.arguments or {}, calls, defaults)
+def _synonyms(topic: str, rng: random.Random) -> str:
+    if rng.random() >= SYNONYM_SHARE:
+        return topic
+    for word, other in TOPIC_SYNONYMS:
+        if word in topic.lower():
+            return re.sub(re.escape(word), other, topic, count=1, flags=re.I)
+    return topic
+
+
+def _voice(text: str, family: str, persona: Persona, rng: random.Random) -> str:
+    """A plain question gets the persona's prefix; casual and terse ones are typed casually."""
+    if family == "plain":
+        return _join(rng.choice(PREFIXES[role(persona)]), text)
+    if family in ("casual", "terse", "chatty", "general_casual"):
+        return casual(text, rng, typos=family != "general_casual")
+    return text
+
+
+def _law_forms(lid: str, art: str) -> dict[str, str]:
+    """How a law is written in a question: its citation name, the long "No. N of YYYY" form, its short id,
+    and a common name where it has one ("the labour law")."""
+    law = format_citation(lid, art).split(",")[0]
+    m = _LAW_NO.match(law)
+    law_no = f"{m.group(1)} No. {int(m.group(2))} of {m.group(3)}" if m else law
+    return {"law": law, "law_no": law_no, "law_short": lid, "law_alias": LAW_ALIASES.get(lid, law)}
+
+
+def _law_as_written(template: str, forms: dict[str, str]) -> str:
+    for slot in ("law_no", "law_short", "law_alias", "law"):
+        if "{" + slot + "}" in template:
+            return forms[slot].removeprefix("the ")
+    return forms["law"]
+
+
+def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Persona], names: set[str],
+             cluster_of: dict[str, int], rng: random.Random) -> tuple[list[_Candidate], list[_Candidate]]:
+    """(searches, article requests) over every chunk, in every family."""
+    searches: list[_Candidate] = []
+    articles: list[_Candidate] = []
+    for chunk, weights in zip(chunks, affinity, strict=True):
+        topic, is_q = topic_of(title_of(chunk))
+        cites = sorted(extract_citations(chunk.section_path))
+        if "search_labour_law" in names:
+            for _ in range(LOOKUPS_PER_CHUNK):
+                persona = rng.choices(personas, weights)[0]
+                families = sorted(QUESTION_TITLE_TEMPLATES if is_q else SEARCH_FAMILIES)
+                if not cites:
+                    families = [f for f in families if f != "article_mention"]
+                family = rng.choice(families)
+                template = rng.choice((QUESTION_TITLE_TEMPLATES if is_q else SEARCH_FAMILIES)[family])
+                lid, _, art = (rng.choice(cites) if cites else " Art. 0").rpartition(" Art. ")
+                forms = _law_forms(lid, art) if lid else {}
+                shown = _synonyms(topic, rng) if family != "plain" else topic
+                text = template.format(topic=shown, Topic=shown[:1].upper() + shown[1:], story=_story(rng),
+                                       n=int(art) if lid else 0, **forms)
+                searches.append(_Candidate(_voice(text, family, persona, rng), "lookup", f"lookup.{family}", persona,
+                                           ["search_labour_law"], None, cluster_of.get(chunk.id, -1), (chunk.id,)))
+        if "get_article" in names:
+            for cite in cites:
+                lid, _, art = cite.rpartition(" Art. ")
+                persona = rng.choices(personas, weights)[0]
+                family = rng.choice(sorted(ARTICLE_FAMILIES))
+                template = rng.choice(ARTICLE_FAMILIES[family])
+                forms = _law_forms(lid, art)
+                if "{law_alias}" in template and lid not in LAW_ALIASES:
+                    template = template.replace("{law_alias}", "{law}")
+                text = template.format(n=int(art), **forms)
+                args = {"law": _law_as_written(template, forms), "article": int(art)}
+                articles.append(_Candidate(text, "lookup", f"lookup.{family}", persona, ["get_article"],
+                                           {"get_article": args}, cluster_of.get(chunk.id, -1), (chunk.id,)))
+    return searches, articles
+
+
+def _uncovered(personas: list[Persona], rng: random.Random) -> list[_Candidate]:
+    out = []
+    for topic in UNCOVERED_TOPICS:
+        for family in sorted(UNCOVERED_TEMPLATES):
+            persona = rng.choice(personas)
+            text = rng.choice(UNCOVERED_TEMPLATES[family]).format(topic=topic)
+            out.append(_Candidate(_voice(text, family, persona, rng), "lookup", f"lookup.{family}", persona,
+                                  ["search_labour_law"], None, facts=[NOT_COVERED]))
+    return out
+
+
+def _calculations(n: int, personas: list[Persona], names: set[str], rng: random.Random) -> list[_Candidate]:
+    domain_tools = [t for t in CALC_FAMILIES["plain"] if t in names]
+    general_tools = [t for t in GENERAL_FAMILIES["general_plain"] if t in names]
+    out = []
+    for i in range(n):
+        persona = personas[i % len(personas)]
+        if domain_tools and role(persona) != "domestic" and rng.random() < 0.6:
+            family = rng.choice(sorted(CALC_FAMILIES))
+            tool = rng.choice(domain_tools)
+            text, args = calculation(tool, rng.choice(CALC_FAMILIES[family][tool]), rng)
+        elif general_tools:
+            family = rng.choice(sorted(GENERAL_FAMILIES))
+            tool = rng.choice(general_tools)
+            text, args = general(tool, rng.choice(GENERAL_FAMILIES[family][tool]), rng)
+        else:
+            continue
+        out.append(_Candidate(_voice(text, family, persona, rng), "calculation", f"calculation.{family}", persona,
+                              [tool], {tool: args} if args else None))
+    return out
+
+
+def _multi_steps(n: int, chunks: list[Chunk], personas: list[Persona], names: set[str], cluster_of: dict[str, int],
+                 rng: random.Random) -> list[_Candidate]:
+    domain_tools = [t for t in MULTI if t in names]
+    if "search_labour_law" not in names or not domain_tools:
+        return []
+    out = []
+    for i in range(n):
+        tool = domain_tools[i % len(domain_tools)]
+        persona = rng.choice([p for p in personas if role(p) != "domestic"] or personas)
+        others = [t for t in domain_tools if t != tool]
+        mixed = bool(others) and rng.random() < MIXED_SHARE
+        article, topics = MULTI[rng.choice(others) if mixed else tool]
+        topic = rng.choice(topics)
+        family = rng.choice(sorted(MULTI_FAMILIES))
+        tail, args = calculation(tool, rng.choice(MULTI_TAILS[tool]), rng)
+        text = rng.choice(MULTI_FAMILIES[family]).format(topic=_synonyms(topic, rng), tail=tail, story=_story(rng))
+        source = _source_for(chunks, article, topic)
+        cluster = cluster_of.get(source[0], -1) if source else -1
+        out.append(_Candidate(_voice(text, family, persona, rng), "multi_step", f"multi_step.{family}", persona,
+                              ["search_labour_law", tool], {tool: args}, cluster, source))
+    return out
+
+
+def _no_tools(n: int, personas: list[Persona], rng: random.Random) -> list[_Candidate]:
+    """Greetings, thanks and requests to decline, a third each, in every family."""
+    out = []
+    families = sorted(NO_TOOL_FAMILIES)
+    for i in range(n):
+        reply = ("greeting", "thanks", "decline")[i % 3]
+        family = families[(i // 3) % len(families)]
+        persona = personas[i % len(personas)]
+        pool = NO_TOOL_FAMILIES[family](reply, persona)
+        text = pool[(i // (3 * len(families))) % len(pool)]
+        if family == "casual":
+            text = casual(text, rng)
+        out.append(_Candidate(text, "no_tool", f"no_tool.{family}", persona, [], None, facts=[reply]))
+    return out
 
 
 def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list[Persona], tools: Any,
@@ -402,108 +708,89 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
     leaves the others, and the topics the split holds out, as they were.
     """
     names = set(tools.names())
-    targets = {k: math.ceil(v * OVERGENERATE) for k, v in kind_targets(cfg.questions.n_questions,
-                                                                       cfg.questions.mix).items()}
+    targets = {k: math.ceil(v * (GROUNDED_OVERGENERATE if k in ("lookup", "multi_step") else OVERGENERATE))
+               for k, v in kind_targets(cfg.questions.n_questions, cfg.questions.mix).items()}
     cluster_of = {cid: int(cl["id"]) for cl in clusters["clusters"] for cid in cl["chunk_ids"]}
     affinity = persona_affinity(chunks, personas)
-    cands: list[_Candidate] = []
+    counts: Counter[str] = Counter()
 
-    # lookups: search by section title, get_article by cited article
     rng = kind_rng(cfg.seed, "lookup")
-    lookups: list[_Candidate] = []
-    if "search_labour_law" in names:
-        for chunk, weights in zip(chunks, affinity, strict=True):
-            topic, is_q = topic_of(title_of(chunk))
-            for _ in range(4):
-                persona = rng.choices(personas, weights)[0]
-                template = rng.choice(QUESTION_TITLE_TEMPLATES if is_q else SEARCH_TEMPLATES)
-                text = _join(rng.choice(PREFIXES[role(persona)]), template.format(topic=topic))
-                lookups.append(_Candidate(text, "lookup", persona, ["search_labour_law"], None,
-                                          cluster_of.get(chunk.id, -1), (chunk.id,)))
-    if "get_article" in names:
-        for chunk, weights in zip(chunks, affinity, strict=True):
-            for cite in sorted(extract_citations(chunk.section_path)):
-                lid, _, art = cite.rpartition(" Art. ")
-                persona = rng.choices(personas, weights)[0]
-                law = format_citation(lid, art).split(",")[0]
-                if lid in LAW_ALIASES and rng.random() < 0.3:
-                    law = LAW_ALIASES[lid]
-                template = rng.choice(ARTICLE_TEMPLATES[1:] if law.startswith("the ") else ARTICLE_TEMPLATES)
-                text = _join(rng.choice(PREFIXES[role(persona)]), template.format(law=law, n=int(art)))
-                law_arg = law.removeprefix("the ")
-                lookups.append(_Candidate(text, "lookup", persona, ["get_article"],
-                                          {"get_article": {"law": law_arg, "article": int(art)}},
-                                          cluster_of.get(chunk.id, -1), (chunk.id,)))
-    # two lookups in three are searches: most real questions name a topic, not an article number
-    searches = [c for c in lookups if c.tools == ["search_labour_law"]]
-    articles = [c for c in lookups if c.tools == ["get_article"]]
+    searches, articles = _lookups(chunks, affinity, personas, names, cluster_of, rng)
+    uncovered = _uncovered(personas, rng) if "search_labour_law" in names else []
     rng.shuffle(searches)
     rng.shuffle(articles)
-    n_articles = min(len(articles), targets["lookup"] // 3) if searches else len(articles)
-    cands += articles[:n_articles] + searches[: targets["lookup"] - n_articles]
+    rng.shuffle(uncovered)
+    # most real questions name a topic, not an article number: a quarter are article requests, and
+    # about one in twelve asks about something the documents do not cover
+    n_articles = min(len(articles), targets["lookup"] // 4) if searches else len(articles)
+    n_uncovered = min(len(uncovered), targets["lookup"] // 12)
+    lookups = articles[:n_articles] + uncovered[:n_uncovered]
+    lookups += searches[: targets["lookup"] - len(lookups)]
 
-    # calculations: domain calculators for workers under the labour law, general tools for everyone
-    rng = kind_rng(cfg.seed, "calculation")
-    domain_tools = [t for t in CALC if t in names]
-    general_tools = [t for t in GENERAL if t in names]
-    for i in range(targets["calculation"]):
-        persona = personas[i % len(personas)]
-        voice = role(persona)
-        use_domain = domain_tools and voice != "domestic" and rng.random() < 0.6
-        if use_domain:
-            tool = rng.choice(domain_tools)
-            text, args = calculation(tool, voice, rng)
-        elif general_tools:
-            tool = rng.choice(general_tools)
-            text, args = general(tool, rng)
-            text = _join(rng.choice(PREFIXES[voice][:2] + [""]), text)
-        else:
-            continue
-        cands.append(_Candidate(text, "calculation", persona, [tool], {tool: args} if args else None))
+    cands = lookups
+    cands += _calculations(targets["calculation"], personas, names, kind_rng(cfg.seed, "calculation"))
+    cands += _multi_steps(targets["multi_step"], chunks, personas, names, cluster_of, kind_rng(cfg.seed, "multi_step"))
+    cands += _no_tools(targets["no_tool"], personas, kind_rng(cfg.seed, "no_tool"))
 
-    # multi-step: the rule from the corpus, then the numbers from the calculator
-    rng = kind_rng(cfg.seed, "multi_step")
-    if "search_labour_law" in names:
-        for i in range(targets["multi_step"] if domain_tools else 0):
-            tool = domain_tools[i % len(domain_tools)]
-            persona = rng.choice([p for p in personas if role(p) != "domestic"] or personas)
-            others = [t for t in domain_tools if t != tool and t in MULTI]
-            mixed = bool(others) and tool in MIXED_TAILS and rng.random() < MIXED_SHARE
-            article, topics, _ = MULTI[rng.choice(others) if mixed else tool]
-            tails = MIXED_TAILS[tool] if mixed else MULTI[tool][2]
-            topic = rng.choice(topics)
-            tail, args = calculation(tool, role(persona), rng, template=rng.choice(tails))
-            text = rng.choice(MULTI_TEMPLATES).format(topic=topic, tail=tail)
-            source = _source_for(chunks, article, topic)
-            cluster = cluster_of.get(source[0], -1) if source else -1
-            cands.append(_Candidate(text, "multi_step", persona, ["search_labour_law", tool], {tool: args},
-                                    cluster, source))
-
-    # no tool: a third greetings, a third thanks, a third questions to decline
-    rng = kind_rng(cfg.seed, "no_tool")
-    pools = [GREETINGS, THANKS, OFF_TOPIC]
-    for i in range(targets["no_tool"]):
-        pool = pools[i % 3]
-        persona = personas[i % len(personas)]
-        text = pool[(i // 3) % len(pool)]
-        if i // 3 >= len(pool):  # a second round: the same kind of message in a persona's voice
-            voiced = {0: VOICED_GREETINGS, 1: VOICED_THANKS}.get(i % 3)
-            text = (rng.choice(voiced[role(persona)]) if voiced
-                    else rng.choice(OFF_TOPIC_PREFIXES) + text[0].lower() + text[1:])
-        cands.append(_Candidate(text, "no_tool", persona, [], None))
-
-    counts: Counter[str] = Counter()
+    by_id = {c.id: c for c in chunks}
     out = []
-    defaults = optional_defaults(tools.specs())
     for c in cands:
-        if not _routes_as_written(c, names, defaults):
-            counts[f"unroutable_{c.kind}"] += 1
-            log.debug("unroutable %s question: %s", c.kind, c.text)
+        if not c.facts:
+            c.facts = answer_facts(c, tools, by_id)
+        if not c.facts:
+            counts[f"no_facts_{c.kind}"] += 1
+            log.debug("no answer facts for %s question: %s", c.kind, c.text)
             continue
         out.append(Question(id=question_id(c.text), text=c.text, persona=c.persona.name, cluster=c.cluster,
                             source_chunk_ids=list(c.source), expect=Expect(tools=c.tools, arguments=c.arguments),
-                            kind=c.kind))
+                            kind=c.kind, family=c.family, answer_facts=c.facts))
+    uncovered_kept = [q for q in out if q.answer_facts == [NOT_COVERED]]
+    for q in uncovered_kept:  # a topic the writer thought uncovered that the search does find is dropped
+        obs = tools.call("search_labour_law", {"query": search_query(q.text)}).content
+        if not obs.startswith(NOT_COVERED_OBSERVATION):
+            counts["uncovered_but_found"] += 1
+            out.remove(q)
     return out, dict(counts)
+
+
+def answer_facts(c: _Candidate, tools: Any, chunks: dict[str, Chunk]) -> list[str]:
+    """What a right answer to ``c`` contains, from the real tools (see the module docstring)."""
+    facts: list[str] = []
+    for name in c.tools:
+        args = (c.arguments or {}).get(name)
+        if name == "search_labour_law":
+            if c.kind == "multi_step":
+                continue  # the figure is what is asked; the rule is context
+            obs = tools.call(name, {"query": search_query(c.text)}).content
+            facts += _passage_fact(obs, c.text, [chunks[s] for s in c.source if s in chunks])
+        elif name == "get_article":
+            obs = tools.call(name, args or {}).content
+            lid, art = str(args["law"]), args["article"]
+            sentence, _ = best_sentences(obs, c.text, max_sentences=1, must_cite=f"{resolve_law(lid)} Art. {art}")
+            facts += [sentence] if sentence else []
+        else:
+            if args is None and name == "calculator":
+                plan = route(c.text, [name])
+                args = plan.calls[0].arguments if plan.calls else None
+                if args is None:  # the teacher reads the expression from the wording: it must be readable
+                    return []
+            result = tools.call(name, args or {})
+            if not result.ok:
+                return []
+            facts += answer_facts_of_calculation(name, result.content)
+    return facts
+
+
+def _passage_fact(observation: str, question: str, sources: list[Chunk]) -> list[str]:
+    """The sentence of the question's source passage, as the search showed it, that best answers it."""
+    shown = [(h, t) for h, t in passages(observation) if any(h == s.section_path for s in sources)]
+    if not shown:  # the search missed the source: the fact comes from the passage as the tool would show it
+        shown = [(s.section_path, shown_text(s.text)) for s in sources]
+    for header, text in shown:
+        sentence, _ = best_sentences(f"[1] {header}: {text}", question, max_sentences=1)
+        if sentence:
+            return [sentence]
+    return []
 
 
 def _source_for(chunks: list[Chunk], article: str, topic: str) -> tuple[str, ...]:

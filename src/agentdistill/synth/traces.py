@@ -107,6 +107,8 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
         tools = load_tools(cfg, run_dir)
         llm = llm if llm is not None else make_teacher(cfg, run_dir)
         teacher = llm.name
+        if hasattr(llm, "know"):  # an offline teacher plans from what the question's writer recorded
+            llm.know(todo)
         _warm_up(tools)
         specs = tools.specs()
         n_rejected = len(rejected)

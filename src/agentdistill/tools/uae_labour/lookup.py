@@ -17,6 +17,15 @@ from agentdistill.citations import KNOWN_LAWS, extract_citations, law_name, reso
 from agentdistill.config import RunConfig
 
 OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
+DEFAULT_TOP_K = 3
+# How a search reports that nothing in the documents is about the query: the agent's right answer is
+# then to say the documents do not cover it, not to quote the nearest unrelated passage.
+NOT_COVERED_OBSERVATION = "No passage in the documents is about"
+
+
+def shown_text(text: str, top_k: int = DEFAULT_TOP_K) -> str:
+    """A passage as a search of ``top_k`` results shows it (about OBSERVATION_CHARS / top_k characters)."""
+    return _trim(text, max(OBSERVATION_CHARS // top_k - 80, 120))
 
 
 def _trim(text: str, limit: int) -> str:
@@ -57,7 +66,7 @@ class LabourLawLookup:
                 self._chunks = read_records(self._need_run() / "chunks.jsonl", Chunk)
             return self._chunks
 
-    def search_labour_law(self, query: str, top_k: int = 3) -> str:
+    def search_labour_law(self, query: str, top_k: int = DEFAULT_TOP_K) -> str:
         """Search the UAE labour law for passages about a topic.
 
         Args:
@@ -77,6 +86,10 @@ class LabourLawLookup:
         hits = self._searcher.search(query, k=top_k)
         if not hits:
             return f"No passage matches {query!r}."
+        floor = self.cfg.corpus.min_similarity if self.cfg is not None else 0.0
+        best = self._searcher.dense(query, 1)
+        if floor > 0 and (not best or best[0][1] < floor):
+            return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
         each = OBSERVATION_CHARS // len(hits)
         lines = []
         for i, h in enumerate(hits, start=1):
