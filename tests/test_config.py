@@ -82,7 +82,7 @@ def test_bad_choice_and_bad_list_item_point_at_their_lines(tmp_path):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    msg = _error(_write(tmp_path, "modles: {}\nsft:\n  lora_r: x\neval:\n  split: dev\n"))
+    msg = _error(_write(tmp_path, "modles: {}\nsft:\n  lora_r: x\neval:\n  split: validation\n"))
     assert "'modles'" in msg and "'sft.lora_r'" in msg and "'eval.split'" in msg
 
 

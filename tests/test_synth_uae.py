@@ -8,6 +8,7 @@ run that adds nothing, and the exports.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,17 @@ def test_the_eval_split_shares_no_source_chunk_with_train(uae_run):
     assert test and train and not train & test
     split = {q.id: q.split for q in questions}
     assert all(t.split == split[t.question_id] for t in traces)
-    assert {t.split for t in traces} == {"train", "test"}
+    assert {t.split for t in traces} == {"train", "dev", "test"}
+    for held_out in ("dev", "test"):  # nor a phrasing family: held-out scores measure unseen phrasing
+        families = {q.family for q in questions if q.split == held_out}
+        assert families and not families & {q.family for q in questions if q.split == "train"}
 
 
 def test_every_kind_is_held_out_and_held_out_two_tool_calculators_are_trained_after_other_topics(uae_run):
     run, _, _, _ = uae_run
     questions = read_records(run / "questions.jsonl", Question)
     assert {q.kind for q in questions if q.split == "test"} == {"lookup", "calculation", "multi_step", "no_tool"}
+    assert {q.kind for q in questions if q.split == "dev"} == {"lookup", "calculation", "multi_step", "no_tool"}
     two_tool = [q for q in questions if q.kind == "multi_step"]
     trained_second = {(q.cluster, q.expect.tools[1]) for q in two_tool if q.split == "train"}
     for q in two_tool:
@@ -84,6 +89,25 @@ def test_traces_are_grounded_and_questions_unique(uae_run):
     for t in read_records(run / "traces.jsonl", Trace):
         seen = set().union(*[extract_citations(m["content"]) for m in t.messages if m["role"] == "tool"])
         assert extract_citations(t.outcome.answer) <= seen
+
+
+def test_the_teachers_queries_are_the_users_words_and_its_answers_hold_their_facts(uae_run):
+    from agentdistill.evaluate.answer_check import check_answer
+
+    run, _, _, _ = uae_run
+    questions = {q.id: q for q in read_records(run / "questions.jsonl", Question)}
+    traces = read_records(run / "traces.jsonl", Trace)
+    for t in traces:
+        words = {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", questions[t.question_id].text)}
+        for m in t.messages:
+            for call in m.get("tool_calls", []) if m["role"] == "assistant" else []:
+                if call["name"] == "search_labour_law":  # no word of a thought template, only the user's
+                    assert set(call["arguments"]["query"].lower().split()) <= words, call
+        observations = [m["content"] for m in t.messages if m["role"] == "tool"]
+        assert check_answer(questions[t.question_id], t.outcome.answer, observations).correct is not False
+    stats = json.loads((run / "traces.stats.json").read_text())
+    wrong = stats["rejections"].get("wrong_answer", 0)
+    assert wrong <= 0.02 * stats["recorded"]  # the offline teacher's own answers are right for >= 98%
 
 
 def test_a_second_run_resumes_with_nothing_to_do_and_exports_the_train_split(uae_run):

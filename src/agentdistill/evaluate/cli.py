@@ -14,7 +14,7 @@ console = Console()
 SHOWN = [
     "n", "format_valid_rate", "tool_selection_accuracy", "exact_tool_match", "argument_validity", "argument_match",
     "answer_correct_rate", "task_success_rate", "no_tool_accuracy", "loop_rate", "hallucinated_citation_rate",
-    "tool_error_rate", "retrieval_hit_rate", "mean_steps", "mean_latency_s",
+    "tool_error_rate", "retrieval_hit_rate", "question_as_query_hit_rate", "mean_steps", "mean_latency_s",
 ]
 
 

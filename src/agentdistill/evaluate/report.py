@@ -36,6 +36,7 @@ COLUMNS = [
     ("hallucinated_citation_rate", "halluc. citations", False),
     ("tool_error_rate", "tool errors", False),
     ("retrieval_hit_rate", "retrieval hit", True),
+    ("question_as_query_hit_rate", "hit, question as query", True),
     ("mean_steps", "mean steps", None),
     ("mean_latency_s", "latency s", False),
 ]

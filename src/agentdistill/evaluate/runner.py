@@ -233,6 +233,7 @@ def evaluate(
                     ran, successes = ran + 1, successes + score.task_success
                     bar.update(task, advance=1, status=f"task success {successes}/{ran}")
     metrics = compute_metrics(run_dir, questions, results_path, cfg, corpus, chunks)
+    metrics["question_as_query_hit_rate"] = question_as_query_hit_rate(run_dir, cfg, questions, results_path, chunks)
     metrics.update(name=name, model=model, served_model=served_model, split=split, **decoding_options(cfg),
                    precision=meta["precision"], evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(out_dir / METRICS, metrics)
@@ -281,3 +282,29 @@ def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path
     metrics["answer_checker"] = {"judge": judge, "judged": sum(s.answer_checked_by == judge for s in scores),
                                  "checked": sum(s.checks_answer for s in scores)}
     return metrics
+
+
+def question_as_query_hit_rate(run_dir: Path, cfg: RunConfig, questions: list[Question], results_path: Path,
+                               chunks: dict[str, Chunk]) -> float | None:
+    """The baseline for ``retrieval_hit_rate``: over the same questions (those whose conversation searched,
+    with a source passage), how often a search with the question's own text shows the source passage.
+    A model's queries that find less than this lose what retrieval could have found."""
+    from agentdistill.evaluate.metrics import SEARCH, observation_texts, passage_shown
+    from agentdistill.tools import load_tools
+
+    rows = load_results(results_path)
+    tools = None
+    hits = n = 0
+    for q in questions:
+        sources = [chunks[c] for c in q.source_chunk_ids if c in chunks]
+        called = {c["name"] for m in rows[q.id]["trace"]["messages"] if m.get("role") == "assistant"
+                  for c in m.get("tool_calls", [])}
+        searched = sorted(name for name in called if SEARCH in name)
+        if not sources or not searched:
+            continue
+        tools = tools or load_tools(cfg, run_dir)
+        result = tools.call(searched[0], {"query": q.text})
+        n += 1
+        hits += int(any(passage_shown(c, observation_texts([{"role": "tool", "name": searched[0],
+                                                               "content": result.content}])) for c in sources))
+    return hits / n if n else None

@@ -532,22 +532,12 @@ def calc_answer(name: str, obs: str, key: str) -> str:
 
 # A first thought's first word names the decision ("Searching", "Article", "Computing", "Plain arithmetic",
 # ..., "No" for every reply without a tool): a student decoding greedily decides at that first token, on
-# the question alone. With openings shared across tools ("I will", "Let me", "This is"), runs/s14d's student
-# put 0.66-0.95 of its first-token mass on " I", " Let", " This" and " The" on each of its 20 held-out
-# misses, and chose the tool later, after copying the topic ("I need the rules on Federal Decree-Law
-# 33/2021, Art. 8, so I will search the law texts"). The tests keep each first word to one kind of decision.
-# get_article's word is "Article", the cue every such question carries ("Art. 51", "Article 22"): with
-# "Reading", close in meaning to "Searching", 7 of runs/s15b's 10 held-out misses opened "Reading the rules"
-# on search questions and then read an article or skipped the search.
-# The domain calculators share "Computing" and name their topic next: the first word decides search or
-# compute, which the question's form shows ("Can you explain ..., and how much ..."), and the topic then
-# picks the calculator. With the topic as the word ("Gratuity", "Overtime"), a held-out question that asks
-# to explain a topic and then compute opened with the topic and skipped the search (8 of runs/s16b's 12
-# misses: "Gratuity for foreign workers: I need its rules; next: calculate_gratuity").
-# A tool's thoughts open "<word> <topic> with <tool>", the tool named at once and the rest of the sentence
-# after it: with frames shared across tools ("... is what calculate_gratuity does", "...: I will use X"), 7
-# of runs/s16d's 11 held-out misses took the right first word, then another tool's frame and its tool
-# ("Counting the days between these dates is what calculate_gratuity does.").
+# the question alone. Openings shared across tools ("I will", "Let me") put the decision later, after the
+# student has copied the topic, where it is made worse. The tests keep each first word to one kind of
+# decision. get_article's word is "Article", the cue such questions carry; the domain calculators share
+# "Computing" and name their topic next, so the first word decides search or compute and the topic then
+# picks the calculator. A tool's thoughts name the tool at once, in a frame of its own: frames shared
+# across tools let a student take the right first word and then another tool's frame and name.
 _THOUGHTS = {
     # the query closes the thought, in the user's words, so the action copies it from there
     "search_labour_law": ["Searching the documents for: {topic}.", "Searching the law for: {topic}.",
@@ -582,18 +572,15 @@ _THOUGHTS = {
 _OTHER_TOOL_THOUGHT = "{tool} is the next step."
 # A step that reads the law ends its thought with what comes next ("; next: overtime_pay." or "; next:
 # the answer."), and the step after its observation repeats it: the decision after a search is then a
-# copy of the student's own plan, learnt from every lookup as well as from the two-tool traces. With the
-# plan stated only in two-tool first thoughts, the student wrote it and still answered after the search
-# on 13 of 17 held-out two-tool questions (the lookup habit); with the "next" in every thought it followed
-# its plan after the search, but calculations got worse (32 -> 21 of 39, in a run that also trained 253
-# steps instead of 334), so calculator steps keep their plain thoughts (26 of 39 with 292 steps).
+# copy of the student's own plan, learnt from every lookup as well as from the two-tool traces, instead
+# of the habit of answering after any search. Calculator steps keep plain thoughts.
 _READS_LAW = ("search_labour_law", "get_article")
-# closed phrases: "The search found the rule" let the student go on "...found the hourly rate by dividing
-# ..." with the passage it had just read, and not reach its action (8 of 133 held-out questions)
+# closed phrases that end where the plan begins: an open one ("The search found ...") lets a student go
+# on with the passage it just read and never reach its action
 _HAVE_RULES = ["I have the rules", "The law texts are in", "I have read the rules"]
 # After a calculation's observation the first word decides again: "Done" answers, "Another" calls a second
-# calculator. runs/s15a's student, whose answer thoughts began "I have" or "The result", went on "The
-# result answers the question, so I will use notice_period." and called it again (6 of its 8 loops).
+# calculator. Answer thoughts that open like a plan ("The result answers the question, so I will use ...")
+# lead a student to call the tool again.
 _SECOND_STEP = ["Another calculation: now I will calculate the figure with {tool}.",
                 "Another step: with the rule found, {tool} will give the exact amount.",
                 "Another tool is next: I compute the numbers with {tool}."]

@@ -48,10 +48,10 @@ from agentdistill.synth.questions import Persona, kind_rng, kind_targets, questi
 from agentdistill.tools.uae_labour.lookup import NOT_COVERED_OBSERVATION, shown_text
 
 log = logging.getLogger(__name__)
-OVERGENERATE = 1.35  # candidates per needed question: dedup drops some
+OVERGENERATE = 1.6  # candidates per needed question: dedup drops some
 # Questions written from a passage are held out by topic and by phrasing family, each on its own; those
 # whose topic and family fall on different sides leave the split (about half), so more are written.
-GROUNDED_OVERGENERATE = 2.6
+GROUNDED_OVERGENERATE = 3.0
 LOOKUPS_PER_CHUNK = 10
 
 CURRENCY_CODES = ["AED", "Dhs"]
@@ -351,6 +351,7 @@ MULTI_FAMILIES = {
                "and {tail}", "first tell me the rules on {topic}, then {tail}"],
     "story": ["{story} What are the rules on {topic}? And {tail}", "{story} Please explain {topic} and tell me "
               "{tail}"],
+    "terse": ["{topic}: rules? also {tail}", "rules on {topic} + {tail}", "{topic} - what's the law. and {tail}"],
 }
 
 # ----------------------------------------------------------------------------- no-tool messages
@@ -434,15 +435,24 @@ CASUAL_NO_TOOL = {
 POLITE_NO_TOOL = {
     "greeting": ["Good morning, I hope you are doing well today.", "Hello, I hope I'm not disturbing you.",
                  "Good evening. I may have a question for you shortly.", "Hello there, it's nice to be able to chat.",
-                 "Greetings, and thank you for being available.", "Good afternoon, I hope your day is going well."],
+                 "Greetings, and thank you for being available.", "Good afternoon, I hope your day is going well.",
+                 "Good morning to you, I trust all is well.", "Hello, I hope you are having a pleasant day.",
+                 "Good evening, it is a pleasure to reach you.", "Hello, I'd be grateful for a moment of your time.",
+                 "Good day to you.", "Hello and good morning."],
     "thanks": ["Thank you ever so much for taking the time to explain.", "I really appreciate your help, thank you.",
                "That was very kind of you, many thanks.", "Thank you for your patience and the clear explanation.",
-               "I am grateful for your help, thank you.", "Thank you kindly, that answers everything."],
+               "I am grateful for your help, thank you.", "Thank you kindly, that answers everything.",
+               "Many thanks, you have been most helpful.", "Thank you so much, I really do appreciate it.",
+               "I'm very grateful for the explanation, thank you.", "Thank you, that was exactly what I needed.",
+               "Thank you for your time and your help.", "Much obliged, thank you."],
     "decline": ["Could you kindly recommend a good dentist in Al Ain?",
                 "Would you be able to help me plan my holiday in Thailand?",
                 "I was wondering if you could translate this letter into French for me.",
                 "Could you please tell me how to invest in gold?", "Would you mind suggesting a recipe for dinner?",
-                "May I ask which football team you support?"],
+                "May I ask which football team you support?", "Would you kindly help me choose a gift for my wife?",
+                "Could you please explain how to apply for a credit card?", "I wonder if you could suggest a good "
+                "gym nearby?", "Might you know the prayer times in Dubai today?", "Could you help me write a cover "
+                "letter for a bank job?", "Would you recommend a good hotel in Ras Al Khaimah?"],
 }
 
 
@@ -569,7 +579,7 @@ def _voice(text: str, family: str, persona: Persona, rng: random.Random) -> str:
     """A plain question gets the persona's prefix; casual and terse ones are typed casually."""
     if family == "plain":
         return _join(rng.choice(PREFIXES[role(persona)]), text)
-    if family in ("casual", "terse", "chatty", "general_casual"):
+    if family in ("casual", "terse", "chatty", "general_casual"):  # typed quickly, as people type
         return casual(text, rng, typos=family != "general_casual")
     return text
 
@@ -663,21 +673,27 @@ def _calculations(n: int, personas: list[Persona], names: set[str], rng: random.
 
 def _multi_steps(n: int, chunks: list[Chunk], personas: list[Persona], names: set[str], cluster_of: dict[str, int],
                  rng: random.Random) -> list[_Candidate]:
+    """A rule to look up, then a figure to compute. A third look up the calculator's own topic; the rest
+    any topic of the documents, so that two-tool questions come from every topic (and the split can hold
+    some out by topic) and the second tool follows the figures asked about, not the topic searched."""
     domain_tools = [t for t in MULTI if t in names]
     if "search_labour_law" not in names or not domain_tools:
         return []
+    titled = [c for c in chunks if not topic_of(title_of(c))[1]]  # titles that read as topics
     out = []
     for i in range(n):
         tool = domain_tools[i % len(domain_tools)]
         persona = rng.choice([p for p in personas if role(p) != "domestic"] or personas)
-        others = [t for t in domain_tools if t != tool]
-        mixed = bool(others) and rng.random() < MIXED_SHARE
-        article, topics = MULTI[rng.choice(others) if mixed else tool]
-        topic = rng.choice(topics)
+        if rng.random() < 1 / 3 or not titled:
+            article, topics = MULTI[tool]
+            topic = rng.choice(topics)
+            source = _source_for(chunks, article, topic)
+        else:
+            chunk = rng.choice(titled)
+            topic, source = topic_of(title_of(chunk))[0], (chunk.id,)
         family = rng.choice(sorted(MULTI_FAMILIES))
         tail, args = calculation(tool, rng.choice(MULTI_TAILS[tool]), rng)
         text = rng.choice(MULTI_FAMILIES[family]).format(topic=_synonyms(topic, rng), tail=tail, story=_story(rng))
-        source = _source_for(chunks, article, topic)
         cluster = cluster_of.get(source[0], -1) if source else -1
         out.append(_Candidate(_voice(text, family, persona, rng), "multi_step", f"multi_step.{family}", persona,
                               ["search_labour_law", tool], {tool: args}, cluster, source))
