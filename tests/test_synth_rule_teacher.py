@@ -326,3 +326,24 @@ def test_the_teacher_follows_known_questions_through_the_runtime(general_tools):
     called = [c["name"] for m in result.messages if m["role"] == "assistant" for c in m.get("tool_calls", [])]
     assert called == ["calculator"]
     assert "4,800" in result.outcome.answer or "4800" in result.outcome.answer
+
+
+def test_a_notice_calculation_states_the_pay_in_lieu_as_well_as_the_period():
+    from agentdistill.llm.rule import answer_facts_of_calculation, calc_answer
+    from agentdistill.tools.uae_labour.calculators import notice_period
+
+    obs = notice_period(contract_notice_days=14, monthly_wage=23250, days_already_served=8)
+    assert answer_facts_of_calculation("notice_period", obs) == ["30 days", "AED 17,050.00"]
+    assert "AED 17,050.00" in calc_answer("notice_period", obs, "key")
+
+
+def test_the_best_sentence_is_kept_when_a_longer_one_comes_first_in_the_passage():
+    long_first = ("Beyond the contract, an employer must provide what is needed to do the work, suitable "
+                  "accommodation, meals, clothing, pay on time, medical care, respect, safety, the passport kept by "
+                  "the worker, no costs charged and a ticket home at the end of the contract, with every other "
+                  "duty the rules list for the household (Federal Decree-Law 9/2022, Art. 11).")
+    cited = "The worker must do the job carefully and respect the household's privacy (Federal Decree-Law 9/2022, Art. 12)."
+    obs = f"[1] Domestic Workers > Obligations (Federal Decree-Law 9/2022, Arts. 11-12): {long_first} {cited}"
+    text, _ = best_sentences(obs, "what's in Article 12 of the domestic workers law?", max_sentences=2,
+                             max_chars=420, must_cite="FDL 9/2022 Art. 12")
+    assert "do the job carefully" in text

@@ -292,7 +292,8 @@ def reply_kinds(reply: str) -> set[str]:
         kinds.add("thanks")
     if _GREETING_RE.search(_THANKS_RE.sub(" ", text)):  # "you're welcome" is thanks, not a greeting
         kinds.add("greeting")
-    if _DECLINE_RE.search(text):
+    # "the documents do not cover X" declines too: it says the question is beyond what it can answer
+    if _DECLINE_RE.search(text) or NOT_COVERED.search(text):
         kinds.add("decline")
     return kinds
 

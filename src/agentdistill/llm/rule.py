@@ -201,6 +201,9 @@ def search_query(question: str) -> str:
     return " ".join(picked) or " ".join(question.split())[:80]
 
 
+# the pay in lieu of notice, as notice_period states it ("Warning allowance if the notice is not worked: AED ...")
+_NOTICE_PAY = re.compile(r"not worked: (AED [\d,.]+)")
+
 # What the right answer says when the documents do not hold the topic (evaluate/answer_check.py reads
 # this fact), and how the search tool reports it.
 NOT_COVERED = "not covered"
@@ -231,7 +234,7 @@ def answer_facts_of_calculation(name: str, observation: str) -> list[str]:
         return [m.group(1)] if m else []
     if name == "notice_period":
         facts = [f"{m.group(1)} days"] if (m := re.search(r"Notice period: (\d+) days", obs)) else []
-        pay = re.search(r"= (AED [\d,.]+), on the last full wage", obs)
+        pay = _NOTICE_PAY.search(obs)
         return facts + ([pay.group(1)] if pay else [])
     if name in ("calculator", "convert_units"):
         m = re.search(r"=\s*(-?[\d,]+(?:\.\d+)?)", obs)
@@ -440,11 +443,13 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
     if best is None:
         return "", ""
     _, p, scored = best
-    text = ""
-    for _, _, s in sorted(sorted(scored, reverse=True)[:max_sentences], key=lambda x: x[1]):
-        if text and len(text) + len(s) > max_chars:
-            break
-        text = f"{text} {s}".strip()
+    # the best sentence is always said; the next ones join it, in text order, only where they fit
+    ranked = sorted(scored, reverse=True)[:max_sentences]
+    kept = [ranked[0]]
+    for item in ranked[1:]:
+        if sum(len(x[2]) + 1 for x in kept) + len(item[2]) <= max_chars:
+            kept.append(item)
+    text = " ".join(s for _, _, s in sorted(kept, key=lambda x: x[1]))
     if extract_citations(text):
         return text, ""
     header, body = found[p]
@@ -503,7 +508,7 @@ def calc_answer(name: str, obs: str, key: str) -> str:
                 text += ", because the law sets a minimum of 30 days"
             elif "above the legal maximum" in obs:
                 text += ", because the law allows at most 90 days"
-            pay = re.search(r"= (AED [\d,.]+), on the last full wage", obs)
+            pay = _NOTICE_PAY.search(obs)
             if pay:
                 text += f"; if it is not worked, the pay in lieu is {pay.group(1)}"
             return text + tail
