@@ -29,8 +29,9 @@ QUESTIONS = [
        {"date_diff": {"start_date": "2024-01-01", "end_date": "2024-03-01"}}, persona="hr"),
     _q(2, "Convert 10 km to miles.", ["convert_units"]),
     _q(3, "Hello, who are you?", [], kind="no_tool", persona="hr"),
-    # the expectation disagrees with what the question asks: the rule teacher calls the calculator,
-    # so this one must count as a wrong tool choice
+    # the expectation disagrees with what the question asks: the rule teacher follows the record (it
+    # plans from what the writer recorded) and calls convert_units, which the wording cannot fill, so
+    # the call fails and the task with it
     _q(4, "What is 3 + 4?", ["convert_units"]),
     _q(5, "What is 1 + 1?", ["calculator"], split="train"),
 ]
@@ -53,10 +54,10 @@ def test_rule_teacher_eval_scores_what_it_did_and_resumes(tmp_path):
     out = tmp_path / "eval" / "rule-teacher"
     assert m["n"] == 5 and m["split"] == "test"  # the train question is not evaluated
     assert m["format_valid_rate"] == 1.0 and m["loop_rate"] == 0.0
-    assert m["tool_selection_accuracy"] == 0.75  # q4 expected convert_units
-    assert m["no_tool_accuracy"] == 1.0 and m["argument_match"] == 1.0 and m["argument_validity"] == 1.0
+    assert m["tool_selection_accuracy"] == 1.0  # the teacher takes the recorded tools, q4's too
+    assert m["no_tool_accuracy"] == 1.0 and m["argument_match"] == 1.0
+    assert m["argument_validity"] == 0.75  # 3 of 4 calls: q4's convert_units has no arguments the wording gives
     assert m["task_success_rate"] == 0.8
-    assert m["per_tool"]["convert_units"]["recall"] == 0.5
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["task_success_rate"] == 0.8 and set(on_disk["ci95"]) >= {"task_success_rate", "loop_rate"}
 

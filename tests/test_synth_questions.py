@@ -48,11 +48,15 @@ def test_kind_targets_follow_the_mix_and_sum_to_n(n):
 
 def test_teacher_replies_are_validated():
     ok = 'Sure! {"questions": [{"question": "How much leave after 8 months?", "tools": ["annual_leave"]}]} thanks'
-    assert parse_generated(ok, "calculation", TOOLS) == [("How much leave after 8 months?", ["annual_leave"])]
-    mixed = json.dumps({"questions": [{"question": "Hi there", "tools": []}, {"question": "Use it", "tools": ["x"]},
-                                      {"question": "What is 2 + 2 please?", "tools": ["calculator"]}]})
-    assert parse_generated(mixed, "calculation", TOOLS) == [("What is 2 + 2 please?", ["calculator"])]
-    assert parse_generated(mixed, "no_tool", TOOLS) == [("Hi there", [])]
+    assert parse_generated(ok, "calculation", TOOLS) == [("How much leave after 8 months?", ["annual_leave"], [],
+                                                          "llm")]
+    mixed = json.dumps({"questions": [{"question": "Hi there", "tools": [], "answer_facts": ["greeting"],
+                                       "style": "Casual!"},
+                                      {"question": "Use it", "tools": ["x"]},
+                                      {"question": "What is 2 + 2 please?", "tools": ["calculator"],
+                                       "answer_facts": [" 4 "], "style": "terse"}]})
+    assert parse_generated(mixed, "calculation", TOOLS) == [("What is 2 + 2 please?", ["calculator"], ["4"], "terse")]
+    assert parse_generated(mixed, "no_tool", TOOLS) == [("Hi there", [], ["greeting"], "casual")]
     for bad, kind in [("no json here", "lookup"), ('{"questions": [', "lookup"), ('{"questions": []}', "lookup"),
                       ('{"questions": [{"question": "Look it up and compute", "tools": ["calculator"]}]}',
                        "multi_step")]:

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -146,11 +146,22 @@ class InvalidOutput(ValueError):
 _JSON_START = re.compile(r"[\[{]")
 
 
-def parse_generated(text: str, kind: str, tool_names: set[str]) -> list[tuple[str, list[str]]]:
-    """Validate a teacher reply ``{"questions": [{"question": str, "tools": [name...]}]}``.
+class Generated(NamedTuple):
+    """One question a teacher wrote: its text, the tools it needs, what a right answer contains, and the
+    word the teacher gave for how it is phrased (its family within the kind)."""
 
-    Returns (question, tools) pairs. A reply with no valid item raises InvalidOutput; single bad items
-    are skipped. The tool list must fit the kind: none for no_tool, two or more for multi_step.
+    question: str
+    tools: list[str]
+    answer_facts: list[str]
+    style: str
+
+
+def parse_generated(text: str, kind: str, tool_names: set[str]) -> list[Generated]:
+    """Validate a teacher reply ``{"questions": [{"question": str, "tools": [name...], "answer_facts":
+    [str...], "style": str}]}`` (``answer_facts`` and ``style`` may be missing: then none, and "llm").
+
+    A reply with no valid item raises InvalidOutput; single bad items are skipped. The tool list must
+    fit the kind: none for no_tool, two or more for multi_step.
     """
     m = _JSON_START.search(text)
     if m is None:
@@ -174,7 +185,10 @@ def parse_generated(text: str, kind: str, tool_names: set[str]) -> list[tuple[st
             continue  # an invented tool: the question would teach a call that cannot work
         if (kind == "no_tool") != (not tools) or (kind == "multi_step" and len(set(tools)) < 2):
             continue
-        out.append((" ".join(q.split()), list(dict.fromkeys(tools))))
+        facts = [" ".join(f.split()) for f in item.get("answer_facts") or [] if isinstance(f, str) and f.strip()]
+        style = item.get("style") if isinstance(item.get("style"), str) else ""
+        style = re.sub(r"[^a-z_]+", "_", style.lower()).strip("_") or "llm"
+        out.append(Generated(" ".join(q.split()), list(dict.fromkeys(tools)), facts, style))
     if not out:
         raise InvalidOutput(f"no item with a question and tools valid for a {kind} question")
     return out
@@ -200,6 +214,19 @@ _ASK = {
 }
 
 
+# What a right answer must contain (Question.answer_facts), asked of the teacher with each question, and
+# how people phrase questions: the teacher names each question's style, which becomes its family.
+_STYLE = ('Vary the phrasing as real people write: casual or formal, short or a story with details that do '
+          'not matter, numbers as "12k" or "four and a half years", typos. Name each question\'s "style" in '
+          'one word (plain, casual, terse, story, formal, ...).')
+_FACTS = {
+    "lookup": f'{_STYLE} In "answer_facts" copy the sentence of the text that answers it.',
+    "calculation": f'{_STYLE} In "answer_facts" give the figure(s) a right answer states, with their units.',
+    "multi_step": f'{_STYLE} In "answer_facts" give the figure(s) a right answer states, with their units.',
+    "no_tool": f'{_STYLE} In "answer_facts" give the kind of reply due: "greeting", "thanks" or "decline".',
+}
+
+
 def build_prompt(
     kind: str, persona: Persona, window: list[Chunk], tool_specs: list[dict[str, Any]], n: int, domain: str
 ) -> list[dict[str, str]]:
@@ -213,7 +240,9 @@ def build_prompt(
         text = "\n\n".join(f"[{c.section_path}]\n{c.text}" for c in window)
         parts.append(f"Text:\n{text}")
     parts.append(_ASK[kind].format(n=n))
-    parts.append('Reply as JSON: {"questions": [{"question": "...", "tools": ["tool_name"]}]}')
+    parts.append(_FACTS[kind])
+    parts.append('Reply as JSON: {"questions": [{"question": "...", "tools": ["tool_name"], "answer_facts": '
+                 '["..."], "style": "..."}]}')
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -311,10 +340,12 @@ def llm_questions(
         rec = done.get(job.key)
         if rec is None or rec["status"] != "ok":
             continue
-        for text, tools in rec["questions"][: cfg.questions.per_window]:
+        for item in rec["questions"][: cfg.questions.per_window]:
+            text, tools, facts, style = (list(item) + [[], "llm"])[:4]  # journals before facts held pairs
             out.append(Question(
                 id=question_id(text), text=text, persona=job.persona.name, cluster=job.cluster,
                 source_chunk_ids=job.chunk_ids, expect=Expect(tools=tools), kind=job.kind,
+                family=f"{job.kind}.{style}", answer_facts=facts,
             ))
     return out, dict(counts)
 
