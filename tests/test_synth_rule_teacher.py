@@ -342,7 +342,8 @@ def test_the_best_sentence_is_kept_when_a_longer_one_comes_first_in_the_passage(
                   "accommodation, meals, clothing, pay on time, medical care, respect, safety, the passport kept by "
                   "the worker, no costs charged and a ticket home at the end of the contract, with every other "
                   "duty the rules list for the household (Federal Decree-Law 9/2022, Art. 11).")
-    cited = "The worker must do the job carefully and respect the household's privacy (Federal Decree-Law 9/2022, Art. 12)."
+    cited = ("The worker must do the job carefully and respect the household's privacy "
+             "(Federal Decree-Law 9/2022, Art. 12).")
     obs = f"[1] Domestic Workers > Obligations (Federal Decree-Law 9/2022, Arts. 11-12): {long_first} {cited}"
     text, _ = best_sentences(obs, "what's in Article 12 of the domestic workers law?", max_sentences=2,
                              max_chars=420, must_cite="FDL 9/2022 Art. 12")
