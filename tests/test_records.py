@@ -96,7 +96,10 @@ def test_records_refuse_unknown_fields():
 def test_newer_schema_version_is_refused_with_advice():
     with pytest.raises(ValidationError, match="upgrade agentdistill"):
         Question(id="q", text="?", persona="p", cluster=0, schema_version=SCHEMA_VERSION + 1)
-    assert Question(id="q", text="?", persona="p", cluster=0, schema_version=SCHEMA_VERSION).schema_version == 1
+    assert Question(id="q", text="?", persona="p", cluster=0, schema_version=SCHEMA_VERSION).schema_version == 2
+    # a file written before questions carried a family and facts still reads
+    old = Question(id="q", text="?", persona="p", cluster=0, schema_version=1)
+    assert old.family == "" and old.answer_facts == []
 
 
 def test_question_expectations():
@@ -104,8 +107,9 @@ def test_question_expectations():
     unknown = Question(id="q", text="Hi", persona="p", cluster=0)
     assert no_tool.expect is not None and no_tool.expect.tools == []  # "answer without a tool"
     assert unknown.expect is None  # "no expectation recorded": not the same thing
+    assert Question(id="q", text="?", persona="p", cluster=0, split="dev").split == "dev"
     with pytest.raises(ValidationError):
-        Question(id="q", text="?", persona="p", cluster=0, split="dev")
+        Question(id="q", text="?", persona="p", cluster=0, split="validation")
 
 
 def test_outcome_and_split_are_checked():

@@ -48,7 +48,7 @@ def _setup(run: Path, server) -> tuple[Path, list[Question]]:
     run.mkdir()
     qs = [Question(id=f"q-{i:03d}", text=t, persona="employee", cluster=-1, expect=Expect(tools=tools),
                    kind="calculation" if tools else "no_tool") for i, (t, tools) in enumerate(QUESTIONS)]
-    qs = assign_splits(qs, 0.25, seed=0)
+    qs = assign_splits(qs, 0.25, seed=0).questions
     write_records(run / "questions.jsonl", qs)
     write_json_atomic(run / "questions.stats.json", {"complete": True, "n": len(qs)})
     config = run.parent / "config.yaml"

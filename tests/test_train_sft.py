@@ -280,8 +280,10 @@ def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path)
     assert shared_loss == pytest.approx(full_loss, rel=1e-4)
     assert {n for n, g in full_grads.items() if g.abs().sum() > 0}  # the check compares real gradients
     for name, g in full_grads.items():
-        # float32 sums in another order: agree to 1e-3 of each tensor's largest entry (seen: ~1e-4 at most)
-        assert (shared_grads[name] - g).abs().max() <= 1e-3 * g.abs().max() + 1e-8, name
+        # float32 sums in another order: agree to 2e-3 of each tensor's largest entry (seen: ~1e-4 on a Xeon,
+        # 1.06e-3 on one tensor on an AMD EPYC, whose kernels sum in yet another order); a wrong position or
+        # mask on the prefix path moves gradients by the order of the gradients themselves
+        assert (shared_grads[name] - g).abs().max() <= 2e-3 * g.abs().max() + 1e-8, name
 
 
 def test_lora_layers_adapts_only_the_top_layers_and_rejects_a_bad_count():
