@@ -289,7 +289,7 @@ def question_as_query_hit_rate(run_dir: Path, cfg: RunConfig, questions: list[Qu
     """The baseline for ``retrieval_hit_rate``: over the same questions (those whose conversation searched,
     with a source passage), how often a search with the question's own text shows the source passage.
     A model's queries that find less than this lose what retrieval could have found."""
-    from agentdistill.evaluate.metrics import SEARCH, observation_texts, passage_shown
+    from agentdistill.evaluate.metrics import SEARCH, passage_shown
     from agentdistill.tools import load_tools
 
     rows = load_results(results_path)
@@ -305,6 +305,5 @@ def question_as_query_hit_rate(run_dir: Path, cfg: RunConfig, questions: list[Qu
         tools = tools or load_tools(cfg, run_dir)
         result = tools.call(searched[0], {"query": q.text})
         n += 1
-        hits += int(any(passage_shown(c, observation_texts([{"role": "tool", "name": searched[0],
-                                                               "content": result.content}])) for c in sources))
+        hits += int(result.ok and any(passage_shown(c, [result.content]) for c in sources))
     return hits / n if n else None

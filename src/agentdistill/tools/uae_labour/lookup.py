@@ -87,9 +87,10 @@ class LabourLawLookup:
         if not hits:
             return f"No passage matches {query!r}."
         floor = self.cfg.corpus.min_similarity if self.cfg is not None else 0.0
-        best = self._searcher.dense(query, 1)
-        if floor > 0 and (not best or best[0][1] < floor):
-            return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
+        if floor > 0:
+            best = self._searcher.dense(query, 1)
+            if not best or best[0][1] < floor:
+                return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
         each = OBSERVATION_CHARS // len(hits)
         lines = []
         for i, h in enumerate(hits, start=1):
