@@ -39,7 +39,7 @@ from agentdistill.llm.rule import (
     answer_facts_of_calculation,
     best_sentences,
     passages,
-    route,
+    plan_from_expect,
     search_query,
 )
 from agentdistill.records import Chunk, Expect, Question
@@ -343,7 +343,6 @@ MULTI_TAILS = {
                       "what is the notice pay if the contract says {days} days notice, the wage is {money} and "
                       "{served} days were served?"],
 }
-MIXED_SHARE = 0.5  # of two-tool questions: the rule of one topic, the figure of another
 MULTI_FAMILIES = {
     "plain": ["What does the law say about {topic}, and {tail}", "Look up the rules on {topic}, then {tail}",
               "Can you explain {topic}, and {tail}"],
@@ -510,10 +509,6 @@ def _years(rng: random.Random) -> float | int:
 
 def _date(rng: random.Random) -> str:
     return f"{rng.randint(2018, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-
-
-def _fmt(x: float | int) -> str:
-    return f"{x:,}" if isinstance(x, int) or float(x).is_integer() else str(x)
 
 
 def _days(n: int, rng: random.Random) -> str:
@@ -751,6 +746,9 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
     by_id = {c.id: c for c in chunks}
     out = []
     for c in cands:
+        if c.facts == [NOT_COVERED] and not _finds_nothing(c.text, tools):
+            counts["uncovered_but_found"] += 1  # a topic the writer thought uncovered that the search finds
+            continue
         if not c.facts:
             c.facts = answer_facts(c, tools, by_id)
         if not c.facts:
@@ -760,40 +758,35 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
         out.append(Question(id=question_id(c.text), text=c.text, persona=c.persona.name, cluster=c.cluster,
                             source_chunk_ids=list(c.source), expect=Expect(tools=c.tools, arguments=c.arguments),
                             kind=c.kind, family=c.family, answer_facts=c.facts))
-    uncovered_kept = [q for q in out if q.answer_facts == [NOT_COVERED]]
-    for q in uncovered_kept:  # a topic the writer thought uncovered that the search does find is dropped
-        obs = tools.call("search_labour_law", {"query": search_query(q.text)}).content
-        if not obs.startswith(NOT_COVERED_OBSERVATION):
-            counts["uncovered_but_found"] += 1
-            out.remove(q)
     return out, dict(counts)
 
 
+def _finds_nothing(question: str, tools: Any) -> bool:
+    obs = tools.call("search_labour_law", {"query": search_query(question)}).content
+    return obs.startswith(NOT_COVERED_OBSERVATION)
+
+
 def answer_facts(c: _Candidate, tools: Any, chunks: dict[str, Chunk]) -> list[str]:
-    """What a right answer to ``c`` contains, from the real tools (see the module docstring)."""
+    """What a right answer to ``c`` contains, from the real tools called as the offline teacher will call
+    them (``plan_from_expect``: the search with the question's topic, the calculator's expression read
+    from the wording), so the facts and the teacher's observations come from the same calls."""
     facts: list[str] = []
-    for name in c.tools:
-        args = (c.arguments or {}).get(name)
-        if name == "search_labour_law":
+    for call in plan_from_expect(c.text, c.tools, c.arguments or {}, []).calls:
+        if call.name == "search_labour_law":
             if c.kind == "multi_step":
                 continue  # the figure is what is asked; the rule is context
-            obs = tools.call(name, {"query": search_query(c.text)}).content
+            obs = tools.call(call.name, call.arguments).content
             facts += _passage_fact(obs, c.text, [chunks[s] for s in c.source if s in chunks])
-        elif name == "get_article":
-            obs = tools.call(name, args or {}).content
-            lid, art = str(args["law"]), args["article"]
-            sentence, _ = best_sentences(obs, c.text, max_sentences=1, must_cite=f"{resolve_law(lid)} Art. {art}")
+        elif call.name == "get_article":
+            obs = tools.call(call.name, call.arguments).content
+            wanted = f"{resolve_law(str(call.arguments['law']))} Art. {call.arguments['article']}"
+            sentence, _ = best_sentences(obs, c.text, max_sentences=1, must_cite=wanted)
             facts += [sentence] if sentence else []
         else:
-            if args is None and name == "calculator":
-                plan = route(c.text, [name])
-                args = plan.calls[0].arguments if plan.calls else None
-                if args is None:  # the teacher reads the expression from the wording: it must be readable
-                    return []
-            result = tools.call(name, args or {})
-            if not result.ok:
+            result = tools.call(call.name, call.arguments)
+            if not result.ok:  # e.g. an expression the teacher cannot read from the wording
                 return []
-            facts += answer_facts_of_calculation(name, result.content)
+            facts += answer_facts_of_calculation(call.name, result.content)
     return facts
 
 
