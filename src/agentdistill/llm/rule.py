@@ -29,8 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from agentdistill.agent.wire import render_action
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.llm.constrain import PLAN_ANSWER, PLAN_MARKER
 from agentdistill.tools.uae_labour.lookup import NOT_COVERED_OBSERVATION
+
+# A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
+# learns to finish a two-tool plan instead of answering after the first tool.
+PLAN_MARKER = "next:"
+PLAN_ANSWER = "the answer"
 
 if TYPE_CHECKING:
     from agentdistill.config import RunConfig
