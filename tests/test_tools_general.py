@@ -70,3 +70,25 @@ def test_date_arithmetic():
     assert add_days("2024-03-01", -1).startswith("2024-03-01 - 1 days = 2024-02-29")
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         date_diff("01/03/2019", "2024-06-30")
+
+
+def test_a_huge_expression_is_refused_before_it_is_read():
+    import time
+
+    from agentdistill.tools.general import MAX_EXPRESSION_CHARS
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"50000 characters long; at most {MAX_EXPRESSION_CHARS}"):
+        calculator("1" * 50_000)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("text", ["1" * 50_000, "1" * 50_000 + "% of 2", "12.5" * 12_500 + "%"])
+def test_the_operator_normaliser_takes_linear_time(text):
+    import time
+
+    from agentdistill.tools.general import _normalize_expression
+
+    start = time.perf_counter()
+    _normalize_expression(text)
+    assert time.perf_counter() - start < 1.0  # quadratic: 137 s for 50,000 digits

@@ -158,3 +158,35 @@ def test_corpus_tools_without_a_corpus_say_what_to_do():
     reg = load_tools(RunConfig(), None)
     r = reg.call("search_labour_law", {"query": "annual leave"})
     assert not r.ok and "agentdistill ingest" in r.content
+
+
+def test_a_tool_past_its_timeout_is_stopped_not_left_running():
+    count = [0]
+
+    def spin() -> str:
+        """Loops in Python forever."""
+        while True:
+            count[0] += 1
+
+    reg = ToolRegistry([spin], timeout_s=0.3)
+    r = reg.call("spin", {})
+    assert not r.ok and "did not finish within 0.3 s" in r.content
+    time.sleep(0.2)  # the stop lands at the loop's next bytecode
+    stopped_at = count[0]
+    time.sleep(0.3)
+    assert count[0] == stopped_at
+
+
+def test_an_argument_too_long_to_read_is_refused_before_the_tool_runs():
+    seen = []
+
+    def echo(text: str) -> str:
+        """Echo."""
+        seen.append(text)
+        return text
+
+    reg = ToolRegistry([echo], max_argument_chars=100)
+    r = reg.call("echo", {"text": "x" * 101})
+    assert not r.ok and "argument 'text' of 'echo' is 101 characters long; at most 100" in r.content
+    assert seen == []
+    assert reg.call("echo", {"text": "x" * 100}).ok

@@ -22,6 +22,9 @@ _FUNCTIONS = {"sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": 
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 _MAX_EXPONENT = 1000  # 10**10**10 would hang the process: a tool must answer promptly
 _MAX_MAGNITUDE = 1e300
+# Longer than any sum a question needs; checked before the expression is read at all, so that a model (or a
+# user) pasting a 50,000-digit number gets an answer at once instead of a parse that holds the GIL.
+MAX_EXPRESSION_CHARS = 500
 
 
 def _eval(node: ast.AST) -> float:
@@ -61,8 +64,10 @@ def _normalize_expression(expression: str) -> str:
     expr = re.sub(r"(?<=\d)\s*[xX]\s*(?=[\d(])", "*", expr)
     if "(" not in expr or not re.search(r"[a-z]\s*\(", expr):  # max(1,200) keeps its comma
         expr = re.sub(r"(?<=\d),(?=\d{3}\b)", "", expr)
-    expr = re.sub(r"(\d+(?:\.\d+)?)\s*%\s*of\b", r"(\1/100)*", expr)
-    expr = re.sub(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\d(])", r"(\1/100)", expr)  # "10 % 3" stays modulo
+    # A percentage starts only where a number starts ((?<![\d.])): without that anchor the regex engine
+    # retries from every digit of a long number, quadratic in its length.
+    expr = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%\s*of\b", r"(\1/100)*", expr)
+    expr = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%(?!\s*[\d(])", r"(\1/100)", expr)  # "10 % 3" stays modulo
     return re.sub(r"\b(?:AED|USD|EUR|Dhs?)\b\.?", "", expr, flags=re.I).strip()
 
 
@@ -74,6 +79,9 @@ def calculator(expression: str) -> str:
     Args:
         expression: Numbers with + - * / // % ** and parentheses; sqrt, round, min, max, abs, floor, ceil, log, exp.
     """
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ValueError(f"the expression is {len(expression)} characters long; at most {MAX_EXPRESSION_CHARS} "
+                         "are accepted: write the numbers the question needs, not more")
     expr = _normalize_expression(expression)
     try:
         tree = ast.parse(expr, mode="eval")

@@ -1,13 +1,19 @@
 """The set of tools an agent may call, and the one place where calls are checked and run.
 
-``call`` never raises. An unknown tool, a missing or mistyped argument, a tool that raises or one
-that runs past its timeout each become a ``ToolResult(ok=False, content=...)`` whose text tells the
-model what was wrong and how to fix it: the agent reads it as an observation and can recover, and a
-recorded trace shows the recovery instead of a crash.
+``call`` never raises. An unknown tool, a missing or mistyped argument, an argument too long to read, a
+tool that raises or one that runs past its timeout each become a ``ToolResult(ok=False, content=...)``
+whose text tells the model what was wrong and how to fix it: the agent reads it as an observation and
+can recover, and a recorded trace shows the recovery instead of a crash.
+
+A tool past its timeout is stopped, not only abandoned: the registry raises ``ToolTimeout`` inside the
+tool's thread, which Python delivers at the thread's next bytecode, so a loop in Python code ends there.
+A single long call into C (a regex, a huge integer's arithmetic) cannot be interrupted that way and runs
+to its end; tools keep those bounded by limiting their inputs (tools/general.py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import difflib
 import json
 import threading
@@ -31,9 +37,12 @@ class ToolRegistry:
     """Tools by name, with JSON-Schema argument validation, a timeout and an observation size cap."""
 
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), timeout_s: float = 10.0,
-                 max_chars: int = 1500):
+                 max_chars: int = 1500, max_argument_chars: int = 4000):
         self.timeout_s = timeout_s
         self.max_chars = max_chars  # a 135M student has a ~2k-token budget: long observations crowd it out
+        # A string argument longer than this is refused before the schema check or the tool reads it: no
+        # question needs one, and a tool should not have to defend every parser it uses against megabytes.
+        self.max_argument_chars = max_argument_chars
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, Draft202012Validator] = {}
         for t in tools:
@@ -74,6 +83,10 @@ class ToolRegistry:
             return f"unknown tool '{name}'.{did_you_mean} Available tools: {', '.join(self._tools)}."
         if not isinstance(arguments, dict):
             return f"arguments for '{name}' must be a JSON object, got {type(arguments).__name__}."
+        long = [k for k, v in arguments.items() if isinstance(v, str) and len(v) > self.max_argument_chars]
+        if long:
+            return (f"argument '{long[0]}' of '{name}' is {len(arguments[long[0]])} characters long; at most "
+                    f"{self.max_argument_chars} are accepted.")
         errors = sorted(self._validators[name].iter_errors(arguments), key=lambda e: list(e.path))
         if not errors:
             return None
@@ -127,25 +140,40 @@ def _as_text(value: Any) -> str:
         return str(value)
 
 
+class ToolTimeout(Exception):
+    """Raised inside a tool's thread when it runs past its timeout (see the module docstring)."""
+
+
 def _run_with_timeout(fn: Callable[..., Any], arguments: dict[str, Any], timeout: float) -> tuple[bool, Any]:
     """Run ``fn(**arguments)`` in a daemon thread; (True, result) or (False, exception).
 
-    A Python thread cannot be killed, so a tool that hangs keeps running in the background; being a
-    daemon it does not keep the process alive, and the agent moves on with a timeout observation.
+    Past ``timeout`` the thread is sent ``ToolTimeout`` and the agent moves on with a timeout observation at
+    once; a tool that catches everything or sits in one C call may keep running, but being a daemon it does
+    not keep the process alive.
     """
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["result"] = fn(**arguments)
-        except BaseException as e:  # noqa: BLE001 - anything a tool raises is reported, not re-raised
-            box["error"] = e
+            try:
+                box["result"] = fn(**arguments)
+            except BaseException as e:  # noqa: BLE001 - anything a tool raises is reported, not re-raised
+                box["error"] = e
+        except ToolTimeout:  # the stop arrived as the tool was finishing: nobody waits for it any more
+            pass
 
     thread = threading.Thread(target=target, daemon=True, name="agentdistill-tool")
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        _raise_in(thread, ToolTimeout)
         return False, TimeoutError()
     if "error" in box:
         return False, box["error"]
     return True, box.get("result")
+
+
+def _raise_in(thread: threading.Thread, exc: type[BaseException]) -> None:
+    """Raise ``exc`` in ``thread`` at its next bytecode (CPython's PyThreadState_SetAsyncExc)."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
