@@ -1,0 +1,187 @@
+"""One grammar for a ReAct step, built from the tools' JSON schemas (docs/design.md, "The step grammar").
+
+A step as the wire format (agent/wire.py) renders it::
+
+    Thought: <one line>
+    Action: {"name": "<tool>", "arguments": {<that tool's arguments>}}
+
+or::
+
+    Thought: <one line>
+    Answer: <text; a later line may not open another step>
+
+``step_grammar(tools)`` writes it in GBNF, llama.cpp's grammar format, which llama-cpp-python's
+``LlamaGrammar.from_string``, the llama.cpp server's ``grammar`` field, xgrammar's ``Grammar.from_ebnf`` and
+llguidance's ``grammar_from("gbnf", ...)`` all read. The action is spaced as ``json.dumps`` spaces it; its name
+is one of the tools'; its arguments are that tool's, each at most once, in any order (schema order for a tool
+with more than ``ANY_ORDER_MAX`` arguments), every required one present, and each value of its type: a
+string, an enum's or boolean's values, a number (an integer without a point), an array of its items, a nested
+object. Ranges, patterns and formats are left to the registry's validation after the call.
+
+What it never forbids: any thought, any answer, any tool, any value of the right type. It restricts syntax,
+never content (docs/design.md, "How quality is judged").
+
+A backend that prefills the start of a turn (``GenerationRequest.prefix``) either advances its matcher over
+the prefix, or decodes under ``step_grammar(tools, prefix)``: the rest of the step after a prefix that ends
+inside the thought line ("Thought: I should").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from agentdistill.agent.wire import ACTION, ANSWER, OBSERVATION, THOUGHT
+
+# a tool with at most this many arguments takes them in any order: one rule per set of arguments written
+ANY_ORDER_MAX = 6
+# a later line of an answer may not open one of these: the answer would run on into another step
+_STEP_OPENERS = (THOUGHT, ACTION, ANSWER, OBSERVATION, "Action Input:", "Final Answer:", "Example:")
+# digits of a number: bounded, so that a model cannot write digits for ever
+_MAX_DIGITS = 15
+
+_COMMON = r"""
+string ::= "\"" char* "\""
+char ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+integer ::= "-"? ("0" | [1-9] [0-9]{0,DIGITS})
+number ::= integer ("." [0-9]{1,DIGITS})? ([eE] [-+]? [0-9]{1,3})?
+boolean ::= "true" | "false"
+null ::= "null"
+value ::= object | array | string | number | boolean | null
+object ::= "{" (string ": " value (", " string ": " value)*)? "}"
+array ::= "[" (value (", " value)*)? "]"
+""".replace("DIGITS", str(_MAX_DIGITS - 1))
+
+
+def step_grammar(tools: Any, prefix: str = "") -> str:
+    """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
+    ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
+    it. A prefix must end inside the thought line (ValueError otherwise)."""
+    specs = list(tools.specs() if hasattr(tools, "specs") else tools)
+    rules: dict[str, str] = {}
+    calls = []
+    for i, spec in enumerate(specs):
+        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules)
+        calls.append(f'"{_literal(json.dumps(spec["name"]))}, \\"arguments\\": " {args}')
+    if calls:
+        rules["action"] = f'"{_literal(ACTION)} {{\\"name\\": " ({" | ".join(calls)}) "}}"'
+    rules["answer"] = f'"{_literal(ANSWER)} " [^ \\n] [^\\n]* ("\\n" answer-line)*'
+    rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
+    body = "(action | answer)" if calls else "answer"
+    rules["root"] = f'{_rest_of_thought(prefix)} "\\n" {body}'
+    out = [f"root ::= {rules.pop('root')}"] + [f"{name} ::= {rule}" for name, rule in rules.items()]
+    return "\n".join(out) + "\n" + _COMMON.strip() + "\n"
+
+
+def _rest_of_thought(prefix: str) -> str:
+    """What remains of the thought line after ``prefix``: the rest of "Thought:" and then any line."""
+    if "\n" in prefix:
+        raise ValueError(f"a prefix must end inside the thought line, not {prefix!r}")
+    if prefix.startswith(THOUGHT):
+        return "[^\\n]*"
+    if THOUGHT.startswith(prefix):
+        rest = THOUGHT[len(prefix):]
+        return f'"{_literal(rest)}" [^\\n]*'
+    raise ValueError(f"a prefix must start the thought line ({THOUGHT!r}), not {prefix!r}")
+
+
+def _literal(text: str) -> str:
+    """``text`` escaped for the inside of a GBNF string literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _value_rule(schema: dict[str, Any], name: str, rules: dict[str, str]) -> str:
+    """A GBNF expression for a JSON value that ``schema`` allows (its type, enum, items, properties)."""
+    if "const" in schema:
+        return f'"{_literal(json.dumps(schema["const"]))}"'
+    if "enum" in schema:
+        return "(" + " | ".join(f'"{_literal(json.dumps(v))}"' for v in schema["enum"]) + ")"
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return "(" + " | ".join(_value_rule(s, f"{name}-{k}", rules) for k, s in enumerate(schema[key])) + ")"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "(" + " | ".join(_value_rule({**schema, "type": k}, f"{name}-{k}", rules) for k in kind) + ")"
+    if kind == "array":
+        item = _value_rule(schema.get("items") or {}, f"{name}-item", rules)
+        rules[name] = f'"[" ({item} (", " {item})*)? "]"'
+        return name
+    if kind == "object":
+        return _object_rule(schema, name, rules)
+    return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
+            "null": "null"}.get(kind, "value")
+
+
+def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str]) -> str:
+    """A rule for an object of ``schema``'s properties: each at most once, the required ones all present.
+
+    Up to ANY_ORDER_MAX properties in any order (a rule per set of properties written: ``name-s<bits>``),
+    more in the schema's order; an object without properties is any object."""
+    properties = schema.get("properties")
+    if not properties:
+        return "object"
+    keys = list(properties)
+    required = {k for k in schema.get("required", []) if k in properties}
+    pairs = []
+    for k, key in enumerate(keys):
+        value = _value_rule(properties[key], f"{name}-a{k}", rules)
+        pairs.append(f'"{_literal(json.dumps(key))}: " {value}')
+    must = sum(1 << k for k, key in enumerate(keys) if key in required)
+    any_order = len(keys) <= ANY_ORDER_MAX
+
+    def state(written: int, first: bool) -> str:
+        """The rule for the rest of the object once the properties in ``written`` are written."""
+        rule = f"{name}-s{written}"
+        if rule in rules:
+            return rule
+        rules[rule] = ""  # reserved while its alternatives are built
+        later = range(len(keys)) if any_order else range(written.bit_length(), len(keys))
+        options = []
+        for k in later:
+            if written >> k & 1:
+                continue
+            if not any_order and must & ~written & ((1 << k) - 1):
+                break  # in schema order, a required property cannot be skipped
+            comma = "" if first else '", " '
+            options.append(f"{comma}{pairs[k]} {state(written | 1 << k, False)}")
+        if must & ~written == 0:
+            options.append('"}"')
+        rules[rule] = " | ".join(options)
+        return rule
+
+    return f'"{{" {state(0, True)}'
+
+
+def _line_not_opening(words: Iterable[str], name: str, rules: dict[str, str]) -> str:
+    """A GBNF expression for a line (up to, not including, its newline) that does not start with any of
+    ``words``: a trie over the words, each node allowing any character but its way on to a whole word."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a whole word ends here
+
+    def node_rule(node: dict[str, Any], path: str) -> str:
+        options = []
+        children = sorted(ch for ch in node if ch)
+        excluded = "".join(_class_char(ch) for ch in children)
+        options.append(f"[^\\n{excluded}] [^\\n]*")
+        options.append('""')  # the line may end here
+        for ch in children:
+            child = node[ch]
+            if "" in child:
+                continue  # a whole marker: refused
+            sub = f"{name}-{len(rules)}"
+            rules[sub] = ""
+            rules[sub] = node_rule(child, path + ch)
+            options.append(f'"{_literal(ch)}" {sub}')
+        return " | ".join(options)
+
+    return node_rule(trie, "")
+
+
+def _class_char(ch: str) -> str:
+    """``ch`` escaped for the inside of a GBNF character class."""
+    return "\\" + ch if ch in "]\\^-[" else ch
