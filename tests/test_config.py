@@ -120,7 +120,7 @@ def test_relative_paths_resolve_against_the_config_folder_not_the_cwd(tmp_path, 
         f"corpus:\n  paths: [docs, ../shared/law.md, {absolute}]\nquestions:\n  personas: p.yaml\n"
         "models:\n  cache_dir: .cache\n",
     )
-    cfg = load_config(Path("..") / path.relative_to(tmp_path))
+    cfg = load_config(Path("..") / path.relative_to(tmp_path), check_paths=False)  # resolution, not existence
     assert cfg.corpus.paths == [folder / "docs", tmp_path / "project" / "shared" / "law.md", absolute]
     assert cfg.questions.personas == folder / "p.yaml"
     assert cfg.models.cache_dir == folder / ".cache"
@@ -128,6 +128,7 @@ def test_relative_paths_resolve_against_the_config_folder_not_the_cwd(tmp_path, 
 
 def test_home_folder_paths_expand(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "docs").mkdir(parents=True)
     cfg = load_config(_write(tmp_path, "models:\n  cache_dir: ~/models\ncorpus:\n  paths: [~/docs]\n"))
     assert cfg.models.cache_dir == tmp_path / "home" / "models"
     assert cfg.corpus.paths == [tmp_path / "home" / "docs"]
@@ -147,7 +148,7 @@ def test_example_config_is_valid_and_points_into_the_example(monkeypatch, tmp_pa
 
 def test_saved_config_reloads_identically_from_any_folder(tmp_path, monkeypatch):
     src = tmp_path / "src"
-    src.mkdir()
+    (src / "docs").mkdir(parents=True)
     cfg = load_config(_write(src, "name: r\ncorpus:\n  paths: [docs]\nsft:\n  lora_r: 4\n"))
     out = save_resolved(cfg, tmp_path / "run")
     assert out == tmp_path / "run" / RESOLVED_CONFIG_NAME
@@ -220,3 +221,51 @@ def test_set_overrides_values_in_yaml_syntax_and_keeps_the_rest(tmp_path, monkey
 def test_a_bad_set_names_the_assignment_and_the_problem(assignment, expected):
     with pytest.raises(UserError, match=re.escape(expected)):
         apply_overrides(RunConfig(), [assignment])
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "expected"),
+    [
+        ("name: x\nquestions:\n  n_questions: -5\n", "questions.n_questions", 3, "greater than or equal to 1"),
+        ("agent:\n  max_steps: 0\n", "agent.max_steps", 2, "greater than or equal to 1"),
+        ("sft:\n  epochs: 1\n  learning_rate: -1\n", "sft.learning_rate", 3, "greater than 0"),
+        ("sft:\n  max_steps: 0\n", "sft.max_steps", 2, "0 steps would train nothing"),
+        ("sft:\n  lora_dropout: 1.5\n", "sft.lora_dropout", 2, "less than 1"),
+        ("distill:\n  temperature: 0\n", "distill.temperature", 2, "greater than 0"),
+        ("teacher:\n  concurrency: 0\n", "teacher.concurrency", 2, "greater than or equal to 1"),
+        ("eval:\n  batch_size: -8\n", "eval.batch_size", 2, "greater than or equal to 1"),
+        ("tools:\n  timeout_s: 0\n", "tools.timeout_s", 2, "greater than 0"),
+        ("corpus:\n  max_document_mb: -1\n", "corpus.max_document_mb", 2, "greater than 0"),
+        ("corpus:\n  chunk_tokens: 256\n  chunk_overlap: 200\n", "corpus", 1, "below half of chunk_tokens"),
+        ("questions:\n  mix: {lookup: 1, lokup: 2}\n", "questions.mix", 2, "unknown kind 'lokup'"),
+        ("questions:\n  mix: {lookup: 0, no_tool: 0}\n", "questions.mix", 2, "at least one above 0"),
+        ("seed: -3\n", "seed", 1, "greater than or equal to 0"),
+    ],
+)
+def test_out_of_range_values_are_refused_naming_key_file_and_line(tmp_path, text, key, line, expected):
+    path = _write(tmp_path, text)
+    msg = _error(path)
+    assert f"{path}, line {line}: '{key}'" in msg
+    assert expected in msg
+
+
+def test_minus_one_still_means_train_for_epochs_and_zero_bootstrap_means_no_intervals(tmp_path):
+    cfg = load_config(_write(tmp_path, "sft:\n  max_steps: -1\ndistill:\n  max_steps: -1\neval:\n  bootstrap: 0\n"))
+    assert cfg.sft.max_steps == -1 and cfg.eval.bootstrap == 0
+
+
+def test_documents_and_personas_that_do_not_exist_are_named_with_their_lines(tmp_path):
+    (tmp_path / "docs").mkdir()
+    path = _write(tmp_path, "corpus:\n  paths:\n    - docs\n    - lw.md\n    - '*.pdf'\n"
+                            "questions:\n  personas: p.yaml\n")
+    msg = _error(path)
+    assert f"{path}, line 4: 'corpus.paths.1': no such file or folder (got '{tmp_path / 'lw.md'}')" in msg
+    assert f"{path}, line 7: 'questions.personas': no such file or folder" in msg
+    assert "paths.0" not in msg and "paths.2" not in msg  # an existing folder and a glob are fine
+
+
+def test_a_runs_saved_config_loads_after_its_documents_moved(tmp_path):
+    (tmp_path / "docs").mkdir()
+    cfg = open_run(tmp_path / "run", _write(tmp_path, "corpus:\n  paths: [docs]\n"))
+    (tmp_path / "docs").rmdir()
+    assert load_run_config(tmp_path / "run").corpus.paths == cfg.corpus.paths

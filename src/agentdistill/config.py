@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentdistill.errors import UserError
 
@@ -22,9 +22,11 @@ class Section(BaseModel):
 
 
 class ModelsConfig(Section):
-    student: str = "smollm2-135m"  # registry name, Hugging Face id, or local folder
-    teacher: str = "gemma3-270m"  # the cross-tokenizer teacher that is fine-tuned then distilled
-    embedder: str = "all-minilm-l6-v2"  # sentence-transformers model of the corpus index and question dedup
+    student: str = Field(default="smollm2-135m", min_length=1)  # registry name, Hugging Face id, or local folder
+    # the cross-tokenizer teacher that is fine-tuned then distilled
+    teacher: str = Field(default="gemma3-270m", min_length=1)
+    # sentence-transformers model of the corpus index and question dedup
+    embedder: str = Field(default="all-minilm-l6-v2", min_length=1)
     cache_dir: Path | None = None  # default: $AGENTDISTILL_CACHE or ~/.cache/agentdistill
     # Local models generate (eval, agent) in bf16 where the hardware computes it natively (None: auto); on a
     # 2-core Xeon with AMX an eval of the tuned student took 71 s instead of 117 s, the same task success.
@@ -34,11 +36,20 @@ class ModelsConfig(Section):
 
 class CorpusConfig(Section):
     paths: list[Path] = Field(default_factory=list)  # documents: files, folders (searched recursively), globs
-    chunk_tokens: int = 512  # chunk size in student tokens (at least 32)
-    chunk_overlap: int = 64  # tokens consecutive chunks of a long section share (under half of chunk_tokens)
-    n_clusters: int | None = None  # None: chosen by the rule in corpus/cluster.py
+    chunk_tokens: int = Field(default=512, ge=32)  # chunk size in student tokens (at least 32)
+    # tokens consecutive chunks of a long section share (under half of chunk_tokens)
+    chunk_overlap: int = Field(default=64, ge=0)
+    n_clusters: int | None = Field(default=None, ge=1)  # None: chosen by the rule in corpus/cluster.py
     hybrid: bool = True  # fuse BM25 with dense scores (reciprocal rank fusion)
-    embed_batch_size: int = 32  # texts per embedding batch
+    embed_batch_size: int = Field(default=32, ge=1)  # texts per embedding batch
+    # A file larger than this many megabytes is skipped with a message, not read: a corpus is documents a
+    # person wrote, and a 50 MB text file is a log or a dump (it took minutes and gigabytes to chunk).
+    max_document_mb: float = Field(default=20.0, gt=0)
+
+    def model_post_init(self, context: Any) -> None:
+        if self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below half of chunk_tokens "
+                             f"({self.chunk_tokens}); about 1/8 of it works well")
     # A search whose best passage is less similar than this (cosine, dense embeddings) finds nothing:
     # the topic is not in the documents. 0 turns it off.
     min_similarity: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -47,7 +58,7 @@ class CorpusConfig(Section):
 class ToolsConfig(Section):
     # built-in packs ("uae_labour", "general"), importable modules or .py files defining TOOLS or tools(cfg, run_dir)
     packs: list[str] = Field(default_factory=lambda: ["uae_labour", "general"])
-    timeout_s: float = 10.0  # seconds a tool call may run before it becomes a timeout observation
+    timeout_s: float = Field(default=10.0, gt=0)  # seconds a tool call may run before it becomes a timeout observation
 
 
 class TeacherConfig(Section):
@@ -58,16 +69,16 @@ class TeacherConfig(Section):
     base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
     model: str | None = None  # served model name (openai) or registry model (local)
     api_key_env: str = "OPENAI_API_KEY"  # environment variable that holds the endpoint's API key
-    concurrency: int = 4  # requests in flight at once
-    temperature: float = 0.7  # sampling temperature of the question writer
-    max_tokens: int = 512  # tokens per teacher reply
-    timeout_s: float = 120.0  # seconds per request
-    max_retries: int = 4  # retries of a failed request, with backoff
+    concurrency: int = Field(default=4, ge=1)  # requests in flight at once
+    temperature: float = Field(default=0.7, ge=0)  # sampling temperature of the question writer
+    max_tokens: int = Field(default=512, ge=1)  # tokens per teacher reply
+    timeout_s: float = Field(default=120.0, gt=0)  # seconds per request
+    max_retries: int = Field(default=4, ge=0)  # retries of a failed request, with backoff
 
 
 class AgentConfig(Section):
-    max_steps: int = 6  # model turns per question before the runtime stops it
-    self_consistency: int = 1  # N sampled candidate steps, majority on the action (1 = greedy)
+    max_steps: int = Field(default=6, ge=1)  # model turns per question before the runtime stops it
+    self_consistency: int = Field(default=1, ge=1)  # N sampled candidate steps, majority on the action (1 = greedy)
     first_thought_prefix: str | None = None  # text every first thought starts with (prefilled where the backend can)
     # Decode action names only as registered tools' names (llm.constrain): a small student's commonest
     # slip is an invented name after a right thought. Local models only; an HTTP backend ignores it.
@@ -103,16 +114,29 @@ class AgentConfig(Section):
 
 class QuestionsConfig(Section):
     personas: Path | None = None  # personas.yaml: who asks ({name, asks_about, style}); None: the UAE example's four
-    window: int = 3  # LLM question writer: chunks of a cluster shown per prompt (a sliding window)
-    stride: int = 2  # LLM question writer: chunks the window moves by
-    per_window: int = 2  # LLM question writer: questions asked for per prompt
-    n_questions: int = 800  # questions kept after dedup, sampled to the mix
+    window: int = Field(default=3, ge=1)  # LLM question writer: chunks of a cluster shown per prompt (a sliding window)
+    stride: int = Field(default=2, ge=1)  # LLM question writer: chunks the window moves by
+    per_window: int = Field(default=2, ge=1)  # LLM question writer: questions asked for per prompt
+    n_questions: int = Field(default=800, ge=1)  # questions kept after dedup, sampled to the mix
     # weight of each kind of question: lookup, calculation, multi_step (search, then compute), no_tool
     mix: dict[str, float] = Field(
         default_factory=lambda: {"lookup": 0.45, "calculation": 0.25, "multi_step": 0.15, "no_tool": 0.15}
     )
-    dedup_threshold: float = 0.95  # embedding similarity at which two questions with the same numbers are one
-    max_invalid_retries: int = 2  # LLM question writer: times an invalid reply is asked again, then dropped
+    # embedding similarity at which two questions with the same numbers are one
+    dedup_threshold: float = Field(default=0.95, gt=0, le=1)
+    # LLM question writer: times an invalid reply is asked again, then dropped
+    max_invalid_retries: int = Field(default=2, ge=0)
+
+    @field_validator("mix")
+    @classmethod
+    def _known_kinds(cls, mix: dict[str, float]) -> dict[str, float]:
+        kinds = ("lookup", "calculation", "multi_step", "no_tool")  # synth/questions.py KINDS
+        unknown = sorted(set(mix) - set(kinds))
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r}; the kinds are {', '.join(kinds)}")
+        if any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+            raise ValueError("the weights must be >= 0 and at least one above 0")
+        return mix
 
 
 class SplitConfig(Section):
@@ -124,7 +148,7 @@ class SplitConfig(Section):
     by: Literal["cluster", "document"] = "cluster"  # what a held-out topic is: a cluster of chunks, or a document
     # which topics are held out (None: the run's seed); another seed holds out other topics from the same
     # questions, so a recipe can be measured on more than one unseen topic
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
 
     def model_post_init(self, context: Any) -> None:
         # a ValueError, so that the config's loader reports it with the file, the line and any other problem
@@ -136,22 +160,25 @@ class SplitConfig(Section):
 class SFTConfig(Section):
     model: str = "student"  # "student", "teacher", or a registry name / HF id
     method: Literal["lora", "qlora", "full"] = "lora"  # LoRA, LoRA on a 4-bit base (CUDA), or every weight
-    lora_r: int = 16  # LoRA rank
-    lora_alpha: int = 32  # LoRA scale: the update is multiplied by lora_alpha / lora_r
-    lora_dropout: float = 0.05  # dropout on the LoRA input
+    lora_r: int = Field(default=16, ge=1)  # LoRA rank
+    lora_alpha: int = Field(default=32, ge=1)  # LoRA scale: the update is multiplied by lora_alpha / lora_r
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)  # dropout on the LoRA input
     target_modules: list[str] | str = "all-linear"  # modules that get adapters: "all-linear" or their names
-    lora_layers: int | None = None  # adapt only the top N transformer layers (None: all); cheaper backward
-    learning_rate: float = 2e-4  # peak learning rate of the cosine schedule
-    epochs: float = 2.0  # passes over the training examples
-    max_steps: int = -1  # optimizer steps, overriding epochs (-1: from epochs)
-    batch_size: int = 4  # examples per batch
-    grad_accum: int = 1  # batches accumulated per optimizer step
-    max_length: int = 1536  # whole traces: a cut one loses its final answer (UAE lookups run ~1.1k tokens)
+    # adapt only the top N transformer layers (None: all); cheaper backward
+    lora_layers: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=2e-4, gt=0)  # peak learning rate of the cosine schedule
+    epochs: float = Field(default=2.0, gt=0)  # passes over the training examples
+    max_steps: int = Field(default=-1, ge=-1)  # optimizer steps, overriding epochs (-1: from epochs; 0 is refused)
+    batch_size: int = Field(default=4, ge=1)  # examples per batch
+    grad_accum: int = Field(default=1, ge=1)  # batches accumulated per optimizer step
+    # whole traces: a cut one loses its final answer (UAE lookups run ~1.1k tokens)
+    max_length: int = Field(default=1536, ge=1)
     packing: bool = False  # TRL packing of several examples into one sequence (off: length-grouped batches)
-    save_steps: int = 50  # steps between checkpoints; a killed run resumes from the last one
-    logging_steps: int = 5  # steps between logged losses
+    save_steps: int = Field(default=50, ge=1)  # steps between checkpoints; a killed run resumes from the last one
+    logging_steps: int = Field(default=5, ge=1)  # steps between logged losses
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])  # "tensorboard" (the run's logs/), "wandb"
-    max_examples: int | None = None  # train on a seeded sample of this many answered traces (None: all)
+    # train on a seeded sample of this many answered traces (None: all)
+    max_examples: int | None = Field(default=None, ge=1)
     # The answered train traces that max_examples leaves out are still trained on, cut after their first
     # assistant turn (train.data.first_turn): the tool decision, at about a tenth of a whole trace's cost.
     first_turns_of_rest: bool = False
@@ -161,19 +188,33 @@ class SFTConfig(Section):
     # ending at the last one (train/time_budget.py). None: the planned steps, however long they take.
     time_budget_min: float | None = Field(default=None, gt=0)
 
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, steps: int | None) -> int | None:
+        if steps == 0:
+            raise ValueError("0 steps would train nothing; give -1 to train for epochs, or a count >= 1")
+        return steps
+
 
 class DistillConfig(Section):
-    top_k: int = 256  # teacher probabilities kept per token (the cache, and the ULD loss's top-k)
-    temperature: float = 1.0  # softmax temperature of both distributions
-    uld_weight: float = 1.0  # weight of the ULD term added to cross-entropy
+    top_k: int = Field(default=256, ge=1)  # teacher probabilities kept per token (the cache, and the ULD loss's top-k)
+    temperature: float = Field(default=1.0, gt=0)  # softmax temperature of both distributions
+    uld_weight: float = Field(default=1.0, ge=0)  # weight of the ULD term added to cross-entropy
     loss: Literal["uld", "kl", "jsd"] = "uld"  # kl / jsd: only for a teacher with the student's tokenizer
     mode: Literal["offline", "online"] = "offline"  # online: teacher forward in the loop, no teacher_topk/
     teacher: str | None = None  # model or adapter dir; default: adapters/<models.teacher>/ from `sft --model teacher`
-    chunk_tokens: int | None = None  # tokens per loss chunk; None: sized from the vocabulary
+    chunk_tokens: int | None = Field(default=None, ge=1)  # tokens per loss chunk; None: sized from the vocabulary
     # None: the sft section's value, so that SFT-only and SFT+ULD differ only by the distillation term
-    learning_rate: float | None = None
-    epochs: float | None = None  # None: the sft section's value
-    max_steps: int | None = None  # None: the sft section's value
+    learning_rate: float | None = Field(default=None, gt=0)
+    epochs: float | None = Field(default=None, gt=0)  # None: the sft section's value
+    max_steps: int | None = Field(default=None, ge=-1)  # None: the sft section's value (-1: from epochs)
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, steps: int | None) -> int | None:
+        if steps == 0:
+            raise ValueError("0 steps would train nothing; give -1 to train for epochs, or a count >= 1")
+        return steps
 
 
 class JudgeConfig(Section):
@@ -183,29 +224,30 @@ class JudgeConfig(Section):
     base_url: str  # e.g. http://127.0.0.1:8080/v1
     model: str | None = None  # served model name; None: the one model the server lists
     api_key_env: str = "OPENAI_API_KEY"  # environment variable that holds the endpoint's API key
-    timeout_s: float = 60.0  # seconds per request
-    max_retries: int = 2  # retries of a failed request
+    timeout_s: float = Field(default=60.0, gt=0)  # seconds per request
+    max_retries: int = Field(default=2, ge=0)  # retries of a failed request
 
 
 class EvalConfig(Section):
     split: Literal["train", "dev", "test"] = "test"  # the questions evaluated: test reports, dev chooses changes
-    max_questions: int | None = None  # evaluate a seeded subset of this many questions (None: all)
+    max_questions: int | None = Field(default=None, ge=1)  # evaluate a seeded subset of this many questions (None: all)
     # The pipeline's untuned-student baseline runs on a seeded subset of this many questions (None: as many
     # as max_questions): it fails nearly every question at the first step, so a small sample bounds its rates
     # tightly, and the minutes saved go to training.
-    baseline_max_questions: int | None = None
-    batch_size: int = 8  # conversations per generation batch (local models)
+    baseline_max_questions: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1)  # conversations per generation batch (local models)
     # Questions advanced together (evaluate.runner): several batches' worth keeps batches full as short
     # conversations finish; a killed eval loses at most this many conversations in progress.
-    in_flight: int = 64
-    max_new_tokens: int = 192  # tokens per model turn
-    bootstrap: int = 1000  # resamples of the 95% bootstrap intervals
+    in_flight: int = Field(default=64, ge=1)
+    max_new_tokens: int = Field(default=192, ge=1)  # tokens per model turn
+    bootstrap: int = Field(default=1000, ge=0)  # resamples of the 95% bootstrap intervals (0: no intervals)
     # Judge answers with an LLM instead of the offline checker (None: offline only).
     judge: JudgeConfig | None = None
 
 
 class ExportConfig(Section):
-    gguf_quant: str = "q8_0"  # for `agentdistill export`, not built yet: the GGUF quantization
+    # for `agentdistill export`, not built yet: the GGUF quantization
+    gguf_quant: str = Field(default="q8_0", min_length=1)
     ollama: bool = True  # for `agentdistill export`, not built yet: write an Ollama Modelfile too
 
 
@@ -218,7 +260,8 @@ class PipelineConfig(Section):
 
 class RunConfig(Section):
     name: str = "run"  # `agentdistill run` writes runs/<name> unless given --run
-    seed: int = 0  # one seed for the run's random choices: clusters, questions, split, training, eval subsets
+    # one seed for the run's random choices: clusters, questions, split, training, eval subsets
+    seed: int = Field(default=0, ge=0)
     models: ModelsConfig = Field(default_factory=ModelsConfig)  # the student, the teacher, the embedder
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)  # the documents: chunking, embedding, search
     tools: ToolsConfig = Field(default_factory=ToolsConfig)  # the tool packs the agent may call
@@ -279,8 +322,12 @@ def _explain(error: dict[str, Any], path: Path | str, lines: dict[tuple[Any, ...
     return f"{where}: '{dotted}': {error['msg']} (got {error.get('input')!r})"
 
 
-def load_config(path: Path) -> RunConfig:
-    """Load and validate a run config; relative paths are resolved against the file's folder."""
+def load_config(path: Path, check_paths: bool = True) -> RunConfig:
+    """Load and validate a run config; relative paths are resolved against the file's folder.
+
+    With ``check_paths`` the documents and the personas file it names must exist (globs excepted); a run's
+    saved copy is loaded without the check, so that a stage after ingest runs when the documents moved.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} not found.", hint="Pass the path of a YAML run config.")
@@ -298,7 +345,31 @@ def load_config(path: Path) -> RunConfig:
         lines = _key_lines(node) if node is not None else {}
         problems = "\n".join("  " + _explain(err, path, lines) for err in e.errors())
         raise UserError(f"invalid config:\n{problems}") from e
-    return resolve_paths(cfg, path.parent.resolve())
+    cfg = resolve_paths(cfg, path.parent.resolve())
+    if check_paths:
+        lines = _key_lines(node) if node is not None else {}
+        missing = _missing_paths(cfg)
+        if missing:
+            problems = "\n".join(
+                "  " + _explain({"loc": loc, "type": "path_missing", "msg": "no such file or folder",
+                                 "input": str(value)}, path, lines)
+                for loc, value in missing
+            )
+            raise UserError(f"invalid config:\n{problems}",
+                            hint="Paths in a config are relative to the config file's folder.")
+    return cfg
+
+
+def _missing_paths(cfg: RunConfig) -> list[tuple[tuple[Any, ...], Path]]:
+    """(key path, resolved path) of every path the config names that must exist and does not."""
+    import glob
+
+    missing = [(("corpus", "paths", i), p) for i, p in enumerate(cfg.corpus.paths)
+               if not glob.has_magic(str(p)) and not p.exists()]
+    personas = cfg.questions.personas
+    if personas is not None and not personas.is_file():
+        missing.append((("questions", "personas"), personas))
+    return missing
 
 
 def apply_overrides(cfg: RunConfig, assignments: list[str] | None) -> RunConfig:
@@ -356,7 +427,7 @@ def save_resolved(cfg: RunConfig, run_dir: Path) -> Path:
 def load_run_config(run_dir: Path) -> RunConfig:
     """The config a run directory was made with (defaults when the directory has none yet)."""
     resolved = Path(run_dir) / RESOLVED_CONFIG_NAME
-    return load_config(resolved) if resolved.exists() else RunConfig()
+    return load_config(resolved, check_paths=False) if resolved.exists() else RunConfig()
 
 
 def open_run(run_dir: Path, config_path: Path | None = None) -> RunConfig:
