@@ -1,0 +1,126 @@
+"""The in-process llama.cpp backend on the bundled SmolLM2 GGUF: sampling, stops, prefill, the agent loop.
+
+What an untuned 135M model says does not matter; that the backend does what the LLM interface promises,
+with the prompt the transformers backend would build, does.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agentdistill.agent.runtime import run_agents
+from agentdistill.config import RunConfig
+from agentdistill.errors import UserError
+from agentdistill.llm import make_llm
+from agentdistill.llm.base import GenerationRequest
+from agentdistill.records import Trace
+from agentdistill.tools import load_tools
+
+pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.llamacpp
+
+STORY = [{"role": "user", "content": "Write a long story about a cat who learns to sail."}]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    from agentdistill.llm.llamacpp import LlamaCppBackend
+
+    backend = make_llm("smollm2-135m@gguf", None, RunConfig())
+    assert isinstance(backend, LlamaCppBackend)
+    return backend
+
+
+def greedy(llm, messages, max_tokens=24, **kw):
+    (completions,) = llm.generate([GenerationRequest(messages=messages, max_tokens=max_tokens, **kw)])
+    return completions[0]
+
+
+def test_prompt_is_the_transformers_backends(llm):
+    from agentdistill.models.registry import load_tokenizer
+    from agentdistill.models.templates import render_prompt
+
+    messages = [{"role": "system", "content": "You are an agent. Überstunden: 125%."},
+                {"role": "user", "content": "What is 17 * 23?"},
+                {"role": "assistant", "thought": "I should calculate.",
+                 "tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]},
+                {"role": "tool", "name": "calculator", "content": "391"}]
+    tok = load_tokenizer("smollm2-135m")
+    expected = tok(render_prompt(tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    got = llm._prompt_ids(GenerationRequest(messages=messages))
+    assert got == expected
+    assert "<|im_start|>observation\n" in llm.render(messages)  # the project's template, not the GGUF's
+
+
+def test_greedy_is_deterministic_and_stops_at_a_stop_sequence(llm):
+    full = greedy(llm, STORY)
+    assert full.text.strip() and greedy(llm, STORY).text == full.text
+    word = full.text.split()[len(full.text.split()) // 2]  # a word from the middle of the reply
+    cut = greedy(llm, STORY, stop=[word])
+    assert cut.finish_reason == "stop"
+    assert cut.text == full.text[: full.text.index(word)]
+
+
+def test_n_samples_differ_and_each_honours_the_stop(llm):
+    req = GenerationRequest(messages=[{"role": "user", "content": "Count from one to twenty: one, two,"}],
+                            stop=["seven", "Seven"], max_tokens=24, temperature=1.0, n=3)
+    (completions,) = llm.generate([req])
+    assert len(completions) == 3
+    assert len({c.text for c in completions}) > 1  # each sample draws its own random numbers
+    for c in completions:
+        assert "seven" not in c.text.lower()
+        assert c.finish_reason in ("stop", "length")
+        assert c.elapsed_s is not None and c.elapsed_s > 0
+
+
+def test_finish_reason_is_length_at_max_tokens(llm):
+    c = greedy(llm, STORY, max_tokens=5)
+    assert c.finish_reason == "length"
+    assert 1 <= len(llm.llama.tokenize(c.text.encode(), add_bos=False)) <= 6  # retokenizing may split one more
+
+
+def test_end_of_turn_ends_the_reply(llm):
+    c = greedy(llm, [{"role": "user", "content": "What is the capital of France?"}], max_tokens=64)
+    assert c.finish_reason == "stop"
+    assert "<|im_end|>" not in c.text and "<|im_start|>" not in c.text
+
+
+def test_prefix_is_prefilled_and_continued(llm):
+    full = greedy(llm, STORY, max_tokens=20)
+    ids = llm.llama.tokenize(full.text.encode(), add_bos=False)
+    prefix = llm.llama.detokenize(ids[:8]).decode()
+    # the model continues from the prefix as it continued its own first 8 tokens: the prefix was in its prompt
+    c = greedy(llm, STORY, max_tokens=12, prefix=prefix)
+    assert c.text.startswith(prefix)
+    assert c.text == full.text
+    odd = greedy(llm, STORY, max_tokens=8, prefix="Zebra crossing report:")
+    assert odd.text.startswith("Zebra crossing report:") and odd.text != full.text
+
+
+def test_agent_loop_runs_through_the_backend(llm):
+    cfg = RunConfig()
+    tools = load_tools(cfg, None)
+    questions = ["What is 17 * 23? Use the calculator.", "Convert 5 miles to km."]
+    results = dict(run_agents(llm, tools, questions, max_steps=2, max_tokens=48))
+    assert sorted(results) == [0, 1]
+    assert any(text.strip() for r in results.values() for text in r.raw_steps)
+    for i, r in results.items():
+        assert r.outcome.status in {"answered", "max_steps", "loop", "parse_error"}, r.error
+        assert 1 <= r.outcome.steps <= 2 and len(r.raw_steps) == r.outcome.steps
+        assert r.latency_s > 0
+        assert r.messages[1] == {"role": "user", "content": questions[i]}
+        Trace(id=str(i), question_id=str(i), tools=tools.specs(), messages=r.messages, teacher=llm.name,
+              outcome=r.outcome)
+
+
+def test_make_llm_takes_a_gguf_path_relative_to_the_run(tmp_path):
+    from agentdistill.llm.llamacpp import LlamaCppBackend
+    from agentdistill.models.registry import gguf_path
+
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "student.gguf").symlink_to(gguf_path("smollm2-135m"))
+    backend = make_llm("export/student.gguf", tmp_path, RunConfig())
+    assert isinstance(backend, LlamaCppBackend) and backend.name == "export/student.gguf"
+    assert backend.family == "chatml"
+    with pytest.raises(UserError, match="does not exist"):
+        make_llm("export/missing.gguf", tmp_path, RunConfig())
