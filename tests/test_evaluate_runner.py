@@ -39,7 +39,7 @@ QUESTIONS = [
 
 def make_run(run: Path) -> RunConfig:
     cfg = RunConfig()
-    cfg.tools.packs = ["general"]
+    cfg.tools.packs = ["general", "uae_labour"]  # the latter brings the offline teacher
     cfg.eval.batch_size = 2
     cfg.eval.bootstrap = 100
     run.mkdir(parents=True, exist_ok=True)

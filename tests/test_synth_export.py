@@ -8,7 +8,7 @@ import pytest
 
 from agentdistill.agent.runtime import run_agents
 from agentdistill.config import RunConfig, ToolsConfig
-from agentdistill.llm.rule import RuleTeacher
+from agentdistill.domains.uae_labour.teacher import RuleTeacher
 from agentdistill.records import Outcome, Trace
 from agentdistill.synth.export import export_traces, to_sharegpt, to_trl
 from agentdistill.tools import load_tools

@@ -9,7 +9,7 @@ import pytest
 
 from agentdistill.agent.runtime import run_agents
 from agentdistill.config import RunConfig, ToolsConfig
-from agentdistill.llm.rule import RuleTeacher
+from agentdistill.domains.uae_labour.teacher import RuleTeacher
 from agentdistill.records import Expect, Outcome, Question, Trace
 from agentdistill.synth.filters import Rejection, check_trace
 from agentdistill.tools import load_tools

@@ -46,7 +46,7 @@ def test_at_least_600_accepted_traces_cover_every_tool_and_persona(uae_run):
     assert stats["complete"] and stats["questions"] == cfg.questions.n_questions
     assert stats["accepted"] >= 600
     assert set(stats["accepted_by_tool"]) >= set(load_tools(cfg, run).names())
-    assert set(stats["accepted_by_persona"]) == {p.name for p in load_personas(cfg.questions.personas)}
+    assert set(stats["accepted_by_persona"]) == {p.name for p in load_personas(cfg.questions.personas, cfg)}
     assert 0.10 <= stats["no_tool_share"] <= 0.20
     assert f"{stats['accepted']} accepted" in output and "no-tool share" in output  # the CLI prints the numbers
     print(f"accepted={stats['accepted']} rejections={stats['rejections']} no_tool={stats['no_tool_share']} "

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from agentdistill.domains.uae_labour.calculators import notice_period, overtime_pay
 from agentdistill.tools import ToolRegistry
 from agentdistill.tools.matching import arguments_match, optional_defaults, values_match
-from agentdistill.tools.uae_labour.calculators import notice_period, overtime_pay
 
 SPECS = ToolRegistry([overtime_pay, notice_period]).specs()
 DEFAULTS = optional_defaults(SPECS)

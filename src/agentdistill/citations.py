@@ -29,14 +29,6 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-# Canonical law id -> (display name used in the corpus, what the law is about)
-KNOWN_LAWS: dict[str, tuple[str, str]] = {
-    "FDL 33/2021": ("Federal Decree-Law 33/2021", "labour relations in the private sector"),
-    "CR 1/2022": ("Cabinet Resolution 1/2022", "executive regulation of the labour law"),
-    "FDL 9/2022": ("Federal Decree-Law 9/2022", "domestic workers"),
-    "CR 106/2022": ("Cabinet Decision 106/2022", "executive regulation of the domestic workers law"),
-}
-
 # (spoken form, abbreviation, display name in a short title); the first row whose form matches wins, so
 # longer forms come first. The display name keeps the title's own word where translations differ
 # ("Cabinet Decision 106/2022" is how that instrument's documents name it).
@@ -61,11 +53,10 @@ _LONG_NAMES = {abbrev: display for _, abbrev, display in reversed(_KINDS)}
 
 # A law's name and number: "Federal Decree-Law No. (33) of 2021", "CR 1/2022".
 _LAW = (
-    rf"\b(?:UAE\s+)?(?P<kind>{'|'.join(form for form, _, _ in _KINDS)})\s*(?:(?:No\.?|Number)\s*)?(?:\(\s*)?"
+    rf"\b(?:[A-Z]{{2,5}}\s+)?(?P<kind>{'|'.join(form for form, _, _ in _KINDS)})\s*(?:(?:No\.?|Number)\s*)?(?:\(\s*)?"
     r"(?P<num>\d{1,4})(?:\s*\))?\s*(?:/\s*|of\s+(?:the\s+year\s+)?)(?P<year>(?:19|20)\d{2})\b"
 )
 LAW_RE = re.compile(_LAW, re.I)
-_BARE_NUMBER = re.compile(r"^\s*(?:No\.?\s*)?\(?(\d{1,4})\)?\s*(?:/|\s+of\s+)\s*((?:19|20)\d{2})\s*$", re.I)
 
 # "51", "(51)", "29(1)(b)"; at most three digits, so "Art. 51, 2021 edition" does not cite article 2021.
 _SUB_CLAUSE = r"\(\s*\w{1,3}\s*\)"
@@ -100,16 +91,10 @@ def _matched_law(m: re.Match[str]) -> str:
 
 
 def law_name(lid: str) -> str:
-    """``"FDL 33/2021"`` -> ``"Federal Decree-Law 33/2021"`` (the corpus's spelling)."""
-    if lid in KNOWN_LAWS:
-        return KNOWN_LAWS[lid][0]
+    """``"FDL 33/2021"`` -> ``"Federal Decree-Law 33/2021"``: the kind's long name (a domain pack that knows
+    the corpus's own spelling of its laws says so itself)."""
     abbrev, _, rest = lid.partition(" ")
     return f"{_LONG_NAMES.get(abbrev, abbrev)} {rest}"
-
-
-def format_citation(lid: str, article: int | str) -> str:
-    """The human-readable citation the tools print: ``"Federal Decree-Law 33/2021, Art. 51"``."""
-    return f"{law_name(lid)}, Art. {article}"
 
 
 def _article_numbers(article_list: str) -> list[int]:
@@ -243,37 +228,3 @@ def is_article_heading(line: str) -> bool:
     """A short line that is only an article heading (how law PDFs and text files mark sections)."""
     line = line.strip()
     return len(line) <= 100 and _ARTICLE_HEADER.match(line) is not None
-
-
-_ALIASES = [  # (words that must all appear, law id), most specific first
-    (("domestic", "regulation"), "CR 106/2022"),
-    (("domestic", "decision"), "CR 106/2022"),
-    (("domestic",), "FDL 9/2022"),
-    (("executive", "regulation"), "CR 1/2022"),
-    (("implementing", "regulation"), "CR 1/2022"),
-    (("labour",), "FDL 33/2021"),
-    (("labor",), "FDL 33/2021"),
-    (("employment", "law"), "FDL 33/2021"),
-]
-
-
-def resolve_law(text: str) -> str | None:
-    """A law id from what a user or model calls it, or None.
-
-    Accepts the full or short name ("Federal Decree-Law 33/2021", "FDL 33/2021", "Decree-Law No. 33 of
-    2021"), the bare number ("33/2021") when a known law has it, and common names ("labour law",
-    "domestic workers law", "executive regulation").
-    """
-    m = LAW_RE.search(text)
-    if m:
-        return _matched_law(m)
-    bare = _BARE_NUMBER.match(text)
-    if bare:
-        suffix = f" {int(bare.group(1))}/{int(bare.group(2))}"
-        matches = [lid for lid in KNOWN_LAWS if lid.endswith(suffix)]
-        return matches[0] if len(matches) == 1 else None
-    words = text.lower()
-    for needed, lid in _ALIASES:
-        if all(w in words for w in needed):
-            return lid
-    return None

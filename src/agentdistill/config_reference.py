@@ -140,7 +140,7 @@ def render() -> str:
         "marked required is needed only when its section is given); an unknown key is an error. Relative paths in "
         "`corpus.paths`, `questions.personas` and `models.cache_dir` are taken from the config file's folder. "
         "`--set section.key=value` overrides one key on the command line (`agentdistill run` and `demo`). "
-        "`examples/uae_labour/config.yaml` is a complete example.",
+        "Each folder in `examples/` holds a complete `config.yaml`.",
         "",
         "## Top level",
         "",

@@ -60,8 +60,8 @@ def chat(
 
     cfg = load_run_config(run) if run is not None else RunConfig()
     tools = load_tools(cfg, run)
-    if run is None and "uae_labour" in cfg.tools.packs:
-        console.print("[dim]no --run: the corpus search tools have no corpus to read.[/dim]")
+    if run is None:
+        console.print("[dim]no --run: tools that search a corpus have none to read.[/dim]")
     with console.status(f"loading {model} ..."):
         llm = make_llm(model, run, cfg, served_model=served_model, batch_size=1)
     console.print(f"[bold]{llm.name}[/bold] with tools: {', '.join(tools.names())}")

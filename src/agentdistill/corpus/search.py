@@ -7,7 +7,7 @@ et al., 2009) combines the two rankings without calibrating their scores:
     score(d) = 1 / (RRF_K + rank_dense(d)) + BM25_WEIGHT / (RRF_K + rank_bm25(d)),   ranks from 1, RRF_K = 60
 
 Each ranking contributes its top ``CANDIDATES`` chunks. BM25 alone is the weaker ranker here
-(recall@5 0.90 against 0.96 dense on the UAE example questions), so it gets half the weight. On that
+(recall@5 0.90 against 0.96 dense on the bundled example's questions), so it gets half the weight. On that
 set hybrid reached recall@5 0.98 / MRR@5 0.892 against dense 0.96 / 0.887 (equal weights: 0.98 /
 0.880), hence ``corpus.hybrid: true`` by default. On the raw law texts the same questions gave dense
 0.84 / 0.663 and hybrid 0.83 / 0.621: measure your own corpus with ``agentdistill search --eval``

@@ -28,10 +28,10 @@ The verdict by ``Question.kind`` (an answer that is missing or empty is wrong):
 - ``calculation`` / ``multi_step``: every figure fact is in the answer, and where the facts also hold
   sentences (a passage a multi-step question reads first), at least one of them is. Stating only the
   period when the pay was asked fails.
-- ``lookup`` (and any other kind; an article request is a lookup whose ``expect.tools`` is
-  ``["get_article"]``): every fact is in the answer, and the answer is supported by a passage the
-  agent retrieved: for some observation, at least ``SUPPORT_MIN`` of the answer's content words and
-  numbers are in it (words that only restate the question are left out of the count). A made-up
+- ``lookup`` (and any other kind, such as a request for one section by its number): every fact is in
+  the answer, and the answer is supported by a passage the agent retrieved: for some observation, at
+  least ``SUPPORT_MIN`` of the answer's content words and numbers are in it (words that only restate
+  the question are left out of the count). A made-up
   answer, or one written with no tool result, fails.
 - ``no_tool``: the reply is of the kind of ``answer_facts[0]`` (``REPLY_KINDS``): a greeting (hello, hi,
   welcome, how can I help), thanks (you're welcome, glad / happy to help) or a decline (sorry, can't
@@ -342,10 +342,6 @@ def _check_not_covered(question: Question, answer: str) -> AnswerVerdict:
 # -- the verdict --------------------------------------------------------------------------------------
 
 
-def is_article_request(question: Question) -> bool:
-    return question.expect is not None and list(question.expect.tools) == ["get_article"]
-
-
 def check_answer(question: Question, answer: str | None, observations: Sequence[str]) -> AnswerVerdict:
     """The offline verdict on ``answer`` to ``question``, given the tool results the agent saw
     (``observations``: their texts, failed calls left out). Rules: the module docstring."""
@@ -370,13 +366,12 @@ def check_answer(question: Question, answer: str | None, observations: Sequence[
             return AnswerVerdict(False, f"the answer {sentences[0][1]}")
         return AnswerVerdict(True, f"the answer {'; '.join(why for _, ok, why, _ in results if ok)}")
 
-    what = "article" if is_article_request(question) else "lookup"
     missing = [why for _, ok, why, _ in results if not ok]
     if missing:
         return AnswerVerdict(False, f"the answer {missing[0]}")
     s = support(answer, observations, question.text)
     if s < SUPPORT_MIN:
         where = "no passage was retrieved" if not observations else f"the best retrieved passage holds {s:.0%}"
-        return AnswerVerdict(False, f"the {what} answer is not supported: {where} (needs {SUPPORT_MIN:.0%})")
-    return AnswerVerdict(True, f"the {what} answer {'; '.join(why for _, _, why, _ in results)}; "
+        return AnswerVerdict(False, f"the answer is not supported: {where} (needs {SUPPORT_MIN:.0%})")
+    return AnswerVerdict(True, f"the answer {'; '.join(why for _, _, why, _ in results)}; "
                                f"{s:.0%} supported by a retrieved passage")

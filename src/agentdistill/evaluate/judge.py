@@ -21,7 +21,7 @@ from typing import Any
 
 from agentdistill.config import JudgeConfig
 from agentdistill.errors import UserError
-from agentdistill.evaluate.answer_check import AnswerVerdict, check_answer, is_article_request
+from agentdistill.evaluate.answer_check import AnswerVerdict, check_answer
 from agentdistill.llm.base import BackendError, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,11 @@ class JudgeError(Exception):
 
 def judge_prompt(question: Any, answer: str, observations: Sequence[str]) -> str:
     """The user message the judge reads."""
-    kind = "article request" if is_article_request(question) else question.kind
     facts = "\n".join(f"- {f}" for f in question.answer_facts)
     passages = "\n\n".join(observations)
     if len(passages) > PASSAGE_CHARS:
         passages = passages[:PASSAGE_CHARS] + " ..."
-    return (f"Question ({kind}): {question.text}\n\nFacts a right answer must contain:\n{facts}\n\n"
+    return (f"Question ({question.kind}): {question.text}\n\nFacts a right answer must contain:\n{facts}\n\n"
             f"Passages the assistant retrieved:\n{passages or '(none)'}\n\nAnswer:\n{answer}")
 
 

@@ -2,7 +2,7 @@
 
 ``make_llm(model, run_dir, cfg)`` understands every way a command line names a model:
 
-- ``"rule"``: the offline rule teacher (llm/rule.py);
+- ``"rule"``: the offline teacher of the run's domain pack (agentdistill.domains);
 - ``"http://..."`` / ``"https://..."``: an OpenAI-compatible server (``served_model`` names the model);
 - ``"student"`` / ``"teacher"``: the run config's ``models.student`` / ``models.teacher``;
 - a folder (absolute, or relative to the run directory, such as ``adapters/smollm2-135m``): a PEFT
@@ -31,12 +31,9 @@ def _model_folder(model: str, run_dir: Path | None) -> Path | None:
 
 
 def _rule_teacher(run_dir: Path | None, cfg: RunConfig) -> LLM:
-    try:
-        from agentdistill.llm.rule import RuleTeacher  # type: ignore[attr-defined]
-    except ImportError as e:
-        raise UserError("the offline rule teacher is not available in this installation.",
-                        hint="Use an LLM teacher: teacher.kind: openai with base_url and model.") from e
-    return RuleTeacher(run_dir, cfg)
+    from agentdistill.domains import offline_pack
+
+    return offline_pack(cfg).offline_teacher(run_dir, cfg)
 
 
 def make_llm(model: str, run_dir: Path | None, cfg: RunConfig, *, served_model: str | None = None,

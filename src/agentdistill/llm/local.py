@@ -6,7 +6,7 @@ padded into one batch on the *left*: a decoder-only model continues from the las
 padding has to come before the prompt, not between the prompt and the reply. Generation stops at the
 family's end-of-turn token or at a stop sequence, whichever comes first.
 
-Every agent prompt starts with the same system message (~450 tokens for the UAE tools, more than half
+Every agent prompt starts with the same system message (~450 tokens for the bundled example's tools, more than half
 of a typical prompt), and on a CPU prefill dominates the cost of a step. So the prompts of a batch
 are split at their longest shared token prefix: its key/value cache is computed once, kept for later
 batches that start the same way, and copied under every row; each row's own suffix is padded on the

@@ -33,16 +33,16 @@ HEADLINE = [
 
 
 def example_dir() -> Path:
-    """The bundled UAE labour example, found beside the source tree of an editable install."""
-    candidates = [
-        Path(agentdistill.__file__).resolve().parents[2] / "examples" / "uae_labour",
-        Path.cwd() / "examples" / "uae_labour",
-    ]
+    """The demo pack's example (domains.demo_pack), found beside the source tree of an editable install."""
+    from agentdistill.domains import demo_pack
+
+    name = demo_pack().example
+    candidates = [Path(agentdistill.__file__).resolve().parents[2] / "examples" / name, Path.cwd() / "examples" / name]
     for c in candidates:
         if (c / "config.yaml").exists():
             return c
     raise UserError(
-        "the bundled example (examples/uae_labour/config.yaml) was not found.",
+        f"the bundled example (examples/{name}/config.yaml) was not found.",
         hint="Install agentdistill from a checkout with `pip install -e .`, or run from the repository root.",
     )
 
@@ -109,7 +109,7 @@ def demo(
     ),
     overrides: ConfigOverrides = None,
 ) -> None:
-    """Run the whole pipeline offline on the bundled models and the UAE labour example.
+    """Run the whole pipeline offline on the bundled models and the bundled example (examples/).
 
     Ingests the example corpus, synthesizes questions and rule-teacher traces, fine-tunes SmolLM2-135M with
     LoRA, evaluates the untuned and the tuned student as agents, and writes report.html.
@@ -122,7 +122,7 @@ def demo(
 
 
 def run(
-    config: Path = typer.Argument(..., help="Run config YAML (see examples/uae_labour/config.yaml)."),
+    config: Path = typer.Argument(..., help="Run config YAML (each folder in examples/ has one)."),
     run_dir: Path = typer.Option(None, "--run", help="Run directory; default runs/<name from the config>."),
     distill: bool = typer.Option(False, "--distill/--no-distill", help="Include the cross-tokenizer ULD stages."),
     overrides: ConfigOverrides = None,

@@ -8,10 +8,10 @@ Two writers feed the same finishing line:
   numbers, multi-step questions (search, then compute) and messages that need no tool. Output must be a
   JSON object; an invalid reply is asked again (max_invalid_retries) and then dropped and counted.
   Every reply is journaled in questions.raw.jsonl, so a killed run resumes without paying twice.
-- the offline rule writer (``rule_questions``), templates over the corpus structure.
+- a domain pack's offline writer (``DomainPack.offline_questions``), for the offline teacher.
 
 Finishing: exact and near duplicates are removed (cosine similarity of MiniLM embeddings >=
-dedup_threshold *and* the same numbers, since "gratuity after 5 years" and "after 7 years" are different
+dedup_threshold *and* the same numbers, since "the pay after 5 years" and "after 7 years" are different
 questions), each kind is sampled to its share of n_questions (QuestionsConfig.mix), questions get stable
 content-hash ids, and the split is made by cluster (splits.py). questions.jsonl is written atomically,
 then questions.stats.json with ``complete: true`` (what `agentdistill run` checks to skip the stage).
@@ -42,12 +42,10 @@ RAW_FILE = "questions.raw.jsonl"
 STATS_FILE = "questions.stats.json"
 KINDS = ("lookup", "calculation", "multi_step", "no_tool")
 
-# Used when a config names no personas file: the four people the UAE example is written for.
-DEFAULT_PERSONAS = [
-    {"name": "HR manager", "asks_about": "policies, contracts, leave and end-of-service rules for staff"},
-    {"name": "employer", "asks_about": "obligations, costs, notice and termination"},
-    {"name": "employee", "asks_about": "own rights, pay, leave, gratuity and resignation"},
-    {"name": "domestic worker", "asks_about": "rights of housemaids, nannies and drivers"},
+# Used when neither a personas file nor the run's packs name anyone.
+GENERIC_PERSONAS = [
+    {"name": "newcomer", "asks_about": "what the documents say, in plain words", "style": "short and informal"},
+    {"name": "practitioner", "asks_about": "specific rules, figures and procedures", "style": "precise"},
 ]
 
 
@@ -58,10 +56,13 @@ class Persona:
     style: str = ""
 
 
-def load_personas(path: Path | None) -> list[Persona]:
-    """Read personas.yaml: a list (or ``{personas: [...]}``) of ``{name, asks_about, style?}``."""
+def load_personas(path: Path | None, cfg: RunConfig | None = None) -> list[Persona]:
+    """Read personas.yaml: a list (or ``{personas: [...]}``) of ``{name, asks_about, style?}``. Without a
+    file: the personas of the run's packs (``cfg``), else generic ones."""
     if path is None:
-        raw: Any = DEFAULT_PERSONAS
+        from agentdistill.domains import default_personas
+
+        raw: Any = (default_personas(cfg) if cfg is not None else []) or GENERIC_PERSONAS
     else:
         path = Path(path)
         if not path.exists():
@@ -69,20 +70,20 @@ def load_personas(path: Path | None) -> list[Persona]:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
-            raise UserError(f"{path} is not valid YAML: {e}", hint="Fix the file; see examples/uae_labour.") from e
+            raise UserError(f"{path} is not valid YAML: {e}", hint="Fix the file; see the examples/ folder.") from e
     if isinstance(raw, dict):
         raw = raw.get("personas")
     if not isinstance(raw, list) or not raw:
         raise UserError(
             f"{path}: expected a list of personas, each {{name, asks_about, style?}}.",
-            hint="See examples/uae_labour/personas.yaml.",
+            hint="Write a list of {name, asks_about, style} (an example is in examples/).",
         )
     personas = []
     for i, p in enumerate(raw):
         if not isinstance(p, dict) or not isinstance(p.get("name"), str) or "asks_about" not in p:
             raise UserError(
                 f"{path}: persona {i + 1} needs a string 'name' and an 'asks_about' (text or list).",
-                hint="Example: - {name: employee, asks_about: [leave, gratuity], style: short and informal}",
+                hint="Example: - {name: employee, asks_about: [refunds, delivery], style: short and informal}",
             )
         about = p["asks_about"]
         about = [about] if isinstance(about, str) else [str(a) for a in about]
@@ -292,7 +293,7 @@ def llm_questions(
 
     chunks, clusters = load_corpus(run_dir)
     by_id = {c.id: c for c in chunks}
-    personas = load_personas(cfg.questions.personas)
+    personas = load_personas(cfg.questions.personas, cfg)
     rng = random.Random(cfg.seed)
     tool_names = {t["name"] for t in tool_specs}
     domain = "; ".join(sorted({c.title for c in chunks}))[:600]
@@ -446,16 +447,16 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     tools = load_tools(cfg, run_dir)
     chunks, clusters = load_corpus(run_dir)
     if cfg.teacher.kind == "rule" and llm is None:
-        from agentdistill.synth.rule_questions import rule_questions
+        from agentdistill.domains import offline_pack
 
-        personas = load_personas(cfg.questions.personas)
-        candidates, counts = rule_questions(chunks, clusters, personas, tools, cfg)
+        personas = load_personas(cfg.questions.personas, cfg)
+        candidates, counts = offline_pack(cfg).offline_questions(chunks, clusters, personas, tools, cfg)
         teacher = "rule"
     else:
         if llm is None:
-            from agentdistill.synth.traces import make_teacher
+            from agentdistill.llm import make_teacher_llm
 
-            llm = make_teacher(cfg, run_dir)
+            llm = make_teacher_llm(cfg, run_dir)
         candidates, counts = llm_questions(run_dir, cfg, llm, tools.specs(), console)
         teacher = getattr(llm, "name", "llm")
     if not candidates:

@@ -214,7 +214,7 @@ def assign_splits(
             n_held += len(comp)
             return True
 
-        # Components are whole topics, and one kind of question may come from a few topics only (the UAE
+        # Components are whole topics, and one kind of question may come from a few topics only (the bundled
         # example writes its two-tool questions from 3 of 7 clusters): a greedy fill alone can hold out
         # none of them and never measure that kind. So first each kind, rarest first, gets one component;
         # a component holds a kind out only through questions whose family is held out to the same side.

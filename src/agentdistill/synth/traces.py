@@ -15,7 +15,6 @@ and exports the training split (export.py).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -77,13 +76,13 @@ class _Rate(ProgressColumn):
         return Text(f"{speed:.1f}/s" if speed else "-/s", style="progress.data.speed")
 
 
-def _warm_up(tools: Any) -> None:
-    """Open the corpus index before the first timed tool call: loading the embedder takes seconds."""
-    for name, args in (("search_labour_law", {"query": "warm up"}),):
-        tool = tools.get(name)
-        if tool is not None:
-            with contextlib.suppress(Exception):  # the real call will report any problem as an observation
-                tool.fn(**args)
+def _warm_up(cfg: RunConfig, tools: Any) -> None:
+    """Let each pack open what its first tool call would (an index, an embedder) before calls are timed."""
+    from agentdistill.domains import load_packs
+
+    for pack in load_packs(cfg):
+        if pack.warm_up is not None:
+            pack.warm_up(tools)
 
 
 def _block_size(cfg: RunConfig, llm: Any) -> int:
@@ -109,7 +108,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
         teacher = llm.name
         if hasattr(llm, "know"):  # an offline teacher plans from what the question's writer recorded
             llm.know(todo)
-        _warm_up(tools)
+        _warm_up(cfg, tools)
         specs = tools.specs()
         n_rejected = len(rejected)
         consecutive = 0

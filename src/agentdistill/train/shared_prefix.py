@@ -1,7 +1,7 @@
 """SFT that runs the prompt prefix every example shares once per batch instead of once per example.
 
 Every training trace of a run starts with the same tokens: the system message listing the tools
-(~440 tokens for the UAE example, half of a mean trace of ~880) and the header of the user turn. A
+(~440 tokens for the bundled example, half of a mean trace of ~880) and the header of the user turn. A
 plain trainer runs them forward and backward for every example. Here each step runs the shared
 prefix once, with gradients, as a batch of one; its key/value cache is repeated under every row
 (``repeat_interleave`` is differentiable, so the gradients of all rows flow back into the one

@@ -1,6 +1,6 @@
 """Training that ends within a wall-clock budget: a slower CPU trains fewer steps instead of overrunning.
 
-The same config runs on machines whose step times differ twofold (the UAE example: 3.8 s per step on a
+The same config runs on machines whose step times differ twofold (the bundled example: 3.8 s per step on a
 2-core Xeon with AMX, ~8 s on a 2-core EPYC without it), and a fixed step count either wastes the fast
 one or overruns on the slow one. With ``sft.time_budget_min`` the planned steps (epochs x batches, or
 ``sft.max_steps``) stay the plan as long as they fit. After the first steps, and then at every eighth

@@ -13,8 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agentdistill.citations import KNOWN_LAWS, extract_citations, law_name, resolve_law
+from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
+from agentdistill.domains.uae_labour.laws import KNOWN_LAWS, law_name, resolve_law
 
 OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
 DEFAULT_TOP_K = 3

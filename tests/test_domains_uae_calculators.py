@@ -11,7 +11,7 @@ import re
 import pytest
 
 from agentdistill.citations import extract_citations
-from agentdistill.tools.uae_labour.calculators import annual_leave, calculate_gratuity, notice_period, overtime_pay
+from agentdistill.domains.uae_labour.calculators import annual_leave, calculate_gratuity, notice_period, overtime_pay
 
 
 def aed(text: str) -> float:

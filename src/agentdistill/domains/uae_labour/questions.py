@@ -5,7 +5,7 @@ of templates with its own wording and register (plain, chatty, terse, a story wi
 not matter, synonyms, article references in the forms people use). Splits hold out whole families,
 so a held-out score measures phrasing the student never saw. The surface forms of quantities ("12k",
 "12000 dirhams", "four and a half years", "18 months" for 1.5 years, typos) are sampled inside every
-family (synth/phrasing.py), so the student learns the quantity behind the form in any family.
+family (phrasing.py), so the student learns the quantity behind the form in any family.
 
 Kinds (their shares come from QuestionsConfig.mix):
 
@@ -18,7 +18,7 @@ Kinds (their shares come from QuestionsConfig.mix):
 The writer knows which tools and arguments each question needs (``expect``) and what a right answer
 must contain (``answer_facts``): a calculation's figure is computed by the real tool from the expected
 arguments; a lookup's fact is the sentence of its source passage that best answers it; a reply
-without a tool records its kind. The offline teacher follows ``expect`` (llm/rule.py), so no regex has
+without a tool records its kind. The offline teacher follows ``expect`` (teacher.py), so no regex has
 to recover the tools from the wording. Candidates are over-generated; questions.py dedups and samples.
 """
 
@@ -32,9 +32,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdistill.citations import extract_citations, format_citation, resolve_law
+from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
-from agentdistill.llm.rule import (
+from agentdistill.domains.uae_labour.laws import format_citation, resolve_law
+from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION, shown_text
+from agentdistill.domains.uae_labour.phrasing import casual, duration_forms, hour_forms, money_forms, number_words
+from agentdistill.domains.uae_labour.teacher import (
     NOT_COVERED,
     answer_facts_of_calculation,
     best_sentences,
@@ -43,9 +46,7 @@ from agentdistill.llm.rule import (
     search_query,
 )
 from agentdistill.records import Chunk, Expect, Question
-from agentdistill.synth.phrasing import casual, duration_forms, hour_forms, money_forms, number_words
 from agentdistill.synth.questions import Persona, kind_rng, kind_targets, question_id
-from agentdistill.tools.uae_labour.lookup import NOT_COVERED_OBSERVATION, shown_text
 
 log = logging.getLogger(__name__)
 OVERGENERATE = 1.6  # candidates per needed question: dedup drops some

@@ -10,7 +10,7 @@ assistant turn in the wire format. The policy is
 
 ``route`` reads only the question's wording, which is the point: a question whose tool cannot be
 inferred from its words is one a 135M student cannot learn either, and the rule question writer
-(synth/rule_questions.py) drops any question that does not route to the tools it was written for.
+(questions.py) drops any question that does not route to the tools it was written for.
 The answer is extracted from what the tools returned (the best-matching sentences of a passage, the
 figure a calculator printed) and cites only the articles that appear in those observations. Thoughts
 are one sentence, picked from several phrasings by a hash of the question so the student learns the
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentdistill.agent.wire import render_action
+from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.tools.uae_labour.lookup import NOT_COVERED_OBSERVATION
 
 # A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
 # learns to finish a two-tool plan instead of answering after the first tool.
@@ -377,7 +377,7 @@ def _pick(options: list[str], key: str) -> str:
 
 def _citation_text(normalized: str) -> str:
     """"FDL 33/2021 Art. 51" -> "Federal Decree-Law 33/2021, Art. 51" (how the corpus writes it)."""
-    from agentdistill.citations import format_citation
+    from agentdistill.domains.uae_labour.laws import format_citation
 
     lid, _, art = normalized.rpartition(" Art. ")
     return format_citation(lid, art)
@@ -740,7 +740,7 @@ class RuleTeacher:
 
     @staticmethod
     def _wanted_article(plan: Plan) -> str | None:
-        from agentdistill.citations import resolve_law
+        from agentdistill.domains.uae_labour.laws import resolve_law
 
         call = next((c for c in plan.calls if c.name == "get_article"), None)
         lid = resolve_law(str(call.arguments.get("law", ""))) if call else None

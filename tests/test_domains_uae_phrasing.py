@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from agentdistill.synth.phrasing import (
+from agentdistill.domains.uae_labour.phrasing import (
     casual,
     duration_forms,
     hour_forms,

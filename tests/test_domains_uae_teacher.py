@@ -11,8 +11,8 @@ from agentdistill.agent.runtime import run_agents
 from agentdistill.agent.wire import parse_step
 from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig, ToolsConfig
+from agentdistill.domains.uae_labour.teacher import Call, Plan, RuleTeacher, best_sentences, route
 from agentdistill.llm.base import LLM, GenerationRequest
-from agentdistill.llm.rule import Call, Plan, RuleTeacher, best_sentences, route
 from agentdistill.tools import load_tools
 
 
@@ -148,7 +148,7 @@ DOMAIN_CALCULATORS = {"calculate_gratuity", "annual_leave", "overtime_pay", "not
 
 
 def test_a_first_thought_opens_with_a_word_of_its_own_decision():
-    # a student decoding greedily then decides at the thought's first token (llm/rule.py, _THOUGHTS); the
+    # a student decoding greedily then decides at the thought's first token (domains/uae_labour/teacher.py, _THOUGHTS); the
     # domain calculators share one word, and the topic after it picks the calculator
     teacher = RuleTeacher()
     decisions_of: dict[str, set[str]] = {}
@@ -290,7 +290,7 @@ def test_a_law_step_names_the_next_step_and_the_one_after_its_observation_repeat
     ],
 )
 def test_a_search_query_is_the_questions_topic_in_the_users_words(question, query):
-    from agentdistill.llm.rule import search_query
+    from agentdistill.domains.uae_labour.teacher import search_query
 
     got = search_query(question)
     assert got == query
@@ -299,7 +299,7 @@ def test_a_search_query_is_the_questions_topic_in_the_users_words(question, quer
 
 
 def test_a_known_question_is_planned_from_what_its_writer_recorded():
-    from agentdistill.llm.rule import plan_from_expect
+    from agentdistill.domains.uae_labour.teacher import plan_from_expect
 
     text = "whats the EOSB on 20k basic after four and a half years?"
     plan = plan_from_expect(text, ["calculate_gratuity"],
@@ -329,8 +329,8 @@ def test_the_teacher_follows_known_questions_through_the_runtime(general_tools):
 
 
 def test_a_notice_calculation_states_the_pay_in_lieu_as_well_as_the_period():
-    from agentdistill.llm.rule import answer_facts_of_calculation, calc_answer
-    from agentdistill.tools.uae_labour.calculators import notice_period
+    from agentdistill.domains.uae_labour.calculators import notice_period
+    from agentdistill.domains.uae_labour.teacher import answer_facts_of_calculation, calc_answer
 
     obs = notice_period(contract_notice_days=14, monthly_wage=23250, days_already_served=8)
     assert answer_facts_of_calculation("notice_period", obs) == ["30 days", "AED 17,050.00"]

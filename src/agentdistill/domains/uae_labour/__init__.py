@@ -1,0 +1,57 @@
+"""The UAE labour law pack: corpus lookups, entitlement calculators that cite the law, the personas who
+ask about them, and an offline teacher with its question writer (no LLM needed)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from agentdistill.config import RunConfig
+from agentdistill.domains import DomainPack
+from agentdistill.domains.uae_labour.calculators import annual_leave, calculate_gratuity, notice_period, overtime_pay
+from agentdistill.domains.uae_labour.lookup import LabourLawLookup
+from agentdistill.tools.spec import Tool
+
+TOPIC = "UAE labour law"
+
+PERSONAS = [
+    {"name": "HR manager", "asks_about": "policies, contracts, leave and end-of-service rules for staff"},
+    {"name": "employer", "asks_about": "obligations, costs, notice and termination"},
+    {"name": "employee", "asks_about": "own rights, pay, leave, gratuity and resignation"},
+    {"name": "domestic worker", "asks_about": "rights of housemaids, nannies and drivers"},
+]
+
+
+def tools(cfg: RunConfig, run_dir: Path | None) -> list[Tool]:
+    lookup = LabourLawLookup(run_dir, cfg)
+    # The first search loads the embedder and opens the index (seconds to a minute on a busy CPU):
+    # that must not read as a hung tool, so search gets a longer timeout than the others.
+    search = Tool.from_function(lookup.search_labour_law, timeout_s=max(cfg.tools.timeout_s, 120.0))
+    fns = [lookup.get_article, calculate_gratuity, annual_leave, overtime_pay, notice_period]
+    return [search, *(Tool.from_function(f) for f in fns)]
+
+
+def warm_up(registry: Any) -> None:
+    """Open the corpus index before the first timed call: loading the embedder takes seconds."""
+    tool = registry.get("search_labour_law")
+    if tool is not None:
+        with contextlib.suppress(Exception):  # the real call will report any problem as an observation
+            tool.fn(query="warm up")
+
+
+def offline_teacher(run_dir: Path | None, cfg: RunConfig) -> Any:
+    from agentdistill.domains.uae_labour.teacher import RuleTeacher
+
+    return RuleTeacher(run_dir, cfg, domain=TOPIC)
+
+
+def offline_questions(*args: Any, **kwargs: Any) -> tuple[list[Any], dict[str, int]]:
+    from agentdistill.domains.uae_labour.questions import rule_questions
+
+    return rule_questions(*args, **kwargs)
+
+
+PACK = DomainPack(name="uae_labour", tools=tools, topic=TOPIC, personas=PERSONAS,
+                  offline_teacher=offline_teacher, offline_questions=offline_questions, warm_up=warm_up,
+                  example="uae_labour", demo=True)

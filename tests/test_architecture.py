@@ -1,0 +1,129 @@
+"""The layout holds: no import cycles, a foundation that imports no stage, and generic code that names no
+domain (every domain lives in its pack under agentdistill/domains/)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from agentdistill.config import RunConfig, ToolsConfig
+from agentdistill.domains import BUILTIN_PACKS
+from agentdistill.tools import load_tools
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "agentdistill"
+# The foundation (docs/design.md, Layout): what every stage may import, and which imports no stage.
+FOUNDATION = {"agentdistill", "agentdistill.config", "agentdistill.records", "agentdistill.jsonl",
+              "agentdistill.errors", "agentdistill.citations", "agentdistill.cli_options", "agentdistill.run_lock"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imported_modules(name: str) -> set[str]:
+    """The agentdistill modules ``name`` imports anywhere in its text (inside functions too: a lazy import
+    is still a dependency), and the packages above each (importing a module runs its package first)."""
+    path = MODULES[name]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            targets = [module, *(f"{module}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for target in targets:
+            parts = target.split(".")
+            out |= {m for i in range(1, len(parts) + 1) if (m := ".".join(parts[:i])) in MODULES}
+    out.discard(name)
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+# A package's __init__ importing its own submodules is how packages are built, not a cycle.
+def without_own_package(name: str, targets: set[str]) -> set[str]:
+    return {t for t in targets if not (MODULES[name].name == "__init__.py" and t.startswith(name + "."))}
+
+
+def test_no_import_cycles():
+    graph = {name: without_own_package(name, imported_modules(name)) for name in MODULES}
+    assert cycles(graph) == []
+
+
+def test_cycle_finder_finds_a_cycle():  # the check above could otherwise pass by finding nothing ever
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("name", sorted(FOUNDATION))
+def test_the_foundation_imports_no_stage(name):
+    if name == "agentdistill":
+        return
+    assert imported_modules(name) - FOUNDATION == set()
+
+
+def domain_words(pack_name: str) -> set[str]:
+    """What would name the pack in generic code: its name and the words in it, and its tools' names."""
+    tools = load_tools(RunConfig(tools=ToolsConfig(packs=[pack_name])), None).names()
+    return {pack_name, *pack_name.split("_"), *tools}
+
+
+DOMAIN_PACKS = [name for name in sorted(BUILTIN_PACKS) if name != "general"]
+
+
+@pytest.mark.parametrize("pack", DOMAIN_PACKS)
+def test_generic_code_names_no_domain(pack):
+    words = domain_words(pack)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(words))) + r")\b", re.IGNORECASE)
+    inside = PACKAGE / "domains" / pack
+    hits = [f"{p.relative_to(PACKAGE)}:{i}: {line.strip()}"
+            for p in sorted(PACKAGE.rglob("*.py")) if inside not in p.parents and p != inside.with_suffix(".py")
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+def test_there_is_a_domain_pack_to_check():
+    assert DOMAIN_PACKS and all(len(domain_words(p)) > 3 for p in DOMAIN_PACKS)
