@@ -97,6 +97,43 @@ def read_records(path: Path, model: type[M]) -> list[M]:
     return out
 
 
+def count_lines(path: Path) -> int:
+    """The records in a JSONL file, duplicates included (blank lines and a torn tail are not records)."""
+    path = Path(path)
+    return sum(1 for _ in iter_json(path)) if path.exists() else 0
+
+
+def drop_duplicates(path: Path, key: str, also: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Rewrite ``path`` with only the first record of each ``key`` value, and none whose value is in
+    ``also``; returns the value of every line dropped. Two writers appending to one file (before runs
+    were locked) left every record twice; a later run must not keep or count them. The rewrite is
+    atomic, and the file is untouched when nothing is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    repair_torn_tail(path)
+    kept: list[bytes] = []
+    seen: set[str] = set()
+    dropped: list[str] = []
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = str(json.loads(line)[key])
+            except (ValueError, TypeError, KeyError) as e:
+                raise UserError(f"{path}:{lineno}: not a JSON record with {key!r}.",
+                                hint="The file was edited by hand or damaged; fix or delete that line.") from e
+            if value in seen or value in also:
+                dropped.append(value)
+            else:
+                seen.add(value)
+                kept.append(line)
+    if dropped:
+        write_text_atomic(path, b"".join(kept).decode("utf-8"))
+    return dropped
+
+
 class JsonlAppender:
     """Append records durably, one line per record; use as a context manager."""
 

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
-from agentdistill.jsonl import JsonlAppender, iter_json, read_records, write_json_atomic
+from agentdistill.jsonl import JsonlAppender, count_lines, drop_duplicates, iter_json, read_records, write_json_atomic
 from agentdistill.records import Question, Trace
 from agentdistill.synth.filters import Rejection, check_trace
 from agentdistill.synth.questions import QUESTIONS_FILE
@@ -70,6 +70,23 @@ def recorded(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[s
     return out[0], out[1]
 
 
+def drop_duplicate_records(run_dir: Path, console: Console | None = None) -> int:
+    """Keep one record per question across both record files; returns the lines dropped (and says which).
+
+    A question recorded twice in one file keeps its first record; one both accepted and rejected (two
+    writers on one run, or files merged by hand) keeps the accepted trace."""
+    run_dir = Path(run_dir)
+    kept = run_dir / TRACES_FILE
+    dropped = drop_duplicates(kept, "question_id")
+    accepted = {str(r["question_id"]) for r in iter_json(kept)} if kept.exists() else set()
+    dropped += drop_duplicates(run_dir / REJECTED_FILE, "question_id", also=accepted)
+    if dropped and console is not None:
+        shown = ", ".join(sorted(set(dropped))[:5]) + (" ..." if len(set(dropped)) > 5 else "")
+        console.print(f"[yellow]warning:[/] dropped {len(dropped)} duplicate trace records of {len(set(dropped))} "
+                      f"questions ({shown}); each question keeps one record.")
+    return len(dropped)
+
+
 class _Rate(ProgressColumn):
     def render(self, task: Any) -> Text:
         speed = task.finished_speed or task.speed
@@ -97,6 +114,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
     run_dir = Path(run_dir)
     console = console or Console(stderr=True)
     questions = load_questions(run_dir)
+    duplicates = drop_duplicate_records(run_dir, console)
     accepted, rejected = recorded(run_dir)
     todo = [q for q in questions if q.id not in accepted and q.id not in rejected]
     start = time.perf_counter()
@@ -146,7 +164,8 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
                         n_rejected += 1
                     bar.update(task, advance=1, rejected=n_rejected)
     stats = summarize(run_dir, questions)
-    stats.update(seconds_this_run=round(time.perf_counter() - start, 2), backend_errors_this_run=backend_errors)
+    stats.update(seconds_this_run=round(time.perf_counter() - start, 2), backend_errors_this_run=backend_errors,
+                 duplicates_dropped_this_run=duplicates)
     if teacher:
         stats["teacher"] = teacher
     if stats["complete"]:
@@ -195,4 +214,6 @@ def summarize(run_dir: Path, questions: list[Question]) -> dict[str, Any]:
         "accepted_by_tool": dict(tools.most_common()),
         "no_tool_share": round(no_tool / len(kept), 4) if kept else 0.0,
         "accepted_by_split": dict(Counter(q.split for q in kept)),
+        # lines, not ids: a file holding a record twice shows here (and is repaired by the next run)
+        "lines": {name: count_lines(Path(run_dir) / name) for name in (TRACES_FILE, REJECTED_FILE)},
     }
