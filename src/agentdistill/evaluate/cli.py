@@ -70,16 +70,23 @@ def eval_model(
 
         raise UserError(f"unknown split {split!r}.",
                         hint="Use --split test (held out, to report), dev (held out, to choose changes) or train.")
-    cfg = open_run(run, config)
-    decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
-                "numbers_from_user": numbers_from_user, "arguments_from_user": arguments_from_user,
-                "citations_from_observations": citations_from_observations,
-                "follow_plan": follow_plan}
-    for key, value in decoding.items():  # an option left out keeps the config's setting
-        if value is not None:
-            setattr(cfg.agent, key, value)
-    metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
-                       served_model=served_model)
+    from agentdistill.config import load_config, load_run_config
+    from agentdistill.evaluate.runner import default_name
+    from agentdistill.run_lock import run_lock
+
+    # one lock per eval folder: evals of different models may run side by side
+    planned = load_config(config) if config is not None else load_run_config(run)
+    with run_lock(run, f"eval-{name or default_name(model, run, planned, served_model)}"):
+        cfg = open_run(run, config)
+        decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
+                    "numbers_from_user": numbers_from_user, "arguments_from_user": arguments_from_user,
+                    "citations_from_observations": citations_from_observations,
+                    "follow_plan": follow_plan}
+        for key, value in decoding.items():  # an option left out keeps the config's setting
+            if value is not None:
+                setattr(cfg.agent, key, value)
+        metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
+                           served_model=served_model)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -99,6 +106,8 @@ def eval_model(
 def report(run: RunDir) -> None:
     """Write report.html comparing every evaluated model (tables, charts, example traces)."""
     from agentdistill.evaluate.report import write_report
+    from agentdistill.run_lock import run_lock
 
-    path = write_report(run)
+    with run_lock(run, "report"):
+        path = write_report(run)
     console.print(f"report written to {path}")

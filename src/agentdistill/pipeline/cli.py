@@ -17,6 +17,7 @@ from agentdistill.config import RunConfig, apply_overrides, load_config, save_re
 from agentdistill.errors import UserError
 from agentdistill.pipeline.stages import build_stages, run_stages
 from agentdistill.pipeline.time_budget import START_STAGE, add_stage_seconds
+from agentdistill.run_lock import PIPELINE, run_lock
 
 console = Console()
 
@@ -87,7 +88,12 @@ def process_seconds() -> float:
 
 
 def _run_pipeline(cfg: RunConfig, run_dir: Path, distill: bool) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # the whole run is the pipeline's until it ends; the stages it starts know their parent holds it
+    with run_lock(run_dir, PIPELINE, create=True):
+        _run_locked(cfg, run_dir, distill)
+
+
+def _run_locked(cfg: RunConfig, run_dir: Path, distill: bool) -> None:
     save_resolved(cfg, run_dir)
     started = process_seconds()
     add_stage_seconds(run_dir, START_STAGE, started)

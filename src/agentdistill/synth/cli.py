@@ -9,6 +9,7 @@ from rich.table import Table
 
 from agentdistill.cli_options import ConfigPath, RunDir
 from agentdistill.config import open_run
+from agentdistill.run_lock import run_lock
 
 console = Console()
 
@@ -28,10 +29,11 @@ def questions(run: RunDir, config: ConfigPath = None) -> None:
     """Synthesize questions from the corpus clusters -> questions.jsonl (rule templates or an LLM teacher)."""
     from agentdistill.synth.questions import STATS_FILE, make_questions
 
-    cfg = open_run(run, config)
-    console.print(f"[bold]questions[/] teacher={cfg.teacher.kind} n={cfg.questions.n_questions} "
-                  f"mix={cfg.questions.mix}")
-    report = make_questions(run, cfg, console=console)
+    with run_lock(run, "questions"):
+        cfg = open_run(run, config)
+        console.print(f"[bold]questions[/] teacher={cfg.teacher.kind} n={cfg.questions.n_questions} "
+                      f"mix={cfg.questions.mix}")
+        report = make_questions(run, cfg, console=console)
     console.print(_table("questions by kind", report.by_kind, report.n))
     console.print(_table("by persona", report.by_persona, report.n))
     console.print(_table("by expected tool", report.by_tool, report.n))
@@ -45,8 +47,9 @@ def traces(run: RunDir, config: ConfigPath = None) -> None:
     """Record the teacher's ReAct traces -> traces.jsonl (resumes; rejected ones go to traces.rejected.jsonl)."""
     from agentdistill.synth.traces import STATS_FILE, run_traces
 
-    cfg = open_run(run, config)
-    stats = run_traces(run, cfg, console=console)
+    with run_lock(run, "traces"):
+        cfg = open_run(run, config)
+        stats = run_traces(run, cfg, console=console)
     accepted = stats["accepted"]
     console.print(f"[bold]traces[/]: {stats['recorded']}/{stats['questions']} questions recorded, "
                   f"{accepted} accepted, {stats['rejected']} rejected "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from agentdistill.cli_options import ConfigPath, RunDir
-from agentdistill.config import open_run
+from agentdistill.config import load_config, load_run_config, open_run
+from agentdistill.run_lock import run_lock
 
 
 def sft(
@@ -27,9 +28,12 @@ def sft(
     Resumes from the latest checkpoint in <run>/checkpoints/ after an interruption. For several GPUs:
     accelerate launch -m agentdistill.cli sft --run DIR
     """
-    from agentdistill.train.sft import train_sft
+    from agentdistill.train.sft import adapter_subdir, model_name, train_sft
 
-    cfg = open_run(run, config)
-    if time_budget_min is not None:
-        cfg.sft.time_budget_min = time_budget_min
-    train_sft(run, cfg, model, max_steps=max_steps, force=force)
+    # one lock per trained model: the student's and the teacher's SFT write different folders
+    planned = load_config(config) if config is not None else load_run_config(run)
+    with run_lock(run, f"sft-{adapter_subdir(model_name(model or planned.sft.model, planned))}"):
+        cfg = open_run(run, config)
+        if time_budget_min is not None:
+            cfg.sft.time_budget_min = time_budget_min
+        train_sft(run, cfg, model, max_steps=max_steps, force=force)

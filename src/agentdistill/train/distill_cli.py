@@ -6,6 +6,7 @@ import typer
 
 from agentdistill.cli_options import ConfigPath, RunDir
 from agentdistill.config import open_run
+from agentdistill.run_lock import run_lock
 
 
 def teacher_cache(
@@ -20,8 +21,9 @@ def teacher_cache(
     """
     from agentdistill.train.teacher_cache import build_teacher_cache
 
-    cfg = open_run(run, config)
-    build_teacher_cache(run, cfg, force=force)
+    with run_lock(run, "teacher-cache"):
+        cfg = open_run(run, config)
+        build_teacher_cache(run, cfg, force=force)
 
 
 def distill(
@@ -37,5 +39,6 @@ def distill(
     """
     from agentdistill.train.distill import train_distill
 
-    cfg = open_run(run, config)
-    train_distill(run, cfg, max_steps=max_steps, force=force)
+    with run_lock(run, "distill"):
+        cfg = open_run(run, config)
+        train_distill(run, cfg, max_steps=max_steps, force=force)
