@@ -1,0 +1,303 @@
+"""`agentdistill export`: a merged HF folder, a GGUF for llama.cpp (f16 greedy parity with the merged model,
+q4_k_m smaller and working) and an Ollama Modelfile, from a small LoRA adapter made here on the bundled
+student with random weights, so that merging really changes what the model says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from agentdistill.errors import UserError
+from agentdistill.export.gguf import CONVERTER_ENV, check_quant, export_gguf, find_converter, llama_cpp_template
+from agentdistill.export.merge import export_hf, find_adapter
+from agentdistill.export.ollama import TEMPLATES, modelfile_text
+from agentdistill.models.templates import FAMILIES, template_text, to_chat_messages
+
+STUDENT = "smollm2-135m"
+PARITY_NEW_TOKENS = 24
+# A whole agent conversation in canonical form: every role the student sees.
+CONVERSATION = [
+    {"role": "system", "content": "You are a helpful assistant with tools."},
+    {"role": "user", "content": "How many days of annual leave after 2 years?"},
+    {"role": "assistant", "thought": "I will use annual_leave.",
+     "tool_calls": [{"name": "annual_leave", "arguments": {"months_of_service": 24}}]},
+    {"role": "tool", "name": "annual_leave", "content": "30 days (Article 29)"},
+    {"role": "assistant", "thought": "I have the answer.", "content": "30 days, under Article 29."},
+]
+QUESTIONS = [
+    "How many days of annual leave does a worker get after 2 years?",
+    "What is the gratuity for 5 years of service on a basic salary of 8000 AED?",
+    "Hello!",
+    "What does Article 51 of the labour law say?",
+    "How long is the notice period if my contract says 60 days?",
+    "Convert 100 km to miles.",
+    "What is 17 * 23?",
+    "How many days are there between 2024-01-01 and 2024-03-01?",
+    "Can my employer keep my passport?",
+    "What overtime pay do I get for 10 hours at night on a 6000 AED salary?",
+    "Is a domestic worker entitled to sick leave?",
+    "Who are you?",
+    "What is the probation period in the UAE?",
+    "Add 45 days to 2025-06-30.",
+    "Summarise the rules on maternity leave.",
+    "What happens if I resign during probation?",
+    "Explain end-of-service gratuity in one sentence.",
+]
+
+
+def _plain_jinja(template: str, messages: list[dict[str, str]]) -> str:
+    """Render with plain Jinja2, as llama-cpp-python and other non-transformers runtimes do."""
+    def raise_exception(message: str) -> None:
+        raise jinja2.TemplateError(message)
+
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True)
+
+
+def _blocks_balanced(go_template: str) -> bool:
+    """Every Go template range/if/with block is closed by an end, in order (Ollama is not installed here)."""
+    depth = 0
+    for word in re.findall(r"\{\{-?\s*(range|if|with|end)\b", go_template):
+        depth += -1 if word == "end" else 1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_llama_cpp_template_renders_what_the_training_template_renders(family: str):
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    messages = to_chat_messages(CONVERSATION)
+    training, _ = render_jinja_template([messages], chat_template=template_text(family), add_generation_prompt=True)
+    stripped = llama_cpp_template(family)
+    assert not re.search(r"\{%-?\s*(end)?generation", stripped)
+    assert _plain_jinja(stripped, messages) == training[0]
+    assert "observation" in training[0] or "ipython" in training[0]  # the tool result has its own turn
+
+
+def test_an_unknown_quantization_is_refused_with_the_choices():
+    with pytest.raises(UserError, match="q4_k_m"):
+        check_quant("q3_k")
+
+
+def test_a_run_without_an_adapter_says_where_it_looked_and_how_to_make_one(tmp_path: Path):
+    with pytest.raises(UserError) as err:
+        find_adapter(tmp_path)
+    assert str(tmp_path / "adapters" / STUDENT) in err.value.message
+    assert str(tmp_path / "adapters" / f"{STUDENT}-uld") in err.value.message
+    assert "agentdistill sft" in err.value.hint
+
+
+def test_without_the_converter_export_says_how_to_fetch_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AGENTDISTILL_CACHE", str(tmp_path))
+    monkeypatch.delenv(CONVERTER_ENV, raising=False)
+    with pytest.raises(UserError) as err:
+        find_converter()
+    assert "pip download --no-deps --no-binary :all: llama-cpp-python==" in err.value.hint
+    assert str(tmp_path / "sdist") in err.value.hint
+
+
+def test_modelfile_names_the_gguf_the_roles_the_stops_and_greedy_decoding():
+    text = modelfile_text("agent-q4_k_m.gguf", "chatml", "You are an agent.\nTools:\n- calculator(expression: str)")
+    lines = text.splitlines()
+    assert lines[0] == "FROM ./agent-q4_k_m.gguf"
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    assert template == TEMPLATES["chatml"]
+    assert 'if eq .Role "tool" }}observation\nObservation: {{ .Content }}' in template  # as agent.wire renders it
+    assert template.endswith("<|im_start|>assistant\n")  # the reply starts a new assistant turn
+    assert _blocks_balanced(template)
+    assert 'SYSTEM """You are an agent.\nTools:\n- calculator(expression: str)"""' in text
+    assert 'PARAMETER stop "<|im_end|>"' in lines and 'PARAMETER stop "Observation:"' in lines
+    assert "PARAMETER temperature 0" in lines and "PARAMETER repeat_penalty 1.0" in lines
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_has_an_ollama_template_with_its_end_of_turn(family: str):
+    from agentdistill.models.templates import END_OF_TURN
+
+    text = modelfile_text("m.gguf", family, "system")
+    assert f'PARAMETER stop "{END_OF_TURN[family]}"' in text
+    assert END_OF_TURN[family] in TEMPLATES[family] and '"tool"' in TEMPLATES[family]
+    assert TEMPLATES[family].count("{{") == TEMPLATES[family].count("}}")
+    assert _blocks_balanced(TEMPLATES[family])
+
+
+# ---- slow: a real adapter merged, converted by llama.cpp's converter, run by llama.cpp ----------------------
+
+
+def _make_adapter(run_dir: Path) -> Path:
+    """A LoRA adapter with random A and B (init_lora_weights=False), B scaled so the model still writes text."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from agentdistill.models.registry import prepare
+
+    out = run_dir / "adapters" / STUDENT
+    base = AutoModelForCausalLM.from_pretrained(prepare(STUDENT), dtype=torch.float32)
+    torch.manual_seed(0)
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+                      init_lora_weights=False)
+    model = get_peft_model(base, lora)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.3)
+    model.save_pretrained(out)
+    cfg_file = out / "adapter_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["base_model_name_or_path"] = STUDENT  # as `agentdistill sft` records it
+    cfg_file.write_text(json.dumps(cfg))
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("export-run")
+    _make_adapter(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def merged(run_dir: Path) -> Path:
+    return export_hf(run_dir)
+
+
+@pytest.fixture(scope="module")
+def gguf_f16(run_dir: Path) -> Path:
+    return export_gguf(run_dir, quant="f16")
+
+
+def _prompts(tokenizer) -> list[list[int]]:
+    """20 agent prompts: the run's system prompt with its tools, a question, and for some a step and observation."""
+    from agentdistill.agent.prompt import system_prompt
+    from agentdistill.config import RunConfig
+    from agentdistill.models.templates import render_prompt
+    from agentdistill.tools import load_tools
+
+    system = {"role": "system", "content": system_prompt(load_tools(RunConfig(), None))}
+    conversations = [[system, {"role": "user", "content": q}] for q in QUESTIONS]
+    conversations += [[system, *CONVERSATION[1:4]], [system, *CONVERSATION[1:]],
+                      [system, *CONVERSATION[1:], {"role": "user", "content": "And after 6 months?"}]]
+    assert len(conversations) == 20
+    return [tokenizer(render_prompt(tokenizer, c), add_special_tokens=False).input_ids for c in conversations]
+
+
+def _greedy(model, ids: list[int]) -> list[int]:
+    import torch
+
+    with torch.inference_mode():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=PARITY_NEW_TOKENS, do_sample=False,
+                             temperature=None, top_p=None, top_k=None)
+    return out[0, len(ids):].tolist()
+
+
+@pytest.mark.slow
+def test_merged_folder_is_a_plain_model_that_differs_from_its_base(merged: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentdistill.models.registry import prepare, resolve
+
+    assert (merged / "model.safetensors").is_file() and not (merged / "adapter_config.json").exists()
+    assert (merged / "chat_template.jinja").read_text() == template_text("chatml")
+    assert resolve(str(merged)).family == "chatml"
+    tok = AutoTokenizer.from_pretrained(merged)
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(prepare(STUDENT), dtype=torch.float32).eval()
+    ids = torch.tensor([_prompts(tok)[0]])
+    with torch.inference_mode():
+        got, before = model(ids).logits[0], base(ids).logits[0]
+    changed = (got.argmax(-1) != before.argmax(-1)).float().mean().item()
+    print(f"merged vs base: next-token argmax differs at {changed:.1%} of positions, "
+          f"mean |logit diff| {(got - before).abs().mean().item():.3f}")
+    assert changed > 0.05
+
+
+@pytest.mark.slow
+def test_f16_gguf_greedy_tokens_equal_the_merged_models(merged: Path, gguf_f16: Path):
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from llama_cpp import Llama
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentdistill.llm.llamacpp import default_threads
+
+    fields = GGUFReader(gguf_f16).fields
+    assert fields["tokenizer.chat_template"].contents() == llama_cpp_template("chatml")
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is False
+    tok = AutoTokenizer.from_pretrained(merged)
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    llm = Llama(str(gguf_f16), n_ctx=2048, logits_all=False, n_threads=default_threads(), seed=0, verbose=False)
+    try:
+        same = forced_same = total = whole = 0
+        for ids in _prompts(tok):
+            text = tok.decode(ids)
+            assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids  # the GGUF tokenizes alike
+            want = _greedy(model, ids)
+            got = []
+            for t in llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+                got.append(t)
+                if len(got) == len(want):
+                    break
+            # free-running: the tokens the GGUF model writes on its own
+            same += sum(a == b for a, b in zip(got, want, strict=False))
+            whole += got == want
+            # teacher-forced: llama.cpp's greedy choice after each of the merged model's own tokens
+            llm.reset()
+            llm.eval(ids)
+            for t in want:
+                forced_same += int(np.argmax(llm.scores[llm.n_tokens - 1])) == t
+                llm.eval([t])
+            total += len(want)
+    finally:
+        llm.close()
+    print(f"f16 GGUF vs merged float32 model, 20 prompts, {total} greedy tokens: free-running agreement "
+          f"{same / total:.4f} ({whole}/20 replies identical), teacher-forced agreement {forced_same / total:.4f}")
+    assert forced_same / total >= 0.99
+    assert same / total >= 0.99
+
+
+@pytest.mark.slow
+def test_q4_k_m_from_the_command_line_is_smaller_and_generates(run_dir: Path, gguf_f16: Path):
+    from llama_cpp import Llama
+    from typer.testing import CliRunner
+
+    from agentdistill.cli import app
+    from agentdistill.llm.llamacpp import default_threads
+
+    result = CliRunner().invoke(app, ["export", "--run", str(run_dir), "--to", "ollama", "--quant", "q4_k_m"])
+    assert result.exit_code == 0, result.output
+    q4 = run_dir / "export" / "gguf" / f"{STUDENT}-q4_k_m.gguf"
+    print(f"sizes: f16 {gguf_f16.stat().st_size / 2**20:.1f} MiB, q4_k_m {q4.stat().st_size / 2**20:.1f} MiB")
+    assert q4.stat().st_size < 0.6 * gguf_f16.stat().st_size
+    assert not [p for p in q4.parent.iterdir() if p.name.startswith(".tmp")]  # no temp file or folder is left
+    modelfile = (q4.parent / "Modelfile").read_text()
+    assert modelfile.startswith(f"FROM ./{q4.name}\n")
+    assert "- calculate_gratuity(" in modelfile  # the run's tools are in its system prompt
+    llm = Llama(str(q4), n_ctx=512, n_threads=default_threads(), seed=0, verbose=False)
+    try:
+        prompt = _plain_jinja(llama_cpp_template("chatml"), [{"role": "user", "content": "Hello!"}])
+        out = llm(prompt, max_tokens=16, temperature=0.0, stop=["<|im_end|>"])
+    finally:
+        llm.close()
+    assert out["choices"][0]["text"].strip()
+    assert os.path.getsize(q4) > 10 * 2**20
+
+
+def test_export_of_a_run_without_an_adapter_exits_2_naming_sft(tmp_path: Path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from agentdistill.cli import main; main()", "export", "--run",
+                           str(tmp_path), "--to", "hf"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "no adapter to export" in proc.stderr and "agentdistill sft" in proc.stderr
