@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentdistill.errors import UserError
 
@@ -80,36 +80,30 @@ class AgentConfig(Section):
     max_steps: int = Field(default=6, ge=1)  # model turns per question before the runtime stops it
     self_consistency: int = Field(default=1, ge=1)  # N sampled candidate steps, majority on the action (1 = greedy)
     first_thought_prefix: str | None = None  # text every first thought starts with (prefilled where the backend can)
-    # Decode action names only as registered tools' names (llm.constrain): a small student's commonest
-    # slip is an invented name after a right thought. Local models only; an HTTP backend ignores it.
+    # Decode every step under the step grammar of the tools (llm/grammar.py): a thought line, then an action
+    # that names a registered tool, or an answer. A small student's commonest slip is an invented name after a
+    # right thought. The local and llama.cpp backends honour it; other HTTP servers ignore it.
     constrain_tool_names: bool = True
-    # ... and argument names only as the named tool's, number, enum and boolean values only as valid ones:
-    # after reading a passage the student wrote "overtime_pay": 25% (a word and a figure from the passage)
-    # where overtime_pay takes "overtime_hours".
+    # ... and an action's arguments follow its tool's JSON schema (names, types, enums, required): after
+    # reading a passage the student wrote "overtime_pay": 25% where overtime_pay takes "overtime_hours".
     constrain_arguments: bool = True
-    # ... and number arguments only as numbers the user wrote (or their negations): on a held-out topic the
-    # student copied "25" from "25 percent" in the passage it had just read. Only for tools whose numbers
-    # the question states: "after 2 years" for a tool that takes months needs a 24 nobody wrote.
-    numbers_from_user: bool = False
-    # ... and the arguments follow the user's words: an argument named for a unit (overtime_hours,
-    # years_of_service; a salary or wage is money) takes only numbers written with that unit (or without one,
-    # where none has it), beside a word of its name where several are, each number once; a tool (and a
-    # thought's "next:") is offered only when its arguments without a default can be so filled; an argument
-    # with a default is written only where the user gave it a number or named a choice ("rest day"); and a
-    # time quantity the user wrote cannot be left out. On held-out topics the student answered "the pay for 2
-    # hours on AED 44,000" with calculate_gratuity ("years_of_service": 2), wrote "period": "rest_day" for
-    # plain overtime, and gave a notice calculation the 17 days served as the notice. For questions that
-    # write every figure with its unit and name every choice: "between 10 pm and 4 am" does not name "night".
-    arguments_from_user: bool = False
-    # With constrained tool names, an answer cites only articles the conversation showed (the question or a
-    # tool's observation): on held-out topics the student copied a passage and then cited an article of
-    # another law, or one from a training passage on another topic (llm.constrain.open_citation).
-    citations_from_observations: bool = False
-    # With constrained tool names, a thought after an observation names as what comes "next:" only what the
-    # thought before it planned: on a held-out topic the student planned "next: calculate_gratuity", read
-    # the passage and wrote "next: the answer" (llm.constrain.open_plan; for students of the rule teacher's
-    # "; next: <tool>." thoughts). After a step that called its own plan the answer is next (agent.runtime._plan).
-    follow_plan: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        """Drop the decode-time rules retired with the hand-written engine where a saved config turns them off
+        (docs/design.md, "The step grammar"); refuse one that turns them on."""
+        if isinstance(data, dict):
+            on = [k for k in RETIRED_AGENT_KEYS if data.get(k)]
+            if on:
+                raise ValueError(f"agent.{on[0]} was retired with the hand-written decoding rules; remove it "
+                                 "(docs/design.md, 'The step grammar')")
+            data = {k: v for k, v in data.items() if k not in RETIRED_AGENT_KEYS}
+        return data
+
+
+# decode-time rules of the retired hand-written engine: an on/off comparison did not show that they help
+RETIRED_AGENT_KEYS = ("numbers_from_user", "arguments_from_user", "citations_from_observations", "follow_plan")
 
 
 class QuestionsConfig(Section):

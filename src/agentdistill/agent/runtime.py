@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,16 +40,7 @@ from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
-from agentdistill.llm.constrain import (
-    PLAN_ANSWER,
-    CitationsShown,
-    WrittenNumber,
-    citations_shown,
-    numbers_written,
-    plan_written,
-    tools_asked_for,
-    words_written,
-)
+from agentdistill.llm.grammar import step_grammar
 from agentdistill.records import Outcome
 from agentdistill.tools.registry import ToolRegistry
 
@@ -217,16 +208,13 @@ def agent_options(cfg: AgentConfig) -> dict[str, Any]:
     """The ``run_agents`` keyword arguments that the ``agent`` config section sets."""
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
-            "constrain_arguments": cfg.constrain_arguments, "numbers_from_user": cfg.numbers_from_user,
-            "arguments_from_user": cfg.arguments_from_user,
-            "citations_from_observations": cfg.citations_from_observations, "follow_plan": cfg.follow_plan}
+            "constrain_arguments": cfg.constrain_arguments}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
-               constrain_tool_names: bool = False, constrain_arguments: bool = False, numbers_from_user: bool = False,
-               arguments_from_user: bool = False, citations_from_observations: bool = False, follow_plan: bool = False,
+               constrain_tool_names: bool = False, constrain_arguments: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -234,42 +222,24 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``first_thought_prefix`` starts each conversation's first assistant turn where the backend can
     prefill (local models; HTTP servers with ``prefill=True``).
     ``system`` replaces the generated system prompt (e.g. to add a domain intro).
-    ``constrain_tool_names`` lets the backend decode action names only as registered tools' names, and
-    with ``constrain_arguments`` argument names only as the named tool's and number, enum and boolean
-    values only as valid ones, and with ``numbers_from_user`` number values only as numbers the user wrote
-    (with ``arguments_from_user``, arguments, tools and plans as the user's words allow: llm.constrain);
-    ``citations_from_observations`` (with constrained tool names) lets an answer cite only articles that the
-    question or an observation showed, and ``follow_plan`` lets a thought after an observation name as
-    "next:" only what the thought before planned (llm.constrain; local models only, others ignore it).
+    ``constrain_tool_names`` decodes every step under the step grammar of the tools (llm.grammar: a thought
+    line, then an action naming a registered tool, or an answer), and with ``constrain_arguments`` an action's
+    arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
     system = system if system is not None else system_prompt(tools)
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
-    tool_names = tools.names() if constrain_tool_names else None
-    tool_arguments = ({spec["name"]: spec["parameters"].get("properties", {}) for spec in tools.specs()}
-                      if constrain_tool_names and constrain_arguments else None)
+    grammars = _Grammars(tools, constrain_arguments) if constrain_tool_names else None
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
-    # the user's words do not change during a conversation: its numbers are read once
-    numbers = {c.index: _user_numbers(c.messages) for c in active} if tool_arguments and numbers_from_user else {}
-    words = ({c.index: words_written(_user_text(c.messages)) for c in active}
-             if tool_arguments and numbers_from_user and arguments_from_user else {})
-    # the tools the user's numbers ask for: a thought without a plan of its own plans the first not yet called
-    asked = ({c.index: tools_asked_for(tool_arguments, numbers[c.index]) for c in active}
-             if tool_arguments and numbers_from_user and arguments_from_user else {})
-    cite_shown = bool(tool_names) and citations_from_observations
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
-        plans = [_plan(c.messages, asked.get(c.index, ())) if tool_names and follow_plan else None for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
-                                      temperature=temp, n=self_consistency, prefix=p, tool_names=tool_names,
-                                      tool_arguments=tool_arguments, argument_numbers=numbers.get(c.index),
-                                      user_words=words.get(c.index),
-                                      citations=_citations_shown(c.messages) if cite_shown else None,
-                                      plan=plan, plan_due=_plan_due(c.messages, plan))
-                    for c, p, plan in zip(active, prefixes, plans, strict=True)]
+                                      temperature=temp, n=self_consistency, prefix=p,
+                                      grammar=grammars.after(p) if grammars else None)
+                    for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
         round_s = time.perf_counter() - start_s
@@ -289,42 +259,21 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
-def _user_numbers(messages: list[dict[str, Any]]) -> list[WrittenNumber]:
-    return numbers_written(_user_text(messages))
+class _Grammars:
+    """The step grammar of a run's tools after each prefix, built once per prefix; None after a prefix the
+    grammar cannot continue (one that does not start the thought line): that turn is decoded free."""
 
+    def __init__(self, tools: ToolRegistry, arguments: bool):
+        self.specs, self.arguments = tools.specs(), arguments
+        self.built: dict[str, str | None] = {}
 
-def _user_text(messages: list[dict[str, Any]]) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] == "user")
-
-
-def _plan(messages: list[dict[str, Any]], asked: Sequence[str] = ()) -> str | None:
-    """What the last thought planned, when an observation has just answered its step and the step did not
-    itself call the planned tool; else the first of the ``asked`` tools that no call has used yet; else,
-    after a step that carried out its own plan, the answer (None: free).
-
-    A thought after a search plans the tool it then calls ("I have the rules; next: notice_period."): held
-    to that plan after notice_period's own observation, a student called it again, a loop; left free
-    there, a student wrote the same plan again and looped (2 of 127 held-out questions in one run)."""
-    called = {call["name"] for m in messages if m["role"] == "assistant" for call in m.get("tool_calls") or []}
-    remaining = next((tool for tool in asked if tool not in called), None)
-    if messages[-1]["role"] == "tool":
-        last = next((m for m in reversed(messages) if m["role"] == "assistant"), {})
-        planned = plan_written(last.get("thought", ""))
-        if planned is not None and planned not in {call["name"] for call in last.get("tool_calls") or []}:
-            return planned
-        if planned is not None:
-            return remaining or PLAN_ANSWER
-    return remaining
-
-
-def _plan_due(messages: list[dict[str, Any]], plan: str | None) -> bool:
-    """Whether ``plan`` is a tool to call at this step: an observation has answered the step before. A first
-    thought's plan is the step after its own ("Searching ...; next: overtime_pay." calls the search)."""
-    return plan not in (None, PLAN_ANSWER) and messages[-1]["role"] == "tool"
-
-
-def _citations_shown(messages: list[dict[str, Any]]) -> CitationsShown:
-    return citations_shown("\n".join(m["content"] for m in messages if m["role"] in ("user", "tool")))
+    def after(self, prefix: str) -> str | None:
+        if prefix not in self.built:
+            try:
+                self.built[prefix] = step_grammar(self.specs, prefix, self.arguments)
+            except ValueError:
+                self.built[prefix] = None
+        return self.built[prefix]
 
 
 def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,

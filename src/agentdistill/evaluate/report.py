@@ -133,12 +133,7 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
             ci = f"<span class='ci'>[{interval[0]:.2f}, {interval[1]:.2f}]</span>" if interval else ""
             cells.append(f"<td class='{cls}'>{_fmt(v)}{ci}</td>")
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
-        numbers = "; numbers from the user" if m.get("constrain_arguments") and m.get("numbers_from_user") else ""
-        numbers += " and words" if numbers and m.get("arguments_from_user") else ""
-        cites = "; citations as shown" if m.get("citations_from_observations") else ""
-        plan = "; plan followed" if m.get("follow_plan") else ""
-        decoding = (f"<br><span class='ci'>{constrained} constrained{numbers}{cites}{plan}</span>"
-                    if m.get("constrain_tool_names") else "")
+        decoding = f"<br><span class='ci'>{constrained} constrained</span>" if m.get("constrain_tool_names") else ""
         rows.append(f"<tr><td>{html.escape(m['name'])}{decoding}</td><td class='num'>{m.get('n', '-')}</td>"
                     f"{''.join(cells)}</tr>")
     return f"<table><tr><th>model</th><th>n</th>{head}</tr>{''.join(rows)}</table>"

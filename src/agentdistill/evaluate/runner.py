@@ -113,8 +113,7 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 
 # agent options an eval records
-DECODING = ("constrain_tool_names", "constrain_arguments", "numbers_from_user", "arguments_from_user",
-            "citations_from_observations", "follow_plan")
+DECODING = ("constrain_tool_names", "constrain_arguments")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, bool]:

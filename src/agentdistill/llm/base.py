@@ -12,12 +12,9 @@ sees a chat template.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agentdistill.errors import UserError
-
-if TYPE_CHECKING:
-    from agentdistill.llm.constrain import CitationsShown, WrittenNumber
 
 
 @dataclass
@@ -31,26 +28,9 @@ class GenerationRequest:
     # Text the assistant turn is forced to start with (e.g. "Thought: I should"). A backend that can
     # prefill continues after it and returns prefix + continuation; one that cannot ignores it.
     prefix: str = ""
-    # Constrain the name of every action to one of these (llm.constrain); a backend that cannot ignores it.
-    tool_names: list[str] | None = None
-    # With tool_names: each tool's argument schemas (its parameters' "properties"); an action's argument
-    # names, and its number, enum and boolean values, are constrained to its tool's (llm.constrain).
-    tool_arguments: dict[str, dict[str, Any]] | None = None
-    # With tool_arguments: the numbers a number argument may take (llm.constrain.numbers_written of the
-    # user's messages); None: any number.
-    argument_numbers: list[WrittenNumber] | None = None
-    # With argument_numbers: the words of the user's messages (llm.constrain.words_written); the numbers'
-    # units are matched to the arguments', only the tools they can serve are offered, and an argument with
-    # a default is written only where the user gave it a value (llm.constrain, ActionConstraint.open_span).
-    user_words: frozenset[str] | None = None
-    # With tool_names: the citations and laws a reply may write (llm.constrain.citations_shown of what the
-    # conversation showed); None: any.
-    citations: CitationsShown | None = None
-    # With tool_names: what the previous thought planned to do next (llm.constrain.open_plan); None: free.
-    plan: str | None = None
-    # The plan is due at this step (an observation answered the step that made it): a thought that writes
-    # it again then calls it, as the rule teacher's "I have the rules; next: overtime_pay." does.
-    plan_due: bool = False
+    # GBNF grammar of the text generated after ``prefix`` (llm.grammar.step_grammar of the tools, given the
+    # prefix): every token is decoded under it. A backend that cannot constrain decoding ignores it.
+    grammar: str | None = None
 
 
 @dataclass

@@ -43,7 +43,8 @@ _MAX_DIGITS = 15
 
 _COMMON = r"""
 string ::= "\"" char* "\""
-char ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+char ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" hex hex hex hex)
+hex ::= [0-9a-fA-F]
 integer ::= "-"? ("0" | [1-9] [0-9]{0,DIGITS})
 number ::= integer ("." [0-9]{1,DIGITS})? ([eE] [-+]? [0-9]{1,3})?
 boolean ::= "true" | "false"
@@ -54,15 +55,16 @@ array ::= "[" (value (", " value)*)? "]"
 """.replace("DIGITS", str(_MAX_DIGITS - 1))
 
 
-def step_grammar(tools: Any, prefix: str = "") -> str:
+def step_grammar(tools: Any, prefix: str = "", arguments: bool = True) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
-    it. A prefix must end inside the thought line (ValueError otherwise)."""
+    it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
+    arguments are any JSON object, not its tool's."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
     for i, spec in enumerate(specs):
-        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules)
+        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules) if arguments else "object"
         calls.append(f'"{_literal(json.dumps(spec["name"]))}, \\"arguments\\": " {args}')
     if calls:
         rules["action"] = f'"{_literal(ACTION)} {{\\"name\\": " ({" | ".join(calls)}) "}}"'
@@ -70,6 +72,7 @@ def step_grammar(tools: Any, prefix: str = "") -> str:
     rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
     body = "(action | answer)" if calls else "answer"
     rules["root"] = f'{_rest_of_thought(prefix)} "\\n" {body}'
+    rules["thought"] = "[^\\n]*"  # a rule of its own, so that llguidance reads it as one lexeme (10x faster)
     out = [f"root ::= {rules.pop('root')}"] + [f"{name} ::= {rule}" for name, rule in rules.items()]
     return "\n".join(out) + "\n" + _COMMON.strip() + "\n"
 
@@ -79,10 +82,10 @@ def _rest_of_thought(prefix: str) -> str:
     if "\n" in prefix:
         raise ValueError(f"a prefix must end inside the thought line, not {prefix!r}")
     if prefix.startswith(THOUGHT):
-        return "[^\\n]*"
+        return "thought"
     if THOUGHT.startswith(prefix):
         rest = THOUGHT[len(prefix):]
-        return f'"{_literal(rest)}" [^\\n]*'
+        return f'"{_literal(rest)}" thought'
     raise ValueError(f"a prefix must start the thought line ({THOUGHT!r}), not {prefix!r}")
 
 

@@ -17,13 +17,11 @@ positions it would see alone and the output equals uncached generation.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
-from agentdistill.llm.constrain import ActionConstraint
 from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
@@ -46,7 +44,7 @@ class LocalBackend:
         self.eos_ids = sorted({i for i in [*eot_ids, tok.eos_token_id] if i is not None and i >= 0})
         self._prefix_ids: list[int] = []
         self._prefix_cache: Any = None
-        self._constraints: dict[tuple[Any, ...], ActionConstraint] = {}
+        self._grammar_tokenizer: Any = None  # llguidance's view of the tokenizer, built at the first grammar
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         from agentdistill.models.templates import render_prompt
@@ -57,8 +55,7 @@ class LocalBackend:
         results: list[list[Completion] | None] = [None] * len(requests)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(requests):
-            key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), tuple(r.tool_names or ()),
-                   _arguments_key(r.tool_arguments), r.user_words is not None)
+            key = (r.temperature, r.max_tokens, r.n, r.logprobs, tuple(r.stop), r.grammar is not None)
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
             # every row is padded to its batch's longest prompt: batch prompts of similar length together
@@ -95,16 +92,9 @@ class LocalBackend:
         if first.stop:
             kwargs.update(stop_strings=first.stop, tokenizer=tok)
         kwargs[cache_kwarg(self.model)] = cache
-        if first.tool_names:
-            prefixes = [r.prefix for r in batch for _ in range(first.n)]  # generate() repeats each row n times
-            numbers = [r.argument_numbers for r in batch for _ in range(first.n)]
-            citations = [r.citations for r in batch for _ in range(first.n)]
-            plans = [r.plan for r in batch for _ in range(first.n)]
-            due = [r.plan_due for r in batch for _ in range(first.n)]
-            words = [r.user_words for r in batch for _ in range(first.n)]
-            constraint = self._constraint(first.tool_names, first.tool_arguments)
-            processor = constraint.processor(enc["input_ids"].shape[1], prefixes, numbers, citations, plans,
-                                            words, due, self.eos_ids)
+        if first.grammar is not None:  # generate() repeats each row n times
+            grammars = [r.grammar for r in batch for _ in range(first.n)]
+            processor = GrammarProcessor(self.grammar_tokenizer(), grammars, enc["input_ids"].shape[1], self.eos_ids)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
@@ -126,11 +116,15 @@ class LocalBackend:
             completions[row // first.n].append(Completion(text=text, finish_reason=finish, logprobs=logprobs))
         return completions
 
-    def _constraint(self, tool_names: list[str], tool_arguments: dict[str, Any] | None) -> ActionConstraint:
-        key = (tuple(tool_names), _arguments_key(tool_arguments))
-        if key not in self._constraints:
-            self._constraints[key] = ActionConstraint(self.tokenizer, tool_names, tool_arguments)
-        return self._constraints[key]
+    def grammar_tokenizer(self) -> Any:
+        """llguidance's view of the tokenizer (built once: about a second), with the end-of-turn tokens."""
+        if self._grammar_tokenizer is None:
+            import llguidance.hf
+
+            vocab = max(len(self.tokenizer), self.model.get_output_embeddings().weight.shape[0])
+            self._grammar_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=vocab,
+                                                                   eos_token=self.eos_ids)
+        return self._grammar_tokenizer
 
     def _inputs(self, rows: list[list[int]], n: int, max_new_tokens: int) -> tuple[dict[str, Any], Any]:
         """input_ids and attention_mask for ``rows``, and a preallocated cache holding the shared prefix.
@@ -176,5 +170,57 @@ class LocalBackend:
         return prefix
 
 
-def _arguments_key(tool_arguments: dict[str, Any] | None) -> str:
-    return json.dumps(tool_arguments or {}, sort_keys=True)
+
+class GrammarProcessor:
+    """A logits processor (transformers' signature) that decodes every row under its own grammar (llguidance):
+    at each step it feeds each row's last token to the row's matcher and refuses the tokens the grammar does
+    not allow next; once a row's grammar is complete only an end-of-turn token is allowed. A row's grammar
+    covers the text generated after its prompt (a prefilled prefix is part of the prompt: llm.grammar's
+    ``step_grammar(tools, prefix)``). A row that has ended its turn is left alone."""
+
+    def __init__(self, tokenizer: Any, grammars: list[str], prompt_len: int, eos_ids: list[int]):
+        import llguidance
+        import llguidance.torch
+
+        self.prompt_len, self.eos_ids = prompt_len, set(eos_ids)
+        compiled = {g: llguidance.grammar_from("gbnf", g) for g in set(grammars)}
+        self.matchers = [llguidance.LLMatcher(tokenizer, compiled[g]) for g in grammars]
+        for m in self.matchers:
+            if m.is_error():
+                raise ValueError(f"the grammar does not compile: {m.get_error()}")
+        self.live = [True] * len(grammars)
+        self.bitmask = llguidance.torch.allocate_token_bitmask(len(grammars), tokenizer.vocab_size)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import llguidance.torch
+
+        if input_ids.shape[1] > self.prompt_len:
+            for row, token in enumerate(input_ids[:, -1].tolist()):
+                # after its end of turn a row is padded on, or stopped by a stop string: nothing more to constrain
+                if self.live[row] and (token in self.eos_ids or not self.matchers[row].consume_token(token)):
+                    self.live[row] = False
+        rows = [row for row, live in enumerate(self.live) if live]
+        for row in rows:
+            llguidance.torch.fill_next_token_bitmask(self.matchers[row], self.bitmask, row)
+        if len(rows) == len(self.live):
+            apply_bitmask(scores, self.bitmask)
+        elif rows:
+            some = scores[rows]
+            apply_bitmask(some, self.bitmask[rows])
+            scores[rows] = some
+        return scores
+
+
+def apply_bitmask(scores: Any, bitmask: Any) -> None:
+    """Set to -inf, in place, every logit of ``scores`` ([rows, vocab]) whose bit in ``bitmask`` ([rows,
+    ceil(vocab / 32)] int32, bit ``i % 32`` of word ``i // 32`` for token ``i``) is 0."""
+    import torch
+
+    global _BYTE_BITS
+    if _BYTE_BITS is None:  # byte -> its 8 bits, low bit first (the words are little-endian in memory)
+        _BYTE_BITS = (torch.arange(256).unsqueeze(1) >> torch.arange(8) & 1).bool()
+    refused = ~_BYTE_BITS[bitmask.contiguous().view(torch.uint8).long()].flatten(1)[:, : scores.shape[-1]]
+    scores[:, : refused.shape[1]].masked_fill_(refused.to(scores.device), float("-inf"))
+
+
+_BYTE_BITS: Any = None

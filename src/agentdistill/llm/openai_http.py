@@ -10,6 +10,11 @@ Canonical messages become chat messages as follows: system and user as they are;
 becomes its wire text; a tool result becomes a *user* message "Observation: ..." (servers reject
 role "tool" without a tool_call_id, and our wire format has none). Consecutive user messages are
 joined, since some chat templates insist that roles alternate.
+
+A request's step grammar (``GenerationRequest.grammar``, GBNF) goes in the body's ``grammar`` field where the
+server is llama.cpp's (llama-cpp-python's server lists ``grammar`` in its chat request schema at
+``/openapi.json``; llama.cpp's own ``llama-server`` answers ``/props``): asked once, at the first request with
+a grammar. Other servers are sent none, since an unknown field is an error to some of them.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ class OpenAIBackend:
         # Ollama); llama-cpp-python starts a new turn instead, so it is off unless asked for.
         self.prefill = prefill
         self._checked = False
+        self._takes_grammar: bool | None = None  # whether the server is llama.cpp's: asked at the first grammar
         self.name = model or self.base_url
 
     # -- setup ---------------------------------------------------------------------------------
@@ -178,6 +184,9 @@ class OpenAIBackend:
         if prefix:  # vLLM continues the last assistant message with these flags
             payload["continue_final_message"] = True
             payload["add_generation_prompt"] = False
+        # the grammar is of the text after the request's prefix: without the prefix sent, it does not fit
+        if req.grammar is not None and prefix == req.prefix and await self._accepts_grammar(client):
+            payload["grammar"] = req.grammar
         out: list[Completion] = []
         while len(out) < req.n:  # servers that ignore n (Ollama, llama.cpp) return one choice: ask again
             payload["n"] = req.n - len(out)
@@ -200,6 +209,25 @@ class OpenAIBackend:
             logprobs = [float(t["logprob"]) for t in content]
         return Completion(text=text, finish_reason="stop" if cut else (choice.get("finish_reason") or "stop"),
                           logprobs=logprobs)
+
+    async def _accepts_grammar(self, client: httpx.AsyncClient) -> bool:
+        """Whether the server takes a GBNF ``grammar`` in a chat request: llama-cpp-python's server (its
+        OpenAPI schema names the field) or llama.cpp's ``llama-server`` (it has ``/props``)."""
+        if self._takes_grammar is None:
+            root = self.base_url.removesuffix("/v1")
+            takes = False
+            try:
+                resp = await client.get(f"{root}/openapi.json")
+                if resp.status_code == 200:
+                    schemas = resp.json().get("components", {}).get("schemas", {})
+                    takes = "grammar" in schemas.get("CreateChatCompletionRequest", {}).get("properties", {})
+                if not takes:
+                    resp = await client.get(f"{root}/props")
+                    takes = resp.status_code == 200 and "default_generation_settings" in resp.json()
+            except (httpx.HTTPError, ValueError, AttributeError):
+                takes = False
+            self._takes_grammar = takes
+        return self._takes_grammar
 
     async def _post(self, client: httpx.AsyncClient, sem: asyncio.Semaphore,
                     payload: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,188 @@
+"""The step grammar (llm/grammar.py): every step the wire format renders for the tools is in it, what the
+tools' schemas forbid is not, and every step a backend decodes under it (the local transformers backend, a
+real llama.cpp server) parses with agent/wire.py and validates against its tool's schema."""
+
+from __future__ import annotations
+
+import llguidance
+import pytest
+import torch
+
+from agentdistill.agent.prompt import example_call, system_prompt
+from agentdistill.agent.runtime import run_agents
+from agentdistill.agent.wire import STOP_SEQUENCES, parse_step, render_action, render_assistant
+from agentdistill.config import RunConfig
+from agentdistill.llm import make_llm
+from agentdistill.llm.base import GenerationRequest
+from agentdistill.llm.grammar import step_grammar
+from agentdistill.llm.local import GrammarProcessor
+from agentdistill.tools import load_tools
+
+QUESTIONS = ["How much gratuity after 5 years on AED 10,000 a month?", "What is 17 * 23?", "Hello!",
+             "How many days of annual leave do I get after 2 years?"]
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return load_tools(RunConfig(), None)
+
+
+@pytest.fixture(scope="module")
+def llm():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one intra-op thread: the machine is shared
+    cfg = RunConfig()
+    cfg.models.generation_bf16 = False
+    yield make_llm("student", None, cfg, batch_size=4, device="cpu")
+    torch.set_num_threads(threads)
+
+
+def in_grammar(llm, grammar: str, text: str, complete: bool = True) -> bool:
+    """Whether ``text``, tokenized by the student, is in ``grammar`` (with ``complete``: a whole step, after which
+    the turn may end), as the local backend's matcher reads it."""
+    matcher = llguidance.LLMatcher(llm.grammar_tokenizer(), llguidance.grammar_from("gbnf", grammar))
+    ids = llm.tokenizer.encode(text, add_special_tokens=False)
+    return matcher.consume_tokens(ids) and (not complete or matcher.is_accepting())
+
+
+def steps_of(tools) -> list[str]:
+    calls = [{"role": "assistant", "thought": f"I will use {t.name}.", "tool_calls": [example_call(t)]} for t in tools]
+    answers = [{"role": "assistant", "thought": "Done.", "content": a} for a in
+               ["The gratuity is AED 38,500 (Federal Decree-Law 33/2021, Art. 51).",
+                "Two lines:\nthe second one is part of the answer.", "Hello! How can I help?"]]
+    return [render_assistant(m) for m in calls + answers]
+
+
+def test_every_step_the_wire_format_renders_for_the_tools_is_in_the_grammar(llm, tools):
+    grammar = step_grammar(tools)
+    for step in steps_of(tools):
+        assert in_grammar(llm, grammar, step), step
+
+
+def test_arguments_may_come_in_any_order(llm, tools):
+    grammar = step_grammar(tools)
+    call = {"name": "overtime_pay", "arguments": {"period": "night", "overtime_hours": 2,
+                                                  "monthly_basic_salary": 9000, "shift_worker": False}}
+    assert in_grammar(llm, grammar, "Thought: t\n" + render_action(call))
+
+
+@pytest.mark.parametrize("step", [
+    'Thought: t\nAction: {"name": "calculate_overtime_pay", "arguments": {}}',  # no such tool
+    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months_of_service": "24"}}',  # a string for a number
+    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"overtime_pay": 25}}',  # another tool's argument
+    'Thought: t\nAction: {"name": "calculate_gratuity", "arguments": {"years_of_service": 4.5}}',  # salary missing
+    'Thought: t\nAction: {"name": "get_article", "arguments": {"law": "FDL", "article": 5.5}}',  # no integer
+    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months_of_service": 2, "months_of_service": 3}}',
+    'Thought: t\nAction: {"name": "overtime_pay", "arguments": {"monthly_basic_salary": 1, "overtime_hours": 2, '
+    '"period": "weekend"}}',  # not one of the enum's values
+    'Thought: t\nAction: 25 percent and 50 percent at night',  # not an action object
+    "Thought: t\nAnswer: ",  # an empty answer
+    "Thought: I have what I need.",  # a thought and no action or answer after it
+    "Thought: t\nAnswer: 30 days.\nThought: and then",  # an answer that runs on into another step
+    "Answer: 30 days.",  # no thought
+])
+def test_the_grammar_refuses_what_the_wire_format_or_the_schema_forbids(llm, tools, step):
+    assert not in_grammar(llm, step_grammar(tools), step)
+
+
+def test_without_argument_schemas_any_object_is_an_action_of_a_registered_tool(llm, tools):
+    loose = step_grammar(tools, arguments=False)
+    assert in_grammar(llm, loose, 'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months": "24"}}')
+    assert not in_grammar(llm, loose, 'Thought: t\nAction: {"name": "leave", "arguments": {}}')
+
+
+def test_the_grammar_after_a_prefix_continues_the_thought_line(llm, tools):
+    assert in_grammar(llm, step_grammar(tools, "Thought: I should"), " answer.\nAnswer: Hello!")
+    assert in_grammar(llm, step_grammar(tools, "Tho"), "ught: t\nAnswer: Hello!")
+    assert not in_grammar(llm, step_grammar(tools, "Thought: I should"), " go on.\nThought: t", complete=False)
+    for prefix in ("Thought: t\n", "Answer:", "I think"):
+        with pytest.raises(ValueError, match="prefix"):
+            step_grammar(tools, prefix)
+
+
+def test_llama_cpp_reads_the_grammar(tools):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools), verbose=False) is not None
+
+
+# Phrasings a person writes whose right arguments are numbers nobody wrote: the retired rule that took numbers
+# only from the user's text refused all three; the grammar constrains the type, never the value.
+NATURAL = [
+    ("My salary is 20k and I worked 11 years, what's my end of service?",
+     "calculate_gratuity", {"monthly_basic_salary": 20000, "years_of_service": 11}),
+    ("I'm resigning after four and a half years on AED12,000",
+     "calculate_gratuity", {"monthly_basic_salary": 12000, "years_of_service": 4.5}),
+    ("How much vacation after 2 years?", "annual_leave", {"months_of_service": 24}),
+]
+
+
+@pytest.mark.parametrize(("question", "tool", "arguments"), NATURAL)
+def test_natural_phrasing_decodes_into_the_right_arguments(llm, tools, question, tool, arguments):
+    """Force-feed the right reply through the logits processor the local backend builds: no token of it is
+    refused, and the turn may end after it."""
+    reply = f"Thought: I will compute it with {tool}.\n" + render_action({"name": tool, "arguments": arguments})
+    ids = llm.tokenizer.encode(reply, add_special_tokens=False)
+    processor = GrammarProcessor(llm.grammar_tokenizer(), [step_grammar(tools)], 0, llm.eos_ids)
+    vocab = llm.model.get_output_embeddings().weight.shape[0]
+    for k in range(len(ids) + 1):
+        scores = processor(torch.tensor([ids[:k]]), torch.zeros(1, vocab))
+        if k < len(ids):
+            assert scores[0, ids[k]] == 0, (llm.tokenizer.decode(ids[:k]), llm.tokenizer.decode([ids[k]]))
+    assert all(scores[0, i] == 0 for i in llm.eos_ids)  # the turn may end here
+    assert torch.isinf(scores[0]).sum() == vocab - len(llm.eos_ids)  # and only end
+    assert parse_step(reply).tool_calls == [{"name": tool, "arguments": arguments}]
+
+
+def check_step(llm, grammar: str, tools, text: str, finish: str) -> None:
+    """A finished step parses and its action validates; one cut by the token limit is a start of a step."""
+    if finish == "length":
+        assert in_grammar(llm, grammar, text, complete=False), text
+        return
+    step = parse_step(text)
+    assert text.startswith("Thought:"), text
+    for call in step.tool_calls:
+        assert tools.validate(call["name"], call["arguments"]) is None, text
+
+
+def test_every_step_the_local_student_decodes_under_the_grammar_parses_and_validates(llm, tools):
+    grammar = step_grammar(tools)
+    system = {"role": "system", "content": system_prompt(tools)}
+    greedy = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),
+                                max_tokens=48, grammar=grammar) for q in QUESTIONS]
+    sampled = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),
+                                 max_tokens=48, grammar=grammar, temperature=1.0, n=2) for q in QUESTIONS[:2]]
+    outs = llm.generate(greedy + sampled)
+    finished = 0
+    for out in outs:
+        for c in out:
+            check_step(llm, grammar, tools, c.text, c.finish_reason)
+            finished += c.finish_reason == "stop"
+    assert finished >= len(QUESTIONS)  # most steps are whole, not cut by the limit
+
+
+def test_the_runtime_decodes_every_step_of_a_conversation_under_the_grammar(llm, tools):
+    results = dict(run_agents(llm, tools, QUESTIONS[:2], max_steps=2, max_tokens=64, constrain_tool_names=True,
+                              constrain_arguments=True, first_thought_prefix="Thought: I"))
+    for result in results.values():
+        assistant = [m for m in result.messages if m["role"] == "assistant"]
+        assert assistant and result.raw_steps[0].startswith("Thought: I")  # the prefilled prefix, then the grammar
+        for m in assistant:
+            for call in m.get("tool_calls", []):
+                assert tools.validate(call["name"], call["arguments"]) is None
+
+
+@pytest.mark.llamacpp
+def test_every_step_a_llama_cpp_server_decodes_under_the_grammar_parses_and_validates(llamacpp_server, llm, tools):
+    server = make_llm(llamacpp_server.url, None, RunConfig(), served_model=llamacpp_server.model)
+    grammar = step_grammar(tools)
+    system = {"role": "system", "content": system_prompt(tools)}
+    requests = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),
+                                  max_tokens=48, grammar=grammar) for q in QUESTIONS]
+    constrained = server.generate(requests)
+    assert server._takes_grammar is True  # the backend saw a llama.cpp server and sent the grammar
+    for (c,) in constrained:
+        check_step(llm, grammar, tools, c.text, c.finish_reason)
+    for r in requests:
+        r.grammar = None
+    free = [c.text for (c,) in server.generate(requests)]
+    assert free != [c.text for (c,) in constrained]  # the grammar changed what the server wrote
