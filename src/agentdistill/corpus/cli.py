@@ -12,6 +12,7 @@ from rich.table import Table
 from agentdistill.cli_options import ConfigPath, RunDir
 from agentdistill.config import open_run
 from agentdistill.errors import UserError
+from agentdistill.run_lock import run_lock
 
 console = Console()
 
@@ -20,25 +21,37 @@ def ingest(
     paths: list[Path] = typer.Argument(None, help="Files, folders or globs (default: corpus.paths of the config)."),
     run: RunDir = ...,
     config: ConfigPath = None,
+    prune: bool = typer.Option(False, "--prune", help="Make PATHS the whole corpus: remove every document "
+                               "ingested earlier from other paths (each is listed)."),
 ) -> None:
-    """Read documents, chunk, embed, cluster, and index them in Chroma (only what changed since the last run)."""
+    """Read documents, chunk, embed, cluster, and index them in Chroma (only what changed since the last run).
+
+    Documents ingested earlier from other paths stay; one is removed only when its file is gone from a
+    folder given again (or with --prune). A PATH that does not exist is an error and changes nothing.
+    """
+    from agentdistill.corpus.ingest import check_paths
     from agentdistill.corpus.ingest import ingest as run_ingest
 
-    cfg = open_run(run, config)
-    report = run_ingest(list(paths or []), run, cfg)
+    check_paths(list(paths or []))  # before the run directory is touched
+    with run_lock(run, "ingest", create=True):
+        cfg = open_run(run, config)
+        report = run_ingest(list(paths or []), run, cfg, prune=prune)
 
     table = Table(title=f"ingest -> {run}", show_header=False)
     table.add_row("files", str(report.files))
     table.add_row(
         "documents",
         f"{report.documents} ({report.new_documents} new or changed, "
-        f"{report.removed_documents} removed, {len(report.duplicates)} duplicates)",
+        f"{report.removed_documents} removed, {len(report.duplicates)} duplicates"
+        + (f", {report.kept_documents} kept from earlier paths" if report.kept_documents else "") + ")",
     )
     table.add_row("chunks", f"{report.chunks} ({report.embedded_chunks} embedded now)")
     table.add_row("skipped", str(len(report.skipped)))
     table.add_row("clusters", f"{report.clusters} ({report.cluster_rule})")
     table.add_row("time", f"{report.seconds:.1f} s")
     console.print(table)
+    for source in report.removed:
+        console.print(f"[yellow]removed[/yellow] {source}")
     for d in report.duplicates:
         console.print(f"[dim]duplicate[/dim] {d['path']} (same content as {d['same_as']})")
     for s in report.skipped:

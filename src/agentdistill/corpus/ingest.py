@@ -2,16 +2,23 @@
 
 Incremental and resumable. ``manifest.json`` maps each document's content hash to its chunk ids and
 records the settings the chunks were made with (student tokenizer, chunk sizes, embedder). A run
-re-chunks and re-embeds only documents whose content (or name) is new, deletes the chunks of
-documents that are gone, and rebuilds everything when a setting changed. The manifest is rewritten
-after each document reaches the index, so an interrupted ingest resumes at the next document, and
-chunks.jsonl is rebuilt from the index itself. The paths given define the corpus: a document not
-among them any more is removed from the run.
+re-chunks and re-embeds only documents whose content (or name) is new and rebuilds everything when a
+setting changed. The manifest is rewritten after each document reaches the index, so an interrupted
+ingest resumes at the next document, and chunks.jsonl is rebuilt from the index itself.
+
+Ingest removes only what it is asked to. Every path given must exist (a pattern must match a file)
+before anything changes: a misspelled name is an error, not a document that has gone. A document is
+removed when its file is gone from a folder (or pattern) being ingested again, and the report lists it
+by name; documents ingested earlier from other paths stay. ``prune`` makes the paths given the whole
+corpus: every document not among them is removed (listed too).
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import functools
+import glob
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +37,7 @@ CLUSTERS = "clusters.json"
 MANIFEST = "manifest.json"
 REPORT = "ingest_report.json"
 MANIFEST_VERSION = 1
+EMBED_SLICE = 256  # chunks embedded and written to the index at a time
 
 
 @dataclass
@@ -38,6 +46,8 @@ class IngestReport:
     documents: int = 0  # distinct documents in the run after this ingest
     new_documents: int = 0  # chunked and embedded by this run
     removed_documents: int = 0  # files gone from the corpus (an edited file counts as new, not removed)
+    removed: list[str] = field(default_factory=list)  # their paths
+    kept_documents: int = 0  # ingested earlier from paths not given now: left as they were
     duplicates: list[dict[str, str]] = field(default_factory=list)  # {"path", "same_as"}
     skipped: list[Skipped] = field(default_factory=list)
     chunks: int = 0
@@ -108,8 +118,89 @@ def _encoder(student: str, cache_dir: Path | None):
     return lambda text: tok.encode(text, add_special_tokens=False)
 
 
-def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = True) -> IngestReport:
-    """Read, chunk, embed, index and cluster the documents under ``paths`` into ``run_dir``."""
+def check_paths(paths: list[Path]) -> None:
+    """Refuse paths that name nothing (a file or folder that does not exist, a pattern that matches no
+    file), all of them at once, before anything is read or changed."""
+    problems = []
+    for p in map(Path, paths):
+        if glob.has_magic(str(p)):
+            if not glob.glob(str(p), recursive=True):
+                problems.append(f"{p} matches no file")
+        elif not p.exists():
+            problems.append(f"{p} does not exist{_did_you_mean(p)}")
+    if problems:
+        raise UserError(
+            "; ".join(problems) + ".",
+            hint="Check the spelling. Nothing in the run was changed: a document is removed only when its file "
+            "is gone from a folder being ingested again.",
+        )
+
+
+def _did_you_mean(path: Path) -> str:
+    parent = path.parent if str(path.parent) else Path(".")
+    names = [c.name for c in parent.iterdir()] if parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" (did you mean {parent / close[0]}?)" if close else ""
+
+
+def _within(source: str, path: Path) -> bool:
+    """Whether the ingested file ``source`` (absolute) lies in ``path``: that file, a file under that
+    folder, or one the pattern would match."""
+    if not glob.has_magic(str(path)):
+        return Path(source).is_relative_to(path.resolve())
+    parts = path.parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:first]).resolve() if first else Path.cwd().resolve()
+    if not Path(source).is_relative_to(base):
+        return False
+    return fnmatch.fnmatch(str(Path(source).relative_to(base)), str(Path(*parts[first:])))
+
+
+def _classify(known: dict[str, Any], read: list[Document], docs: list[Document], paths: list[Path],
+              prune: bool) -> dict[str, str]:
+    """What happens to each document of an earlier ingest: ``unchanged``; ``replaced`` (its file was read
+    again with other content or title, or its content now has another name); ``removed`` (its file is gone
+    from a path given now, or ``prune`` and it is not among them); ``kept`` (anything else: untouched)."""
+    current = {d.doc_id: d for d in docs}
+    read_now = {d.source for d in read}
+    out = {}
+    for doc_id, m in known.items():
+        if doc_id in current and (m["source"], m["title"]) == (current[doc_id].source, current[doc_id].title):
+            out[doc_id] = "unchanged"
+        elif doc_id in current or m["source"] in read_now:
+            out[doc_id] = "replaced"
+        elif prune or (not Path(m["source"]).exists() and any(_within(m["source"], p) for p in paths)):
+            out[doc_id] = "removed"
+        else:
+            out[doc_id] = "kept"
+    return out
+
+
+def _read_again(entries: list[dict[str, Any]]) -> list[Document]:
+    """The documents kept from earlier ingests, read from their files again (a chunk setting changed, so
+    every chunk is made anew); refuses, before anything changes, when one cannot be read any more."""
+    from agentdistill.corpus.read import Unreadable, read_file
+
+    docs, lost = [], []
+    for m in entries:
+        try:
+            docs.append(read_file(Path(m["source"])))
+        except (Unreadable, OSError) as e:
+            lost.append(f"{m['source']} ({e})")
+    if lost:
+        raise UserError(
+            f"a chunk setting changed, so every document is chunked again, but {len(lost)} ingested earlier from "
+            f"other paths cannot be read any more: {'; '.join(lost[:5])}.",
+            hint="Restore those files, give their paths too, or add --prune to keep only the paths given.",
+        )
+    return docs
+
+
+def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = True,
+           prune: bool = False) -> IngestReport:
+    """Read, chunk, embed, index and cluster the documents under ``paths`` into ``run_dir``.
+
+    Documents ingested earlier from other paths stay unless ``prune`` (see the module docstring)."""
     from agentdistill.corpus.chunk import check_sizes, chunk_document
     from agentdistill.corpus.cluster import cluster_chunks
     from agentdistill.corpus.embed import load_embedder, passage
@@ -123,8 +214,9 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
             "no documents to ingest: no PATH given and corpus.paths is empty.",
             hint="agentdistill ingest docs/ --run DIR, or list folders under corpus.paths.",
         )
+    check_paths(paths)
     check_sizes(cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap)
-    read, skipped = read_documents(paths)
+    read, skipped = read_documents(paths, cfg.corpus.max_document_mb)
     report = IngestReport(files=len(read) + sum(1 for s in skipped if Path(s.path).is_file()), skipped=skipped)
     docs, report.duplicates = _dedupe(read)
     if not docs:
@@ -134,11 +226,18 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
             hint="Point ingest at Markdown, text, PDF or HTML files, or folders that hold them.",
         )
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    index = ChunkIndex(run_dir / INDEX)
     manifest = load_manifest(run_dir)
     settings = _settings(cfg)
-    if manifest.get("settings") != settings:
+    fate = _classify(manifest["documents"], read, docs, paths, prune)
+    removed = sorted(manifest["documents"][i]["source"] for i, f in fate.items() if f == "removed")
+    rebuild = manifest.get("settings") != settings
+    if rebuild:  # every chunk is made again: the documents kept from earlier ingests too, read from their files
+        again = _read_again([manifest["documents"][i] for i, f in fate.items() if f == "kept"])
+        docs, _ = _dedupe(docs + again)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    index = ChunkIndex(run_dir / INDEX)
+    if rebuild:
         index.reset()
         manifest = {"version": MANIFEST_VERSION, "settings": settings, "documents": {}}
     known: dict[str, Any] = manifest["documents"]
@@ -152,41 +251,37 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     def save_manifest() -> None:
         write_json_atomic(run_dir / MANIFEST, manifest)
 
-    # A document is unchanged when its content hash, file and title are; anything else is redone.
-    current = {d.doc_id: d for d in docs}
-    stale = [
-        i
-        for i, m in known.items()
-        if i not in current or (m["source"], m["title"]) != (current[i].source, current[i].title)
-    ]
-    sources = {d.source for d in docs}
-    report.removed_documents = sum(1 for i in stale if known[i]["source"] not in sources)  # not merely edited
-    for doc_id in stale:
+    for doc_id in [i for i in known if fate.get(i) in ("replaced", "removed")]:
         index.delete(known[doc_id]["chunk_ids"])
         del known[doc_id]
         save_manifest()
+    report.removed = removed
+    report.removed_documents = len(removed)
+    report.kept_documents = 0 if rebuild else sum(1 for i in known if fate.get(i) == "kept")
     todo = [d for d in docs if d.doc_id not in known]
     report.new_documents = len(todo)
 
     if todo:
         encode = _encoder(cfg.models.student, cfg.models.cache_dir)
-        per_doc = [chunk_document(d, encode, cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap) for d in todo]
         embedder = load_embedder(cfg.models.embedder, cfg.corpus.embed_batch_size)
-        total = sum(map(len, per_doc))
-        with _progress(progress, total) as advance:
-            for doc, chunks in zip(todo, per_doc, strict=True):
-                if chunks:
-                    vectors = embedder.encode([passage(c.section_path, c.text) for c in chunks])
-                    index.upsert(chunks, vectors)
+        # One document at a time, chunked then embedded in slices: memory holds one document's chunks, and the
+        # bars move while a long document is chunked (a 50 MB file showed nothing for minutes).
+        with _progress(progress, sum(len(d.text) for d in todo)) as bar:
+            for doc in todo:
+                chunks = chunk_document(doc, encode, cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap,
+                                        on_progress=bar.chunked)
+                bar.to_embed(len(chunks))
+                for start in range(0, len(chunks), EMBED_SLICE):
+                    part = chunks[start : start + EMBED_SLICE]
+                    index.upsert(part, embedder.encode([passage(c.section_path, c.text) for c in part]))
+                    bar.embedded(len(part))
                 known[doc.doc_id] = {"source": doc.source, "title": doc.title, "chunk_ids": [c.id for c in chunks]}
                 save_manifest()
                 report.embedded_chunks += len(chunks)
-                advance(len(chunks))
     else:
         save_manifest()
 
-    ordered = sorted(docs, key=lambda d: d.source)
-    ids = [cid for d in ordered for cid in known[d.doc_id]["chunk_ids"]]
+    ids = [cid for m in sorted(known.values(), key=lambda m: m["source"]) for cid in m["chunk_ids"]]
     if not ids:
         raise UserError("the documents were read but gave no chunks.", hint="Check that they contain text.")
     chunks, vectors = index.get(ids)
@@ -194,7 +289,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed)
     write_json_atomic(run_dir / CLUSTERS, clusters)
 
-    report.documents = len(docs)
+    report.documents = len(known)
     report.chunks = len(chunks)
     report.clusters = clusters["k"]
     report.cluster_rule = clusters["rule"]
@@ -204,28 +299,34 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
 
 
 class _progress:
-    """A rich progress bar over chunks embedded (stderr), or nothing when disabled."""
+    """Two rich progress bars on stderr, characters chunked and chunks embedded, or nothing when disabled."""
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
+    def __init__(self, enabled: bool, chars: int):
+        self.enabled, self.chars = enabled, chars
 
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    def __enter__(self) -> _progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(
-            "embedding",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.bar.start()
-        task = self.bar.add_task("embed", total=self.total)
-        return lambda n: self.bar.advance(task, n)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.chunking = self.bar.add_task("chunking (characters)", total=self.chars)
+            self.embedding = self.bar.add_task("embedding (chunks)", total=0)
+        return self
+
+    def chunked(self, n: int) -> None:
+        if self.enabled:
+            self.bar.advance(self.chunking, n)
+
+    def to_embed(self, n: int) -> None:
+        if self.enabled:
+            self.bar.update(self.embedding, total=self.bar.tasks[self.embedding].total + n)
+
+    def embedded(self, n: int) -> None:
+        if self.enabled:
+            self.bar.advance(self.embedding, n)
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
