@@ -7,6 +7,8 @@
 - ``"student"`` / ``"teacher"``: the run config's ``models.student`` / ``models.teacher``;
 - a folder (absolute, or relative to the run directory, such as ``adapters/smollm2-135m``): a PEFT
   adapter (it records its base model) or a plain Hugging Face model folder;
+- a path ending in ``.gguf``, or a registry name with ``@gguf`` (``smollm2-135m@gguf``): that GGUF file run in
+  process by llama.cpp (llm/llamacpp.py), the fast path on a CPU;
 - anything else: a registry name (``agentdistill models list``) or a Hugging Face id.
 """
 
@@ -28,6 +30,25 @@ def _model_folder(model: str, run_dir: Path | None) -> Path | None:
     path = Path(model).expanduser()
     candidates = [path] if path.is_absolute() else [*([Path(run_dir) / path] if run_dir else []), path]
     return next((p.resolve() for p in candidates if p.is_dir()), None)
+
+
+def _gguf_file(model: str, run_dir: Path | None) -> Path:
+    """The GGUF file of ``model``: a ``.gguf`` path (a relative one tried in the run directory first), or a
+    registry name with ``@gguf`` (the GGUF its weights come from, such as the bundled student's)."""
+    if model.endswith("@gguf"):
+        from agentdistill.models.registry import gguf_path
+
+        found = gguf_path(model.removesuffix("@gguf"))
+        if found is None:
+            raise UserError(f"{model.removesuffix('@gguf')!r} has no GGUF file.",
+                            hint="Export one (agentdistill export --to gguf) and pass the .gguf path.")
+        return found
+    path = Path(model).expanduser()
+    candidates = [path] if path.is_absolute() else [*([Path(run_dir) / path] if run_dir else []), path]
+    found = next((p.resolve() for p in candidates if p.is_file()), None)
+    if found is None:
+        raise UserError(f"GGUF model {model} does not exist.", hint="Pass the path of a .gguf file.")
+    return found
 
 
 def _rule_teacher(run_dir: Path | None, cfg: RunConfig) -> LLM:
@@ -52,9 +73,13 @@ def make_llm(model: str, run_dir: Path | None, cfg: RunConfig, *, served_model: 
         )
         backend.check()  # an unreachable server or unknown model fails here, before any work starts
         return backend
+    model = {"student": cfg.models.student, "teacher": cfg.models.teacher}.get(model, model)
+    if model.endswith((".gguf", "@gguf")):
+        from agentdistill.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(_gguf_file(model, run_dir), name=model)
     from agentdistill.llm.local import LocalBackend
 
-    model = {"student": cfg.models.student, "teacher": cfg.models.teacher}.get(model, model)
     folder = _model_folder(model, run_dir)
     return LocalBackend(str(folder) if folder else model, batch_size=batch_size or cfg.eval.batch_size,
                         device=device, dtype=generation_dtype(cfg, device))
