@@ -240,9 +240,9 @@ class EvalConfig(Section):
 
 
 class ExportConfig(Section):
-    # for `agentdistill export`, not built yet: the GGUF quantization
-    gguf_quant: str = Field(default="q8_0", min_length=1)
-    ollama: bool = True  # for `agentdistill export`, not built yet: write an Ollama Modelfile too
+    # the GGUF type `agentdistill export --to gguf|ollama` writes when --quant is not given: f16, q8_0 or q4_k_m
+    gguf_quant: Literal["f16", "q8_0", "q4_k_m"] = "q8_0"
+    ollama: bool = True  # `agentdistill export --to gguf` writes an Ollama Modelfile beside the GGUF too
 
 
 class PipelineConfig(Section):
