@@ -315,6 +315,21 @@ def test_a_known_question_is_planned_from_what_its_writer_recorded():
     assert plan_from_expect("whats the weather tmrw", [], {}, ["decline"]).reply == "decline"
 
 
+def test_a_search_hint_replaces_the_typed_words_and_scoring_ignores_it():
+    from agentdistill.domains.uae_labour.teacher import plan_from_expect
+    from agentdistill.tools.matching import arguments_match
+
+    text = "hey, can u tell me about doemstic worekr sick leave"
+    hints = {"search_labour_law": {"query": "domestic worker sick leave"}}
+    plan = plan_from_expect(text, ["search_labour_law"], {}, [], hints=hints)
+    assert plan.calls == [Call("search_labour_law", {"query": "domestic worker sick leave"})]
+    assert plan.topic == "domestic worker sick leave"  # what a "not covered" answer names
+    typed = plan_from_expect(text, ["search_labour_law"], {}, [])
+    assert "doemstic" in typed.calls[0].arguments["query"]  # without the hint: the user's words, typos and all
+    # the hint is the teacher's, not the question's: a student's own query is not scored against it
+    assert arguments_match({}, [{"name": "search_labour_law", "arguments": {"query": "sick leave maid"}}])
+
+
 def test_the_teacher_follows_known_questions_through_the_runtime(general_tools):
     from agentdistill.records import Expect, Question
 

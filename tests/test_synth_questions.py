@@ -151,6 +151,10 @@ def test_the_rule_writer_fills_the_mix_with_split_questions_that_record_their_fa
         assert q.answer_facts  # the writer says what a right answer contains
         assert (q.kind == "no_tool") == (q.expect.tools == [])
         assert set(q.source_chunk_ids) <= {c.id for c in chunks}
+        if q.kind == "lookup" and q.expect.tools == ["search_labour_law"] and q.source_chunk_ids:
+            # the teacher's query is the topic in the documents' words, whatever typos the question has
+            source = " ".join(c.section_path + " " + c.text for c in chunks if c.id in q.source_chunk_ids).lower()
+            assert all(w.lower() in source for w in q.expect.hints["search_labour_law"]["query"].split()), q
     assert {q.persona for q in qs} == {"HR manager", "employer", "employee", "domestic worker"}  # defaults
     assert Counter(q.split for q in qs)["test"] > 0
     for held_out in ("dev", "test"):

@@ -46,6 +46,10 @@ class Expect(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tools: list[str]  # [] means: answer without a tool, or decline
     arguments: dict[str, dict[str, Any]] | None = None  # tool name -> arguments the question fixes
+    # tool name -> arguments the writer suggests but the question does not fix, such as a search's query in
+    # the documents' plain words where the question has typos or slang: an offline teacher calls with them,
+    # scoring ignores them.
+    hints: dict[str, dict[str, Any]] | None = None
 
 
 class Question(Record):

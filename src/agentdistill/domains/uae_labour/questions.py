@@ -497,6 +497,12 @@ class _Candidate:
     cluster: int = -1
     source: tuple[str, ...] = ()
     facts: list[str] = field(default_factory=list)
+    hints: dict[str, dict[str, Any]] | None = None
+
+
+def _search_hint(topic: str) -> dict[str, dict[str, Any]]:
+    """The search the offline teacher makes for a topic: its plain words, before synonyms and typos."""
+    return {"search_labour_law": {"query": search_query(topic)}}
 
 
 def _money(rng: random.Random) -> tuple[str, int]:
@@ -618,7 +624,8 @@ def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Pe
                 text = template.format(topic=shown, Topic=shown[:1].upper() + shown[1:], story=_story(rng),
                                        n=int(art) if lid else 0, **forms)
                 searches.append(_Candidate(_voice(text, family, persona, rng), "lookup", f"lookup.{family}", persona,
-                                           ["search_labour_law"], None, cluster_of.get(chunk.id, -1), (chunk.id,)))
+                                           ["search_labour_law"], None, cluster_of.get(chunk.id, -1), (chunk.id,),
+                                           hints=_search_hint(topic)))
         if "get_article" in names:
             for cite in cites:
                 lid, _, art = cite.rpartition(" Art. ")
@@ -642,7 +649,7 @@ def _uncovered(personas: list[Persona], rng: random.Random) -> list[_Candidate]:
             persona = rng.choice(personas)
             text = rng.choice(UNCOVERED_TEMPLATES[family]).format(topic=topic)
             out.append(_Candidate(_voice(text, family, persona, rng), "lookup", f"lookup.{family}", persona,
-                                  ["search_labour_law"], None, facts=[NOT_COVERED]))
+                                  ["search_labour_law"], None, facts=[NOT_COVERED], hints=_search_hint(topic)))
     return out
 
 
@@ -692,7 +699,7 @@ def _multi_steps(n: int, chunks: list[Chunk], personas: list[Persona], names: se
         text = rng.choice(MULTI_FAMILIES[family]).format(topic=_synonyms(topic, rng), tail=tail, story=_story(rng))
         cluster = cluster_of.get(source[0], -1) if source else -1
         out.append(_Candidate(_voice(text, family, persona, rng), "multi_step", f"multi_step.{family}", persona,
-                              ["search_labour_law", tool], {tool: args}, cluster, source))
+                              ["search_labour_law", tool], {tool: args}, cluster, source, hints=_search_hint(topic)))
     return out
 
 
@@ -747,7 +754,7 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
     by_id = {c.id: c for c in chunks}
     out = []
     for c in cands:
-        if c.facts == [NOT_COVERED] and not _finds_nothing(c.text, tools):
+        if c.facts == [NOT_COVERED] and not _finds_nothing(c, tools):
             counts["uncovered_but_found"] += 1  # a topic the writer thought uncovered that the search finds
             continue
         if not c.facts:
@@ -757,14 +764,15 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
             log.debug("no answer facts for %s question: %s", c.kind, c.text)
             continue
         out.append(Question(id=question_id(c.text), text=c.text, persona=c.persona.name, cluster=c.cluster,
-                            source_chunk_ids=list(c.source), expect=Expect(tools=c.tools, arguments=c.arguments),
+                            source_chunk_ids=list(c.source),
+                            expect=Expect(tools=c.tools, arguments=c.arguments, hints=c.hints),
                             kind=c.kind, family=c.family, answer_facts=c.facts))
     return out, dict(counts)
 
 
-def _finds_nothing(question: str, tools: Any) -> bool:
-    obs = tools.call("search_labour_law", {"query": search_query(question)}).content
-    return obs.startswith(NOT_COVERED_OBSERVATION)
+def _finds_nothing(c: _Candidate, tools: Any) -> bool:
+    (call,) = plan_from_expect(c.text, c.tools, c.arguments or {}, [], hints=c.hints).calls
+    return tools.call(call.name, call.arguments).content.startswith(NOT_COVERED_OBSERVATION)
 
 
 def answer_facts(c: _Candidate, tools: Any, chunks: dict[str, Chunk]) -> list[str]:
@@ -772,7 +780,7 @@ def answer_facts(c: _Candidate, tools: Any, chunks: dict[str, Chunk]) -> list[st
     them (``plan_from_expect``: the search with the question's topic, the calculator's expression read
     from the wording), so the facts and the teacher's observations come from the same calls."""
     facts: list[str] = []
-    for call in plan_from_expect(c.text, c.tools, c.arguments or {}, []).calls:
+    for call in plan_from_expect(c.text, c.tools, c.arguments or {}, [], hints=c.hints).calls:
         if call.name == "search_labour_law":
             if c.kind == "multi_step":
                 continue  # the figure is what is asked; the rule is context

@@ -620,17 +620,18 @@ _REPLIES = {
 
 
 def plan_from_expect(question: str, tools: list[str], arguments: dict[str, dict[str, Any]], facts: list[str],
-                     tool_names: Iterable[str] | None = None) -> Plan:
+                     tool_names: Iterable[str] | None = None, hints: dict[str, dict[str, Any]] | None = None) -> Plan:
     """The expert's plan for a question whose writer recorded the tools and arguments it needs.
 
-    A search takes the question's topic in the user's words (``search_query``); a tool whose
+    A search takes the query the writer suggested (``hints``: the topic in plain words, where the question
+    may have typos or slang), else the question's topic in the user's words (``search_query``); a tool whose
     arguments the writer left free (the calculator's expression) takes what ``route`` reads from
     the wording. A question needing no tool gets the reply its facts name.
     """
     if not tools:
         kind = facts[0] if facts and facts[0] in _REPLIES else route(question, tool_names).reply or "decline"
         return Plan(reply=kind)
-    query = search_query(question)
+    query = str(((hints or {}).get("search_labour_law") or {}).get("query") or search_query(question))
     calls = []
     for name in tools:
         args = dict(arguments.get(name) or {})
@@ -678,7 +679,7 @@ class RuleTeacher:
         known = getattr(self, "_known", {}).get(" ".join(question.split()))
         if known is not None:
             return plan_from_expect(question, known.expect.tools, known.expect.arguments or {},
-                                    known.answer_facts, self.tool_names)
+                                    known.answer_facts, self.tool_names, known.expect.hints)
         return route(question, self.tool_names, self.domain_terms)
 
     def next_step(self, messages: list[dict[str, Any]]) -> str:
