@@ -1,7 +1,8 @@
 """The in-process llama.cpp backend on the bundled SmolLM2 GGUF: sampling, stops, prefill, the agent loop.
 
 What an untuned 135M model says does not matter; that the backend does what the LLM interface promises,
-with the prompt the transformers backend would build, does.
+with the prompt the transformers backend would build, does, and that under the step grammar every step
+it writes parses.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from agentdistill.agent.runtime import run_agents
+from agentdistill.agent.wire import STOP_SEQUENCES, WireFormatError, parse_step
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.llm import make_llm
@@ -124,3 +126,36 @@ def test_make_llm_takes_a_gguf_path_relative_to_the_run(tmp_path):
     assert backend.family == "chatml"
     with pytest.raises(UserError, match="does not exist"):
         make_llm("export/missing.gguf", tmp_path, RunConfig())
+
+
+def test_every_step_parses_under_the_step_grammar(llm):
+    cfg = RunConfig()
+    tools = load_tools(cfg, None)
+    questions = ["What is 17 * 23?", "Convert 5 miles to km.", "hello"]
+    results = dict(run_agents(llm, tools, questions, max_steps=2, max_tokens=200, constrain_tool_names=True,
+                              constrain_arguments=True, first_thought_prefix="Thought: I"))
+    assert sorted(results) == [0, 1, 2]
+    for r in results.values():
+        assert r.parse_errors == 0, r.raw_steps
+        assert r.raw_steps[0].startswith("Thought: I")
+        for text in r.raw_steps:
+            step = parse_step(text)
+            for call in step.tool_calls:
+                assert call["name"] in tools.names()
+        assert r.outcome.status in {"answered", "max_steps", "loop"}
+
+
+def test_grammar_changes_what_is_decoded(llm):
+    from agentdistill.agent.prompt import system_prompt
+    from agentdistill.llm.grammar import step_grammar
+
+    tools = load_tools(RunConfig(), None)
+    messages = [{"role": "system", "content": system_prompt(tools)}, {"role": "user", "content": "Tell me a joke."}]
+    # the untuned model answers this without the wire format; under the grammar it must write a step
+    free = greedy(llm, messages, max_tokens=120, stop=list(STOP_SEQUENCES))
+    bound = greedy(llm, messages, max_tokens=120, stop=list(STOP_SEQUENCES), grammar=step_grammar(tools))
+    with pytest.raises(WireFormatError):
+        parse_step(free.text)
+    assert bound.text.startswith("Thought: ") and ("\nAction: {" in bound.text or "\nAnswer: " in bound.text)
+    if bound.finish_reason == "stop":  # an answer may run on for lines until max_tokens; a finished step parses
+        parse_step(bound.text)

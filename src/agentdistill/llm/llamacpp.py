@@ -14,9 +14,9 @@ computed once; the n samples of one request share the whole prompt; and a conver
 alone, as in ``agentdistill chat``.
 
 Generation stops at the family's end-of-turn token (or any end-of-generation token of the GGUF), at a
-stop sequence, or after ``max_tokens``. A step grammar (GBNF, llm.grammar) is applied by llama.cpp's
-grammar sampler. The transformers-only constraint fields of GenerationRequest (tool_names, ...) and
-per-token logprobs are not supported here and are ignored.
+stop sequence, or after ``max_tokens``. A request's step grammar (GBNF of the text after its prefix,
+llm.grammar) is applied by llama.cpp's grammar sampler, which masks every token that would leave the
+grammar. Per-token logprobs are not returned (they need llama.cpp to keep every position's logits).
 """
 
 from __future__ import annotations
@@ -126,12 +126,11 @@ class LlamaCppBackend:
         return Completion(text=r.prefix + text, finish_reason=finish)
 
     def _grammar(self, r: GenerationRequest) -> Any:
-        """The compiled step grammar of ``r`` (cached by its text), or None."""
-        gbnf = getattr(r, "grammar", None)
-        if not gbnf:
+        """The step grammar of ``r`` for llama.cpp (one object per grammar text), or None."""
+        if not r.grammar:
             return None
-        if gbnf not in self._grammars:
+        if r.grammar not in self._grammars:
             from llama_cpp import LlamaGrammar
 
-            self._grammars[gbnf] = LlamaGrammar.from_string(gbnf, verbose=False)
-        return self._grammars[gbnf]
+            self._grammars[r.grammar] = LlamaGrammar.from_string(r.grammar, verbose=False)
+        return self._grammars[r.grammar]
