@@ -79,7 +79,7 @@ def test_rule_teacher_eval_scores_what_it_did_and_resumes(tmp_path):
     with pytest.raises(UserError, match="holds an eval of model 'rule'"):
         evaluate(tmp_path, cfg, "student", name="rule-teacher", quiet=True)
     # the same model decoded another way is another eval: its results must not mix with these
-    for option in ("constrain_tool_names", "constrain_arguments", "numbers_from_user"):
+    for option in ("constrain_tool_names", "constrain_arguments"):
         was = getattr(cfg.agent, option)
         toggled = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={option: not was})})
         with pytest.raises(UserError, match=rf"{option}={was}.* not of 'rule' .*{option}={not was}"):
