@@ -37,6 +37,7 @@ CLUSTERS = "clusters.json"
 MANIFEST = "manifest.json"
 REPORT = "ingest_report.json"
 MANIFEST_VERSION = 1
+EMBED_SLICE = 256  # chunks embedded and written to the index at a time
 
 
 @dataclass
@@ -215,7 +216,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         )
     check_paths(paths)
     check_sizes(cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap)
-    read, skipped = read_documents(paths)
+    read, skipped = read_documents(paths, cfg.corpus.max_document_mb)
     report = IngestReport(files=len(read) + sum(1 for s in skipped if Path(s.path).is_file()), skipped=skipped)
     docs, report.duplicates = _dedupe(read)
     if not docs:
@@ -262,18 +263,21 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
 
     if todo:
         encode = _encoder(cfg.models.student, cfg.models.cache_dir)
-        per_doc = [chunk_document(d, encode, cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap) for d in todo]
         embedder = load_embedder(cfg.models.embedder, cfg.corpus.embed_batch_size)
-        total = sum(map(len, per_doc))
-        with _progress(progress, total) as advance:
-            for doc, chunks in zip(todo, per_doc, strict=True):
-                if chunks:
-                    vectors = embedder.encode([passage(c.section_path, c.text) for c in chunks])
-                    index.upsert(chunks, vectors)
+        # One document at a time, chunked then embedded in slices: memory holds one document's chunks, and the
+        # bars move while a long document is chunked (a 50 MB file showed nothing for minutes).
+        with _progress(progress, sum(len(d.text) for d in todo)) as bar:
+            for doc in todo:
+                chunks = chunk_document(doc, encode, cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap,
+                                        on_progress=bar.chunked)
+                bar.to_embed(len(chunks))
+                for start in range(0, len(chunks), EMBED_SLICE):
+                    part = chunks[start : start + EMBED_SLICE]
+                    index.upsert(part, embedder.encode([passage(c.section_path, c.text) for c in part]))
+                    bar.embedded(len(part))
                 known[doc.doc_id] = {"source": doc.source, "title": doc.title, "chunk_ids": [c.id for c in chunks]}
                 save_manifest()
                 report.embedded_chunks += len(chunks)
-                advance(len(chunks))
     else:
         save_manifest()
 
@@ -295,28 +299,34 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
 
 
 class _progress:
-    """A rich progress bar over chunks embedded (stderr), or nothing when disabled."""
+    """Two rich progress bars on stderr, characters chunked and chunks embedded, or nothing when disabled."""
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
+    def __init__(self, enabled: bool, chars: int):
+        self.enabled, self.chars = enabled, chars
 
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    def __enter__(self) -> _progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(
-            "embedding",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.bar.start()
-        task = self.bar.add_task("embed", total=self.total)
-        return lambda n: self.bar.advance(task, n)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.chunking = self.bar.add_task("chunking (characters)", total=self.chars)
+            self.embedding = self.bar.add_task("embedding (chunks)", total=0)
+        return self
+
+    def chunked(self, n: int) -> None:
+        if self.enabled:
+            self.bar.advance(self.chunking, n)
+
+    def to_embed(self, n: int) -> None:
+        if self.enabled:
+            self.bar.update(self.embedding, total=self.bar.tasks[self.embedding].total + n)
+
+    def embedded(self, n: int) -> None:
+        if self.enabled:
+            self.bar.advance(self.embedding, n)
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:

@@ -4,7 +4,8 @@ Every reader returns Markdown so that one chunker handles all formats: HTML head
 lines, lists ``- `` items and tables pipe rows; in PDFs and text files a line that is only an article
 heading ("Article (51)") becomes a ``##`` heading, because that is how law texts mark sections.
 A file that cannot be read is never fatal: it is returned as a ``Skipped`` with a reason that names
-the problem and what to do, and the caller ingests the rest.
+the problem and what to do, and the caller ingests the rest. So is a file over the size limit
+(``corpus.max_document_mb``), skipped before a byte of it is read.
 """
 
 from __future__ import annotations
@@ -98,23 +99,28 @@ def expand_paths(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
     return sorted(files), skipped
 
 
-def read_documents(paths: list[Path]) -> tuple[list[Document], list[Skipped]]:
-    """Read every file under ``paths``; unreadable ones come back as ``Skipped`` with a reason."""
+def read_documents(paths: list[Path], max_mb: float | None = None) -> tuple[list[Document], list[Skipped]]:
+    """Read every file under ``paths``; unreadable ones, and files over ``max_mb`` megabytes, come back as
+    ``Skipped`` with a reason."""
     files, skipped = expand_paths(paths)
     docs = []
     for f in files:
         try:
-            docs.append(read_file(f))
+            docs.append(read_file(f, max_mb))
         except Unreadable as e:
             skipped.append(Skipped(str(f), str(e)))
     return docs, skipped
 
 
-def read_file(path: Path) -> Document:
+def read_file(path: Path, max_mb: float | None = None) -> Document:
     """One file as a Document. Raises Unreadable with the reason."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower(), "text")
     try:
+        size = path.stat().st_size
+        if max_mb is not None and size > max_mb * 1e6:
+            raise Unreadable(f"{size / 1e6:.1f} MB, over the limit of {max_mb:g} MB per document "
+                             "(corpus.max_document_mb); split it into smaller files, or raise the limit")
         if fmt == "pdf":
             title, text = _read_pdf(path)
         else:
