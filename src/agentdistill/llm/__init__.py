@@ -27,9 +27,12 @@ __all__ = ["LLM", "BackendError", "Completion", "GenerationRequest", "make_llm",
 
 def _model_folder(model: str, run_dir: Path | None) -> Path | None:
     """``model`` as an existing folder, trying the run directory first for relative names."""
+    return next((p.resolve() for p in _candidates(model, run_dir) if p.is_dir()), None)
+
+
+def _candidates(model: str, run_dir: Path | None) -> list[Path]:
     path = Path(model).expanduser()
-    candidates = [path] if path.is_absolute() else [*([Path(run_dir) / path] if run_dir else []), path]
-    return next((p.resolve() for p in candidates if p.is_dir()), None)
+    return [path] if path.is_absolute() else [*([Path(run_dir) / path] if run_dir else []), path.absolute()]
 
 
 def _gguf_file(model: str, run_dir: Path | None) -> Path:
@@ -79,8 +82,11 @@ def make_llm(model: str, run_dir: Path | None, cfg: RunConfig, *, served_model: 
 
         return LlamaCppBackend(_gguf_file(model, run_dir), name=model)
     from agentdistill.llm.local import LocalBackend
+    from agentdistill.models.registry import looks_like_path, missing_path
 
     folder = _model_folder(model, run_dir)
+    if folder is None and looks_like_path(model, run_dir):  # else "adapters/x" would be asked of the hub
+        raise missing_path(model, _candidates(model, run_dir))
     return LocalBackend(str(folder) if folder else model, batch_size=batch_size or cfg.eval.batch_size,
                         device=device, dtype=generation_dtype(cfg, device))
 

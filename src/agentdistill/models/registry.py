@@ -113,6 +113,31 @@ def _unknown(name: str) -> UserError:
     )
 
 
+def looks_like_path(name: str, *bases: Path | None) -> bool:
+    """Whether ``name`` is meant as a file or folder rather than a registry name or Hugging Face id: it starts
+    like a path (/ ./ ../ ~), names a .gguf file, or its first part is a folder here, in one of ``bases``
+    or the run layout's adapters/ ("adapters/x" is a missing adapter, not the hub's user "adapters")."""
+    if name.startswith(("/", "./", "../", "~", ".\\")) or name.endswith(".gguf"):
+        return True
+    first = Path(name).parts[0] if Path(name).parts else ""
+    if len(Path(name).parts) < 2:
+        return False
+    return first == "adapters" or any((Path(b) / first).is_dir() for b in (*bases, Path.cwd()) if b is not None)
+
+
+def missing_path(name: str, looked_in: list[Path]) -> UserError:
+    """The error for a path-like model name that names nothing, listing where it was looked for and the
+    adapters that do exist beside it."""
+    places = ", ".join(str(p) for p in looked_in)
+    parent = next((p.parent for p in looked_in if p.parent.is_dir()), None)
+    present = sorted(c.name for c in parent.iterdir() if c.is_dir()) if parent is not None else []
+    return UserError(
+        f"no adapter or model folder {name!r} (looked for {places}).",
+        hint=(f"Folders in {parent}: {', '.join(present)}." if present else
+              "Train an adapter with `agentdistill sft --run DIR`, or pass a registry name or Hugging Face id."),
+    )
+
+
 def _family_from_folder(folder: Path) -> Family:
     texts = []
     for fname in ("chat_template.jinja", "tokenizer_config.json", "chat_template.json", "tokenizer.json"):
@@ -181,6 +206,8 @@ def resolve(name: str) -> ModelSpec:
             return ModelSpec(str(path), "local", _family_from_gguf(gguf), str(gguf))
         raise UserError(f"{path} holds no model (no config.json and no .gguf file).",
                         hint="Pass a Hugging Face model folder, a .gguf file, or a registry name.")
+    if looks_like_path(name):
+        raise missing_path(name, [path.absolute()])
     if _HF_ID.match(name):
         return ModelSpec(name, "hub", _family_from_folder(_hub_snapshot(name, metadata_only=True)), name)
     raise _unknown(name)
