@@ -1,12 +1,15 @@
 """What decoding under the step grammar (llm/grammar.py) costs per token on a CPU, with xgrammar and llguidance.
 
-The grammar is ``step_grammar`` of the default tool packs; the tokenizer is the bundled student's (SmolLM2,
-49,152 tokens). The text decoded is every tool's example step as the system prompt shows it
-(agent/prompt.py, ``example_call``) and a few answers, each followed by the end-of-turn token, fed one token
-at a time as a model would write them. Per token each engine computes the mask of allowed tokens and then
+The grammar is ``step_grammar`` of the UAE example's tool packs (uae_labour, general); the tokenizer is the
+bundled student's (SmolLM2, 49,152 tokens). The text decoded is every tool's example step as the system prompt
+shows it (agent/prompt.py, ``example_call``) and a few answers, each followed by the end-of-turn token, fed one
+token at a time as a model would write them. Per token each engine computes the mask of allowed tokens and then
 accepts the token; ``apply`` is the cost of setting the refused logits of one row to -inf from that mask
-(llm/local.py's way, the same for both engines). ``compile`` is the one-off cost of turning the grammar into
-the engine's tokenizer-specific form (cached per backend and tool set). Medians of ``--repeats`` passes.
+(llm/local.py's way, the same for both engines). ``compile`` is the one-off cost of turning the grammar into the
+engine's tokenizer-specific form (cached per backend and tool set). Medians of ``--repeats`` passes.
+
+The rows marked "no \\u" decode under the same grammar without the JSON string's ``\\uXXXX`` escape: with
+it, xgrammar computes the mask of every token inside a JSON string at run time (tens of milliseconds each).
 
     python benchmarks/grammar_cost.py              # prints one table, writes benchmarks/results/grammar_cost.json
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -109,6 +113,20 @@ def apply_cost(vocab: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def decode_step_s(tokens: int = 32) -> float:
+    """Seconds per generated token of the student itself (greedy, batch 1, short prompt): the scale to read
+    the grammar's cost against."""
+    from agentdistill.models.registry import load_model
+
+    model, tok = load_model("smollm2-135m", device="cpu", dtype=torch.float32)
+    ids = tok("Write a long story about a cat.", return_tensors="pt")
+    with torch.inference_mode():
+        model.generate(**ids, max_new_tokens=4, do_sample=False)  # warm-up
+        t0 = time.perf_counter()
+        model.generate(**ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+    return (time.perf_counter() - t0) / tokens
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -116,7 +134,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    tools = load_tools(RunConfig(), None)
+    cfg = RunConfig()
+    cfg.tools.packs = ["uae_labour", "general"]
+    tools = load_tools(cfg, None)
     grammar = step_grammar(tools)
     tok = load_tokenizer("smollm2-135m")
     eot = tok.convert_tokens_to_ids(end_of_turn(tok))
@@ -125,30 +145,37 @@ def main() -> None:
     n_tokens = sum(map(len, ids))
     apply_s = apply_cost(vocab, args.repeats)
 
+    no_u = grammar.replace(' | "u" hex hex hex hex)', ")")
+    assert no_u != grammar
     rows = []
-    for name, engine in (("xgrammar", xgrammar_engine), ("llguidance", llguidance_engine)):
-        compile_s, run = engine(tok, grammar, vocab, eot)
+    for name, engine, text in (("xgrammar", xgrammar_engine, grammar), ("llguidance", llguidance_engine, grammar),
+                               ("xgrammar, no \\u", xgrammar_engine, no_u),
+                               ("llguidance, no \\u", llguidance_engine, no_u)):
+        compile_s, run = engine(tok, text, vocab, eot)
         passes = [[t for row in ids for t in run(row)] for _ in range(args.repeats)]
         per_token = [statistics.median(p) for p in passes]
         p95 = [sorted(p)[int(0.95 * len(p))] for p in passes]
-        rows.append({"engine": name, "version": version(name), "compile_ms": compile_s * 1e3,
+        rows.append({"engine": name, "version": version(name.split(",")[0]), "compile_ms": compile_s * 1e3,
                      "mask_us": statistics.median(per_token) * 1e6,
                      "mask_mean_us": statistics.median(statistics.mean(p) for p in passes) * 1e6,
                      "mask_p95_us": statistics.median(p95) * 1e6, "apply_us": apply_s * 1e6})
 
-    machine = f"{platform.processor() or platform.machine()}, {_cpu_name()}, torch {torch.__version__}, 1 thread"
+    step_s = decode_step_s()
+    machine = (f"{platform.processor() or platform.machine()}, {_cpu_name()}, {os.cpu_count()} cores, torch "
+               f"{torch.__version__}, 1 thread; load average {os.getloadavg()[0]:.1f} at the end")
     print(f"command: python benchmarks/grammar_cost.py --repeats {args.repeats}")
     print(f"machine: {machine}")
     print(f"grammar: step_grammar of {len(tools)} tools ({len(grammar):,} characters); {n_tokens} tokens of "
           f"{len(ids)} steps; vocabulary {vocab:,} (SmolLM2)")
+    print(f"the student's own decode step (greedy, batch 1, float32): {step_s * 1e3:.1f} ms/token")
     print("| engine | version | compile ms | mask+accept µs/token (median) | mean | p95 | apply µs/row |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['engine']} | {r['version']} | {r['compile_ms']:.0f} | {r['mask_us']:.1f} | "
               f"{r['mask_mean_us']:.1f} | {r['mask_p95_us']:.1f} | {r['apply_us']:.1f} |")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "grammar_cost.json").write_text(json.dumps({"machine": machine, "tokens": n_tokens, "rows": rows},
-                                                           indent=2))
+    numbers = {"machine": machine, "tokens": n_tokens, "decode_step_ms": step_s * 1e3, "rows": rows}
+    (args.out / "grammar_cost.json").write_text(json.dumps(numbers, indent=2))
 
 
 def _cpu_name() -> str:

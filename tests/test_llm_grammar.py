@@ -7,11 +7,11 @@ from __future__ import annotations
 import llguidance
 import pytest
 import torch
+from example_packs import example_config
 
 from agentdistill.agent.prompt import example_call, system_prompt
 from agentdistill.agent.runtime import run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES, parse_step, render_action, render_assistant
-from agentdistill.config import RunConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
 from agentdistill.llm.grammar import step_grammar
@@ -24,14 +24,16 @@ QUESTIONS = ["How much gratuity after 5 years on AED 10,000 a month?", "What is 
 
 @pytest.fixture(scope="module")
 def tools():
-    return load_tools(RunConfig(), None)
+    cfg = example_config()
+    cfg.tools.packs = ["uae_labour", "general"]  # the example's tools: enums, defaults, integers and numbers
+    return load_tools(cfg, None)
 
 
 @pytest.fixture(scope="module")
 def llm():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one intra-op thread: the machine is shared
-    cfg = RunConfig()
+    cfg = example_config()
     cfg.models.generation_bf16 = False
     yield make_llm("student", None, cfg, batch_size=4, device="cpu")
     torch.set_num_threads(threads)
@@ -173,7 +175,7 @@ def test_the_runtime_decodes_every_step_of_a_conversation_under_the_grammar(llm,
 
 @pytest.mark.llamacpp
 def test_every_step_a_llama_cpp_server_decodes_under_the_grammar_parses_and_validates(llamacpp_server, llm, tools):
-    server = make_llm(llamacpp_server.url, None, RunConfig(), served_model=llamacpp_server.model)
+    server = make_llm(llamacpp_server.url, None, example_config(), served_model=llamacpp_server.model)
     grammar = step_grammar(tools)
     system = {"role": "system", "content": system_prompt(tools)}
     requests = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),

@@ -13,6 +13,10 @@ batches that start the same way, and copied under every row; each row's own suff
 left of the suffix, between the prefix and the suffix, where the attention mask hides it. Positions
 come from the mask (transformers counts only unmasked tokens), so every row sees exactly the
 positions it would see alone and the output equals uncached generation.
+
+A request with a step grammar (``GenerationRequest.grammar``, llm/grammar.py) is decoded under it: llguidance
+keeps one matcher per row and the logits of the tokens the grammar refuses are set to -inf
+(``GrammarProcessor``; docs/design.md, "The step grammar", gives the cost per token).
 """
 
 from __future__ import annotations
