@@ -79,14 +79,23 @@ def test_a_module_with_only_tools_is_a_tools_only_pack(tmp_path):
     assert [p.name for p in load_personas(None, cfg)] == [p["name"] for p in GENERIC_PERSONAS]
 
 
-def test_the_offline_teacher_needs_a_pack_that_brings_one():
-    with pytest.raises(UserError, match="none of the run's packs") as e:
-        make_llm("rule", None, cfg_with("general"))
+def test_without_a_pack_teacher_the_generic_offline_teacher_answers():
+    assert offline_pack(cfg_with("general")).name == "documents"
+    (reply,) = make_llm("rule", None, cfg_with("general")).generate([GenerationRequest([{"role": "user",
+                                                                                         "content": "hello"}])])
+    assert reply[0].text.startswith("Thought: No tool") and "Answer: H" in reply[0].text
+
+
+def test_the_offline_teacher_needs_packs_with_tools(tmp_path):
+    path = tmp_path / "nothing.py"
+    path.write_text("TOOLS = []\n")
+    with pytest.raises(UserError, match="bring no tools") as e:
+        make_llm("rule", None, cfg_with(str(path)))
     assert "teacher.kind: openai" in (e.value.hint or "")
 
 
 def test_an_unknown_pack_names_the_builtin_ones():
-    with pytest.raises(UserError, match="general, uae_labour"):
+    with pytest.raises(UserError, match="documents, general, shop, uae_labour"):
         load_pack("no_such_pack")
 
 

@@ -84,16 +84,19 @@ def load_packs(cfg: RunConfig) -> list[DomainPack]:
 
 
 def offline_pack(cfg: RunConfig) -> DomainPack:
-    """The run's pack that brings an offline teacher (``teacher.kind: rule``)."""
+    """The run's pack that brings an offline teacher (``teacher.kind: rule``); when none does, the
+    ``documents`` pack, whose generic teacher and question writer work from any tools' schemas."""
     packs = load_packs(cfg)
     for pack in packs:
-        if pack.offline_teacher is not None and pack.offline_questions is not None:
+        if pack.offline_teacher is not None:
             return pack
+    if any(pack.tools(cfg, None) for pack in packs):
+        return load_pack("documents")
     raise UserError(
-        f"teacher.kind is 'rule' but none of the run's packs ({', '.join(p.name for p in packs) or 'none'}) "
-        "brings an offline teacher.",
-        hint="Use an LLM teacher (teacher.kind: openai with base_url and model), or add a pack with one "
-             "(examples/ has one).",
+        f"teacher.kind is 'rule' but the run's packs ({', '.join(p.name for p in packs) or 'none'}) bring no "
+        "tools, so no offline teacher can answer through them.",
+        hint="Name packs with tools in tools.packs (e.g. [documents, general]), or use an LLM teacher "
+             "(teacher.kind: openai with base_url and model).",
     )
 
 

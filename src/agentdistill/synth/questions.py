@@ -447,10 +447,12 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     tools = load_tools(cfg, run_dir)
     chunks, clusters = load_corpus(run_dir)
     if cfg.teacher.kind == "rule" and llm is None:
-        from agentdistill.domains import offline_pack
+        from agentdistill.domains import load_pack, offline_pack
 
         personas = load_personas(cfg.questions.personas, cfg)
-        candidates, counts = offline_pack(cfg).offline_questions(chunks, clusters, personas, tools, cfg)
+        # a pack with a teacher of its own but no writer gets the generic writer, which records expect
+        writer = offline_pack(cfg).offline_questions or load_pack("documents").offline_questions
+        candidates, counts = writer(chunks, clusters, personas, tools, cfg)
         teacher = "rule"
     else:
         if llm is None:

@@ -1,0 +1,117 @@
+"""A search over the run's own documents, for any domain: ``search_documents(query, top_k)``.
+
+It reads the run directory's ``chunks.jsonl`` and index through ``corpus.search.Searcher``, opened on
+first use, so building the tool costs nothing until the agent searches. Each passage is one line led by
+its citation (the chunk's section path), ``[i] <citation>: <text>``, trimmed so that the whole
+observation fits a small student's context. Under the run's similarity floor (``corpus.min_similarity``)
+the search says that the documents do not cover the query: the right answer is then to say so, not to
+quote the nearest unrelated passage.
+
+A pack may offer the same search under its own name and description (``DocumentSearch.tool``): what the
+documents are about is what tells a model when to search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from agentdistill.config import RunConfig
+from agentdistill.tools.spec import Tool
+
+OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
+DEFAULT_TOP_K = 3
+MAX_TOP_K = 5
+NOT_COVERED_OBSERVATION = "No passage in the documents is about"
+CITATION_END = ": "  # where a passage's citation ends; citations never hold it (see ``citation``)
+
+
+def trim(text: str, limit: int) -> str:
+    """A passage as one line, without its Markdown heading (the citation names the section), cut at a word."""
+    text = text.strip()
+    if text.startswith("#"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def passage_chars(n_passages: int, citation_chars: int) -> int:
+    """How many characters of a passage's text a search of ``n_passages`` shows after its citation."""
+    return max(OBSERVATION_CHARS // n_passages - citation_chars - 6, 120)
+
+
+def citation(section_path: str) -> str:
+    """The citation a passage is shown with: its section path, with ": " written " - " so the passage's
+    text starts at the first ": " of its line."""
+    return " ".join(section_path.split()).replace(CITATION_END, " - ")
+
+
+def shown_text(section_path: str, text: str, top_k: int = DEFAULT_TOP_K) -> str:
+    """A passage's text as a search of ``top_k`` results shows it (a question writer's facts come from here)."""
+    return trim(text, passage_chars(top_k, len(citation(section_path))))
+
+
+class DocumentSearch:
+    """The search tool over one run directory's corpus."""
+
+    def __init__(self, run_dir: Path | None, cfg: RunConfig | None = None):
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.cfg = cfg
+        self._searcher: Any = None
+        self._lock = threading.Lock()  # a call that timed out may still be opening the index
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._searcher is None:
+                if self.run_dir is None or not (self.run_dir / "chunks.jsonl").exists():
+                    where = self.run_dir or "no run directory was given"
+                    raise RuntimeError(f"the documents are not available ({where}); they must be ingested first "
+                                       "(agentdistill ingest PATH --run DIR)")
+                from agentdistill.corpus.search import Searcher
+
+                self._searcher = Searcher.open(self.run_dir, self.cfg)
+            return self._searcher
+
+    def search_documents(self, query: str, top_k: int = DEFAULT_TOP_K) -> str:
+        """Search the documents for passages about a topic.
+
+        Args:
+            query: What to look for, in plain words, e.g. "how long a refund takes".
+            top_k: How many passages to return (1 to 5).
+        """
+        if not query.strip():
+            raise ValueError('query is empty; say what to look for, e.g. "opening hours"')
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+        searcher = self._open()
+        floor = self.cfg.corpus.min_similarity if self.cfg is not None else 0.0
+        if floor > 0:
+            best = searcher.dense(query, 1)
+            if not best or best[0][1] < floor:
+                return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
+        hits = searcher.search(query, k=top_k)
+        if not hits:
+            return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
+        lines = []
+        for i, hit in enumerate(hits, start=1):
+            cite = citation(hit.citation)
+            lines.append(f"[{i}] {cite}{CITATION_END}{trim(hit.chunk.text, passage_chars(len(hits), len(cite)))}")
+        return "\n".join(lines)
+
+    def tool(self, name: str = "search_documents", description: str | None = None) -> Tool:
+        """The search as a tool; the first search opens the index and loads the embedder (seconds to a minute
+        on a busy CPU), so it may run longer than other tools before it counts as hung."""
+        timeout = max(self.cfg.tools.timeout_s, 120.0) if self.cfg is not None else 120.0
+        return Tool.from_function(self.search_documents, name=name, description=description, timeout_s=timeout)
+
+
+def warm_up(registry: Any, name: str = "search_documents") -> None:
+    """Open the index before the first timed call (loading the embedder takes seconds)."""
+    tool = registry.get(name)
+    if tool is not None:
+        with contextlib.suppress(Exception):  # the real call reports any problem as an observation
+            tool.fn(query="warm up")
