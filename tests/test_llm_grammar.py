@@ -8,6 +8,7 @@ import llguidance
 import pytest
 import torch
 from example_packs import example_config
+from fault_server import MODEL, fault_server
 
 from agentdistill.agent.prompt import example_call, system_prompt
 from agentdistill.agent.runtime import run_agents
@@ -16,6 +17,7 @@ from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
 from agentdistill.llm.grammar import step_grammar
 from agentdistill.llm.local import GrammarProcessor
+from agentdistill.llm.openai_http import OpenAIBackend
 from agentdistill.tools import load_tools
 
 QUESTIONS = ["How much gratuity after 5 years on AED 10,000 a month?", "What is 17 * 23?", "Hello!",
@@ -24,9 +26,7 @@ QUESTIONS = ["How much gratuity after 5 years on AED 10,000 a month?", "What is 
 
 @pytest.fixture(scope="module")
 def tools():
-    cfg = example_config()
-    cfg.tools.packs = ["uae_labour", "general"]  # the example's tools: enums, defaults, integers and numbers
-    return load_tools(cfg, None)
+    return load_tools(example_config(), None)  # the example's tools: enums, defaults, integers and numbers
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +171,14 @@ def test_the_runtime_decodes_every_step_of_a_conversation_under_the_grammar(llm,
         for m in assistant:
             for call in m.get("tool_calls", []):
                 assert tools.validate(call["name"], call["arguments"]) is None
+
+
+def test_a_server_that_is_not_llama_cpp_is_sent_no_grammar(tools):
+    # an unknown field is an error to some servers (OpenAI's own); this one answers neither /openapi.json nor /props
+    with fault_server(["text:Thought: t\nAnswer: a"]) as server:
+        backend = OpenAIBackend(server.url, MODEL, max_retries=0)
+        backend.generate([GenerationRequest(messages=[{"role": "user", "content": "Hi"}], grammar=step_grammar(tools))])
+        assert backend._takes_grammar is False and "grammar" not in server.requests[0]
 
 
 @pytest.mark.llamacpp
