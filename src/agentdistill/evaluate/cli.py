@@ -1,6 +1,8 @@
-"""`agentdistill eval` and `agentdistill report`."""
+"""`agentdistill eval`, `agentdistill report` and `agentdistill bench bfcl`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -111,3 +113,53 @@ def report(run: RunDir) -> None:
     with run_lock(run, "report"):
         path = write_report(run)
     console.print(f"report written to {path}")
+
+
+bench_app = typer.Typer(help="External benchmarks, scored the way their authors score them.", no_args_is_help=True)
+
+
+@bench_app.command("bfcl")
+def bench_bfcl(
+    model: ModelName,
+    data: Path = typer.Option(..., "--data", help="Folder with BFCL_v3_<category>.json and possible_answer/."),
+    categories: str = typer.Option("simple,irrelevance", "--categories",
+                                   help="Comma-separated BFCL v3 categories: simple, multiple, parallel, "
+                                   "parallel_multiple, irrelevance (and their live_ versions)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: bench/bfcl/<model name>, under --run "
+                             "when given)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N entries of each category."),
+    run: Path = typer.Option(None, "--run", help="Run directory: resolves adapters/... and student/teacher."),
+    served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Entries per generation batch (local models; "
+                                   "default: eval.batch_size)."),
+    max_tokens: int = typer.Option(256, "--max-tokens", help="Longest reply, in tokens."),
+) -> None:
+    """Score a model on BFCL v3 with BFCL's AST checker -> OUT/{results.jsonl,metrics.json}.
+
+    The functions are shown as tools in the project's system prompt and the model replies in the wire
+    format (docs/bfcl.md). Resumes: entries already in results.jsonl are skipped.
+    """
+    from agentdistill.config import RunConfig, load_run_config
+    from agentdistill.evaluate.bfcl_runner import run_bfcl
+    from agentdistill.evaluate.runner import default_name
+    from agentdistill.llm import make_llm
+
+    cfg = load_run_config(run) if run else RunConfig()
+    wanted = [c.strip() for c in categories.split(",") if c.strip()]
+    out = out or (run or Path(".")) / "bench" / "bfcl" / default_name(model, run or Path("."), cfg, served_model)
+    llm = make_llm(model, run, cfg, served_model=served_model, batch_size=batch_size)
+    metrics = run_bfcl(llm, data, wanted, out, limit=limit, max_tokens=max_tokens,
+                       chunk=batch_size or cfg.eval.batch_size,
+                       progress=lambda done, total: console.print(f"{done}/{total} entries", highlight=False))
+    table = Table(title=f"BFCL v3, {metrics['model']} ({out})")
+    for column in ("category", "n", "accuracy", "95% CI", "parsed"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for category, m in metrics["categories"].items():
+        ci = m["ci95"]
+        table.add_row(category, str(m["n"]), _fmt_rate(m["accuracy"]), f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "",
+                      _fmt_rate(m["parsed_rate"]))
+    console.print(table)
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
