@@ -349,6 +349,20 @@ def test_fifty_concurrent_requests_with_bad_bodies_mixed_in_get_no_500(student_s
     assert httpx.get(student_server.url + "/health").json()["status"] == "ok"
 
 
+def test_a_client_that_leaves_mid_stream_frees_its_slot(student_server):
+    stream = client(student_server, timeout=900).chat.completions.create(
+        model="smollm2-135m-agent", max_tokens=64, stream=True, messages=[{"role": "user", "content": LEAVE_QUESTION}])
+    first = next(iter(stream))  # the stream has begun: the conversation is running
+    assert first.choices[0].delta.role == "assistant"
+    stream.close()
+    deadline = time.monotonic() + 600
+    while httpx.get(student_server.url + "/health").json()["in_flight"] > 0:
+        assert time.monotonic() < deadline, "the abandoned conversation kept its slot"
+        time.sleep(0.5)
+    reply = client(student_server).chat.completions.create(model="smollm2-135m", max_tokens=2, messages=HELLO)
+    assert reply.choices[0].finish_reason in {"stop", "length", "tool_calls"}
+
+
 # --- faults: a killed server, a request over the time limit ---------------------------------------------
 
 def test_sigkill_with_requests_in_flight_fails_them_cleanly_and_a_restart_serves(tiny_run):

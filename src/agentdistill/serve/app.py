@@ -19,6 +19,7 @@ that names the error's type, never a traceback (the server's log has it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -162,8 +163,8 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
         except BaseException:
             release()
             raise
-        if not isinstance(response, StreamingResponse):
-            release()
+        if req.model != served.name + AGENT_SUFFIX:
+            release()  # an agent's slot is released by its conversation's thread when it ends (_agent)
         return response
 
     async def _tool_calling(req: ChatRequest, max_tokens: int) -> Response:
@@ -226,21 +227,30 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
             except Exception as e:  # noqa: BLE001 - reported to the client as a 500 that names it
                 log.exception("agent run failed")
                 tell("fail", e)
+            finally:
+                # the slot is held until the conversation really ends, even when its client went away before
+                # a stream began (a stream's own cleanup never runs then)
+                with contextlib.suppress(RuntimeError):  # the server is shutting down
+                    loop.call_soon_threadsafe(release)
 
         agents.submit(run)
         cid = completion_id()
         model = served.name + AGENT_SUFFIX
         if req.stream:
-            return StreamingResponse(_agent_stream(cid, model, events, llm, release), media_type="text/event-stream")
+            return StreamingResponse(_agent_stream(cid, model, events, llm), media_type="text/event-stream")
         steps: list[dict[str, Any]] = []
-        while True:
-            kind, value = await events.get()
-            if kind == "step":
-                steps.append(value)
-            elif kind == "fail":
-                raise value
-            else:
-                break
+        try:
+            while True:
+                kind, value = await events.get()
+                if kind == "step":
+                    steps.append(value)
+                elif kind == "fail":
+                    raise value
+                else:
+                    break
+        except asyncio.CancelledError:
+            llm.cancelled.set()  # the client went away: the conversation stops at its next model call
+            raise
         result: AgentResult = value
         _raise_backend_error(result, llm)
         message = {"role": "assistant", "content": _answer_text(result),
@@ -248,8 +258,8 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
         return JSONResponse(completion_body(cid, model, [choice], agent=_summary(result, steps)))
 
-    async def _agent_stream(cid: str, model: str, events: asyncio.Queue[tuple[str, Any]], llm: RequestLLM,
-                            release: _Once) -> AsyncIterator[str]:
+    async def _agent_stream(cid: str, model: str, events: asyncio.Queue[tuple[str, Any]],
+                            llm: RequestLLM) -> AsyncIterator[str]:
         steps: list[dict[str, Any]] = []
         try:
             yield _sse(chunk(cid, model, {"role": "assistant", "content": ""}))
@@ -277,7 +287,6 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
             yield "data: [DONE]\n\n"
         finally:
             llm.cancelled.set()  # a client that went away stops the conversation at its next model call
-            release()
 
     return app
 
