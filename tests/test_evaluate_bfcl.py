@@ -264,3 +264,25 @@ def test_a_real_smollm2_run_writes_results_and_metrics_and_resumes(bundled_model
     rows2 = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
     assert llm.requests == 10 and len(rows2) == 10 and rows2[:6] == rows
     assert metrics["categories"]["irrelevance"]["n"] == 5
+
+
+@needs_dev
+def test_the_html_report_shows_bfcl_accuracy_when_a_bench_is_in_the_run(tmp_path):
+    from test_evaluate_runner import make_run
+
+    from agentdistill.evaluate.bfcl_runner import rescore, summarize
+    from agentdistill.evaluate.report import build_report
+    from agentdistill.evaluate.runner import evaluate
+
+    evaluate(tmp_path, make_run(tmp_path), "rule", quiet=True)
+    assert "BFCL" not in build_report(tmp_path)
+    e = _simple()[0]  # replies as a model might write them, scored by the real checker
+    good = f'Thought: t\nAction: {json.dumps({"name": e.functions[0]["name"], "arguments": {"base": 10, "height": 5}})}'
+    rows = [rescore(e, {"id": e.id, "category": "simple", "output": text}) for text in (good, "no call", good)]
+    bench = tmp_path / "bench" / "bfcl" / "smollm2-135m-untuned"
+    bench.mkdir(parents=True)
+    (bench / "metrics.json").write_text(json.dumps({"categories": summarize(rows, ["simple"])}))
+    page = build_report(tmp_path)
+    assert "BFCL v3" in page and "smollm2-135m-untuned" in page and ">0.667<" in page
+    lo, hi = wilson_interval(2, 3)
+    assert f"{lo:.3f}-{hi:.3f}" in page

@@ -258,6 +258,25 @@ def _adapters_table(run_dir: Path) -> str:
             f"<th>train loss</th><th>s/step</th><th>examples</th></tr>{''.join(rows)}</table>")
 
 
+def _bfcl_table(run_dir: Path) -> str:
+    """BFCL accuracy per category of every model benched into <run>/bench/bfcl/ (``agentdistill bench bfcl
+    --run``), with 95% Wilson intervals; empty when none was."""
+    rows = []
+    for path in sorted((Path(run_dir) / "bench" / "bfcl").glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        for category, c in m.get("categories", {}).items():
+            ci = c.get("ci95")
+            rows.append(f"<tr><td>{html.escape(path.parent.name)}</td><td>{html.escape(category)}</td>"
+                        f"<td class='num'>{c.get('n')}</td><td class='num'>{_fmt(c.get('accuracy'))}"
+                        f"{f'<span class=ci>{ci[0]:.3f}-{ci[1]:.3f}</span>' if ci else ''}</td>"
+                        f"<td class='num'>{_fmt(c.get('parsed_rate'))}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>BFCL v3 (function calling)</h2><table><tr><th>model</th><th>category</th><th>n</th>"
+            f"<th>accuracy</th><th>parsed</th></tr>{''.join(rows)}</table><p class='sub'>BFCL's AST checker "
+            "(agentdistill/evaluate/bfcl.py); bracketed: 95% Wilson interval; see docs/bfcl.md.</p>")
+
+
 def build_report(run_dir: Path) -> str:
     """The report page as one HTML string."""
     run_dir = Path(run_dir)
@@ -291,7 +310,8 @@ def build_report(run_dir: Path) -> str:
         parts += ["<h2>By phrasing family</h2>", families]
     parts += ["<h2>By persona (task success)</h2>",
               _breakdown_table(evals, "per_persona", "task_success_rate", "persona"),
-              "<h2>By tool</h2>", _per_tool_table(evals), _adapters_table(run_dir), "<h2>Example traces</h2>"]
+              "<h2>By tool</h2>", _per_tool_table(evals), _adapters_table(run_dir), _bfcl_table(run_dir),
+              "<h2>Example traces</h2>"]
     for m in evals:
         rows = list(load_results(m["_dir"] / RESULTS).values())
         parts.append(f"<h3>{html.escape(m['name'])}</h3>")
