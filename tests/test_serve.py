@@ -132,6 +132,17 @@ def _openai_tool(run: Path, name: str) -> dict:
     return {"type": "function", "function": spec}
 
 
+def test_serve_refuses_a_missing_run_and_an_unset_api_key_variable(tmp_path):
+    missing = subprocess.run(_cli("serve", "--run", str(tmp_path / "nope")), capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr, missing.stderr
+    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+    unset = subprocess.run(_cli("serve", "--run", str(tmp_path), "--api-key-env", KEY_ENV), capture_output=True,
+                           text=True, timeout=300, env=env)
+    assert unset.returncode == 2 and f"--api-key-env {KEY_ENV}" in unset.stderr, unset.stderr
+    assert "Traceback" not in missing.stderr + unset.stderr
+
+
 # --- tool calling: the client's tools, the client runs them ---------------------------------------------
 
 def test_tool_calling_round_trip_with_the_clients_own_tool(rule_server, tiny_run):
