@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
+from example_packs import example_config
+
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.wire import parse_step
-from agentdistill.config import RunConfig
 from agentdistill.tools import load_tools
 
 
 def test_every_tool_appears_once_with_its_arguments():
-    tools = load_tools(RunConfig(), None)
+    tools = load_tools(example_config(), None)
     prompt = system_prompt(tools)
     for t in tools:
         assert prompt.count(f"- {t.name}(") == 1
@@ -21,7 +22,7 @@ def test_every_tool_appears_once_with_its_arguments():
 
 
 def test_the_example_is_a_step_the_runtime_accepts():
-    tools = load_tools(RunConfig(), None)
+    tools = load_tools(example_config(), None)
     prompt = system_prompt(tools)
     example = prompt[prompt.index("Example:") + len("Example:"):]
     step = parse_step(example)
@@ -32,4 +33,4 @@ def test_the_example_is_a_step_the_runtime_accepts():
 
 def test_the_prompt_fits_a_small_models_budget():
     # ~4 characters per token: the default packs' prompt must stay near 500 tokens
-    assert len(system_prompt(load_tools(RunConfig(), None))) < 2000
+    assert len(system_prompt(load_tools(example_config(), None))) < 2000

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from example_packs import example_config
 
 from agentdistill.agent.runtime import FORMAT_ERROR, run_agent, run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES
-from agentdistill.config import RunConfig
 from agentdistill.llm.base import BackendError, Completion, GenerationRequest
 from agentdistill.records import Trace
 from agentdistill.tools import load_tools
@@ -60,7 +60,7 @@ class Script:
 
 @pytest.fixture(scope="module")
 def tools():
-    return load_tools(RunConfig(), None)
+    return load_tools(example_config(), None)
 
 
 def check_canonical(result, tools) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from example_packs import example_config
 
 from agentdistill.citations import extract_citations
-from agentdistill.config import RunConfig
 from agentdistill.tools import load_tools
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "corpus"
@@ -21,7 +21,7 @@ def tools(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a shared 2-core box: spinning OpenMP threads slow everything down
     run_dir = tmp_path_factory.mktemp("uae_run")
-    cfg = RunConfig()
+    cfg = example_config()
     ingest([CORPUS], run_dir, cfg, progress=False)
     yield load_tools(cfg, run_dir)
     torch.set_num_threads(threads)

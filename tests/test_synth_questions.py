@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from example_packs import example_config
 
 from agentdistill.config import QuestionsConfig, RunConfig, SplitConfig, TeacherConfig, ToolsConfig
 from agentdistill.errors import UserError
@@ -139,7 +140,7 @@ def test_personas_file_errors_name_the_problem(tmp_path):
 
 def test_the_rule_writer_fills_the_mix_with_split_questions_that_record_their_family_and_facts(tmp_path):
     chunks = _tiny_corpus(tmp_path)
-    cfg = RunConfig(questions=QuestionsConfig(n_questions=40), teacher=TeacherConfig(kind="rule"))
+    cfg = example_config(questions=QuestionsConfig(n_questions=40), teacher=TeacherConfig(kind="rule"))
     report = make_questions(tmp_path, cfg)
     qs = read_records(tmp_path / "questions.jsonl", Question)
     stats = json.loads((tmp_path / "questions.stats.json").read_text())
@@ -173,7 +174,7 @@ def test_more_calculations_leave_the_lookups_and_their_split_as_they_were(tmp_pa
         _tiny_corpus(run)
         write_json_atomic(run / "clusters.json", {"k": 6, "rule": "test", "clusters": [
             {"id": i, "size": 1, "top_terms": ["leave"], "chunk_ids": [f"c{i}"]} for i in range(6)]})
-        cfg = RunConfig(questions=QuestionsConfig(n_questions=60, mix=mix), teacher=TeacherConfig(kind="rule"))
+        cfg = example_config(questions=QuestionsConfig(n_questions=60, mix=mix), teacher=TeacherConfig(kind="rule"))
         make_questions(run, cfg)
         qs = read_records(run / "questions.jsonl", Question)
         return {(q.text, q.split) for q in qs if q.kind == "lookup"}, Counter(q.kind for q in qs)
@@ -194,7 +195,7 @@ def test_another_split_seed_holds_out_other_topics(tmp_path):
         _tiny_corpus(run)
         write_json_atomic(run / "clusters.json", {"k": 6, "rule": "test", "clusters": [
             {"id": i, "size": 1, "top_terms": ["leave"], "chunk_ids": [f"c{i}"]} for i in range(6)]})
-        cfg = RunConfig(questions=QuestionsConfig(n_questions=60), teacher=TeacherConfig(kind="rule"),
+        cfg = example_config(questions=QuestionsConfig(n_questions=60), teacher=TeacherConfig(kind="rule"),
                         split=SplitConfig(seed=split_seed))
         make_questions(run, cfg)
         qs = read_records(run / "questions.jsonl", Question)

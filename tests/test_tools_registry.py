@@ -6,6 +6,7 @@ import time
 from typing import Literal
 
 import pytest
+from example_packs import example_config
 
 from agentdistill.config import RunConfig, ToolsConfig
 from agentdistill.errors import UserError
@@ -142,7 +143,7 @@ def test_duplicate_tool_names_are_refused():
 
 
 def test_load_tools_builds_the_configured_packs_and_user_packs(tmp_path):
-    reg = load_tools(RunConfig(), None)
+    reg = load_tools(example_config(), None)
     assert {"search_labour_law", "get_article", "calculate_gratuity", "annual_leave", "overtime_pay",
             "notice_period", "calculator", "convert_units", "date_diff", "add_days"} <= set(reg.names())
     assert reg.timeout_s == ToolsConfig().timeout_s
@@ -155,7 +156,7 @@ def test_load_tools_builds_the_configured_packs_and_user_packs(tmp_path):
 
 
 def test_corpus_tools_without_a_corpus_say_what_to_do():
-    reg = load_tools(RunConfig(), None)
+    reg = load_tools(example_config(), None)
     r = reg.call("search_labour_law", {"query": "annual leave"})
     assert not r.ok and "agentdistill ingest" in r.content
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from example_packs import example_config
 
 from agentdistill.agent.wire import render_assistant
 from agentdistill.config import RunConfig
@@ -57,7 +58,7 @@ def make_run(run: Path, n: int = 6) -> list[Trace]:
 
 
 def tiny_cfg() -> RunConfig:
-    cfg = RunConfig()
+    cfg = example_config()
     cfg.sft.batch_size = 2
     cfg.sft.max_length = 256
     cfg.sft.lora_r = 8

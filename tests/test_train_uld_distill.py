@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from example_packs import example_config
 
 from agentdistill.config import RunConfig, save_resolved
 from agentdistill.errors import UserError
@@ -53,7 +54,7 @@ TRACES = [
 
 
 def make_run(root: Path, **distill) -> tuple[Path, RunConfig]:
-    cfg = RunConfig()
+    cfg = example_config()
     cfg.models.teacher = "gemma3-270m"
     cfg.distill.teacher = "gemma3-270m"  # distil from the base teacher as it is: no SFT needed for the test
     cfg.distill.top_k = 16

@@ -53,7 +53,7 @@ _LONG_NAMES = {abbrev: display for _, abbrev, display in reversed(_KINDS)}
 
 # A law's name and number: "Federal Decree-Law No. (33) of 2021", "CR 1/2022".
 _LAW = (
-    rf"\b(?:[A-Z]{{2,5}}\s+)?(?P<kind>{'|'.join(form for form, _, _ in _KINDS)})\s*(?:(?:No\.?|Number)\s*)?(?:\(\s*)?"
+    rf"\b(?-i:[A-Z]{{2,5}}\s+)?(?P<kind>{'|'.join(form for form, _, _ in _KINDS)})\s*(?:(?:No\.?|Number)\s*)?(?:\(\s*)?"
     r"(?P<num>\d{1,4})(?:\s*\))?\s*(?:/\s*|of\s+(?:the\s+year\s+)?)(?P<year>(?:19|20)\d{2})\b"
 )
 LAW_RE = re.compile(_LAW, re.I)

@@ -56,8 +56,9 @@ class CorpusConfig(Section):
 
 
 class ToolsConfig(Section):
-    # built-in packs ("uae_labour", "general"), importable modules or .py files defining TOOLS or tools(cfg, run_dir)
-    packs: list[str] = Field(default_factory=lambda: ["uae_labour", "general"])
+    # domain packs: built-in ones (folders and modules of agentdistill/domains/; "documents" searches the run's own
+    # documents, "general" computes), importable modules or .py files defining PACK, TOOLS or tools(cfg, run_dir)
+    packs: list[str] = Field(default_factory=lambda: ["documents", "general"])
     timeout_s: float = Field(default=10.0, gt=0)  # seconds a tool call may run before it becomes a timeout observation
 
 
@@ -85,7 +86,7 @@ class AgentConfig(Section):
     # right thought. The local and llama.cpp backends honour it; other HTTP servers ignore it.
     constrain_tool_names: bool = True
     # ... and an action's arguments follow its tool's JSON schema (names, types, enums, required): after
-    # reading a passage the student wrote "overtime_pay": 25% where overtime_pay takes "overtime_hours".
+    # reading a passage the student wrote a figure of it under an argument name the tool does not take.
     constrain_arguments: bool = True
 
     @model_validator(mode="before")
@@ -107,7 +108,7 @@ RETIRED_AGENT_KEYS = ("numbers_from_user", "arguments_from_user", "citations_fro
 
 
 class QuestionsConfig(Section):
-    personas: Path | None = None  # personas.yaml: who asks ({name, asks_about, style}); None: the UAE example's four
+    personas: Path | None = None  # personas.yaml: who asks ({name, asks_about, style}); None: the run's packs' own
     window: int = Field(default=3, ge=1)  # LLM question writer: chunks of a cluster shown per prompt (a sliding window)
     stride: int = Field(default=2, ge=1)  # LLM question writer: chunks the window moves by
     per_window: int = Field(default=2, ge=1)  # LLM question writer: questions asked for per prompt
@@ -165,7 +166,7 @@ class SFTConfig(Section):
     max_steps: int = Field(default=-1, ge=-1)  # optimizer steps, overriding epochs (-1: from epochs; 0 is refused)
     batch_size: int = Field(default=4, ge=1)  # examples per batch
     grad_accum: int = Field(default=1, ge=1)  # batches accumulated per optimizer step
-    # whole traces: a cut one loses its final answer (UAE lookups run ~1.1k tokens)
+    # whole traces: a cut one loses its final answer (the bundled example's lookups run ~1.1k tokens)
     max_length: int = Field(default=1536, ge=1)
     packing: bool = False  # TRL packing of several examples into one sequence (off: length-grouped batches)
     save_steps: int = Field(default=50, ge=1)  # steps between checkpoints; a killed run resumes from the last one
