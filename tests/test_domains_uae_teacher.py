@@ -148,7 +148,7 @@ DOMAIN_CALCULATORS = {"calculate_gratuity", "annual_leave", "overtime_pay", "not
 
 
 def test_a_first_thought_opens_with_a_word_of_its_own_decision():
-    # a student decoding greedily then decides at the thought's first token (domains/uae_labour/teacher.py, _THOUGHTS); the
+    # a student decoding greedily then decides at the thought's first token (teacher.py, _THOUGHTS); the
     # domain calculators share one word, and the topic after it picks the calculator
     teacher = RuleTeacher()
     decisions_of: dict[str, set[str]] = {}
