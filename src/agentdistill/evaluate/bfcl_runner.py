@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from agentdistill.agent.wire import STOP_SEQUENCES, WireFormatError, parse_step
 from agentdistill.errors import UserError
 from agentdistill.evaluate.bfcl import BfclEntry, check_entry, read_category
 from agentdistill.jsonl import JsonlAppender, iter_json, write_json_atomic
+from agentdistill.llm.base import LLM, GenerationRequest
 from agentdistill.tools.registry import ToolRegistry
 from agentdistill.tools.spec import Tool
 
@@ -119,7 +121,7 @@ def summarize(rows: list[dict[str, Any]], categories: list[str]) -> dict[str, An
     return out
 
 
-def _count(keys: Any) -> dict[str, int]:
+def _count(keys: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
@@ -134,13 +136,12 @@ def rescore(entry: BfclEntry, row: dict[str, Any]) -> dict[str, Any]:
             "error": "" if verdict.valid else verdict.error, "calls": calls}
 
 
-def run_bfcl(llm: Any, data_dir: Path, categories: list[str], out_dir: Path, limit: int | None = None,
-             max_tokens: int = 256, chunk: int = 8, progress: Any = None) -> dict[str, Any]:
-    """Score ``llm`` (an ``llm.base.LLM``) on the categories' first ``limit`` entries, ``chunk`` entries a
+def run_bfcl(llm: LLM, data_dir: Path, categories: list[str], out_dir: Path, limit: int | None = None,
+             max_tokens: int = 256, chunk: int = 8, progress: Callable[[int, int], None] | None = None
+             ) -> dict[str, Any]:
+    """Score ``llm`` on the categories' first ``limit`` entries, ``chunk`` entries a
     generation call (each call's rows are saved when it returns); resumes from ``out_dir/results.jsonl``.
     Returns metrics.json's content."""
-    from agentdistill.llm.base import GenerationRequest
-
     entries = [e for c in categories for e in read_category(data_dir, c)[:limit]]
     out_dir = Path(out_dir)
     results_path = out_dir / RESULTS
