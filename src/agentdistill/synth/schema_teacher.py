@@ -151,7 +151,7 @@ def ranked_sentences(observation: str, question: str) -> tuple[int, list[str]]:
     """The passage of a search result that best answers ``question`` (its index, -1 for none) and its
     sentences, best first.
 
-    A passage scores twice the question's words in its citation plus the most any one of its sentences
+    A passage scores twice the question's words in its section heading plus the most any one of its sentences
     holds, less half a word per rank below the first; a sentence scores its shared words over the square
     root of its length, so short on-topic sentences come first.
     """
@@ -162,7 +162,8 @@ def ranked_sentences(observation: str, question: str) -> tuple[int, list[str]]:
                          for i, s in enumerate(sentences(text)) if len(s.split()) >= 4), reverse=True)
         if not scored:
             continue
-        score = (2 * len(want & _terms(cite)) + max(len(want & _terms(s)) for _, _, s in scored) - 0.5 * p)
+        heading = cite.rsplit(" > ", 1)[-1]  # the section's own heading: the document's title is shared
+        score = (2 * len(want & _terms(heading)) + max(len(want & _terms(s)) for _, _, s in scored) - 0.5 * p)
         if best is None or score > best[0]:
             best = (score, p, [s for _, _, s in scored])
     return (best[1], best[2]) if best else (-1, [])

@@ -1,0 +1,92 @@
+"""The generic offline teacher follows each question's record through the real agent loop and real tools:
+the recorded calls, then an answer that states the tool's result or the retrieved passage with its
+citation, "not covered" when the search finds nothing, and replies for messages that need no tool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentdistill.agent.runtime import run_agents
+from agentdistill.config import CorpusConfig, QuestionsConfig, RunConfig, ToolsConfig
+from agentdistill.corpus import ingest
+from agentdistill.records import Expect, Question, Trace
+from agentdistill.synth.filters import check_trace
+from agentdistill.synth.questions import load_corpus, load_personas
+from agentdistill.synth.schema_questions import schema_questions
+from agentdistill.synth.schema_teacher import SchemaTeacher, lookup_answer, passages, query_parameter, search_query
+from agentdistill.tools import load_tools
+
+SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    run = tmp_path_factory.mktemp("shop")
+    cfg = RunConfig(corpus=CorpusConfig(paths=[SHOP / "corpus"], chunk_tokens=256, chunk_overlap=32, n_clusters=6,
+                                        min_similarity=0.25),
+                    tools=ToolsConfig(packs=["shop", "general"]), questions=QuestionsConfig(n_questions=60))
+    ingest([SHOP / "corpus"], run, cfg, progress=False)
+    chunks, clusters = load_corpus(run)
+    tools = load_tools(cfg, run)
+    questions, _ = schema_questions(chunks, clusters, load_personas(None, cfg), tools, cfg)
+    return run, cfg, tools, questions
+
+
+def record(teacher, tools, questions, max_steps=4):
+    teacher.know(questions)
+    results = dict(run_agents(teacher, tools, [q.text for q in questions], max_steps=max_steps))
+    return [Trace(id=f"t{i}", question_id=q.id, tools=tools.specs(), messages=results[i].messages, teacher="rule",
+                  outcome=results[i].outcome) for i, q in enumerate(questions)]
+
+
+def test_a_search_tool_is_known_by_its_query_argument_and_the_query_is_the_users_topic():
+    tools = load_tools(RunConfig(tools=ToolsConfig(packs=["shop", "general"])), None)
+    assert [s["name"] for s in tools.specs() if query_parameter(s)] == ["search_policies"]
+    assert search_query("Hi! Could you explain the restocking fee for opened electronics to me?") == \
+        "restocking fee opened electronics"
+
+
+def test_every_kind_of_question_is_answered_as_recorded_and_kept_by_the_trace_filter(shop):
+    run, cfg, tools, questions = shop
+    sample = [q for kind in ("lookup", "calculation", "multi_step", "no_tool")
+              for q in [q for q in questions if q.kind == kind][:6]]
+    traces = record(SchemaTeacher(run, cfg), tools, sample)
+    verdicts = [check_trace(t, q, tools, 4) for t, q in zip(traces, sample, strict=True)]
+    assert verdicts.count(None) >= len(sample) - 1, [v for v in verdicts if v]
+    for t, q in zip(traces, sample, strict=True):
+        calls = [c for m in t.messages if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+        assert [c["name"] for c in calls] == q.expect.tools
+        for name, args in (q.expect.arguments or {}).items():
+            assert next(c["arguments"] for c in calls if c["name"] == name) == args
+
+
+def test_a_lookup_answer_quotes_the_best_passage_with_its_citation(shop):
+    run, cfg, tools, _ = shop
+    q = Question(id="q1", text="How long do I have to return an item?", persona="customer", cluster=0,
+                 kind="lookup", expect=Expect(tools=["search_policies"]), answer_facts=["x"])
+    (trace,) = record(SchemaTeacher(run, cfg), tools, [q])
+    observation = next(m["content"] for m in trace.messages if m["role"] == "tool")
+    text, cite = lookup_answer(observation, q.text)
+    assert trace.outcome.answer == f"{text} ({cite})"
+    assert cite in [c for c, _ in passages(observation)] and "30 days" in trace.outcome.answer
+
+
+def test_a_topic_the_documents_do_not_cover_is_said_to_be_not_covered(shop):
+    run, cfg, tools, _ = shop
+    q = Question(id="q2", text="What are the rules on keeping bees in a city garden?", persona="customer",
+                 cluster=-1, kind="lookup", expect=Expect(tools=["search_policies"]), answer_facts=["not covered"])
+    (trace,) = record(SchemaTeacher(run, cfg), tools, [q])
+    assert "do not cover keeping bees city garden" in trace.outcome.answer
+    assert check_trace(trace, q, tools, 4) is None
+
+
+def test_messages_it_was_not_told_about_are_greeted_thanked_or_searched(shop):
+    run, cfg, tools, _ = shop
+    teacher = SchemaTeacher(run, cfg)
+    results = dict(run_agents(teacher, tools, ["hello!", "thanks, that helps", "how are refunds paid?"], max_steps=3))
+    assert results[0].outcome.answer.startswith(("Hello", "Hi"))
+    assert "welcome" in results[1].outcome.answer.lower() or "glad" in results[1].outcome.answer.lower()
+    first = next(m for m in results[2].messages if m["role"] == "assistant")
+    assert first["tool_calls"][0] == {"name": "search_policies", "arguments": {"query": "refunds paid"}}
