@@ -116,7 +116,6 @@ def run_lock(run_dir: Path, stage: str, *, create: bool = False) -> Iterator[Non
 @contextmanager
 def _lock(run_dir: Path, name: str, shared: bool) -> Iterator[None]:
     path = lock_path(run_dir, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = str(path.resolve())
     if key in _held:  # nested: this process holds it already
         _held[key].count += 1
@@ -125,7 +124,12 @@ def _lock(run_dir: Path, name: str, shared: bool) -> Iterator[None]:
         finally:
             _held[key].count -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:  # the first write of every stage: a run directory it may not write to fails here, readably
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise UserError(f"cannot write in {run_dir}: {e.strerror or e} ({path}).",
+                        hint="Check the directory's permissions and free space, or give another --run.") from e
     try:
         got = _os_lock(fd, shared)
         if got is None:  # no OS lock on this filesystem: the recorded holders decide
@@ -242,4 +246,4 @@ def _tell_children(path: Path) -> Iterator[None]:
 def _warn(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[yellow]{message}[/]")
+    Console(stderr=True).print(f"[yellow]{message}[/]", soft_wrap=True)  # a path stays whole
