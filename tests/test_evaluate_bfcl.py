@@ -243,27 +243,33 @@ class CountingLLM:
 @needs_dev
 @pytest.mark.slow
 def test_a_real_smollm2_run_writes_results_and_metrics_and_resumes(bundled_models, tmp_path):
+    from typer.testing import CliRunner
+
+    from agentdistill.cli import app
     from agentdistill.config import RunConfig
     from agentdistill.llm import make_llm
 
-    llm = CountingLLM(make_llm("smollm2-135m", None, RunConfig(), batch_size=8))
     out = tmp_path / "bfcl"
-    metrics = run_bfcl(llm, DEV, ["simple", "irrelevance"], out, limit=3, max_tokens=24)
+    result = CliRunner().invoke(app, ["bench", "bfcl", "--model", "smollm2-135m", "--data", str(DEV), "--limit", "3",
+                                      "--max-tokens", "24", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "simple" in result.output and "irrelevance" in result.output
     rows = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
     assert [r["id"] for r in rows if r["category"] == "simple"] == ["simple_0", "simple_1", "simple_2"]
-    assert len(rows) == 6 and llm.requests == 6
+    assert len(rows) == 6
     assert all(isinstance(r["output"], str) and isinstance(r["valid"], bool) for r in rows)
-    saved = json.loads((out / "metrics.json").read_text())
-    assert saved == metrics
+    metrics = json.loads((out / "metrics.json").read_text())
     for category in ("simple", "irrelevance"):
         m = metrics["categories"][category]
         assert m["n"] == 3 and m["correct"] == sum(r["valid"] for r in rows if r["category"] == category)
         assert m["ci95"][0] <= m["accuracy"] <= m["ci95"][1]
     # a second run with a larger limit generates only the new entries and keeps the old rows
+    llm = CountingLLM(make_llm("smollm2-135m", None, RunConfig(), batch_size=8))
     metrics = run_bfcl(llm, DEV, ["simple", "irrelevance"], out, limit=5, max_tokens=24)
     rows2 = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
-    assert llm.requests == 10 and len(rows2) == 10 and rows2[:6] == rows
+    assert llm.requests == 4 and len(rows2) == 10 and rows2[:6] == rows
     assert metrics["categories"]["irrelevance"]["n"] == 5
+    assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
 @needs_dev
