@@ -7,12 +7,12 @@ from __future__ import annotations
 import llguidance
 import pytest
 import torch
-from example_packs import example_config
 from fault_server import MODEL, fault_server
 
 from agentdistill.agent.prompt import example_call, system_prompt
 from agentdistill.agent.runtime import run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES, parse_step, render_action, render_assistant
+from agentdistill.config import RunConfig, ToolsConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
 from agentdistill.llm.grammar import step_grammar
@@ -26,14 +26,15 @@ QUESTIONS = ["How much gratuity after 5 years on AED 10,000 a month?", "What is 
 
 @pytest.fixture(scope="module")
 def tools():
-    return load_tools(example_config(), None)  # the example's tools: enums, defaults, integers and numbers
+    # the UAE example's tools: enums, defaults, integers and numbers
+    return load_tools(RunConfig(tools=ToolsConfig(packs=["uae_labour", "general"])), None)
 
 
 @pytest.fixture(scope="module")
 def llm():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one intra-op thread: the machine is shared
-    cfg = example_config()
+    cfg = RunConfig()
     cfg.models.generation_bf16 = False
     yield make_llm("student", None, cfg, batch_size=4, device="cpu")
     torch.set_num_threads(threads)
@@ -150,16 +151,15 @@ def test_every_step_the_local_student_decodes_under_the_grammar_parses_and_valid
     grammar = step_grammar(tools)
     system = {"role": "system", "content": system_prompt(tools)}
     greedy = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),
-                                max_tokens=48, grammar=grammar) for q in QUESTIONS]
+                                max_tokens=64, grammar=grammar) for q in QUESTIONS]
     sampled = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),
-                                 max_tokens=48, grammar=grammar, temperature=1.0, n=2) for q in QUESTIONS[:2]]
+                                 max_tokens=64, grammar=grammar, temperature=0.7, n=2) for q in QUESTIONS[:2]]
+    torch.manual_seed(0)
     outs = llm.generate(greedy + sampled)
-    finished = 0
-    for out in outs:
-        for c in out:
-            check_step(llm, grammar, tools, c.text, c.finish_reason)
-            finished += c.finish_reason == "stop"
-    assert finished >= len(QUESTIONS)  # most steps are whole, not cut by the limit
+    completions = [c for out in outs for c in out]
+    for c in completions:
+        check_step(llm, grammar, tools, c.text, c.finish_reason)
+    assert sum(c.finish_reason == "stop" for c in completions) >= 3  # whole steps among them: not checked vacuously
 
 
 def test_the_runtime_decodes_every_step_of_a_conversation_under_the_grammar(llm, tools):
@@ -183,7 +183,7 @@ def test_a_server_that_is_not_llama_cpp_is_sent_no_grammar(tools):
 
 @pytest.mark.llamacpp
 def test_every_step_a_llama_cpp_server_decodes_under_the_grammar_parses_and_validates(llamacpp_server, llm, tools):
-    server = make_llm(llamacpp_server.url, None, example_config(), served_model=llamacpp_server.model)
+    server = make_llm(llamacpp_server.url, None, RunConfig(), served_model=llamacpp_server.model)
     grammar = step_grammar(tools)
     system = {"role": "system", "content": system_prompt(tools)}
     requests = [GenerationRequest(messages=[system, {"role": "user", "content": q}], stop=list(STOP_SEQUENCES),
