@@ -35,28 +35,10 @@ def eval_model(
     served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
     constrain_tool_names: bool = _decoding_option(
         "--constrain-tool-names/--free-tool-names", "constrain_tool_names",
-        "Decode action names only as registered tools' names (local models), or let the model write any name"),
+        "Decode every step under the step grammar of the tools (local models, llama.cpp), or free"),
     constrain_arguments: bool = _decoding_option(
         "--constrain-arguments/--free-arguments", "constrain_arguments",
-        "With constrained tool names, decode argument names only as the named tool's and number, enum and "
-        "boolean values only as valid ones"),
-    numbers_from_user: bool = _decoding_option(
-        "--numbers-from-user/--any-numbers", "numbers_from_user",
-        "With constrained arguments, decode a number argument only as a number the user wrote (or its "
-        "negation), or as any number"),
-    arguments_from_user: bool = _decoding_option(
-        "--arguments-from-user/--numbers-by-type", "arguments_from_user",
-        "With the user's numbers, let an argument named for a unit (hours, days, months, years, a wage) take "
-        "only numbers written with it, offer only the tools such numbers can serve, and write an argument with "
-        "a default only where the user gave it a value; or match numbers by type alone"),
-    citations_from_observations: bool = _decoding_option(
-        "--cite-shown/--cite-any", "citations_from_observations",
-        "With constrained tool names, let an answer cite only articles the question or a tool's result "
-        "showed, or any"),
-    follow_plan: bool = _decoding_option(
-        "--follow-plan/--free-plan", "follow_plan",
-        "With constrained tool names, let a thought after an observation name as 'next:' only what the "
-        "thought before planned, or anything"),
+        "With the grammar, decode an action's arguments as its tool's JSON schema allows, or as any JSON object"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -80,10 +62,7 @@ def eval_model(
     planned = load_config(config) if config is not None else load_run_config(run)
     with run_lock(run, f"eval-{name or default_name(model, run, planned, served_model)}"):
         cfg = open_run(run, config)
-        decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
-                    "numbers_from_user": numbers_from_user, "arguments_from_user": arguments_from_user,
-                    "citations_from_observations": citations_from_observations,
-                    "follow_plan": follow_plan}
+        decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)
