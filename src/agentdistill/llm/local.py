@@ -49,6 +49,7 @@ class LocalBackend:
         self._prefix_ids: list[int] = []
         self._prefix_cache: Any = None
         self._grammar_tokenizer: Any = None  # llguidance's view of the tokenizer, built at the first grammar
+        self._grammar_matchers: dict[str, Any] = {}  # a fresh matcher per grammar, copied for each row
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         from agentdistill.models.templates import render_prompt
@@ -98,7 +99,8 @@ class LocalBackend:
         kwargs[cache_kwarg(self.model)] = cache
         if first.grammar is not None:  # generate() repeats each row n times
             grammars = [r.grammar for r in batch for _ in range(first.n)]
-            processor = GrammarProcessor(self.grammar_tokenizer(), grammars, enc["input_ids"].shape[1], self.eos_ids)
+            processor = GrammarProcessor(self.grammar_tokenizer(), grammars, enc["input_ids"].shape[1], self.eos_ids,
+                                         self._grammar_matchers)
             kwargs["logits_processor"] = LogitsProcessorList([processor])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
@@ -175,6 +177,9 @@ class LocalBackend:
 
 
 
+MAX_GRAMMARS = 16  # grammars whose matcher a backend keeps (a server's clients may each send other tools)
+
+
 class GrammarProcessor:
     """A logits processor (transformers' signature) that decodes every row under its own grammar (llguidance):
     at each step it feeds each row's last token to the row's matcher and refuses the tokens the grammar does
@@ -182,16 +187,24 @@ class GrammarProcessor:
     covers the text generated after its prompt (a prefilled prefix is part of the prompt: llm.grammar's
     ``step_grammar(tools, prefix)``). A row that has ended its turn is left alone."""
 
-    def __init__(self, tokenizer: Any, grammars: list[str], prompt_len: int, eos_ids: list[int]):
+    def __init__(self, tokenizer: Any, grammars: list[str], prompt_len: int, eos_ids: list[int],
+                 compiled: dict[str, Any] | None = None):
         import llguidance
         import llguidance.torch
 
         self.prompt_len, self.eos_ids = prompt_len, set(eos_ids)
-        compiled = {g: llguidance.grammar_from("gbnf", g) for g in set(grammars)}
-        self.matchers = [llguidance.LLMatcher(tokenizer, compiled[g]) for g in grammars]
-        for m in self.matchers:
-            if m.is_error():
-                raise ValueError(f"the grammar does not compile: {m.get_error()}")
+        # a matcher takes about 80 ms to build from a grammar and 10 µs to copy: ``compiled`` keeps one, unused,
+        # per grammar across calls (the backend's), and every row gets a copy
+        compiled = {} if compiled is None else compiled
+        for g in dict.fromkeys(grammars):
+            if g not in compiled:
+                matcher = llguidance.LLMatcher(tokenizer, llguidance.grammar_from("gbnf", g))
+                if matcher.is_error():
+                    raise ValueError(f"the grammar does not compile: {matcher.get_error()}")
+                if len(compiled) >= MAX_GRAMMARS:
+                    compiled.pop(next(iter(compiled)))
+                compiled[g] = matcher
+        self.matchers = [compiled[g].deep_copy() for g in grammars]
         self.live = [True] * len(grammars)
         self.bitmask = llguidance.torch.allocate_token_bitmask(len(grammars), tokenizer.vocab_size)
 
