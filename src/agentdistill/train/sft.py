@@ -17,9 +17,11 @@ checkpointing are on, and sequences go padding-free when the model runs flash at
 ``accelerate launch -m agentdistill.cli sft ...`` spreads the same code over several GPUs.
 
 Resumable: checkpoints go to ``<run>/checkpoints/sft-<model>/`` every ``save_steps`` steps and a
-rerun continues from the latest. The finished adapter is written to a temporary folder and renamed
-into ``<run>/adapters/<model>/`` (adapter + tokenizer + chat template + agentdistill.json), so that
-folder exists only when complete; then the checkpoints are removed. TensorBoard logs stay in
+rerun continues from the latest complete one; a checkpoint a kill cut short (the Trainer writes
+trainer_state.json last) is moved into ``incomplete/`` there and named in a warning. The finished
+adapter is written to a temporary folder and renamed into ``<run>/adapters/<model>/`` (adapter +
+tokenizer + chat template + agentdistill.json), so that folder exists only when complete; then the
+checkpoints are removed. TensorBoard logs stay in
 ``<run>/logs/sft-<model>/`` (W&B too when ``sft.report_to`` names ``wandb``).
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -203,10 +206,13 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) 
         data["base_model_name_or_path"] = meta["base_model"]
         adapter_cfg.write_text(json.dumps(data, indent=2) + "\n")
     (tmp / ADAPTER_MARKER).write_text(json.dumps(meta, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.with_name(f".{out.name}.old")
+    if out.exists():  # a retrained adapter: the old one steps aside first, so a kill leaves one of the two
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
     os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_steps: int | None = None,
@@ -308,12 +314,61 @@ def train_resuming(trainer: Any, ckpt_dir: Path) -> tuple[Any, float, int]:
 
     Returns the trainer's output, the seconds spent, and the number of optimizer steps run now.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    last = last_complete_checkpoint(ckpt_dir)
     if last:
         console.print(f"resuming from {last}")
     start_step = int(Path(last).name.split("-")[-1]) if last else 0
     t0 = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=last)
     return output, time.perf_counter() - t0, trainer.state.global_step - start_step
+
+
+WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "model.safetensors.index.json",
+           "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be resumed from, or None when it is complete. The Trainer writes weights,
+    then optimizer and scheduler, then trainer_state.json: a kill mid-save leaves the last missing or
+    cut off, and one while an old checkpoint is being rotated away can leave anything missing."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text())
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, ValueError):
+        return "trainer_state.json is cut off"
+    if not isinstance(state, dict) or "global_step" not in state:
+        return "trainer_state.json is cut off"
+    if not any((folder / name).exists() for name in WEIGHTS):
+        return "no model weights"
+    names = {p.name for p in folder.iterdir()}
+    if not any(n.startswith(("optimizer", "global_step")) for n in names):  # DeepSpeed keeps it in global_step*
+        return "no optimizer state"
+    return None
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint in ``ckpt_dir`` that can be resumed from. Newer incomplete ones are moved
+    into ``ckpt_dir/incomplete/`` (one process of a multi-GPU launch moves them) and named in a warning,
+    so the Trainer neither resumes from them nor saves over them later."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not ckpt_dir.is_dir():
+        return None
+    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+    found = sorted((p for p in ckpt_dir.iterdir() if p.is_dir() and pattern.match(p.name)),
+                   key=lambda p: int(pattern.match(p.name).group(1)), reverse=True)
+    for folder in found:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        aside, n = ckpt_dir / "incomplete" / folder.name, 1
+        while aside.exists():  # the same step cut short twice
+            n += 1
+            aside = ckpt_dir / "incomplete" / f"{folder.name}.{n}"
+        if int(os.environ.get("RANK", "0")) == 0:
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(folder, aside)
+        console.print(f"[yellow]warning:[/] {folder} is incomplete ({problem}: a save was cut short); "
+                      f"moved it to {aside} and skipped it.", soft_wrap=True)  # a path stays whole
+    return None
