@@ -77,6 +77,10 @@ class TeacherConfig(Section):
     max_retries: int = Field(default=4, ge=0)  # retries of a failed request, with backoff
 
 
+# decode-time rules of the retired hand-written engine: an on/off comparison did not show that they help
+RETIRED_AGENT_KEYS = ("numbers_from_user", "arguments_from_user", "citations_from_observations", "follow_plan")
+
+
 class AgentConfig(Section):
     max_steps: int = Field(default=6, ge=1)  # model turns per question before the runtime stops it
     self_consistency: int = Field(default=1, ge=1)  # N sampled candidate steps, majority on the action (1 = greedy)
@@ -101,10 +105,6 @@ class AgentConfig(Section):
                                  "(docs/design.md, 'The step grammar')")
             data = {k: v for k, v in data.items() if k not in RETIRED_AGENT_KEYS}
         return data
-
-
-# decode-time rules of the retired hand-written engine: an on/off comparison did not show that they help
-RETIRED_AGENT_KEYS = ("numbers_from_user", "arguments_from_user", "citations_from_observations", "follow_plan")
 
 
 class QuestionsConfig(Section):
