@@ -140,11 +140,15 @@ def _terms(text: str) -> set[str]:
     return {stem(w) for w in content_words(text)}
 
 
+MAX_SENTENCE_WORDS = 60  # longer is a table or list run together, not a sentence an answer can state
+
+
 def sentences(text: str) -> list[str]:
-    """A passage's whole sentences; one cut off by the observation's length limit ("...") is left out."""
+    """A passage's whole sentences; one cut off by the observation's length limit ("...") is left out, and so
+    is a run of words too long to be a sentence."""
     cut = text.endswith("...")
     out = [s.strip() for s in _SENTENCE.split(text.removesuffix("...").strip()) if s.strip()]
-    return out[:-1] if cut and len(out) > 1 else out
+    return [s for s in (out[:-1] if cut else out) if len(s.split()) <= MAX_SENTENCE_WORDS]
 
 
 def ranked_sentences(observation: str, question: str) -> tuple[int, list[str]]:
