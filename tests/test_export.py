@@ -265,7 +265,9 @@ def test_q4_k_m_from_the_command_line_is_smaller_and_generates(run_dir: Path, gg
     from typer.testing import CliRunner
 
     from agentdistill.cli import app
+    from agentdistill.config import load_run_config
     from agentdistill.llm.llamacpp import default_threads
+    from agentdistill.tools import load_tools
 
     result = CliRunner().invoke(app, ["export", "--run", str(run_dir), "--to", "ollama", "--quant", "q4_k_m"])
     assert result.exit_code == 0, result.output
@@ -275,7 +277,8 @@ def test_q4_k_m_from_the_command_line_is_smaller_and_generates(run_dir: Path, gg
     assert not [p for p in q4.parent.iterdir() if p.name.startswith(".tmp")]  # no temp file or folder is left
     modelfile = (q4.parent / "Modelfile").read_text()
     assert modelfile.startswith(f"FROM ./{q4.name}\n")
-    assert "- calculate_gratuity(" in modelfile  # the run's tools are in its system prompt
+    tools = load_tools(load_run_config(run_dir), run_dir).names()
+    assert tools and all(f"- {name}(" in modelfile for name in tools)  # the run's tools are in its system prompt
     llm = Llama(str(q4), n_ctx=512, n_threads=default_threads(), seed=0, verbose=False)
     try:
         prompt = _plain_jinja(llama_cpp_template("chatml"), [{"role": "user", "content": "Hello!"}])
