@@ -76,6 +76,29 @@ def test_the_untuned_baseline_runs_on_the_configured_subset_and_the_tuned_studen
     assert "--max-questions" not in eval_args(cfg)[0]
 
 
+def test_with_llama_cpp_the_evals_run_on_gguf_files_and_the_adapter_is_exported_between(monkeypatch):
+    from agentdistill.config import RunConfig
+    from agentdistill.pipeline import stages as pipeline_stages
+
+    def stage_args(cfg: RunConfig, available: bool) -> dict[str, list[str]]:
+        monkeypatch.setattr(pipeline_stages, "gguf_evals_available", lambda: available)
+        return {s.name: s.args for s in pipeline_stages.build_stages(cfg, Path("run"), distill=False)}
+
+    cfg = RunConfig()
+    cfg.export.gguf_quant = "q8_0"
+    fast = stage_args(cfg, available=True)
+    names = list(fast)
+    assert names.index("sft student") < names.index("export student") < names.index("eval sft student")
+    assert fast["export student"][-4:] == ["--to", "gguf", "--quant", "q8_0"]
+    assert "smollm2-135m@gguf" in fast["eval untuned student"]
+    assert "export/gguf/smollm2-135m-q8_0.gguf" in fast["eval sft student"]
+    without = stage_args(cfg, available=False)
+    cfg.pipeline.gguf_evals = False
+    for plain in (without, stage_args(cfg, available=True)):
+        assert "export student" not in plain and "adapters/smollm2-135m" in plain["eval sft student"]
+        assert "student" in plain["eval untuned student"]
+
+
 def test_the_summary_table_prints_every_rate_whole_on_an_80_column_terminal(tmp_path, capfd, monkeypatch):
     from agentdistill.pipeline.cli import print_summary
 

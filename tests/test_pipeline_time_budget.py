@@ -12,6 +12,7 @@ from agentdistill.config import RunConfig
 from agentdistill.jsonl import write_records
 from agentdistill.pipeline.stages import build_stages
 from agentdistill.pipeline.time_budget import (
+    GGUF_EXPORT_SECONDS,
     MIN_SFT_SECONDS,
     STAGE_SECONDS_FILE,
     START_STAGE,
@@ -132,8 +133,11 @@ def test_no_budget_without_a_pipeline_budget_or_without_the_untuned_eval_time(tm
     assert _budget(cfg, stepless) is None  # metrics.json without the steps: no calls to divide by
 
 
-def test_the_sft_stage_is_given_its_share_of_the_budget_when_it_starts(tmp_path):
+def test_the_sft_stage_is_given_its_share_of_the_budget_when_it_starts(tmp_path, monkeypatch):
+    from agentdistill.pipeline import stages
+
     cfg = RunConfig()
+    cfg.pipeline.gguf_evals = False
     cfg.pipeline.time_budget_min = 30
     cfg.eval.max_questions = 3
     questions = [_question(i, ["get_article"], split="test" if i % 2 else "train") for i in range(10)]
@@ -145,6 +149,13 @@ def test_the_sft_stage_is_given_its_share_of_the_budget_when_it_starts(tmp_path)
     forecast = 160 / (16 * 2.5) * TUNED_PER_UNTUNED_CALL * 3 * 2  # 5 test questions, 3 evaluated, 2 calls each
     assert flag == "--time-budget-min"
     assert float(minutes) == pytest.approx((1800 - 226 - forecast - UNTIMED_SECONDS) / 60, abs=0.01)
+    # evals on GGUF files: the tuned student's export comes out of SFT's share too
+    cfg.pipeline.gguf_evals = True
+    monkeypatch.setattr(stages, "gguf_evals_available", lambda: True)
+    sft = next(s for s in build_stages(cfg, run_dir, distill=False) if s.name == "sft student")
+    with_export = float(sft.args_at_start(run_dir)[1])
+    assert with_export == pytest.approx(float(minutes) - GGUF_EXPORT_SECONDS / 60, abs=0.01)
+    cfg.pipeline.gguf_evals = False
 
     cfg.pipeline.time_budget_min = None
     sft = next(s for s in build_stages(cfg, run_dir, distill=False) if s.name == "sft student")

@@ -251,6 +251,10 @@ class PipelineConfig(Section):
     # after the stages before it and a forecast of its eval (pipeline/time_budget.py), so a slower CPU trains
     # fewer steps instead of overrunning. None: no budget beyond sft.time_budget_min.
     time_budget_min: float | None = Field(default=None, gt=0)
+    # The student's evals run through llama.cpp where it is installed with its GGUF converter: the untuned
+    # student's bundled GGUF, and the tuned one exported to GGUF (export.gguf_quant) right after SFT. One
+    # question after another there took a tenth of transformers' batched time, which SFT gets instead.
+    gguf_evals: bool = True
 
 
 class RunConfig(Section):

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
-from agentdistill.pipeline.time_budget import add_stage_seconds, sft_budget
+from agentdistill.pipeline.time_budget import GGUF_EXPORT_SECONDS, add_stage_seconds, sft_budget
 
 console = Console(stderr=True)
 
@@ -69,6 +69,20 @@ def student_adapter(cfg: RunConfig) -> str:
     return f"adapters/{cfg.models.student}"
 
 
+def gguf_evals_available() -> bool:
+    """Whether the student's evals can run through llama.cpp: llama-cpp-python and llama.cpp's GGUF converter
+    (from llama-cpp-python's sdist, see export/gguf.py) are both here."""
+    try:
+        import llama_cpp  # noqa: F401
+
+        from agentdistill.export.gguf import find_converter
+
+        find_converter()
+    except (ImportError, UserError):
+        return False
+    return True
+
+
 def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     run = ["--run", str(run_dir)]
     student = cfg.models.student
@@ -76,10 +90,13 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     paths = [str(p) for p in cfg.corpus.paths]
     sizes = [n for n in (cfg.eval.max_questions, cfg.eval.baseline_max_questions) if n is not None]
     baseline_subset = ["--max-questions", str(min(sizes))] if cfg.eval.baseline_max_questions is not None else []
+    gguf = cfg.pipeline.gguf_evals and gguf_evals_available()
+    quant = cfg.export.gguf_quant
+    tuned_gguf = f"export/gguf/{student}-{quant}.gguf"  # export's file name for the adapter adapters/<student>
     untuned = f"{student}-untuned"  # its folder under eval/
     untuned_eval = Stage(
         "eval untuned student",
-        ["eval", *run, "--model", "student", "--name", untuned, *baseline_subset],
+        ["eval", *run, "--model", f"{student}@gguf" if gguf else "student", "--name", untuned, *baseline_subset],
         _exists(f"eval/{untuned}/metrics.json"),
     )
     before_sft = [
@@ -88,14 +105,17 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
         Stage("traces", ["traces", *run], _json_flag("traces.stats.json", "complete")),
         untuned_eval,
     ]
+    export_seconds = GGUF_EXPORT_SECONDS if gguf else 0.0
     stages = [
         *before_sft,
         Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json"),
               args_at_start=lambda run_dir: _sft_budget_args(cfg, run_dir, before_sft, untuned_eval.name,
-                                                             run_dir / "eval" / untuned)),
+                                                             run_dir / "eval" / untuned, export_seconds)),
+        *([Stage("export student", ["export", *run, "--to", "gguf", "--quant", quant], _exists(tuned_gguf))]
+          if gguf else []),
         Stage(
             "eval sft student",
-            ["eval", *run, "--model", student_adapter(cfg), "--name", f"{student}-sft"],
+            ["eval", *run, "--model", tuned_gguf if gguf else student_adapter(cfg), "--name", f"{student}-sft"],
             _exists(f"eval/{student}-sft/metrics.json"),
         ),
     ]
@@ -117,7 +137,7 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
 
 
 def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], untuned_eval_stage: str,
-                     untuned_eval_dir: Path) -> list[str]:
+                     untuned_eval_dir: Path, after_sft_seconds: float = 0.0) -> list[str]:
     """``--time-budget-min`` for the student's SFT: what the pipeline's time budget leaves it."""
     from agentdistill.evaluate.runner import select_questions
 
@@ -125,6 +145,7 @@ def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], unt
         cfg, run_dir, before_sft=[s.name for s in before_sft], untuned_eval_stage=untuned_eval_stage,
         untuned_eval_dir=untuned_eval_dir,
         tuned_questions=lambda: select_questions(run_dir, cfg.eval.split, cfg.eval.max_questions, cfg.seed),
+        after_sft_seconds=after_sft_seconds,
     )
     if budget is None:
         if cfg.pipeline.time_budget_min is not None:

@@ -39,6 +39,9 @@ START_STAGE = "start"
 # The SFT stage's own start (imports, tokenizing, loading the model) and end (saving the adapter) fall
 # outside the training loop that TimeBudget times, and the report follows: 47 s and 2 s measured.
 UNTIMED_SECONDS = 60.0
+# Exporting the tuned student to GGUF for its eval (merge, llama.cpp's converter, quantize): 45-84 s measured
+# on a loaded 2-core machine.
+GGUF_EXPORT_SECONDS = 90.0
 # Training gets at least this long, however late it starts: fewer steps would not teach the format.
 MIN_SFT_SECONDS = 120.0
 
@@ -74,13 +77,15 @@ def expected_calls(questions: list[Question]) -> int:
 
 
 def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_eval_stage: str,
-               untuned_eval_dir: Path, tuned_questions: Callable[[], list[Question]]) -> SFTBudget | None:
+               untuned_eval_dir: Path, tuned_questions: Callable[[], list[Question]],
+               after_sft_seconds: float = 0.0) -> SFTBudget | None:
     """The training seconds that keep the pipeline within ``cfg.pipeline.time_budget_min``, or None when it
     has no budget or the untuned eval's time is unknown (a run directory from before the record was kept).
 
     ``before_sft`` names the stages that ran before SFT, among them ``untuned_eval_stage``, whose metrics.json
     in ``untuned_eval_dir`` holds its questions and mean steps; ``tuned_questions`` gives the questions the
-    tuned eval will run. ``cfg.sft.time_budget_min``, where set, stays an upper bound.
+    tuned eval will run; ``after_sft_seconds`` is kept for work between SFT and that eval (an export).
+    ``cfg.sft.time_budget_min``, where set, stays an upper bound.
     """
     if cfg.pipeline.time_budget_min is None:
         return None
@@ -93,11 +98,11 @@ def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_
     tuned_calls = expected_calls(questions)
     untuned_s = seconds[untuned_eval_stage]
     forecast = untuned_s / untuned_calls * TUNED_PER_UNTUNED_CALL * tuned_calls
-    left = cfg.pipeline.time_budget_min * 60 - spent - forecast - UNTIMED_SECONDS
+    left = cfg.pipeline.time_budget_min * 60 - spent - forecast - UNTIMED_SECONDS - after_sft_seconds
     explanation = (f"pipeline time budget {cfg.pipeline.time_budget_min:g} min: {spent / 60:.1f} min spent, the tuned "
                    f"student's eval of {len(questions)} questions ({tuned_calls} model calls expected) forecast at "
                    f"{forecast / 60:.1f} min (the untuned one took {untuned_s:.0f} s for {untuned_calls} calls), "
-                   f"{UNTIMED_SECONDS:.0f} s kept for loading and saving")
+                   f"{UNTIMED_SECONDS + after_sft_seconds:.0f} s kept for loading, saving and exporting")
     if cfg.sft.time_budget_min is not None and cfg.sft.time_budget_min * 60 < left:
         return SFTBudget(cfg.sft.time_budget_min * 60, f"{explanation}; SFT trains at most "
                          f"sft.time_budget_min={cfg.sft.time_budget_min:g} min")
