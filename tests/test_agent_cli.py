@@ -13,7 +13,7 @@ def test_chat_one_question_through_a_real_server(llamacpp_server):
     result = CliRunner().invoke(app, ["chat", "--model", llamacpp_server.url, "--served-model", llamacpp_server.model,
                                       "--question", "What is 2 + 2?", "--max-steps", "1"])
     assert result.exit_code == 0, result.output
-    assert f"{llamacpp_server.model} with tools: search_labour_law" in result.output
+    assert f"{llamacpp_server.model} with tools: search_documents"  # the default packs in result.output
     # one step was taken and shown: a parsed Thought, or the reply that did not parse
     assert "Thought:" in result.output or "Reply not understood" in result.output
     assert "1 steps" in result.output
@@ -38,5 +38,5 @@ def test_interactive_chat_answers_until_an_empty_line():
     assert "forty-two" in result.output and "answered" in result.output
     assert len(server.requests) == 1
     sent = server.requests[0]["messages"]
-    assert sent[0]["role"] == "system" and "calculate_gratuity(" in sent[0]["content"]
+    assert sent[0]["role"] == "system" and "calculator(" in sent[0]["content"]
     assert sent[1] == {"role": "user", "content": "What is six times seven?"}
