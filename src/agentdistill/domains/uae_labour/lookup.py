@@ -16,38 +16,18 @@ from typing import Any
 from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
 from agentdistill.domains.uae_labour.laws import KNOWN_LAWS, law_name, resolve_law
+from agentdistill.tools.documents import MAX_TOP_K, NOT_COVERED_OBSERVATION, OBSERVATION_CHARS, DocumentSearch, trim
 
-OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
-DEFAULT_TOP_K = 3
-# How a search reports that nothing in the documents is about the query: the agent's right answer is
-# then to say the documents do not cover it, not to quote the nearest unrelated passage.
-NOT_COVERED_OBSERVATION = "No passage in the documents is about"
-
-
-def shown_text(text: str, top_k: int = DEFAULT_TOP_K) -> str:
-    """A passage as a search of ``top_k`` results shows it (about OBSERVATION_CHARS / top_k characters)."""
-    return _trim(text, max(OBSERVATION_CHARS // top_k - 80, 120))
-
-
-def _trim(text: str, limit: int) -> str:
-    """The passage as one line, without its Markdown heading (the citation already names the section)."""
-    text = text.strip()
-    if text.startswith("#"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0]
-    return cut + " ..."
-
+__all__ = ["NOT_COVERED_OBSERVATION", "LabourLawLookup"]
 
 class LabourLawLookup:
-    """``search_labour_law`` and ``get_article`` over one run directory's corpus."""
+    """``search_labour_law`` (the documents search, tools/documents.py, under the law's name) and
+    ``get_article`` over one run directory's corpus."""
 
     def __init__(self, run_dir: Path | None, cfg: RunConfig | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.cfg = cfg
-        self._searcher: Any = None
+        self._documents = DocumentSearch(run_dir, cfg)
         self._chunks: list[Any] | None = None
         self._lock = threading.Lock()  # a call that timed out may still be opening the index
 
@@ -67,7 +47,7 @@ class LabourLawLookup:
                 self._chunks = read_records(self._need_run() / "chunks.jsonl", Chunk)
             return self._chunks
 
-    def search_labour_law(self, query: str, top_k: int = DEFAULT_TOP_K) -> str:
+    def search_labour_law(self, query: str, top_k: int = 3) -> str:
         """Search the UAE labour law for passages about a topic.
 
         Args:
@@ -76,28 +56,9 @@ class LabourLawLookup:
         """
         if not query.strip():
             raise ValueError("query is empty; say what to look for, e.g. \"overtime pay at night\"")
-        if not 1 <= top_k <= 5:
-            raise ValueError(f"top_k must be between 1 and 5, got {top_k}")
-        with self._lock:
-            if self._searcher is None:
-                run_dir = self._need_run()
-                from agentdistill.corpus.search import Searcher
-
-                self._searcher = Searcher.open(run_dir, self.cfg)
-        hits = self._searcher.search(query, k=top_k)
-        if not hits:
-            return f"No passage matches {query!r}."
-        floor = self.cfg.corpus.min_similarity if self.cfg is not None else 0.0
-        if floor > 0:
-            best = self._searcher.dense(query, 1)
-            if not best or best[0][1] < floor:
-                return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
-        each = OBSERVATION_CHARS // len(hits)
-        lines = []
-        for i, h in enumerate(hits, start=1):
-            head = f"[{i}] {h.citation}: "
-            lines.append(head + _trim(h.chunk.text, max(each - len(head), 120)))
-        return "\n".join(lines)
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+        return self._documents.search_documents(query, top_k)
 
     def get_article(self, law: str, article: int) -> str:
         """Get the passages that explain one article of a UAE labour law.
@@ -130,7 +91,7 @@ class LabourLawLookup:
             return f"No passage covers {law_name(lid)}, Art. {article}. Articles of this law in the corpus: {listing}."
         parts = [c.text if c in by_section else _sentences_citing(c.text, wanted) for c in found]
         each = OBSERVATION_CHARS // len(found)
-        return "\n".join(f"[{i}] {c.section_path}: {_trim(text, max(each - len(c.section_path), 200))}"
+        return "\n".join(f"[{i}] {c.section_path}: {trim(text, max(each - len(c.section_path), 200))}"
                          for i, (c, text) in enumerate(zip(found, parts, strict=True), start=1))
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
 from agentdistill.domains.uae_labour.laws import format_citation, resolve_law
-from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION, shown_text
+from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.domains.uae_labour.phrasing import casual, duration_forms, hour_forms, money_forms, number_words
 from agentdistill.domains.uae_labour.teacher import (
     NOT_COVERED,
@@ -47,6 +47,7 @@ from agentdistill.domains.uae_labour.teacher import (
 )
 from agentdistill.records import Chunk, Expect, Question
 from agentdistill.synth.questions import Persona, kind_rng, kind_targets, question_id
+from agentdistill.tools.documents import shown_text
 
 log = logging.getLogger(__name__)
 OVERGENERATE = 1.6  # candidates per needed question: dedup drops some
@@ -803,7 +804,7 @@ def _passage_fact(observation: str, question: str, sources: list[Chunk]) -> list
     """The sentence of the question's source passage, as the search showed it, that best answers it."""
     shown = [(h, t) for h, t in passages(observation) if any(h == s.section_path for s in sources)]
     if not shown:  # the search missed the source: the fact comes from the passage as the tool would show it
-        shown = [(s.section_path, shown_text(s.text)) for s in sources]
+        shown = [(s.section_path, shown_text(s.section_path, s.text)) for s in sources]
     for header, text in shown:
         sentence, _ = best_sentences(f"[1] {header}: {text}", question, max_sentences=1)
         if sentence:
