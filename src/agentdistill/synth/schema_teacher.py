@@ -246,9 +246,15 @@ class Call:
 
 @dataclass
 class Plan:
+    """What the teacher will do: ``calls`` in order, then answer; or answer at once (``reply``)."""
+
     calls: list[Call] = field(default_factory=list)
     reply: str | None = None  # greeting | thanks | decline, for a question that needs no tool
     topic: str = ""  # what a search looks for, in the user's words
+
+    @property
+    def tools(self) -> list[str]:
+        return [c.name for c in self.calls]
 
 
 def reply_kind(question: str) -> str:

@@ -23,13 +23,13 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentdistill.agent.wire import render_action
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
+from agentdistill.synth.schema_teacher import Call, Plan
 
 # A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
 # learns to finish a two-tool plan instead of answering after the first tool.
@@ -120,25 +120,6 @@ _STOP = frozenset([
     "should", "must", "this", "that", "it", "as", "at", "by", "from", "if", "into", "any", "there", "their",
     "they", "have", "has", "uae", "labour", "labor"
 ])
-
-
-@dataclass
-class Call:
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass
-class Plan:
-    """What the expert will do: ``calls`` in order, then answer; or answer at once (``reply``)."""
-
-    calls: list[Call] = field(default_factory=list)
-    reply: str | None = None  # "greeting" | "thanks" | "decline" when calls is empty
-    topic: str = ""
-
-    @property
-    def tools(self) -> list[str]:
-        return [c.name for c in self.calls]
 
 
 def number(text: str) -> float | int:
