@@ -17,6 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agentdistill.errors import UserError
 
 
+def steps_or_epochs(cls: type, steps: int | None) -> int | None:
+    """A training section's max_steps: -1 (train for epochs) or a count of at least one."""
+    if steps == 0:
+        raise ValueError("0 steps would train nothing; give -1 to train for epochs, or a count >= 1")
+    return steps
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -183,12 +190,7 @@ class SFTConfig(Section):
     # ending at the last one (train/time_budget.py). None: the planned steps, however long they take.
     time_budget_min: float | None = Field(default=None, gt=0)
 
-    @field_validator("max_steps")
-    @classmethod
-    def _steps_or_epochs(cls, steps: int | None) -> int | None:
-        if steps == 0:
-            raise ValueError("0 steps would train nothing; give -1 to train for epochs, or a count >= 1")
-        return steps
+    _steps_or_epochs = field_validator("max_steps")(steps_or_epochs)
 
 
 class DistillConfig(Section):
@@ -204,12 +206,7 @@ class DistillConfig(Section):
     epochs: float | None = Field(default=None, gt=0)  # None: the sft section's value
     max_steps: int | None = Field(default=None, ge=-1)  # None: the sft section's value (-1: from epochs)
 
-    @field_validator("max_steps")
-    @classmethod
-    def _steps_or_epochs(cls, steps: int | None) -> int | None:
-        if steps == 0:
-            raise ValueError("0 steps would train nothing; give -1 to train for epochs, or a count >= 1")
-        return steps
+    _steps_or_epochs = field_validator("max_steps")(steps_or_epochs)
 
 
 class JudgeConfig(Section):
