@@ -98,11 +98,14 @@ def test_the_teachers_queries_are_the_users_words_and_its_answers_hold_their_fac
     questions = {q.id: q for q in read_records(run / "questions.jsonl", Question)}
     traces = read_records(run / "traces.jsonl", Trace)
     for t in traces:
-        words = {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", questions[t.question_id].text)}
+        q = questions[t.question_id]
+        words = {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", q.text)}
+        hint = ((q.expect.hints or {}).get("search_labour_law") or {}).get("query")
         for m in t.messages:
             for call in m.get("tool_calls", []) if m["role"] == "assistant" else []:
-                if call["name"] == "search_labour_law":  # no word of a thought template, only the user's
-                    assert set(call["arguments"]["query"].lower().split()) <= words, call
+                if call["name"] == "search_labour_law":  # no word of a thought template: the writer's hint (the
+                    query = call["arguments"]["query"]  # topic in the documents' words), else the user's words
+                    assert query == hint if hint else set(query.lower().split()) <= words, call
         observations = [m["content"] for m in t.messages if m["role"] == "tool"]
         assert check_answer(questions[t.question_id], t.outcome.answer, observations).correct is not False
     stats = json.loads((run / "traces.stats.json").read_text())
