@@ -37,7 +37,7 @@ class Chunk(Record):
     doc_id: str
     source: str
     title: str
-    section_path: str  # "Federal Decree-Law 33/2021 > Art. 51 > End-of-service gratuity"
+    section_path: str  # "Federal Law 5/2020 > Art. 12 > Refund periods", "Returns policy > Time limits"
     text: str
     n_tokens: int
 

@@ -7,9 +7,9 @@ sections and knows its heading trail; a section longer than ``chunk_tokens`` (co
 blank line, so a table or list (no blank lines inside) stays whole whenever it fits in one chunk.
 
 The section path is the heading trail with the document's short title first and article headings
-normalized: "Federal Decree-Law 33/2021 > Art. 51 > End of service gratuity". A section that cites
-its sources in a "Sources: ..." line gets them appended, "... > Gratuity (Federal Decree-Law
-33/2021, Art. 51)", so every chunk of it, split or not, cites the articles it rests on.
+normalized: "Federal Law 5/2020 > Art. 12 > Refund periods". A section that cites its sources in a
+"Sources: ..." line gets them appended, "... > Refunds (Federal Law 5/2020, Art. 12)", so every chunk
+of it, split or not, cites the articles it rests on.
 
 A section longer than ``WINDOW_CHARS`` characters is read in windows of that size, each cut at a paragraph,
 line, sentence or word break where there is one: the tokenizer and the splitter then never hold more than

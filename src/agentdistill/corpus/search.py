@@ -1,7 +1,7 @@
 """Search a run's chunks: dense (Chroma, cosine) alone, or fused with BM25 by reciprocal rank fusion.
 
 Dense vectors find paraphrases ("fired" ~ "dismissal") but blur exact terms; BM25 finds exact terms
-("Article 51", "AED", "probation") but misses paraphrases. Weighted reciprocal rank fusion (Cormack
+("Article 12", "USD", "probation") but misses paraphrases. Weighted reciprocal rank fusion (Cormack
 et al., 2009) combines the two rankings without calibrating their scores:
 
     score(d) = 1 / (RRF_K + rank_dense(d)) + BM25_WEIGHT / (RRF_K + rank_bm25(d)),   ranks from 1, RRF_K = 60
@@ -37,7 +37,7 @@ CANDIDATES = 50
 class Hit:
     chunk: Chunk
     score: float  # cosine similarity (dense) or fused reciprocal-rank score (hybrid)
-    citation: str  # the chunk's section path, e.g. "Federal Decree-Law 33/2021 > Art. 51 > ..."
+    citation: str  # the chunk's section path, e.g. "Federal Law 5/2020 > Art. 12 > ..."
 
 
 def _stemmer():

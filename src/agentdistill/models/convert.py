@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 # A short input for the logits check; any text exercises every weight of the forward pass.
-CHECK_TEXT = "Under Article 51 the end-of-service gratuity is 21 days of basic wage per year."
+CHECK_TEXT = "Under Article 12 a refund is paid within 14 days of the request, in the original currency."
 LOGITS_ATOL = 1e-4
 
 console = Console(stderr=True)
