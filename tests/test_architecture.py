@@ -16,7 +16,8 @@ from agentdistill.tools import load_tools
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "agentdistill"
 # The foundation (docs/design.md, Layout): what every stage may import, and which imports no stage.
 FOUNDATION = {"agentdistill", "agentdistill.config", "agentdistill.records", "agentdistill.jsonl",
-              "agentdistill.errors", "agentdistill.citations", "agentdistill.cli_options", "agentdistill.run_lock"}
+              "agentdistill.errors", "agentdistill.citations", "agentdistill.cli_options", "agentdistill.run_lock",
+              "agentdistill.run_layout"}
 
 
 def module_name(path: Path) -> str:
