@@ -49,7 +49,7 @@ def test_prompt_is_the_transformers_backends(llm):
                 {"role": "tool", "name": "calculator", "content": "391"}]
     tok = load_tokenizer("smollm2-135m")
     expected = tok(render_prompt(tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
-    got = llm._prompt_ids(GenerationRequest(messages=messages))
+    got = llm._sequences[0].tokenize(llm.render(messages))
     assert got == expected
     assert "<|im_start|>observation\n" in llm.render(messages)  # the project's template, not the GGUF's
 
@@ -73,6 +73,20 @@ def test_n_samples_differ_and_each_honours_the_stop(llm):
         assert "seven" not in c.text.lower()
         assert c.finish_reason in ("stop", "length")
         assert c.elapsed_s is not None and c.elapsed_s > 0
+
+
+def test_a_batch_runs_on_parallel_sequences_in_order_with_the_same_greedy_replies():
+    from agentdistill.llm.llamacpp import LlamaCppBackend
+
+    prompts = [[{"role": "user", "content": f"Name {n} fruits."}] for n in ("two", "three", "four", "five", "six")]
+    requests = [GenerationRequest(messages=m, max_tokens=12) for m in prompts]
+    one = LlamaCppBackend(make_llm("smollm2-135m@gguf", None, RunConfig()).path, n_instances=1, n_threads=1)
+    two = LlamaCppBackend(one.path, n_instances=2, n_threads=1)
+    alone = [c[0].text for c in one.generate(requests)]
+    side_by_side = [c[0].text for c in two.generate(requests)]
+    assert len(two._sequences) == 2  # the batch filled both
+    assert side_by_side == alone  # each reply belongs to its own request, greedy alike on either sequence
+    assert len({*alone}) > 1
 
 
 def test_finish_reason_is_length_at_max_tokens(llm):

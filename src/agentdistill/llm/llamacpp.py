@@ -5,13 +5,18 @@ for the model's family (models.templates), observation role included, not the te
 GGUF (which may have no observation role). It is tokenized by the GGUF's own tokenizer with special
 tokens parsed, so ``<|im_start|>`` is one token as in training.
 
-llama-cpp-python's high-level ``Llama`` holds one sequence, so requests run one after another, each
-sample of a request in turn. What makes that fast is its prompt cache: ``Llama.generate`` keeps the
-key/value cache of the tokens it evaluated last and re-evaluates only from the first token where the
-new prompt differs. Every agent prompt starts with the same system message, so that prefix is
-computed once; the n samples of one request share the whole prompt; and a conversation's next step
-(its previous prompt, its reply, an observation) reuses everything up to its newest turn when it runs
-alone, as in ``agentdistill chat``.
+llama-cpp-python's high-level ``Llama`` holds one sequence, so one ``Llama`` runs its requests one
+after another, each sample of a request in turn. What makes that fast is its prompt cache:
+``Llama.generate`` keeps the key/value cache of the tokens it evaluated last and re-evaluates only from
+the first token where the new prompt differs. Every agent prompt starts with the same system message,
+so that prefix is computed once; the n samples of one request share the whole prompt; and a
+conversation's next step (its previous prompt, its reply, an observation) reuses everything up to its
+newest turn when it runs alone, as in ``agentdistill chat``.
+
+A batch of requests (an eval's round, concurrent requests to ``serve``) is spread over several ``Llama``
+instances of the same file, each in its own thread: llama.cpp releases the GIL while it computes, the
+weights are memory-mapped once and shared, and each instance keeps its own prompt cache. Independent
+sequences on separate cores scale where more threads on one sequence do not (see ``default_threads``).
 
 Generation stops at the family's end-of-turn token (or any end-of-generation token of the GGUF), at a
 stop sequence, or after ``max_tokens``. A request's step grammar (GBNF of the text after its prefix,
@@ -24,6 +29,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,30 +39,40 @@ from agentdistill.llm.base import BackendError, Completion, GenerationRequest, c
 # Enough for an agent conversation of several steps with long observations; the KV cache it reserves is
 # small for the models this runs on a CPU (about 23 kB per token for SmolLM2-135M at f16).
 DEFAULT_N_CTX = 8192
+# Sequences decoded side by side in one batch (see the module docstring); more than a few only adds memory.
+MAX_INSTANCES = 4
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def default_threads() -> int:
-    """Half the cores this process may run on, at least one.
+    """Half the cores this process may run on, at least one: the threads of one sequence.
 
     llama.cpp's threads meet at a barrier after every operation and spin while they wait, so a thread
     that loses its core stalls all the others: on 2 cores shared with other work, 2 threads decoded
     SmolLM2-135M at 5 tokens/s and 1 thread at 27. Half the cores also leaves SMT siblings idle.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // 2)
+    return max(1, usable_cores() // 2)
+
+
+def default_instances(threads: int) -> int:
+    """How many sequences run side by side in a batch: as many as fill the usable cores with ``threads``
+    each, at most ``MAX_INSTANCES`` (each holds its own key/value cache and compute buffers)."""
+    return max(1, min(MAX_INSTANCES, usable_cores() // threads))
 
 
 class LlamaCppBackend:
     def __init__(self, model_path: str | Path, *, name: str | None = None, family: str | None = None,
-                 n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, lora_path: str | Path | None = None,
-                 seed: int = 0):
+                 n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, n_instances: int | None = None,
+                 lora_path: str | Path | None = None, seed: int = 0):
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError as e:
             raise UserError("a .gguf model needs llama-cpp-python, which is not installed.",
                             hint="pip install llama-cpp-python (it compiles llama.cpp; see README.md).") from e
         from agentdistill.models.registry import resolve
-        from agentdistill.models.templates import END_OF_TURN
 
         path = Path(model_path).expanduser().resolve()
         if not path.is_file():
@@ -64,25 +80,48 @@ class LlamaCppBackend:
         self.path = path
         self.name = name or str(model_path)
         self.family = family or resolve(str(path)).family
-        threads = n_threads or default_threads()
-        self.llama = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                           lora_path=str(lora_path) if lora_path else None, seed=seed, verbose=False)
-        eot = self.llama.tokenize(END_OF_TURN[self.family].encode(), add_bos=False, special=True)
-        self._end_ids = set(eot) if len(eot) == 1 else set()
-        self._rng = random.Random(seed)  # a fresh seed per sample: llama.cpp reseeds every generate() alike
-        self._grammars: dict[str, Any] = {}
+        self.threads = n_threads or default_threads()
+        self.max_instances = n_instances or default_instances(self.threads)
+        self._settings = {"n_ctx": n_ctx, "lora_path": str(lora_path) if lora_path else None, "seed": seed}
+        # one sequence now (a bad file fails here); the others when a batch first needs them
+        self._sequences = [self._new_sequence(0)]
+
+    @property
+    def llama(self) -> Any:
+        """The first sequence's ``llama_cpp.Llama`` (its tokenizer is every sequence's)."""
+        return self._sequences[0].llama
+
+    def _new_sequence(self, index: int) -> _Sequence:
+        return _Sequence(self.path, self.family, threads=self.threads, n_ctx=self._settings["n_ctx"],
+                         lora_path=self._settings["lora_path"], seed=self._settings["seed"] + index)
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
-        out: list[list[Completion]] = []
-        for r in requests:
-            start_s = time.perf_counter()
-            prompt = self._prompt_ids(r)
-            completions = [self._sample(prompt, r) for _ in range(r.n)]
-            elapsed = time.perf_counter() - start_s
-            for c in completions:
-                c.elapsed_s = elapsed
-            out.append(completions)
+        """Each request's completions; request i runs on sequence i mod the pool's size, the sequences side by side."""
+        width = min(self.max_instances, len(requests))
+        while len(self._sequences) < width:
+            self._sequences.append(self._new_sequence(len(self._sequences)))
+        if width <= 1:
+            return [self._run(self._sequences[0], r) for r in requests]
+        lanes = [list(range(i, len(requests), width)) for i in range(width)]
+        out: list[list[Completion]] = [[] for _ in requests]
+
+        def run_lane(lane: int) -> None:
+            for i in lanes[lane]:
+                out[i] = self._run(self._sequences[lane], requests[i])
+
+        with ThreadPoolExecutor(max_workers=width) as pool:
+            for done in [pool.submit(run_lane, lane) for lane in range(width)]:
+                done.result()  # a lane's error is raised here
         return out
+
+    def _run(self, sequence: _Sequence, r: GenerationRequest) -> list[Completion]:
+        start_s = time.perf_counter()
+        prompt = sequence.tokenize(self.render(r.messages) + r.prefix)
+        completions = [sequence.sample(prompt, r) for _ in range(r.n)]
+        elapsed = time.perf_counter() - start_s
+        for c in completions:
+            c.elapsed_s = elapsed
+        return completions
 
     def render(self, messages: list[dict[str, Any]]) -> str:
         """The prompt text of ``messages``, ending with the assistant header: the transformers backend's."""
@@ -94,11 +133,28 @@ class LlamaCppBackend:
                                             add_generation_prompt=True)
         return rendered[0]
 
-    def _prompt_ids(self, r: GenerationRequest) -> list[int]:
-        # the template writes its BOS itself where the family has one, so none is added here
-        return self.llama.tokenize((self.render(r.messages) + r.prefix).encode("utf-8"), add_bos=False, special=True)
 
-    def _sample(self, prompt: list[int], r: GenerationRequest) -> Completion:
+class _Sequence:
+    """One ``Llama`` of the file: a key/value cache, its prompt cache, its sampler seeds and grammars.
+    Used by one thread at a time."""
+
+    def __init__(self, path: Path, family: str, *, threads: int, n_ctx: int, lora_path: str | None, seed: int):
+        from llama_cpp import Llama
+
+        from agentdistill.models.templates import END_OF_TURN
+
+        self.llama = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                           lora_path=lora_path, seed=seed, verbose=False)
+        eot = self.llama.tokenize(END_OF_TURN[family].encode(), add_bos=False, special=True)
+        self._end_ids = set(eot) if len(eot) == 1 else set()
+        self._rng = random.Random(seed)  # a fresh seed per sample: llama.cpp reseeds every generate() alike
+        self._grammars: dict[str, Any] = {}
+
+    def tokenize(self, text: str) -> list[int]:
+        # the template writes its BOS itself where the family has one, so none is added here
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def sample(self, prompt: list[int], r: GenerationRequest) -> Completion:
         import llama_cpp
 
         room = self.llama.n_ctx() - len(prompt)
