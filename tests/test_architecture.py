@@ -106,10 +106,15 @@ def test_the_foundation_imports_no_stage(name):
     assert imported_modules(name) - FOUNDATION == set()
 
 
+# Words of a domain's own sources that name it as surely as its pack's name (its citation style's, say).
+DOMAIN_VOCABULARY = {"uae_labour": {"Decree", "Decree-Law", "FDL", "Cabinet", "Ministerial"}}
+
+
 def domain_words(pack_name: str) -> set[str]:
-    """What would name the pack in generic code: its name and the words in it, and its tools' names."""
+    """What would name the pack in generic code: its name and the words in it, its tools' names, and the words
+    of its sources (``DOMAIN_VOCABULARY``)."""
     tools = load_tools(RunConfig(tools=ToolsConfig(packs=[pack_name])), None).names()
-    return {pack_name, *pack_name.split("_"), *tools}
+    return {pack_name, *pack_name.split("_"), *tools, *DOMAIN_VOCABULARY.get(pack_name, ())}
 
 
 # The packs any domain uses (general tools; search over the run's own documents) name no domain themselves.

@@ -1,121 +1,53 @@
-"""Citation extraction normalizes every spelling of an article to one form, and only real citations count."""
+"""The generic citation style: a citation is a passage's section path, as the search tools show it and as an
+answer cites it in brackets; it names no domain and works for any documents."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentdistill.citations import (
-    answer_is_cited,
-    document_law,
-    extract_citations,
-    is_article_heading,
-    law_articles,
-    normalize_header,
-    short_title,
-)
+from agentdistill.citations import GENERIC, answer_is_cited, section_key
+from agentdistill.records import Chunk
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("(Federal Decree-Law 33/2021, Art. 51)", {"FDL 33/2021 Art. 51"}),
-    ("FDL 33/2021 Art. 51", {"FDL 33/2021 Art. 51"}),
-    ("Federal Decree-Law 33/2021, Arts. 29-30", {"FDL 33/2021 Art. 29", "FDL 33/2021 Art. 30"}),
-    ("Cabinet Resolution 1/2022, Art. 19", {"CR 1/2022 Art. 19"}),
-    ("Federal Decree-Law 9/2022, Art. 12", {"FDL 9/2022 Art. 12"}),
-    ("Cabinet Decision 106/2022, Art. 5", {"CR 106/2022 Art. 5"}),  # same Arabic word as "Resolution"
-    ("Article 51 of Federal Decree-Law No. (33) of 2021", {"FDL 33/2021 Art. 51"}),
-    ("Arts. 29 and 30 of Cabinet Resolution No. 1 of 2022", {"CR 1/2022 Art. 29", "CR 1/2022 Art. 30"}),
-    ("Federal Decree-Law 33/2021 > Art. 51 > End-of-service gratuity", {"FDL 33/2021 Art. 51"}),
-    ("see Art. 29(1)(b)", set()),  # an article of no named law cannot be checked
-    ("Sources: Federal Decree-Law 33/2021, Art. 39; Federal Decree-Law 33/2021, Art. 51; Cabinet Resolution "
-     "1/2022, Art. 29", {"FDL 33/2021 Art. 39", "FDL 33/2021 Art. 51", "CR 1/2022 Art. 29"}),
-    ("Under Federal Decree-Law 33/2021 the gratuity (Art. 51(2)) and leave (Art. 29) apply",
-     {"FDL 33/2021 Art. 51", "FDL 33/2021 Art. 29"}),
-    ("Federal Decree-Law 33/2021, Art. 51, 2021 edition", {"FDL 33/2021 Art. 51"}),
-    ("no citation here, just 33 days and 2021", set()),
+    ("Five days carry over (Staff handbook > Annual leave > Carry-over).",
+     {"Staff handbook > Annual leave > Carry-over"}),
+    ("See [Annual leave > Carry-over] and [Expenses >  Travel].", {"Annual leave > Carry-over", "Expenses > Travel"}),
+    ("Refunds in 14 days (Returns > Refunds (Consumer Code, Sec. 12)).",
+     {"Returns > Refunds (Consumer Code, Sec. 12)"}),
+    ("[1] Returns > Refund periods: Refunds are paid within 14 days.\n[2] Returns: We take back unworn items.",
+     {"Returns > Refund periods", "Returns"}),  # a search result shows each passage under its citation
+    ("It costs 30 (EUR) if x (x > 5) holds; see [1] and [the FAQ](https://example.com/faq).", set()),
+    ("no citation here, just 14 days", set()),
 ])
-def test_extract_citations(text, expected):
-    assert extract_citations(text) == expected
+def test_extract_reads_bracketed_section_paths_and_shown_passages(text, expected):
+    assert GENERIC.extract(text) == expected
 
 
-def test_huge_ranges_are_not_expanded_into_many_citations():
-    assert extract_citations("Federal Decree-Law 33/2021, Arts. 1-74") == {"FDL 33/2021 Art. 1", "FDL 33/2021 Art. 74"}
+def test_spellings_of_one_path_compare_equal_and_match_the_search_tools_citation():
+    assert section_key("  Staff handbook>Annual   leave > Carry-over ") == "Staff handbook > Annual leave > Carry-over"
+    assert section_key("FAQ > Shipping: how long") == "FAQ > Shipping - how long"  # tools.documents.citation's form
+    assert GENERIC.of_section("FAQ > Shipping: how long") == GENERIC.extract("[1] FAQ > Shipping - how long: text")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("Federal Decree-Law 33/2021, Art. 51", {("FDL 33/2021", 51)}),
-        ("Federal Decree-Law No. (33) of 2021, Article 51", {("FDL 33/2021", 51)}),
-        ("Art. 51 of Federal Decree by Law No. (33) of 2021", {("FDL 33/2021", 51)}),
-        ("Federal Decree-Law 33/2021, Arts. 29-30", {("FDL 33/2021", 29), ("FDL 33/2021", 30)}),
-        ("Federal Decree-Law 33/2021, Art. 51 and Art. 52", {("FDL 33/2021", 51), ("FDL 33/2021", 52)}),
-        ("Cabinet Decision 106/2022, Art. 5", {("CR 106/2022", 5)}),
-        ("Cabinet Resolution No. 106 of 2022, Article (5)", {("CR 106/2022", 5)}),
-        (
-            "Sources: Federal Decree-Law 33/2021, Art. 29; Cabinet Resolution 1/2022, Art. 19",
-            {("FDL 33/2021", 29), ("CR 1/2022", 19)},
-        ),
-        ("Federal Decree-Law 33/2021 > Art. 51 > End of service gratuity", {("FDL 33/2021", 51)}),
-        ("under Article 51(2) the worker", {(None, 51)}),
-        ("the law of 2021 says nothing here", set()),
-    ],
-)
-def test_law_articles_normalize_spellings(text, expected):
-    assert law_articles(text) == expected
+def test_strip_removes_citations_but_keeps_the_words_of_the_text():
+    text = "Refunds take 14 days (Returns > Refund periods) for (most) items."
+    assert GENERIC.strip(text).split() == ["Refunds", "take", "14", "days", "for", "(most)", "items."]
 
 
-def test_a_bare_article_belongs_to_the_documents_law():
-    assert law_articles("as set out in Articles 29, 30 and 31", default_law="FDL 33/2021") == {
-        ("FDL 33/2021", 29),
-        ("FDL 33/2021", 30),
-        ("FDL 33/2021", 31),
-    }
+def test_headings_are_the_documents_markdown_headings():
+    assert not GENERIC.is_heading("Article (12)")  # plain text marks no heading the generic style can tell
+    assert GENERIC.header_parts("## Annual leave: carry-over") == ["Annual leave: carry-over"]
+    assert GENERIC.short_title(" Staff handbook ") == "Staff handbook"
 
 
-def test_law_titles_shorten_and_article_headings_normalize():
-    title = "Federal Decree-Law No. (33) of 2021 Regulating Labour Relations (English translation)"
-    assert short_title(title) == "Federal Decree-Law 33/2021"
-    assert document_law(title) == "FDL 33/2021"
-    assert short_title("Annual Leave") == "Annual Leave"
-    assert document_law("Annual leave under Federal Decree-Law 33/2021") is None  # names it, but is not it
-    assert normalize_header("Article 51 — End of service gratuity") == ["Art. 51", "End of service gratuity"]
-    assert normalize_header("## Article (7)") == ["Art. 7"]
-    assert normalize_header("Articles of association") == ["Articles of association"]
-    assert is_article_heading("Article (12)")
-    assert not is_article_heading("Article 12 of this law applies to everyone who works in the country.")
-
-
-def test_matching_is_strict_about_the_law_when_the_answer_names_one():
-    assert answer_is_cited("Federal Decree-Law 33/2021, Art. 51", {("FDL 33/2021", 51)})
-    assert answer_is_cited("Cabinet Decision 106/2022, Art. 5", {("CR 106/2022", 5)})
-    assert not answer_is_cited("Federal Decree-Law 33/2021, Art. 51", {("FDL 9/2022", 51)})
-    assert not answer_is_cited("Federal Decree-Law 33/2021, Art. 51", {(None, 51)})  # unknown law cannot count
-    assert answer_is_cited("Art. 51", {("FDL 9/2022", 51)})
-    assert answer_is_cited("Federal Decree-Law 33/2021, Arts. 29-30", {("FDL 33/2021", 30)})
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("Federal Decree-Law No. (33) of 2021, Article (51)", {("FDL 33/2021", 51)}),
-    ("FDL 33/2021 Art. 51", {("FDL 33/2021", 51)}),
-    # a closing parenthesis ends the list: 21 is the number of days, not an article
-    ("the gratuity (Federal Decree-Law 33/2021, Art. 51), 21 days' pay per year", {("FDL 33/2021", 51)}),
-    # the law an article is "of" wins over the law before it
-    ("Federal Decree-Law 33/2021, Art. 5 of Cabinet Resolution 1/2022", {("CR 1/2022", 5)}),
-])
-def test_both_readers_parse_the_same_spellings(text, expected):
-    assert law_articles(text) == expected
-    assert extract_citations(text) == {f"{law} Art. {n}" for law, n in expected}
-
-
-def test_both_readers_cap_ranges_alike():
-    expected = {("FDL 33/2021", 1), ("FDL 33/2021", 40)}
-    assert law_articles("Federal Decree-Law 33/2021, Arts. 1-40") == expected
-    assert extract_citations("Federal Decree-Law 33/2021, Arts. 1-40") == {"FDL 33/2021 Art. 1", "FDL 33/2021 Art. 40"}
-
-
-def test_an_untied_article_belongs_to_the_document_in_a_law_text_and_to_the_last_named_law_in_an_answer():
-    law_text = "Federal Law No. 6 of 1973 is repealed. The employer shall, subject to Article 12, pay"
-    assert law_articles(law_text, default_law="FDL 33/2021") == {("FDL 33/2021", 12)}
-    answer = "Under Federal Decree-Law 33/2021 the gratuity (Art. 51(2)) and leave (Art. 29) apply"
-    assert law_articles(answer) == {(None, 51), (None, 29)}  # untied, and no document law to fall back on
-    assert extract_citations(answer) == {"FDL 33/2021 Art. 51", "FDL 33/2021 Art. 29"}
+def test_retrieval_hits_a_chunk_of_the_cited_section_or_of_one_inside_it():
+    chunk = Chunk(id="d-0001", doc_id="d", source="/h.md", title="Staff handbook",
+                  section_path="Staff handbook > Annual leave > Carry-over", text="Up to 5 days carry over.",
+                  n_tokens=8)
+    cited = GENERIC.passage_keys(chunk)
+    assert answer_is_cited(GENERIC, "Staff handbook > Annual leave > Carry-over", cited)
+    assert answer_is_cited(GENERIC, "Staff handbook > Annual leave", cited)  # the section holds the chunk
+    assert answer_is_cited(GENERIC, "Carry-over is in [Staff handbook > Annual leave]", cited)
+    assert not answer_is_cited(GENERIC, "Staff handbook > Annual", cited)  # a part is matched whole
+    assert not answer_is_cited(GENERIC, "Staff handbook > Expenses", cited)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from agentdistill.citations import GENERIC
 from agentdistill.corpus.chunk import chunk_document
 from agentdistill.corpus.read import Document, read_documents, read_file
+from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
 from agentdistill.errors import UserError
 
 LAW = Path("/work/shared/data/uae_law/dl33_2021_base.md")
@@ -27,7 +29,8 @@ def doc(text: str, title: str = "Guide") -> Document:
 
 @pytest.mark.skipif(not LAW.exists(), reason="the shared UAE law texts are not on this machine")
 def test_real_law_sections_carry_every_article_number(encode):
-    chunks = chunk_document(read_file(LAW), encode, chunk_tokens=512, chunk_overlap=64)
+    chunks = chunk_document(read_file(LAW, style=LAW_CITATIONS), encode, chunk_tokens=512, chunk_overlap=64,
+                            style=LAW_CITATIONS)
     paths = [c.section_path for c in chunks]
     articles = {
         int(m.group(1)) for p in paths if (m := re.match(r"Federal Decree-Law 33/2021 > Art\. (\d+)( > |$)", p))
@@ -40,11 +43,11 @@ def test_real_law_sections_carry_every_article_number(encode):
 
 @pytest.mark.skipif(not LAW.exists(), reason="the shared UAE law texts are not on this machine")
 def test_all_four_law_texts_keep_their_article_numbers(encode):
-    docs, skipped = read_documents([LAW.parent])
+    docs, skipped = read_documents([LAW.parent], style=LAW_CITATIONS)
     assert {Path(s.path).suffix for s in skipped} == {".jsonl"}  # the JSONL copies are not documents
     articles = defaultdict(set)
     for d in docs:
-        for c in chunk_document(d, encode):
+        for c in chunk_document(d, encode, style=LAW_CITATIONS):
             if m := re.match(r"(.+?) > Art\. (\d+)", c.section_path):
                 articles[m.group(1)].add(int(m.group(2)))
     assert {law: len(nums) for law, nums in articles.items()} == {
@@ -95,3 +98,15 @@ def test_heading_only_sections_give_no_chunks_and_preamble_keeps_the_title(encod
 def test_bad_chunk_sizes_are_user_errors(encode, size, overlap):
     with pytest.raises(UserError, match="corpus.chunk_"):
         chunk_document(doc("# Guide\n\nText."), encode, size, overlap)
+
+
+def test_generic_style_paths_are_the_markdown_headings_and_an_answer_cites_them(encode):
+    text = "# Staff handbook\n\n## Annual leave\n\n### Carry-over\n\nUp to 5 unused days carry over to March."
+    chunks = chunk_document(doc(text, title="Staff handbook"), encode)
+    assert [c.section_path for c in chunks] == ["Staff handbook > Annual leave > Carry-over"]
+    answer = "Five days carry over (Staff handbook > Annual leave > Carry-over)."
+    assert GENERIC.extract(answer) == GENERIC.of_section(chunks[0].section_path)
+    # the law style would read the same document's article headings into its paths
+    law = doc("# Staff handbook\n\n## Article 7 - Carry-over\n\nUp to 5 days.", title="Staff handbook")
+    assert chunk_document(law, encode, style=LAW_CITATIONS)[0].section_path == "Staff handbook > Art. 7 > Carry-over"
+    assert chunk_document(law, encode)[0].section_path == "Staff handbook > Article 7 - Carry-over"

@@ -89,6 +89,7 @@ def corpus(tmp_path) -> Path:
 
 def cfg() -> RunConfig:
     c = RunConfig()
+    c.tools.packs = ["uae_labour", "general"]  # its citation style reads the law's article headings ("Hajj > Art. 37")
     c.corpus.n_clusters = 2
     return c
 

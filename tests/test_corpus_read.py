@@ -8,6 +8,7 @@ from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
 from agentdistill.corpus.read import read_documents, read_file
+from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
 
 
 def make_pdf(lines: list[str], user_password: str | None = None, owner_password: str | None = None) -> bytes:
@@ -66,10 +67,11 @@ def test_html_structure_becomes_markdown(tmp_path):
 def test_pdf_text_is_read_and_article_lines_become_headings(tmp_path):
     f = tmp_path / "law.pdf"
     f.write_bytes(make_pdf(["Article (12)", "The worker is entitled to one rest day a week."]))
-    doc = read_file(f)
+    doc = read_file(f, style=LAW_CITATIONS)  # a law text's style tells its article headings
     assert doc.format == "pdf"
     assert "## Article (12)" in doc.text.splitlines()
     assert "one rest day a week" in doc.text
+    assert "## Article (12)" not in read_file(f).text  # the generic style marks no heading in plain text
 
 
 def test_pdf_encrypted_with_an_empty_user_password_is_still_read(tmp_path):

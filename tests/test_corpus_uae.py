@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from example_packs import example_config
 from typer.testing import CliRunner
 
 from agentdistill import cli
-from agentdistill.config import RunConfig
 from agentdistill.corpus import ingest, load_chunks
 from agentdistill.corpus.recall import load_eval
 from agentdistill.corpus.search import Searcher
@@ -23,7 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "uae_labour"
 @pytest.mark.skipif(not LAW_DIR.exists(), reason="the shared UAE law texts are not on this machine")
 def test_real_law_text_ingests_with_article_numbers_and_finds_the_gratuity_article(tmp_path):
     # One law (85 chunks) keeps this test short; test_corpus_chunk checks the section paths of all four.
-    report = ingest([LAW_DIR / "dl33_2021_base.md"], tmp_path / "run", RunConfig(), progress=False)
+    report = ingest([LAW_DIR / "dl33_2021_base.md"], tmp_path / "run", example_config(), progress=False)
     assert report.skipped == [] and report.documents == 1
     chunks = load_chunks(tmp_path / "run")
     articles = {
@@ -37,7 +37,10 @@ def test_real_law_text_ingests_with_article_numbers_and_finds_the_gratuity_artic
 @pytest.mark.skipif(not (EXAMPLE / "retrieval_eval.jsonl").exists(), reason="the example corpus is not written yet")
 def test_project_corpus_reaches_recall_at_5_of_085(tmp_path):
     run = tmp_path / "run"
-    ingest([EXAMPLE / "corpus"], run, RunConfig(), progress=False)
+    # through the CLI with the example's config, which the run keeps: its packs' citation style reads the law
+    out = CliRunner().invoke(cli.app, ["ingest", str(EXAMPLE / "corpus"), "--run", str(run),
+                                       "--config", str(EXAMPLE / "config.yaml")])
+    assert out.exit_code == 0, out.output
     out = CliRunner().invoke(cli.app, ["search", "--eval", str(EXAMPLE / "retrieval_eval.jsonl"), "--run", str(run),
                                        "--json"])  # fmt: skip
     assert out.exit_code == 0, out.output

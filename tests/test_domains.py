@@ -7,8 +7,10 @@ import textwrap
 
 import pytest
 
+from agentdistill.citations import GENERIC
 from agentdistill.config import RunConfig, ToolsConfig
-from agentdistill.domains import DomainPack, default_personas, load_pack, offline_pack
+from agentdistill.domains import DomainPack, citation_style, default_personas, load_pack, offline_pack
+from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
 from agentdistill.errors import UserError
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
@@ -55,6 +57,14 @@ def test_a_builtin_pack_is_loaded_by_name():
     pack = load_pack("uae_labour")
     assert isinstance(pack, DomainPack) and pack.name == "uae_labour"
     assert pack.offline_teacher is not None and pack.offline_questions is not None and pack.personas
+
+
+def test_the_citation_style_is_the_first_packs_that_brings_one_else_the_generic_one():
+    assert citation_style(cfg_with("documents", "general")) is GENERIC
+    assert citation_style(cfg_with("uae_labour", "general")) is LAW_CITATIONS
+    assert citation_style(cfg_with("general", "uae_labour")) is LAW_CITATIONS
+    assert citation_style(cfg_with("shop", "general")) is GENERIC  # the shop cites its policies' sections
+    assert citation_style(RunConfig()) is GENERIC
 
 
 def test_a_users_pack_file_brings_tools_personas_and_an_offline_teacher(tmp_path):

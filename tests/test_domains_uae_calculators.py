@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from agentdistill.citations import extract_citations
 from agentdistill.domains.uae_labour.calculators import annual_leave, calculate_gratuity, notice_period, overtime_pay
+from agentdistill.domains.uae_labour.citations import extract_citations
 
 
 def aed(text: str) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentdistill.citations import extract_citations
+from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import format_citation, resolve_law
 
 

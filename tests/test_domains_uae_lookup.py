@@ -8,7 +8,7 @@ import pytest
 import torch
 from example_packs import example_config
 
-from agentdistill.citations import extract_citations
+from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.tools import load_tools
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "corpus"

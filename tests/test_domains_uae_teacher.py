@@ -9,8 +9,8 @@ import pytest
 
 from agentdistill.agent.runtime import run_agents
 from agentdistill.agent.wire import parse_step
-from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig, ToolsConfig
+from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.teacher import Call, Plan, RuleTeacher, best_sentences, route
 from agentdistill.llm.base import LLM, GenerationRequest
 from agentdistill.tools import load_tools

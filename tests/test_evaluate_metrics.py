@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agentdistill.citations import GENERIC
+from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
 from agentdistill.evaluate.metrics import aggregate, bootstrap_ci, score_question
 from agentdistill.records import Expect, Question
 
@@ -42,7 +44,7 @@ def conv(*turns: dict) -> list[dict]:
 
 def score(question: Question, messages: list[dict], status: str = "answered", corpus: set[str] | None = None):
     steps = sum(m["role"] == "assistant" for m in messages) + sum(m.get("name") == "format_error" for m in messages)
-    return score_question(question, messages, status, steps, 1.0, SPECS, corpus_citations=corpus)
+    return score_question(question, messages, status, steps, 1.0, SPECS, corpus_citations=corpus, style=LAW_CITATIONS)
 
 
 GRATUITY_ARGS = {"calculate_gratuity": {"monthly_basic_salary": 10000, "years_of_service": 5}}
@@ -277,3 +279,17 @@ def test_retrieval_hit_finds_the_source_passage_in_a_search_observation():
     assert run("anything", ["unknown-chunk"]).searches == 0  # a source the corpus lacks is not measured
     m = aggregate([question] * 2, [by_path, miss], n_boot=10)
     assert m["retrieval_hit_rate"] == 0.5
+
+
+def test_with_the_generic_style_a_section_the_search_showed_is_grounded_and_an_unknown_one_hallucinated():
+    shown = "[1] Returns policy > Refund periods: Refunds are paid within 14 days."
+    corpus = {"Returns policy > Refund periods", "Returns policy > Exchanges"}
+    msgs = conv(call("search_labour_law", query="refund"), obs("search_labour_law", shown),
+                answer("In 14 days (Returns policy > Refund periods); gift cards too [Returns policy > Gift cards]."))
+    s = score_question(q("r", ["search_labour_law"]), msgs, "answered", 2, 1.0, SPECS, corpus_citations=corpus,
+                       style=GENERIC)
+    assert s.citations == ["Returns policy > Gift cards", "Returns policy > Refund periods"]
+    assert s.ungrounded == s.hallucinated == ["Returns policy > Gift cards"]
+    # the law style reads no section path as a citation
+    assert score_question(q("r", ["search_labour_law"]), msgs, "answered", 2, 1.0, SPECS, corpus_citations=corpus,
+                          style=LAW_CITATIONS).citations == []

@@ -9,6 +9,7 @@ import pytest
 
 from agentdistill.agent.runtime import run_agents
 from agentdistill.config import RunConfig, ToolsConfig
+from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
 from agentdistill.domains.uae_labour.teacher import RuleTeacher
 from agentdistill.records import Expect, Outcome, Question, Trace
 from agentdistill.synth.filters import Rejection, check_trace
@@ -69,8 +70,20 @@ def test_a_citation_not_seen_in_any_observation_is_ungrounded(recorded, tools):
     q, t = recorded["calc"]
     bad = copy.deepcopy(t)
     bad.messages[-1]["content"] += " (Federal Decree-Law 33/2021, Art. 51)"
-    reason, detail = check_trace(bad, q, tools, 4)
+    reason, detail = check_trace(bad, q, tools, 4, LAW_CITATIONS)
     assert reason == "ungrounded" and "FDL 33/2021 Art. 51" in detail
+
+
+def test_with_the_generic_style_a_section_no_observation_showed_is_ungrounded(recorded, tools):
+    q, t = recorded["calc"]
+    bad = copy.deepcopy(t)
+    bad.messages[-1]["content"] += " (Handbook > Annual leave)"
+    reason, detail = check_trace(bad, q, tools, 4)
+    assert reason == "ungrounded" and "Handbook > Annual leave" in detail
+    shown = copy.deepcopy(bad)
+    obs = next(m for m in shown.messages if m["role"] == "tool")
+    obs["content"] += "\n[1] Handbook > Annual leave: Staff get 30 days a year."
+    assert check_trace(shown, q, tools, 4) is None
 
 
 def test_using_a_tool_on_a_no_tool_question_is_rejected(recorded, tools):

@@ -81,7 +81,7 @@ def test_every_kind_is_held_out_and_held_out_two_tool_calculators_are_trained_af
 
 
 def test_traces_are_grounded_and_questions_unique(uae_run):
-    from agentdistill.citations import extract_citations
+    from agentdistill.domains.uae_labour.citations import extract_citations
 
     run, _, _, _ = uae_run
     questions = read_records(run / "questions.jsonl", Question)

@@ -6,10 +6,11 @@ sections and knows its heading trail; a section longer than ``chunk_tokens`` (co
 ``SentenceSplitter`` with ``chunk_overlap`` tokens of overlap. The splitter's first separator is a
 blank line, so a table or list (no blank lines inside) stays whole whenever it fits in one chunk.
 
-The section path is the heading trail with the document's short title first and article headings
-normalized: "Federal Law 5/2020 > Art. 12 > Refund periods". A section that cites its sources in a
-"Sources: ..." line gets them appended, "... > Refunds (Federal Law 5/2020, Art. 12)", so every chunk
-of it, split or not, cites the articles it rests on.
+The section path is the heading trail with the document's short title first, title and headings written
+as the run's citation style writes them (``CitationStyle.short_title`` and ``header_parts``; a law text's
+style makes "Article 12 — Refund periods" "Art. 12 > Refund periods"): "Returns policy > Refund periods".
+A section that cites its sources in a "Sources: ..." line gets them appended, "... > Refunds (Federal
+Law 5/2020, Art. 12)", so every chunk of it, split or not, cites the articles it rests on.
 
 A section longer than ``WINDOW_CHARS`` characters is read in windows of that size, each cut at a paragraph,
 line, sentence or word break where there is one: the tokenizer and the splitter then never hold more than
@@ -24,7 +25,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 
-from agentdistill.citations import normalize_header, short_title
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.corpus.read import Document
 from agentdistill.errors import UserError
 from agentdistill.records import Chunk
@@ -52,7 +53,7 @@ def check_sizes(chunk_tokens: int, chunk_overlap: int) -> None:
         )
 
 
-def sections(doc: Document) -> list[tuple[str, str]]:
+def sections(doc: Document, style: CitationStyle = GENERIC) -> list[tuple[str, str]]:
     """(section_path, text) for each heading-delimited section of the document that has a body."""
     from llama_index.core import Document as LIDocument
     from llama_index.core.node_parser import MarkdownNodeParser
@@ -70,9 +71,9 @@ def sections(doc: Document) -> list[tuple[str, str]]:
             trail.append(heading.group(2))
         if trail and trail[0].strip() == doc.title.strip():
             trail = trail[1:]  # the document's own H1 is replaced by its short title
-        parts = [short_title(doc.title)]
+        parts = [style.short_title(doc.title)]
         for h in trail:
-            parts.extend(normalize_header(h))
+            parts.extend(style.header_parts(h))
         path = " > ".join(p for p in parts if p)
         sources = [m.group("src").rstrip(".") for m in _SOURCES.finditer(text)]
         if sources:
@@ -96,7 +97,7 @@ def windows(text: str, size: int) -> Iterator[str]:
 
 
 def chunk_document(doc: Document, encode: Encode, chunk_tokens: int = 512, chunk_overlap: int = 64,
-                   on_progress: Callable[[int], None] | None = None) -> list[Chunk]:
+                   on_progress: Callable[[int], None] | None = None, style: CitationStyle = GENERIC) -> list[Chunk]:
     """The document's chunks in reading order, ids ``<doc_id>-<n>``, each at most ``chunk_tokens``
     student tokens unless a single sentence is longer. ``on_progress(n)`` is told each time ``n`` more
     characters of the document's sections are chunked."""
@@ -117,7 +118,7 @@ def chunk_document(doc: Document, encode: Encode, chunk_tokens: int = 512, chunk
     )
     doc_id = doc.doc_id
     chunks: list[Chunk] = []
-    for path, section in sections(doc):
+    for path, section in sections(doc, style):
         for window in windows(section, max(WINDOW_CHARS, 16 * chunk_tokens)):
             text = window.strip()
             n = len(encode(text))

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agentdistill.citations import CitationStyle
 from agentdistill.cli_options import ConfigPath, RunDir
 from agentdistill.config import open_run
 from agentdistill.errors import UserError
@@ -73,7 +74,9 @@ def search(
     hybrid: bool = typer.Option(None, "--hybrid/--dense", help="Fuse BM25 with dense (default: corpus.hybrid)."),
 ) -> None:
     """Search the run's index; with --eval, measure retrieval on a question set."""
+    from agentdistill.config import load_run_config
     from agentdistill.corpus.search import Searcher
+    from agentdistill.domains import citation_style
 
     if k < 1:
         raise UserError(f"-k is {k}; it must be at least 1.")
@@ -81,7 +84,7 @@ def search(
         raise UserError("give a QUERY or --eval FILE.", hint='agentdistill search "annual leave days" --run DIR')
     searcher = Searcher.open(run)
     if eval_file is not None:
-        _evaluate(searcher, eval_file, k, json_out)
+        _evaluate(searcher, eval_file, k, json_out, citation_style(load_run_config(run)))
         return
     hits = searcher.search(query, k=k, hybrid=hybrid)
     if json_out:
@@ -101,10 +104,10 @@ def search(
     console.print(table)
 
 
-def _evaluate(searcher, eval_file: Path, k: int, json_out: bool) -> None:
+def _evaluate(searcher, eval_file: Path, k: int, json_out: bool, style: CitationStyle) -> None:
     from agentdistill.corpus.recall import evaluate, load_eval
 
-    result = evaluate(searcher, load_eval(eval_file), k=k)
+    result = evaluate(searcher, load_eval(eval_file, style), k=k, style=style)
     if json_out:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return

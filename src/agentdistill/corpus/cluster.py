@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agentdistill.citations import strip_citations
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.records import Chunk
 
 K_MIN, K_MAX = 2, 40
@@ -58,9 +58,11 @@ def top_terms(texts: list[str], labels: np.ndarray, k: int, n_terms: int = TOP_T
 
 
 def cluster_chunks(
-    chunks: list[Chunk], embeddings: np.ndarray, n_clusters: int | None = None, seed: int = 0
+    chunks: list[Chunk], embeddings: np.ndarray, n_clusters: int | None = None, seed: int = 0,
+    style: CitationStyle = GENERIC,
 ) -> dict[str, Any]:
-    """The clusters.json object: {"k", "rule", "clusters": [{"id", "size", "top_terms", "chunk_ids"}]}."""
+    """The clusters.json object: {"k", "rule", "clusters": [{"id", "size", "top_terms", "chunk_ids"}]}. Top terms
+    are read with the chunks' citations (``style``) left out: they name sources, not topics."""
     from sklearn.cluster import KMeans
 
     k, rule = choose_k(len(chunks), n_clusters)
@@ -68,7 +70,7 @@ def cluster_chunks(
         labels = np.zeros(len(chunks), dtype=int)
     else:
         labels = KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(embeddings)
-    terms = top_terms([strip_citations(f"{c.section_path}\n{c.text}") for c in chunks], labels, k)
+    terms = top_terms([style.strip(f"{c.section_path}\n{c.text}") for c in chunks], labels, k)
     clusters = []
     for c in range(k):
         ids = [chunks[i].id for i in np.flatnonzero(labels == c)]

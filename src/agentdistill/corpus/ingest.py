@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentdistill.citations import CitationStyle
 from agentdistill.config import RunConfig
 from agentdistill.corpus.read import Document, Skipped, read_documents
 from agentdistill.errors import UserError
@@ -86,10 +87,12 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
         return {"version": MANIFEST_VERSION, "settings": None, "documents": {}}
 
 
-def _settings(cfg: RunConfig) -> dict[str, Any]:
-    """Everything a chunk or its vector depends on; a change invalidates all of them."""
+def _settings(cfg: RunConfig, style: CitationStyle) -> dict[str, Any]:
+    """Everything a chunk or its vector depends on; a change invalidates all of them (the citation style
+    writes the section paths)."""
     c = cfg.corpus
     return {
+        "citations": style.name,
         "version": MANIFEST_VERSION,
         "tokenizer": cfg.models.student,
         "embedder": cfg.models.embedder,
@@ -176,7 +179,7 @@ def _classify(known: dict[str, Any], read: list[Document], docs: list[Document],
     return out
 
 
-def _read_again(entries: list[dict[str, Any]]) -> list[Document]:
+def _read_again(entries: list[dict[str, Any]], style: CitationStyle) -> list[Document]:
     """The documents kept from earlier ingests, read from their files again (a chunk setting changed, so
     every chunk is made anew); refuses, before anything changes, when one cannot be read any more."""
     from agentdistill.corpus.read import Unreadable, read_file
@@ -184,7 +187,7 @@ def _read_again(entries: list[dict[str, Any]]) -> list[Document]:
     docs, lost = [], []
     for m in entries:
         try:
-            docs.append(read_file(Path(m["source"])))
+            docs.append(read_file(Path(m["source"]), style=style))
         except (Unreadable, OSError) as e:
             lost.append(f"{m['source']} ({e})")
     if lost:
@@ -205,6 +208,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     from agentdistill.corpus.cluster import cluster_chunks
     from agentdistill.corpus.embed import load_embedder, passage
     from agentdistill.corpus.index import ChunkIndex
+    from agentdistill.domains import citation_style
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -216,7 +220,8 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         )
     check_paths(paths)
     check_sizes(cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap)
-    read, skipped = read_documents(paths, cfg.corpus.max_document_mb)
+    style = citation_style(cfg)  # a pack's documents may mark and cite their sections their own way
+    read, skipped = read_documents(paths, cfg.corpus.max_document_mb, style)
     report = IngestReport(files=len(read) + sum(1 for s in skipped if Path(s.path).is_file()), skipped=skipped)
     docs, report.duplicates = _dedupe(read)
     if not docs:
@@ -227,12 +232,12 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         )
 
     manifest = load_manifest(run_dir)
-    settings = _settings(cfg)
+    settings = _settings(cfg, style)
     fate = _classify(manifest["documents"], read, docs, paths, prune)
     removed = sorted(manifest["documents"][i]["source"] for i, f in fate.items() if f == "removed")
     rebuild = manifest.get("settings") != settings
     if rebuild:  # every chunk is made again: the documents kept from earlier ingests too, read from their files
-        again = _read_again([manifest["documents"][i] for i, f in fate.items() if f == "kept"])
+        again = _read_again([manifest["documents"][i] for i, f in fate.items() if f == "kept"], style)
         docs, _ = _dedupe(docs + again)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +274,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         with _progress(progress, sum(len(d.text) for d in todo)) as bar:
             for doc in todo:
                 chunks = chunk_document(doc, encode, cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap,
-                                        on_progress=bar.chunked)
+                                        on_progress=bar.chunked, style=style)
                 bar.to_embed(len(chunks))
                 for start in range(0, len(chunks), EMBED_SLICE):
                     part = chunks[start : start + EMBED_SLICE]
@@ -286,7 +291,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         raise UserError("the documents were read but gave no chunks.", hint="Check that they contain text.")
     chunks, vectors = index.get(ids)
     write_records(run_dir / CHUNKS, chunks)
-    clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed)
+    clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed, style=style)
     write_json_atomic(run_dir / CLUSTERS, clusters)
 
     report.documents = len(known)

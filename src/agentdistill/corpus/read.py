@@ -1,8 +1,9 @@
 """Read documents (Markdown, plain text, PDF, HTML) from files, folders and globs into Markdown text.
 
 Every reader returns Markdown so that one chunker handles all formats: HTML headings become ``#``
-lines, lists ``- `` items and tables pipe rows; in PDFs and text files a line that is only an article
-heading ("Article (51)") becomes a ``##`` heading, because that is how law texts mark sections.
+lines, lists ``- `` items and tables pipe rows; in PDFs and text files a line that the run's citation style
+calls a section heading (``CitationStyle.is_heading``: a law text's "Article (51)", say) becomes a ``##``
+heading, because that is how such documents mark sections.
 A file that cannot be read is never fatal: it is returned as a ``Skipped`` with a reason that names
 the problem and what to do, and the caller ingests the rest. So is a file over the size limit
 (``corpus.max_document_mb``), skipped before a byte of it is read.
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentdistill.citations import is_article_heading
+from agentdistill.citations import GENERIC, CitationStyle
 
 FORMATS = {
     ".md": "markdown",
@@ -99,20 +100,21 @@ def expand_paths(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
     return sorted(files), skipped
 
 
-def read_documents(paths: list[Path], max_mb: float | None = None) -> tuple[list[Document], list[Skipped]]:
+def read_documents(paths: list[Path], max_mb: float | None = None,
+                   style: CitationStyle = GENERIC) -> tuple[list[Document], list[Skipped]]:
     """Read every file under ``paths``; unreadable ones, and files over ``max_mb`` megabytes, come back as
-    ``Skipped`` with a reason."""
+    ``Skipped`` with a reason. ``style`` tells a section heading in plain text (see the module docstring)."""
     files, skipped = expand_paths(paths)
     docs = []
     for f in files:
         try:
-            docs.append(read_file(f, max_mb))
+            docs.append(read_file(f, max_mb, style))
         except Unreadable as e:
             skipped.append(Skipped(str(f), str(e)))
     return docs, skipped
 
 
-def read_file(path: Path, max_mb: float | None = None) -> Document:
+def read_file(path: Path, max_mb: float | None = None, style: CitationStyle = GENERIC) -> Document:
     """One file as a Document. Raises Unreadable with the reason."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower(), "text")
@@ -126,6 +128,8 @@ def read_file(path: Path, max_mb: float | None = None) -> Document:
         else:
             raw = _decode(path.read_bytes())
             title, text = {"markdown": _read_markdown, "html": _read_html, "text": _read_text}[fmt](raw, path)
+        if fmt in ("pdf", "text"):
+            text = _promote_headings(text, style)
     except OSError as e:
         raise Unreadable(f"cannot be read ({e.strerror or e}); check its permissions") from e
     text = text.strip()
@@ -154,8 +158,8 @@ def _title_from_name(path: Path) -> str:
     return name[:1].upper() + name[1:]
 
 
-def _promote_article_headings(text: str) -> str:
-    return "\n".join(f"## {line.strip()}" if is_article_heading(line) else line for line in text.splitlines())
+def _promote_headings(text: str, style: CitationStyle) -> str:
+    return "\n".join(f"## {line.strip()}" if style.is_heading(line) else line for line in text.splitlines())
 
 
 def _read_markdown(text: str, path: Path) -> tuple[str, str]:
@@ -164,7 +168,7 @@ def _read_markdown(text: str, path: Path) -> tuple[str, str]:
 
 
 def _read_text(text: str, path: Path) -> tuple[str, str]:
-    return _title_from_name(path), _promote_article_headings(text)
+    return _title_from_name(path), text
 
 
 def _read_pdf(path: Path) -> tuple[str, str]:
@@ -186,7 +190,7 @@ def _read_pdf(path: Path) -> tuple[str, str]:
     except Exception as e:  # pypdf raises many types on hostile input; any of them means "unreadable"
         raise Unreadable(f"a PDF pypdf cannot read ({type(e).__name__}: {e})") from e
     title = str(meta_title).strip() if meta_title else _title_from_name(path)
-    return title, _promote_article_headings("\n\n".join(pages))
+    return title, "\n\n".join(pages)
 
 
 _BLOCKS = ("p", "div", "section", "article", "br", "tr", "blockquote", "dd", "dt", "header", "main", "figure")

@@ -1,9 +1,10 @@
 """Retrieval evaluation: recall@k and MRR of a run's search on questions with known answer citations.
 
 An eval file is JSON Lines of ``{"id", "question", "answers": [citation, ...]}``. A retrieved chunk
-is a hit when its section path or text cites one of the answers, compared as (law, article) pairs
-(see ``agentdistill.citations``): "Federal Decree-Law 33/2021, Art. 51" matches a chunk with "Art. 51" in its path
-inside the Decree-Law 33/2021 document, or a guide section whose Sources line names that article.
+is a hit when its section path or text cites one of the answers, as the run's citation style compares them
+(``CitationStyle.answer_keys``, ``passage_keys`` and ``matches``; see ``agentdistill.citations``): with the
+generic style "Handbook > Annual leave" matches a chunk of that section or of one inside it; a pack's style
+may compare a law's articles, wherever a chunk names them.
 
     recall@k = share of questions with a hit among the top k
     MRR@k    = mean over questions of 1 / (rank of the first hit), 0 when none is in the top k
@@ -11,11 +12,12 @@ inside the Decree-Law 33/2021 document, or a guide section whose Sources line na
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentdistill.citations import LawArticle, answer_is_cited, document_law, law_articles
+from agentdistill.citations import GENERIC, CitationStyle, answer_is_cited
 from agentdistill.corpus.search import Searcher
 from agentdistill.errors import UserError
 from agentdistill.jsonl import iter_json
@@ -29,7 +31,7 @@ class EvalItem:
     answers: list[str]
 
 
-def load_eval(path: Path) -> list[EvalItem]:
+def load_eval(path: Path, style: CitationStyle = GENERIC) -> list[EvalItem]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.", hint='Write one {"id", "question", "answers": [...]} per line.')
@@ -39,13 +41,13 @@ def load_eval(path: Path) -> list[EvalItem]:
         if not isinstance(obj.get("question"), str) or not isinstance(answers, list) or not answers:
             raise UserError(
                 f"{path}: record {n} needs a 'question' string and a non-empty 'answers' list.",
-                hint='e.g. {"id": "q1", "question": "...", "answers": ["Federal Decree-Law 33/2021, Art. 51"]}',
+                hint=f'e.g. {{"id": "q1", "question": "...", "answers": ["{style.example}"]}}',
             )
-        unparsed = [a for a in answers if not law_articles(str(a))]
+        unparsed = [a for a in answers if not style.answer_keys(str(a))]
         if unparsed:
             raise UserError(
-                f"{path}: record {n} has an answer that names no article: {unparsed[0]!r}.",
-                hint='Write answers as citations, e.g. "Federal Decree-Law 33/2021, Art. 51".',
+                f"{path}: record {n} has an answer that cites nothing: {unparsed[0]!r}.",
+                hint=f'Write answers as citations, e.g. "{style.example}".',
             )
         items.append(EvalItem(id=str(obj.get("id", n)), question=obj["question"], answers=[str(a) for a in answers]))
     if not items:
@@ -53,30 +55,26 @@ def load_eval(path: Path) -> list[EvalItem]:
     return items
 
 
-def chunk_citations(chunk: Chunk) -> set[LawArticle]:
-    """What a chunk cites; a bare "Art. 5" belongs to the law the chunk's document is."""
-    return law_articles(f"{chunk.section_path}\n{chunk.text}", default_law=document_law(chunk.title))
-
-
-def first_hit_rank(chunks: list[Chunk], answers: list[str], cache: dict[str, set[LawArticle]]) -> int | None:
+def first_hit_rank(chunks: list[Chunk], answers: list[str], cache: dict[str, set[Hashable]],
+                   style: CitationStyle = GENERIC) -> int | None:
     """1-based rank of the first chunk that cites an answer, or None."""
     for rank, chunk in enumerate(chunks, start=1):
         if chunk.id not in cache:
-            cache[chunk.id] = chunk_citations(chunk)
-        if any(answer_is_cited(a, cache[chunk.id]) for a in answers):
+            cache[chunk.id] = style.passage_keys(chunk)
+        if any(answer_is_cited(style, a, cache[chunk.id]) for a in answers):
             return rank
     return None
 
 
-def evaluate(searcher: Searcher, items: list[EvalItem], k: int = 5) -> dict[str, Any]:
+def evaluate(searcher: Searcher, items: list[EvalItem], k: int = 5, style: CitationStyle = GENERIC) -> dict[str, Any]:
     """{"k", "n", "dense": {"recall", "mrr"}, "hybrid": {...}, "questions": [per-question ranks and top hits]}."""
-    cache: dict[str, set[LawArticle]] = {}
+    cache: dict[str, set[Hashable]] = {}
     rows = []
     for item in items:
         row: dict[str, Any] = {"id": item.id, "question": item.question, "answers": item.answers}
         for mode in ("dense", "hybrid"):
             hits = searcher.search(item.question, k=k, hybrid=mode == "hybrid")
-            row[f"{mode}_rank"] = first_hit_rank([h.chunk for h in hits], item.answers, cache)
+            row[f"{mode}_rank"] = first_hit_rank([h.chunk for h in hits], item.answers, cache, style)
             row[f"{mode}_top"] = [h.citation for h in hits]
         rows.append(row)
     out: dict[str, Any] = {"k": k, "n": len(rows)}

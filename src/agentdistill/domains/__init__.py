@@ -8,7 +8,10 @@ The core (corpus, agent, llm, synth, train, evaluate) names no domain. A pack br
   questions through its tools, and ``offline_questions(chunks, clusters, personas, tools, cfg)``: the
   question writer that teacher is made for, so ``teacher.kind: rule`` runs without any LLM;
 - optionally ``warm_up(tools)``: opens what the first tool call would (an index, an embedder), so the
-  first recorded call is not timed with it.
+  first recorded call is not timed with it;
+- optionally ``citations``: how its documents are cited and their sections headed (a ``CitationStyle``,
+  agentdistill.citations); a run whose packs bring none uses the generic one (section paths, Markdown
+  headings). ``citation_style(cfg)`` is the run's, for the generic code that reads or checks citations.
 
 ``cfg.tools.packs`` names the packs a run uses: a built-in name (``BUILTIN_PACKS``), or an importable
 module or ``.py`` file that defines ``PACK`` (a ``DomainPack``), or only ``TOOLS`` / ``tools(cfg, run_dir)``
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 
@@ -41,6 +45,7 @@ class DomainPack:
     offline_teacher: Callable[[Path | None, RunConfig], Any] | None = None
     offline_questions: Callable[..., tuple[list[Any], dict[str, int]]] | None = None
     warm_up: Callable[[Any], None] | None = None
+    citations: CitationStyle | None = None
     # The folder under examples/ with a config and corpus for this pack; the demo runs the example of the
     # one built-in pack marked ``demo``.
     example: str | None = None
@@ -98,6 +103,12 @@ def offline_pack(cfg: RunConfig) -> DomainPack:
         hint="Name packs with tools in tools.packs (e.g. [documents, general]), or use an LLM teacher "
              "(teacher.kind: openai with base_url and model).",
     )
+
+
+def citation_style(cfg: RunConfig) -> CitationStyle:
+    """How the run's documents are cited: the style of the first of its packs that brings one, else the generic
+    style (``agentdistill.citations.GENERIC``)."""
+    return next((pack.citations for pack in load_packs(cfg) if pack.citations is not None), GENERIC)
 
 
 def default_personas(cfg: RunConfig) -> list[dict[str, Any]]:

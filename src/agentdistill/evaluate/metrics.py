@@ -20,7 +20,7 @@ list ``question.expect.tools``. Per question:
   not fix may take any value.
 - no_tool_correct (questions expecting no tool): the agent answered without calling any tool.
 - loop: the runtime stopped the run because the model repeated an action (status ``loop``).
-- citations: the articles the final answer cites (agentdistill.citations normalizes them). ``hallucinated``:
+- citations: what the final answer cites, as the run's citation style reads it. ``hallucinated``:
   those that do not exist in the run's corpus (the section paths of chunks.jsonl; without a corpus,
   falls back to ``ungrounded``). ``ungrounded``: those that neither an observation of this
   conversation nor the question showed.
@@ -48,7 +48,7 @@ format_valid_rate, task_success_rate, loop_rate: over all n. tool_selection_accu
 exact_tool_match: over questions expecting tools. argument_validity: valid calls / all calls.
 argument_match: over questions fixing arguments. no_tool_accuracy: over no-tool questions.
 answer_correct_rate: over questions with answer_facts. retrieval_hit_rate: over ``searches``.
-hallucinated_citation_rate, ungrounded_citation_rate: over answers citing >= 1 article.
+hallucinated_citation_rate, ungrounded_citation_rate: over answers that cite something.
 tool_error_rate: failed calls / calls. mean_steps (model turns) and mean_latency_s: over all n.
 ``per_tool``, ``per_persona``, ``per_kind`` and ``per_family`` (the question's phrasing family) break
 the main rates down by group.
@@ -68,7 +68,7 @@ import numpy as np
 from jsonschema import Draft202012Validator
 
 from agentdistill.agent.runtime import FORMAT_ERROR  # the tool name on observations answering an unparseable reply
-from agentdistill.citations import extract_citations
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.evaluate.answer_check import AnswerVerdict, check_answer
 from agentdistill.records import Chunk, Question
 from agentdistill.tools.matching import arguments_match, optional_defaults
@@ -183,11 +183,13 @@ def score_question(
     corpus_citations: set[str] | None = None,
     verdict: AnswerVerdict | None = None,
     chunks: Mapping[str, Chunk] | None = None,
+    style: CitationStyle = GENERIC,
 ) -> QuestionScore:
     """Score one conversation against its question (definitions in the module docstring).
 
     ``verdict``: the answer's verdict when another checker gave it (an LLM judge); None: the offline
     checker's. ``chunks``: the run's chunks by id, for retrieval_hit (without them it is not measured).
+    ``style``: how the run's documents are cited (``domains.citation_style``).
     """
     calls = tool_calls(messages)
     called = [c["name"] for c in calls]
@@ -234,10 +236,10 @@ def score_question(
 
     if answer is None and status == "answered":
         answer = next((m["content"] for m in reversed(messages) if m.get("role") == "assistant" and "content" in m), "")
-    cited = extract_citations(answer or "")
-    seen = set(extract_citations(question.text))
+    cited = style.extract(answer or "")
+    seen = set(style.extract(question.text))
     for m in observations:
-        seen |= extract_citations(m["content"])
+        seen |= style.extract(m["content"])
     s.citations = sorted(cited)
     s.ungrounded = sorted(cited - seen)
     s.hallucinated = sorted(cited - corpus_citations) if corpus_citations else list(s.ungrounded)

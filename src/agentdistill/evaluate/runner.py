@@ -33,8 +33,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agentdistill.citations import extract_citations
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.config import RunConfig
+from agentdistill.domains import citation_style
 from agentdistill.errors import UserError
 from agentdistill.evaluate.answer_check import AnswerVerdict
 from agentdistill.evaluate.judge import AnswerJudge, judge_id
@@ -98,12 +99,12 @@ def select_questions(run_dir: Path, split: str, max_questions: int | None, seed:
     return questions
 
 
-def corpus_citations(run_dir: Path) -> set[str]:
-    """Every article the run's corpus holds, from its chunks' section paths (empty without a corpus)."""
+def corpus_citations(run_dir: Path, style: CitationStyle = GENERIC) -> set[str]:
+    """Every citation the run's corpus holds, from its chunks' section paths (empty without a corpus)."""
     path = Path(run_dir) / "chunks.jsonl"
     if not path.exists():
         return set()
-    return {c for row in iter_json(path) for c in extract_citations(f"{row.get('section_path', '')}")}
+    return {c for row in iter_json(path) for c in style.of_section(f"{row.get('section_path', '')}")}
 
 
 def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
@@ -195,7 +196,8 @@ def evaluate(
     done = {qid for qid, row in load_results(results_path).items()
             if row["trace"]["outcome"]["status"] != "backend_error"}
     todo = [q for q in questions if q.id not in done]
-    corpus = corpus_citations(run_dir)
+    style = citation_style(cfg)
+    corpus = corpus_citations(run_dir, style)
     chunks = corpus_chunks(run_dir)
     judge = AnswerJudge(cfg.eval.judge) if todo and cfg.eval.judge is not None else None
     if todo:
@@ -219,7 +221,8 @@ def evaluate(
                     answered = res.outcome.answer if res.outcome.status == "answered" else None
                     verdict = judge.check(q, answered, observation_texts(res.messages)) if judge else None
                     score = score_question(q, res.messages, res.outcome.status, res.outcome.steps, res.latency_s,
-                                           specs, res.outcome.answer, corpus, verdict=verdict, chunks=chunks)
+                                           specs, res.outcome.answer, corpus, verdict=verdict, chunks=chunks,
+                                           style=style)
                     trace = Trace(id=f"{name}/{q.id}", question_id=q.id, tools=specs, messages=res.messages,
                                   teacher=llm.name, outcome=res.outcome, split=q.split)
                     out.append({
@@ -266,7 +269,8 @@ def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path
     if missing:
         raise UserError(f"{results_path} lacks {len(missing)} of the {len(questions)} questions "
                         f"(e.g. {missing[0]}).", hint="Run the same eval command again to finish it.")
-    corpus = corpus if corpus is not None else corpus_citations(run_dir)
+    style = citation_style(cfg)
+    corpus = corpus if corpus is not None else corpus_citations(run_dir, style)
     chunks = chunks if chunks is not None else corpus_chunks(run_dir)
     judge = judge_id(cfg.eval.judge) if cfg.eval.judge else None
     scores = []
@@ -276,7 +280,7 @@ def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path
         outcome = trace["outcome"]
         scores.append(score_question(q, trace["messages"], outcome["status"], outcome["steps"], row["latency_s"],
                                      trace["tools"], outcome.get("answer"), corpus,
-                                     verdict=_stored_verdict(row, judge), chunks=chunks))
+                                     verdict=_stored_verdict(row, judge), chunks=chunks, style=style))
     metrics = aggregate(questions, scores, n_boot=cfg.eval.bootstrap, seed=cfg.seed)
     metrics["answer_checker"] = {"judge": judge, "judged": sum(s.answer_checked_by == judge for s in scores),
                                  "checked": sum(s.checks_answer for s in scores)}

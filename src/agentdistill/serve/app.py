@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentdistill.agent.runtime import AgentResult, run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.llm.base import BackendError, GenerationRequest
 from agentdistill.llm.grammar import step_grammar
 from agentdistill.serve.batcher import Batcher, RequestLLM, RequestTimeout
@@ -83,6 +84,7 @@ class Served:
     # and with constrain_arguments argument names and types, only as the client's schemas allow
     constrain: bool = True
     constrain_arguments: bool = True
+    citations: CitationStyle = GENERIC  # how the run's documents are cited (domains.citation_style)
 
 
 def create_app(served: Served, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
@@ -216,7 +218,7 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
             steps = [0]
 
             def on_event(event: Any) -> None:
-                step = step_of(event, steps[0])
+                step = step_of(event, steps[0], served.citations)
                 if step is not None:
                     steps[0] += 1
                     tell("step", step)
@@ -256,7 +258,7 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
         message = {"role": "assistant", "content": _answer_text(result),
                    "reasoning_content": "".join(step_text(s) for s in steps)}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
-        return JSONResponse(completion_body(cid, model, [choice], agent=_summary(result, steps)))
+        return JSONResponse(completion_body(cid, model, [choice], agent=_summary(result, steps, served.citations)))
 
     async def _agent_stream(cid: str, model: str, events: asyncio.Queue[tuple[str, Any]],
                             llm: RequestLLM) -> AsyncIterator[str]:
@@ -283,7 +285,7 @@ def create_app(served: Served, limits: Limits | None = None, api_key: str | None
                 return
             if result.outcome.answer is None:
                 yield _sse(chunk(cid, model, {"content": _answer_text(result)}))
-            yield _sse(chunk(cid, model, {}, "stop", agent=_summary(result, steps, with_steps=False)))
+            yield _sse(chunk(cid, model, {}, "stop", agent=_summary(result, steps, served.citations, with_steps=False)))
             yield "data: [DONE]\n\n"
         finally:
             llm.cancelled.set()  # a client that went away stops the conversation at its next model call
@@ -357,11 +359,12 @@ def _answer_text(result: AgentResult) -> str:
     return f"The agent stopped without an answer (status: {result.outcome.status})."
 
 
-def _summary(result: AgentResult, steps: list[dict[str, Any]], with_steps: bool = True) -> dict[str, Any]:
+def _summary(result: AgentResult, steps: list[dict[str, Any]], style: CitationStyle,
+             with_steps: bool = True) -> dict[str, Any]:
     """The agent's part of a reply: its status, steps (a stream has sent them already) and citations."""
     answer = result.outcome.answer or ""
     return {"status": result.outcome.status, **({"steps": steps} if with_steps else {}),
-            "citations": answer_citations(answer, steps), "latency_s": round(result.latency_s, 3)}
+            "citations": answer_citations(answer, steps, style), "latency_s": round(result.latency_s, 3)}
 
 
 def _sse(payload: dict[str, Any]) -> str:

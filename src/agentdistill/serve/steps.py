@@ -2,9 +2,9 @@
 
 Each runtime event (agent.runtime.AgentEvent) becomes one JSON-ready step. An observation that lists
 passages the way the corpus search tools print them (``[1] <citation>: <text>``, one per line) also
-carries them parsed, and the answer's citations (citations.extract_citations, which reads every
-spelling of an article) are tied to the passage that showed each one, so the chat page can link a
-citation to the text it rests on and mark one that no observation showed.
+carries them parsed, and the answer's citations (as the run's citation style reads them, every spelling
+of one source as one: agentdistill.citations) are tied to the passage that showed each one, so the chat
+page can link a citation to the text it rests on and mark one that no observation showed.
 """
 
 from __future__ import annotations
@@ -14,30 +14,30 @@ from typing import Any
 
 from agentdistill.agent.runtime import AgentEvent
 from agentdistill.agent.wire import render_action
-from agentdistill.citations import extract_citations
+from agentdistill.citations import GENERIC, CitationStyle
 
-# "[2] Annual Leave > Worked example: leave (Federal Decree-Law 33/2021, Art. 29): text": a heading may hold a
+# "[2] Returns > Worked example: refund (Consumer Code 5/2020, Sec. 12): text": a heading may hold a
 # colon of its own, so a head that ends in its citations' parenthesis is tried first
 _PASSAGE_CITED = re.compile(r"^\[(\d+)\]\s+(.{1,300}?\)):\s+(.*)$")
 _PASSAGE = re.compile(r"^\[(\d+)\]\s+(.+?):\s+(.*)$")
 _PARENTHESIS = re.compile(r"\(([^()]*)\)")
 
 
-def passages(observation: str) -> list[dict[str, Any]]:
+def passages(observation: str, style: CitationStyle = GENERIC) -> list[dict[str, Any]]:
     """The numbered passages of a search-style observation (empty for others): ``[{n, citation, text, cites}]``,
-    ``cites`` being the citations the passage's head writes out, as written ("Federal Decree-Law 33/2021, Art. 29")."""
+    ``cites`` being the citations (that ``style`` reads) the passage's head writes out in parentheses, as written."""
     out = []
     for line in observation.splitlines():
         m = _PASSAGE_CITED.match(line.strip()) or _PASSAGE.match(line.strip())
         if m:
             head = m.group(2)
             cites = [part.strip() for inner in _PARENTHESIS.findall(head) for part in inner.split(";")
-                     if extract_citations(part)]
+                     if style.extract(part)]
             out.append({"n": int(m.group(1)), "citation": head, "text": m.group(3), "cites": cites})
     return out
 
 
-def step_of(event: AgentEvent, index: int) -> dict[str, Any] | None:
+def step_of(event: AgentEvent, index: int, style: CitationStyle = GENERIC) -> dict[str, Any] | None:
     """The step a runtime event shows, numbered ``index``; None for the end event (the answer says it)."""
     m = event.message or {}
     if event.kind == "step" and "tool_calls" in m:
@@ -47,7 +47,7 @@ def step_of(event: AgentEvent, index: int) -> dict[str, Any] | None:
         return {"index": index, "type": "answer", "thought": m.get("thought", ""), "answer": m.get("content", "")}
     if event.kind == "observation":
         return {"index": index, "type": "observation", "name": m.get("name", ""), "content": m.get("content", ""),
-                "passages": passages(m.get("content", ""))}
+                "passages": passages(m.get("content", ""), style)}
     if event.kind == "format_error":
         return {"index": index, "type": "format_error", "text": event.text, "error": m.get("content", "")}
     return None
@@ -64,13 +64,14 @@ def step_text(step: dict[str, Any]) -> str:
     return f"Thought: {step['thought']}\n"
 
 
-def answer_citations(answer: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each article ``answer`` cites, with the passage that showed it (``{step, n}``) or None."""
+def answer_citations(answer: str, steps: list[dict[str, Any]], style: CitationStyle = GENERIC) -> list[dict[str, Any]]:
+    """Each citation ``answer`` makes, with the passage that showed it (``{step, n}``) or None."""
     shown: dict[str, dict[str, int]] = {}
     found = [(step["index"], p) for step in steps for p in step.get("passages", [])]
-    # a passage's own citation names it before any article its text mentions in passing
+    # a passage's own citation names it before any source its text mentions in passing
     for whole in (False, True):
         for index, p in found:
-            for key in sorted(extract_citations(f"{p['citation']}: {p['text']}" if whole else p["citation"])):
+            keys = style.extract(f"{p['citation']}: {p['text']}") if whole else style.of_section(p["citation"])
+            for key in sorted(keys):
                 shown.setdefault(key, {"step": index, "n": p["n"]})
-    return [{"citation": key, "passage": shown.get(key)} for key in sorted(extract_citations(answer))]
+    return [{"citation": key, "passage": shown.get(key)} for key in sorted(style.extract(answer))]

@@ -11,9 +11,9 @@ A student imitates everything in its data, mistakes included, so a trace is kept
 5. ``missing_tool`` / ``unexpected_tool``: it used every tool the question expects, and none when the
    question expects none; ``wrong_arguments``: calls match the arguments the question fixes, as the eval scores them
    (``agentdistill.tools.matching``);
-6. ``ungrounded``: every article cited in the answer appears in an observation the teacher read
-   (``extract_citations(answer) ⊆ ⋃ extract_citations(observation)``), so the student never learns
-   to cite from memory.
+6. ``ungrounded``: every citation in the answer appears in an observation the teacher read, as the run's
+   citation style reads them (``style.extract(answer) ⊆ ⋃ style.extract(observation)``), so the student
+   never learns to cite from memory.
 
 The first failing check names the rejection reason; reasons are counted in traces.stats.json.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.records import Question, Record, Trace
 from agentdistill.tools.matching import arguments_match, optional_defaults
 
@@ -37,10 +38,10 @@ class Rejection(Record):
     trace: Trace | None = None
 
 
-def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) -> tuple[str, str] | None:
-    """None if the trace is kept, else (reason, detail). ``tools`` is a ToolRegistry (validate, names)."""
-    from agentdistill.citations import extract_citations
-
+def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int,
+                style: CitationStyle = GENERIC) -> tuple[str, str] | None:
+    """None if the trace is kept, else (reason, detail). ``tools`` is a ToolRegistry (validate, names);
+    ``style``: how the run's documents are cited (``domains.citation_style``)."""
     if trace.outcome.status != "answered":
         return f"status_{trace.outcome.status}", trace.outcome.answer or ""
     steps = [m for m in trace.messages if m["role"] == "assistant"]
@@ -77,10 +78,10 @@ def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int) ->
                 calls = [c.get("arguments", {}) for c in called if c["name"] == name]
                 return "wrong_arguments", f"{name}: expected {args}, got {calls}"
     answer = steps[-1]["content"]
-    cited = extract_citations(answer)
+    cited = style.extract(answer)
     seen: set[str] = set()
     for obs in observations:
-        seen |= extract_citations(obs)
+        seen |= style.extract(obs)
     ungrounded = cited - seen
     if ungrounded:
         return "ungrounded", f"cites {sorted(ungrounded)} not in any observation"

@@ -109,6 +109,7 @@ def _block_size(cfg: RunConfig, llm: Any) -> int:
 def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console | None = None) -> dict[str, Any]:
     """Record a trace for every question without one; returns the stats written to traces.stats.json."""
     from agentdistill.agent.runtime import agent_options, run_agents
+    from agentdistill.domains import citation_style
     from agentdistill.tools import load_tools
 
     run_dir = Path(run_dir)
@@ -127,6 +128,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
         if hasattr(llm, "know"):  # an offline teacher plans from what the question's writer recorded
             llm.know(todo)
         _warm_up(cfg, tools)
+        style = citation_style(cfg)
         specs = tools.specs()
         n_rejected = len(rejected)
         consecutive = 0
@@ -155,7 +157,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
                     consecutive = 0
                     trace = Trace(id="t-" + q.id.removeprefix("q-"), question_id=q.id, tools=specs,
                                   messages=result.messages, teacher=teacher, outcome=result.outcome, split=q.split)
-                    verdict = check_trace(trace, q, tools, cfg.agent.max_steps)
+                    verdict = check_trace(trace, q, tools, cfg.agent.max_steps, style)
                     if verdict is None:
                         keep.append(trace)
                     else:

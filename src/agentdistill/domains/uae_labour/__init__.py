@@ -1,5 +1,6 @@
 """The UAE labour law pack: corpus lookups, entitlement calculators that cite the law, the personas who
-ask about them, and an offline teacher with its question writer (no LLM needed)."""
+ask about them, how the law is cited and its article headings read (citations.py), and an offline teacher
+with its question writer (no LLM needed)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from agentdistill.config import RunConfig
 from agentdistill.domains import DomainPack
 from agentdistill.domains.uae_labour.calculators import annual_leave, calculate_gratuity, notice_period, overtime_pay
+from agentdistill.domains.uae_labour.citations import STYLE
 from agentdistill.domains.uae_labour.lookup import LabourLawLookup
 from agentdistill.tools.spec import Tool
 
@@ -54,4 +56,4 @@ def offline_questions(*args: Any, **kwargs: Any) -> tuple[list[Any], dict[str, i
 
 PACK = DomainPack(name="uae_labour", tools=tools, topic=TOPIC, personas=PERSONAS,
                   offline_teacher=offline_teacher, offline_questions=offline_questions, warm_up=warm_up,
-                  example="uae_labour", demo=True)
+                  citations=STYLE, example="uae_labour", demo=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from agentdistill.citations import LAW_RE, law_id
-from agentdistill.citations import law_name as generic_law_name
+from agentdistill.domains.uae_labour.citations import LAW_RE, law_id
+from agentdistill.domains.uae_labour.citations import law_name as generic_law_name
 
 # Canonical law id -> (display name used in the corpus, what the law is about)
 KNOWN_LAWS: dict[str, tuple[str, str]] = {

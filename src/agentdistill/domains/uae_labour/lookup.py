@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
+from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import KNOWN_LAWS, law_name, resolve_law
 from agentdistill.tools.documents import MAX_TOP_K, NOT_COVERED_OBSERVATION, OBSERVATION_CHARS, DocumentSearch, trim
 

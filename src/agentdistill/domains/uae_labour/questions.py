@@ -32,8 +32,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdistill.citations import extract_citations
 from agentdistill.config import RunConfig
+from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import format_citation, resolve_law
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.domains.uae_labour.phrasing import casual, duration_forms, hour_forms, money_forms, number_words

@@ -135,7 +135,7 @@ def _first(pattern: re.Pattern[str], text: str) -> float | int | None:
 
 
 def _law_phrase(question: str) -> str | None:
-    from agentdistill.citations import LAW_RE
+    from agentdistill.domains.uae_labour.citations import LAW_RE
 
     m = LAW_RE.search(question)
     if m:
@@ -405,7 +405,7 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
     order; with ``must_cite`` (a normalized citation) sentences citing it come first. A sentence cut off
     by the observation's length limit is never used. Returns ("", "") when the observation holds no passage.
     """
-    from agentdistill.citations import extract_citations
+    from agentdistill.domains.uae_labour.citations import extract_citations
 
     found = passages(observation)
     want = _content_words(topic)
@@ -443,7 +443,7 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
 
 
 def _cite(observation: str) -> str:
-    from agentdistill.citations import extract_citations
+    from agentdistill.domains.uae_labour.citations import extract_citations
 
     cites = sorted(extract_citations(observation))
     return "; ".join(_citation_text(c) for c in cites[:2])
@@ -695,7 +695,7 @@ class RuleTeacher:
         if read_law:
             thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {PLAN_ANSWER}."
         else:
-            from agentdistill.citations import extract_citations
+            from agentdistill.domains.uae_labour.citations import extract_citations
 
             thought = _pick(_ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS, key)
         return f"Thought: {thought}\nAnswer: {answer}"
