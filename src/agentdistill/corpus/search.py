@@ -16,7 +16,8 @@ set hybrid reached recall@5 0.98 / MRR@5 0.892 against dense 0.96 / 0.887 (equal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from agentdistill.records import Chunk
 RRF_K = 60
 BM25_WEIGHT = 0.5
 CANDIDATES = 50
+PATH_WEIGHT = 1  # times a chunk's section path is written into its BM25 text: >1 weights titles above body text
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Hit:
     chunk: Chunk
     score: float  # cosine similarity (dense) or fused reciprocal-rank score (hybrid)
     citation: str  # the chunk's section path, e.g. "Federal Law 5/2020 > Art. 12 > ..."
+    # with ``search(..., per_section=True)``: the chunks right before and after it in its section, reading order
+    neighbours: list[Chunk] = field(default_factory=list)
 
 
 def _stemmer():
@@ -66,13 +70,40 @@ class BM25:
         return self.retriever.get_scores(tokens) if tokens else None
 
 
+# Numbers, amounts and dates in a question ("9,000 basic", "14/03/2023", "35k", "30%") describe the asker's case,
+# not the passage that answers it.
+_NUMBERS = re.compile(r"(?:\b(?:AED|USD|Dhs?)\s*)?\b\d[\d,./:-]*(?:\s*(?:%|k\b|AED\b|dirhams?\b))?", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+_CITES_NUMBER = re.compile(r"\b(?:arts?|articles?|clauses?|no|law|resolution|decision)\.?\s*\(?\s*$", re.I)
+
+
+def clean_query(query: str) -> str:
+    """``query`` without its numbers (see ``_NUMBERS``) except those that cite ("Article 29", "Law 33/2021");
+    the query itself when no word is left."""
+    cleaned = " ".join(_NUMBERS.sub(lambda m: m[0] if _CITES_NUMBER.search(query, 0, m.start()) else " ",
+                                    query).split())
+    return cleaned if re.search(r"[^\W\d_]{3}", cleaned) else query
+
+
 class Searcher:
     def __init__(self, chunks: list[Chunk], index: ChunkIndex, embedder: Embedder, hybrid: bool = True):
         self.chunks = chunks
         self.by_id = {c.id: c for c in chunks}
+        self.position = {c.id: i for i, c in enumerate(chunks)}  # chunks.jsonl is in document and reading order
         self.index = index
         self.embedder = embedder
         self.hybrid = hybrid
+        self.bm25_weight = BM25_WEIGHT
+        self.rrf_k = RRF_K
+        self.path_weight = PATH_WEIGHT
+        self.per_section = False
+        self.clean_queries = False
+        self.sentence_queries = False
+        self.neighbour_weight = 0.0
+        self.fix_spelling = False
+        self._vocabulary: set[str] | None = None
         self._bm25: BM25 | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
 
@@ -103,26 +134,78 @@ class Searcher:
     def lexical(self, query: str, n: int = CANDIDATES) -> list[tuple[str, float]]:
         """(chunk id, BM25 score), best first; chunks sharing no term with the query are left out."""
         if self._bm25 is None:
-            self._bm25 = BM25([passage(c.section_path, c.text) for c in self.chunks])
+            self._bm25 = BM25([passage("\n".join([c.section_path] * self.path_weight), c.text) for c in self.chunks])
         scores = self._bm25.scores(query)
         if scores is None:
             return []
         best = np.argsort(-scores, kind="stable")[:n]
         return [(self.chunks[i].id, float(scores[i])) for i in best if scores[i] > 0]
 
-    def search(self, query: str, k: int = 5, hybrid: bool | None = None) -> list[Hit]:
+    def spelled(self, query: str) -> str:
+        """``query`` with each word of 5+ letters that no chunk has replaced by the closest word that one has
+        (difflib ratio >= 0.85), when there is one: "bereavment" -> "bereavement" if the documents say it."""
+        import difflib
+
+        if self._vocabulary is None:
+            text = (f"{c.section_path} {c.text}".lower() for c in self.chunks)
+            self._vocabulary = {w for t in text for w in re.findall(r"[a-z]+", t)}
+        vocab = self._vocabulary
+
+        def fix(m: re.Match[str]) -> str:
+            word = m[0]
+            if len(word) < 5 or word.lower() in vocab:
+                return word
+            close = difflib.get_close_matches(word.lower(), vocab, n=1, cutoff=0.85)
+            return close[0] if close else word
+
+        return re.sub(r"[A-Za-z]+", fix, query)
+
+    def neighbours(self, chunk: Chunk) -> list[Chunk]:
+        """The chunks right before and after ``chunk`` in its section (same document and section path)."""
+        i = self.position[chunk.id]
+        near = [self.chunks[j] for j in (i - 1, i + 1) if 0 <= j < len(self.chunks)]
+        return [c for c in near if c.doc_id == chunk.doc_id and c.section_path == chunk.section_path]
+
+    def _fuse(self, rankings: list[tuple[float, list[tuple[str, float]]]]) -> dict[str, float]:
+        fused: dict[str, float] = {}
+        for weight, ranking in rankings:
+            for rank, (cid, _) in enumerate(ranking, start=1):
+                fused[cid] = fused.get(cid, 0.0) + weight / (self.rrf_k + rank)
+        return fused
+
+    def search(self, query: str, k: int = 5, hybrid: bool | None = None, per_section: bool | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, best first."""
         if not query.strip():
             raise UserError("the search query is empty.", hint='agentdistill search "annual leave days" --run DIR')
         hybrid = self.hybrid if hybrid is None else hybrid
+        per_section = self.per_section if per_section is None else per_section
+        q = clean_query(query) if self.clean_queries else query
+        q = self.spelled(q) if self.fix_spelling else q
         n = max(CANDIDATES, k)
-        dense = self.dense(query, n)
+        dense = self.dense(q, n)
+        if self.sentence_queries and len(parts := [s for s in _SENTENCE_END.split(q) if s.strip()]) > 1:
+            rankings = [(1.0, dense)] + [(1.0 / len(parts), self.dense(s, n)) for s in parts]
+            dense = sorted(self._fuse(rankings).items(), key=lambda kv: -kv[1])
         if not hybrid:
-            ranked = dense[:k]
+            scored = dense
         else:
-            fused: dict[str, float] = {}
-            for weight, ranking in ((1.0, dense), (BM25_WEIGHT, self.lexical(query, n))):
-                for rank, (cid, _) in enumerate(ranking, start=1):
-                    fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + rank)
-            ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:k]  # stable: dense order breaks ties
-        return [Hit(chunk=self.by_id[cid], score=s, citation=self.by_id[cid].section_path) for cid, s in ranked]
+            scored = sorted(self._fuse([(1.0, dense), (self.bm25_weight, self.lexical(q, n))]).items(),
+                            key=lambda kv: -kv[1])  # stable: dense order breaks ties
+        if self.neighbour_weight:
+            score = dict(scored)
+            scored = sorted(((cid, s + self.neighbour_weight * max(
+                (score.get(c.id, 0.0) for c in self.neighbours(self.by_id[cid])), default=0.0)) for cid, s in scored),
+                key=lambda kv: -kv[1])
+        hits: list[Hit] = []
+        seen: set[tuple[str, str]] = set()
+        for cid, s in scored:
+            chunk = self.by_id[cid]
+            if per_section:
+                if (chunk.doc_id, chunk.section_path) in seen:
+                    continue
+                seen.add((chunk.doc_id, chunk.section_path))
+            hits.append(Hit(chunk=chunk, score=s, citation=chunk.section_path,
+                            neighbours=self.neighbours(chunk) if per_section else []))
+            if len(hits) == k:
+                break
+        return hits

@@ -1,0 +1,106 @@
+"""The search's own logic on a toy index (bag-of-words vectors, no model): one hit per section with its
+neighbouring chunks, reciprocal rank fusion, and the query cleanup."""
+
+import numpy as np
+import pytest
+
+from agentdistill.corpus.search import Searcher, clean_query
+from agentdistill.errors import UserError
+from agentdistill.records import Chunk
+
+VOCAB = ["leave", "annual", "days", "gratuity", "basic", "wage", "notice", "period", "probation", "maid"]
+
+
+def bag(text: str) -> np.ndarray:
+    words = text.lower().split()
+    v = np.array([float(words.count(w)) for w in VOCAB], dtype=np.float32)
+    return v / (np.linalg.norm(v) or 1.0)
+
+
+class ToyEmbedder:
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.stack([bag(t) for t in texts])
+
+
+class ToyIndex:
+    """Cosine similarity over bag-of-words vectors of the chunks' texts, best first (what ChunkIndex.query gives)."""
+
+    def __init__(self, chunks: list[Chunk]):
+        self.ids = [c.id for c in chunks]
+        self.vectors = np.stack([bag(c.text) for c in chunks])
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        sims = self.vectors @ vector
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(self.ids[i], float(sims[i])) for i in order]
+
+
+def chunk(n: int, doc: str, path: str, text: str) -> Chunk:
+    return Chunk(id=f"{doc}-{n:04d}", doc_id=doc, source=f"/docs/{doc}.md", title=doc, section_path=path, text=text,
+                 n_tokens=len(text.split()))
+
+
+# Reading order: a long article split in three chunks, then its neighbour article, then another document.
+CHUNKS = [
+    chunk(0, "law", "Law > Art. 29 > Annual leave", "annual leave days annual leave"),
+    chunk(1, "law", "Law > Art. 29 > Annual leave", "annual leave days"),
+    chunk(2, "law", "Law > Art. 29 > Annual leave", "leave carried forward basic wage"),
+    chunk(3, "law", "Law > Art. 30 > Maternity leave", "leave days for a mother"),
+    chunk(0, "guide", "Guide", "annual leave days part time days"),
+    chunk(1, "guide", "Guide", "gratuity basic wage"),
+]
+
+
+@pytest.fixture
+def searcher() -> Searcher:
+    return Searcher(CHUNKS, ToyIndex(CHUNKS), ToyEmbedder(), hybrid=False)
+
+
+def test_neighbours_are_the_adjacent_chunks_of_the_same_section_only(searcher):
+    by_id = {c.id: c for c in CHUNKS}
+    assert [c.id for c in searcher.neighbours(by_id["law-0001"])] == ["law-0000", "law-0002"]
+    assert [c.id for c in searcher.neighbours(by_id["law-0002"])] == ["law-0001"]  # Art. 30 is another section
+    assert [c.id for c in searcher.neighbours(by_id["guide-0000"])] == ["guide-0001"]  # not law-0003 before it
+    assert searcher.neighbours(by_id["law-0003"]) == []
+
+
+def test_per_section_search_gives_one_hit_a_section_with_its_neighbouring_chunks(searcher):
+    plain = searcher.search("annual leave days", k=3, per_section=False)
+    assert [h.chunk.id for h in plain] == ["law-0001", "law-0000", "guide-0000"]  # two slots for Art. 29
+    assert all(h.neighbours == [] for h in plain)
+
+    hits = searcher.search("annual leave days", k=3, per_section=True)
+    assert [h.chunk.id for h in hits] == ["law-0001", "guide-0000", "law-0003"]  # the freed slot finds Art. 30
+    assert [c.id for c in hits[0].neighbours] == ["law-0000", "law-0002"]
+    assert [h.citation for h in hits] == [CHUNKS[0].section_path, "Guide", CHUNKS[3].section_path]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_hybrid_search_fuses_dense_and_bm25_ranks_with_their_weights(searcher):
+    dense = [cid for cid, _ in searcher.dense("gratuity basic wage")]
+    lexical = [cid for cid, _ in searcher.lexical("gratuity basic wage")]
+    hits = searcher.search("gratuity basic wage", k=len(CHUNKS), hybrid=True, per_section=False)
+    expected = {c.id: (1 / (searcher.rrf_k + dense.index(c.id) + 1) if c.id in dense else 0.0)
+                + (searcher.bm25_weight / (searcher.rrf_k + lexical.index(c.id) + 1) if c.id in lexical else 0.0)
+                for c in CHUNKS}  # fmt: skip
+    assert hits[0].chunk.id == "guide-0001"
+    for h in hits:
+        assert h.score == pytest.approx(expected[h.chunk.id])
+
+
+def test_empty_query_is_a_user_error(searcher):
+    with pytest.raises(UserError):
+        searcher.search("  ")
+
+
+def test_clean_query_drops_the_askers_numbers_but_keeps_citations():
+    q = "How is gratuity calculated? I've been here 7 years on 9,000 basic plus AED 4,000 housing (35k a year)"
+    assert clean_query(q) == "How is gratuity calculated? I've been here years on basic plus housing ( a year)"
+    assert clean_query("what does Art. 29 of Federal Decree-Law No. 33/2021 say") == (
+        "what does Art. 29 of Federal Decree-Law No. 33/2021 say"
+    )
+    assert clean_query("Article (51)") == "Article (51)"
+    assert clean_query("30%") == "30%"  # nothing but a number: kept as asked
