@@ -428,3 +428,20 @@ def test_a_request_over_the_time_limit_gets_a_504_and_the_server_goes_on(tiny_ru
         assert len(outcomes) == 8 and late, outcomes  # 8 conversations of 64-token turns take more than 2 s
         assert all(e.status_code == 504 and "time limit" in e.message for e in late), late
         assert httpx.get(server.url + "/health").json()["status"] == "ok"
+
+
+def test_a_cited_section_links_to_the_passage_that_showed_it_and_an_unseen_one_to_none():
+    from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
+    from agentdistill.serve.steps import answer_citations, passages
+
+    shown = "[1] Staff handbook > Annual leave: Staff get 30 days.\n[2] Staff handbook > Expenses: Receipts in a week."
+    steps = [{"index": 1, "type": "observation", "passages": passages(shown)}]
+    cited = answer_citations("30 days (Staff handbook > Annual leave); see [Staff handbook > Pensions].", steps)
+    assert cited == [{"citation": "Staff handbook > Annual leave", "passage": {"step": 1, "n": 1}},
+                     {"citation": "Staff handbook > Pensions", "passage": None}]
+    # a pack's style reads its own citations: the law's articles, in a passage's head or text
+    law = "[1] Leave > Annual leave (Federal Decree-Law 33/2021, Art. 29): 30 days a year."
+    steps = [{"index": 2, "type": "observation", "passages": passages(law, LAW_CITATIONS)}]
+    assert steps[0]["passages"][0]["cites"] == ["Federal Decree-Law 33/2021, Art. 29"]
+    assert answer_citations("30 days (Federal Decree-Law 33/2021, Art. 29)", steps, LAW_CITATIONS) == [
+        {"citation": "FDL 33/2021 Art. 29", "passage": {"step": 2, "n": 1}}]
