@@ -14,7 +14,6 @@ from agentdistill.pipeline.stages import build_stages
 from agentdistill.pipeline.time_budget import (
     GGUF_EXPORT_SECONDS,
     MIN_SFT_SECONDS,
-    STAGE_SECONDS_FILE,
     START_STAGE,
     TUNED_PER_UNTUNED_CALL,
     UNKNOWN_QUESTION_CALLS,
@@ -25,6 +24,7 @@ from agentdistill.pipeline.time_budget import (
     stage_seconds,
 )
 from agentdistill.records import Expect, Question
+from agentdistill.run_layout import RunLayout
 
 BEFORE_SFT = ["ingest", "questions", "traces", "eval untuned student"]
 
@@ -65,7 +65,7 @@ def test_stage_seconds_add_up_over_the_processes_that_ran_a_stage(tmp_path):
 
 
 def test_a_damaged_stage_record_reads_as_empty_rather_than_failing_the_run(tmp_path):
-    (tmp_path / STAGE_SECONDS_FILE).write_text('{"ingest": 12.5, "quest')
+    RunLayout(tmp_path).stage_seconds.write_text('{"ingest": 12.5, "quest')
     assert stage_seconds(tmp_path) == {}
     add_stage_seconds(tmp_path, "ingest", 3.0)
     assert stage_seconds(tmp_path) == {"ingest": 3.0}

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentdistill.errors import UserError
+from agentdistill.run_layout import CONFIG_RESOLVED, RunLayout
 
 
 def steps_or_epochs(cls: type, steps: int | None) -> int | None:
@@ -272,7 +273,7 @@ class RunConfig(Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)  # `agentdistill run` / `demo` as a whole
 
 
-RESOLVED_CONFIG_NAME = "config.resolved.yaml"
+RESOLVED_CONFIG_NAME = CONFIG_RESOLVED
 
 
 def _key_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -415,14 +416,14 @@ def save_resolved(cfg: RunConfig, run_dir: Path) -> Path:
     """Write the resolved config into the run directory so that the run describes itself."""
     from agentdistill.jsonl import write_text_atomic
 
-    out = Path(run_dir) / RESOLVED_CONFIG_NAME
+    out = RunLayout(run_dir).config_resolved
     write_text_atomic(out, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return out
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
     """The config a run directory was made with (defaults when the directory has none yet)."""
-    resolved = Path(run_dir) / RESOLVED_CONFIG_NAME
+    resolved = RunLayout(run_dir).config_resolved
     return load_config(resolved, check_paths=False) if resolved.exists() else RunConfig()
 
 

@@ -20,7 +20,7 @@ else). ``RunLayout(run_dir)`` gives each path by what it is::
       eval/<name>/                          eval: eval.json, results.jsonl, metrics.json
       bench/bfcl/<name>/                    bench bfcl: results.jsonl, metrics.json
       report.html                           report
-      export/hf/ export/gguf/<m>-<q>.gguf   export (export.json beside the merged model)
+      export/hf/ export/gguf/<m>-<q>.gguf   export (export.json in the merged model, a Modelfile beside the GGUF)
       stage_seconds.json                    the pipeline: seconds each stage took
       .locks/<stage>.lock                   run_lock: one writer per run and stage
 
@@ -76,6 +76,7 @@ REPORT = "report.html"
 EXPORT_HF = "hf"
 EXPORT_GGUF = "gguf"
 EXPORT_META = "export.json"  # not the model cache's marker: that would make the folder stand for its base model
+MODELFILE = "Modelfile"  # Ollama's, beside the GGUF file
 # the pipeline
 STAGE_SECONDS = "stage_seconds.json"
 LOCKS = ".locks"
@@ -87,8 +88,8 @@ LOCK_SUFFIX = ".lock"
 OWNED_NAMES = frozenset({
     CONFIG_RESOLVED, CHUNKS, CLUSTERS, INGEST_MANIFEST, INGEST_REPORT, QUESTIONS, QUESTIONS_RAW, QUESTIONS_STATS,
     TRACES, TRACES_REJECTED, TRACES_STATS, TRL_EXPORT, SHAREGPT_EXPORT, DATASET_INFO, TEACHER_CACHE, ADAPTERS,
-    ADAPTER_META, CHECKPOINTS, CHECKPOINT_SPENT, EVAL_META, RESULTS, METRICS, REPORT, EXPORT_META, STAGE_SECONDS,
-    LOCKS,
+    ADAPTER_META, CHECKPOINTS, CHECKPOINT_SPENT, EVAL_META, RESULTS, METRICS, REPORT, EXPORT_META, MODELFILE,
+    STAGE_SECONDS, LOCKS,
 })
 
 
@@ -99,6 +100,11 @@ def json_flag(path: Path, key: str) -> bool:
     except (OSError, ValueError):  # ValueError: not JSON, not UTF-8
         return False
     return isinstance(obj, dict) and bool(obj.get(key))
+
+
+def gguf_name(name: str, quant: str) -> str:
+    """The GGUF file export writes for the adapter folder ``name`` at ``quant`` (in export/gguf/ or --out)."""
+    return f"{name}-{quant}.gguf"
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,18 @@ class RunLayout:
         """export/: the training split for other trainers (traces), the merged model and GGUF files (export)."""
         return self.root / EXPORT
 
+    @property
+    def trl_export(self) -> Path:
+        return self.export / TRL_EXPORT
+
+    @property
+    def sharegpt_export(self) -> Path:
+        return self.export / SHAREGPT_EXPORT
+
+    @property
+    def dataset_info(self) -> Path:
+        return self.export / DATASET_INFO
+
     # training
     @property
     def teacher_cache(self) -> Path:
@@ -194,12 +212,13 @@ class RunLayout:
         return self.root / ADAPTERS
 
     def adapter(self, name: str) -> Path:
-        """adapters/<name>: the SFT adapter of the model ``name`` (a hub id ``org/model`` nests)."""
-        return self.adapters / name
+        """adapters/<name>: the SFT adapter of the model ``name`` (a hub id ``org/model`` nests; always inside
+        the run, an absolute name too)."""
+        return self.root / f"{ADAPTERS}/{name}"
 
     def uld_adapter(self, student: str) -> Path:
         """adapters/<student>-uld: the student distilled from the teacher."""
-        return self.adapters / f"{student}{ULD_SUFFIX}"
+        return self.root / f"{ADAPTERS}/{student}{ULD_SUFFIX}"
 
     def checkpoints(self, name: str) -> Path:
         return self.root / CHECKPOINTS / name
@@ -234,7 +253,7 @@ class RunLayout:
 
     def gguf(self, name: str, quant: str) -> Path:
         """export/gguf/<name>-<quant>.gguf: the export of the adapter ``name`` at ``quant``."""
-        return self.export_gguf / f"{name}-{quant}.gguf"
+        return self.export_gguf / gguf_name(name, quant)
 
     # is this stage done: its outputs are complete (an incomplete stage runs again and resumes itself)
     def ingest_done(self) -> bool:

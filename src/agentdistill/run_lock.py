@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -36,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.errors import UserError
+from agentdistill.run_layout import LOCK_SUFFIX, RunLayout
 
 try:
     import fcntl
 except ImportError:  # Windows: only the recorded pid protects the run there
     fcntl = None  # type: ignore[assignment]
 
-LOCK_DIR = ".locks"
 PIPELINE = "run"  # the lock name of `demo` / `run`, which write the whole run directory
 ENV = "AGENTDISTILL_RUN_LOCKS"  # JSON {lock file: pid} of the locks this process's ancestors hold
 
@@ -59,7 +58,7 @@ _held: dict[str, _Held] = {}  # lock file (resolved) -> the lock this process ho
 
 def lock_path(run_dir: Path, stage: str) -> Path:
     """The lock file of ``stage`` in ``run_dir`` (a name with a slash, like a model id, is flattened)."""
-    return Path(run_dir) / LOCK_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "--", stage) + ".lock")
+    return RunLayout(run_dir).lock(stage)
 
 
 def holder(path: Path) -> dict[str, Any] | None:
@@ -208,7 +207,7 @@ def _live_holder(run_dir: Path, name: str, shared: bool) -> dict[str, Any] | Non
     its own lock file only."""
     paths = [lock_path(run_dir, name)]
     if name == PIPELINE and not shared:
-        paths += sorted(p for p in paths[0].parent.glob("*.lock") if p != paths[0])
+        paths += sorted(p for p in paths[0].parent.glob(f"*{LOCK_SUFFIX}") if p != paths[0])
     for path in paths:
         owner = holder(path)
         if owner and owner["pid"] != os.getpid() and is_alive(owner):

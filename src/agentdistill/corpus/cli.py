@@ -13,6 +13,7 @@ from agentdistill.citations import CitationStyle
 from agentdistill.cli_options import ConfigPath, RunDir
 from agentdistill.config import open_run
 from agentdistill.errors import UserError
+from agentdistill.run_layout import RunLayout
 from agentdistill.run_lock import run_lock
 
 console = Console()
@@ -58,7 +59,7 @@ def ingest(
     for s in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {s.path}: {s.reason}")
     if report.skipped:
-        console.print(f"[yellow]{len(report.skipped)} skipped[/yellow]; details in {run / 'ingest_report.json'}")
+        console.print(f"[yellow]{len(report.skipped)} skipped[/yellow]; details in {RunLayout(run).ingest_report}")
 
 
 def search(

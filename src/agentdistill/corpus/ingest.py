@@ -31,12 +31,8 @@ from agentdistill.corpus.read import Document, Skipped, read_documents
 from agentdistill.errors import UserError
 from agentdistill.jsonl import read_records, write_json_atomic, write_records
 from agentdistill.records import Chunk
+from agentdistill.run_layout import INDEX, RunLayout  # INDEX: the index folder's name, corpus/search.py's too
 
-CHUNKS = "chunks.jsonl"
-INDEX = "index"
-CLUSTERS = "clusters.json"
-MANIFEST = "manifest.json"
-REPORT = "ingest_report.json"
 MANIFEST_VERSION = 1
 EMBED_SLICE = 256  # chunks embedded and written to the index at a time
 
@@ -63,7 +59,7 @@ class IngestReport:
 
 def load_chunks(run_dir: Path) -> list[Chunk]:
     """The run's chunks (chunks.jsonl), in document and reading order."""
-    path = Path(run_dir) / CHUNKS
+    path = RunLayout(run_dir).chunks
     if not path.exists():
         raise UserError(f"{path} does not exist.", hint=f"Run `agentdistill ingest PATH... --run {run_dir}` first.")
     return read_records(path, Chunk)
@@ -71,14 +67,14 @@ def load_chunks(run_dir: Path) -> list[Chunk]:
 
 def load_clusters(run_dir: Path) -> dict[str, Any]:
     """The run's clusters.json: {"k", "rule", "clusters": [{"id", "size", "top_terms", "chunk_ids"}]}."""
-    path = Path(run_dir) / CLUSTERS
+    path = RunLayout(run_dir).clusters
     if not path.exists():
         raise UserError(f"{path} does not exist.", hint=f"Run `agentdistill ingest PATH... --run {run_dir}` first.")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST
+    path = RunLayout(run_dir).ingest_manifest
     if not path.exists():
         return {"version": MANIFEST_VERSION, "settings": None, "documents": {}}
     try:
@@ -254,7 +250,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     index.delete(sorted(present - {cid for m in known.values() for cid in m["chunk_ids"]}))
 
     def save_manifest() -> None:
-        write_json_atomic(run_dir / MANIFEST, manifest)
+        write_json_atomic(RunLayout(run_dir).ingest_manifest, manifest)
 
     for doc_id in [i for i in known if fate.get(i) in ("replaced", "removed")]:
         index.delete(known[doc_id]["chunk_ids"])
@@ -290,16 +286,16 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     if not ids:
         raise UserError("the documents were read but gave no chunks.", hint="Check that they contain text.")
     chunks, vectors = index.get(ids)
-    write_records(run_dir / CHUNKS, chunks)
+    write_records(RunLayout(run_dir).chunks, chunks)
     clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed, style=style)
-    write_json_atomic(run_dir / CLUSTERS, clusters)
+    write_json_atomic(RunLayout(run_dir).clusters, clusters)
 
     report.documents = len(known)
     report.chunks = len(chunks)
     report.clusters = clusters["k"]
     report.cluster_rule = clusters["rule"]
     report.seconds = round(time.perf_counter() - t0, 2)
-    write_json_atomic(run_dir / REPORT, report.to_dict())
+    write_json_atomic(RunLayout(run_dir).ingest_report, report.to_dict())
     return report
 
 

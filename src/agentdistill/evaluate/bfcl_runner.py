@@ -28,11 +28,10 @@ from agentdistill.errors import UserError
 from agentdistill.evaluate.bfcl import BfclEntry, check_entry, read_category
 from agentdistill.jsonl import JsonlAppender, iter_json, write_json_atomic
 from agentdistill.llm.base import LLM, GenerationRequest
+from agentdistill.run_layout import METRICS, RESULTS
 from agentdistill.tools.registry import ToolRegistry
 from agentdistill.tools.spec import Tool
 
-RESULTS = "results.jsonl"
-METRICS = "metrics.json"
 PARALLEL_HINT = "To call several tools at once, write one Action line per call."
 # BFCL's own type names as JSON Schema, so the signature shows "number", "dict" and "list" for them.
 _SCHEMA_TYPES = {"float": "number", "dict": "object", "tuple": "array", "any": None}

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from agentdistill.cli_options import ConfigPath, ModelName, RunDir
 from agentdistill.config import open_run
+from agentdistill.run_layout import RunLayout
 
 console = Console()
 
@@ -125,7 +126,7 @@ def bench_bfcl(
 
     cfg = load_run_config(run) if run else RunConfig()
     wanted = [c.strip() for c in categories.split(",") if c.strip()]
-    out = out or (run or Path(".")) / "bench" / "bfcl" / default_name(model, run or Path("."), cfg, served_model)
+    out = out or RunLayout(run or Path(".")).bfcl_runs / default_name(model, run or Path("."), cfg, served_model)
     llm = make_llm(model, run, cfg, served_model=served_model, batch_size=batch_size)
     metrics = run_bfcl(llm, data, wanted, out, limit=limit, max_tokens=max_tokens,
                        chunk=batch_size or cfg.eval.batch_size,

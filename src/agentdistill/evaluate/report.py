@@ -19,8 +19,9 @@ from typing import Any
 from agentdistill.agent.runtime import FORMAT_ERROR
 from agentdistill.agent.wire import render_message
 from agentdistill.errors import UserError
-from agentdistill.evaluate.runner import METRICS, RESULTS, load_results
+from agentdistill.evaluate.runner import load_results
 from agentdistill.jsonl import write_text_atomic
+from agentdistill.run_layout import ADAPTER_META, METRICS, RESULTS, RunLayout
 
 # (metrics key, column label, higher is better)
 COLUMNS = [
@@ -59,7 +60,7 @@ summary{cursor:pointer} pre{white-space:pre-wrap;font-size:.8rem;background:#faf
 
 def find_evals(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """(complete evals' metrics, names of evals without metrics.json), oldest first."""
-    root = Path(run_dir) / "eval"
+    root = RunLayout(run_dir).evals
     evals, incomplete = [], []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir():
@@ -240,11 +241,11 @@ def _render_trace(row: dict[str, Any]) -> str:
 
 
 def _adapters_table(run_dir: Path) -> str:
-    metas = sorted((Path(run_dir) / "adapters").glob("**/agentdistill.json"))
+    metas = sorted(RunLayout(run_dir).adapters.glob(f"**/{ADAPTER_META}"))
     rows = []
     for path in metas:
         m = json.loads(path.read_text())
-        name = path.parent.relative_to(Path(run_dir) / "adapters")
+        name = path.parent.relative_to(RunLayout(run_dir).adapters)
         steps, planned = m.get("steps", "-"), m.get("planned_steps")
         steps = f"{steps} of {planned} (time budget)" if planned and planned != steps else steps
         rows.append(f"<tr><td>{html.escape(str(name))}</td><td>{html.escape(str(m.get('base_model')))}</td>"
@@ -262,7 +263,7 @@ def _bfcl_table(run_dir: Path) -> str:
     """BFCL accuracy per category of every model benched into <run>/bench/bfcl/ (``agentdistill bench bfcl
     --run``), with 95% Wilson intervals; empty when none was."""
     rows = []
-    for path in sorted((Path(run_dir) / "bench" / "bfcl").glob("*/metrics.json")):
+    for path in sorted(RunLayout(run_dir).bfcl_runs.glob(f"*/{METRICS}")):
         m = json.loads(path.read_text())
         for category, c in m.get("categories", {}).items():
             ci = c.get("ci95")
@@ -282,7 +283,7 @@ def build_report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     evals, incomplete = find_evals(run_dir)
     if not evals:
-        raise UserError(f"no finished evaluation in {run_dir / 'eval'}.",
+        raise UserError(f"no finished evaluation in {RunLayout(run_dir).evals}.",
                         hint=f"Run `agentdistill eval --run {run_dir} --model MODEL` first.")
     headline = _bar_chart(evals, CHARTED, lambda m, k: (m.get(k), (m.get("ci95") or {}).get(k)),
                           "Headline rates (95% bootstrap intervals)", ci=True)
@@ -323,6 +324,6 @@ def build_report(run_dir: Path) -> str:
 
 def write_report(run_dir: Path) -> Path:
     """Write <run>/report.html atomically and return its path."""
-    path = Path(run_dir) / "report.html"
+    path = RunLayout(run_dir).report
     write_text_atomic(path, build_report(run_dir))
     return path

@@ -42,10 +42,7 @@ from agentdistill.evaluate.judge import AnswerJudge, judge_id
 from agentdistill.evaluate.metrics import aggregate, observation_texts, score_question
 from agentdistill.jsonl import JsonlAppender, iter_json, read_records, write_json_atomic
 from agentdistill.records import SCHEMA_VERSION, Chunk, Question, Trace
-
-RESULTS = "results.jsonl"
-METRICS = "metrics.json"
-EVAL_META = "eval.json"
+from agentdistill.run_layout import ADAPTER_META, EVAL_META, METRICS, RESULTS, RunLayout
 
 
 def default_name(model: str, run_dir: Path, cfg: RunConfig, served_model: str | None = None) -> str:
@@ -64,8 +61,8 @@ def default_name(model: str, run_dir: Path, cfg: RunConfig, served_model: str | 
     folder = path if path.is_absolute() else run_dir / path
     if not folder.is_dir():
         folder = path
-    if (folder / "adapter_config.json").is_file() or (folder / "agentdistill.json").is_file():
-        meta_file = folder / "agentdistill.json"
+    if (folder / "adapter_config.json").is_file() or (folder / ADAPTER_META).is_file():
+        meta_file = folder / ADAPTER_META
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
         base, kind = Path(meta.get("base_model") or "").name, meta.get("kind")
         # adapters/smollm2-135m (an SFT of smollm2-135m) -> smollm2-135m-sft; adapters/smollm2-135m-uld stays
@@ -83,7 +80,7 @@ def select_questions(run_dir: Path, split: str, max_questions: int | None, seed:
     The subset for N is a prefix of one fixed permutation, so a larger N contains every smaller one
     (an eval grown from 8 to 200 questions reuses the first 8 results).
     """
-    path = Path(run_dir) / "questions.jsonl"
+    path = RunLayout(run_dir).questions
     if not path.exists():
         raise UserError(f"{path} does not exist: there is nothing to evaluate on.",
                         hint=f"Run `agentdistill questions --run {run_dir}` first.")
@@ -101,7 +98,7 @@ def select_questions(run_dir: Path, split: str, max_questions: int | None, seed:
 
 def corpus_citations(run_dir: Path, style: CitationStyle = GENERIC) -> set[str]:
     """Every citation the run's corpus holds, from its chunks' section paths (empty without a corpus)."""
-    path = Path(run_dir) / "chunks.jsonl"
+    path = RunLayout(run_dir).chunks
     if not path.exists():
         return set()
     return {c for row in iter_json(path) for c in style.of_section(f"{row.get('section_path', '')}")}
@@ -109,7 +106,7 @@ def corpus_citations(run_dir: Path, style: CitationStyle = GENERIC) -> set[str]:
 
 def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
     """The run's chunks by id (empty without a corpus): the source passages retrieval_hit looks for."""
-    path = Path(run_dir) / "chunks.jsonl"
+    path = RunLayout(run_dir).chunks
     return {c.id: c for c in read_records(path, Chunk)} if path.exists() else {}
 
 
@@ -185,7 +182,7 @@ def evaluate(
     split = split or cfg.eval.split
     max_questions = max_questions if max_questions is not None else cfg.eval.max_questions
     name = name or default_name(model, run_dir, cfg, served_model)
-    out_dir = run_dir / "eval" / name
+    out_dir = RunLayout(run_dir).eval_dir(name)
     questions = select_questions(run_dir, split, max_questions, cfg.seed)
     meta = {"name": name, "model": model, "served_model": served_model, "split": split, **decoding_options(cfg),
             "precision": precision(model, cfg)}

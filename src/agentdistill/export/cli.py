@@ -50,4 +50,4 @@ def export(
     gguf = export_gguf(run, adapter, check_quant(quant or cfg.export.gguf_quant), out)
     if to == "ollama" or cfg.export.ollama:
         modelfile = write_modelfile(run, gguf, resolve(str(gguf)).family)
-        typer.echo(f"Ollama: cd {modelfile.parent} && ollama create {gguf.stem} -f Modelfile")
+        typer.echo(f"Ollama: cd {modelfile.parent} && ollama create {gguf.stem} -f {modelfile.name}")

@@ -33,6 +33,7 @@ from rich.console import Console
 
 from agentdistill.errors import UserError
 from agentdistill.export.merge import adapter_facts, find_adapter, load_merged, save_merged, write_folder_atomically
+from agentdistill.run_layout import RunLayout, gguf_name
 
 console = Console(stderr=True)
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -162,10 +163,10 @@ def export_gguf(run_dir: Path, adapter: Path | None = None, quant: str = "q8_0",
     check_quant(quant)
     find_converter()  # fail before the slow merge when it is missing
     adapter = find_adapter(run_dir, adapter)
-    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "export" / "gguf"
+    out_dir = Path(out_dir) if out_dir is not None else RunLayout(run_dir).export_gguf
     out_dir.mkdir(parents=True, exist_ok=True)
     name = adapter.name
-    target = out_dir / f"{name}-{quant}.gguf"
+    target = out_dir / gguf_name(name, quant)
     work = out_dir / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "hf").mkdir(parents=True)

@@ -22,9 +22,9 @@ from typing import Any
 from rich.console import Console
 
 from agentdistill.errors import UserError
+from agentdistill.run_layout import ADAPTER_META, EXPORT_META, RunLayout
 
 console = Console(stderr=True)
-EXPORT_MARKER = "export.json"  # not the model cache's marker: that would make the folder stand for its base model
 
 
 def find_adapter(run_dir: Path, adapter: Path | None = None) -> Path:
@@ -39,7 +39,7 @@ def find_adapter(run_dir: Path, adapter: Path | None = None) -> Path:
     else:
         student = load_run_config(run_dir).models.student
         sub = Path(student).name if Path(student).expanduser().exists() else student
-        candidates = [run_dir / "adapters" / sub, run_dir / "adapters" / f"{sub}-uld"]
+        candidates = [RunLayout(run_dir).adapter(sub), RunLayout(run_dir).uld_adapter(sub)]
     for folder in candidates:
         if (folder / "adapter_config.json").is_file():
             return folder.resolve()
@@ -51,7 +51,7 @@ def find_adapter(run_dir: Path, adapter: Path | None = None) -> Path:
 
 def adapter_facts(adapter: Path) -> dict[str, Any]:
     """What the adapter's folder says of its training (agentdistill.json written by sft/distill), if anything."""
-    meta = Path(adapter) / "agentdistill.json"
+    meta = Path(adapter) / ADAPTER_META
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -94,7 +94,7 @@ def save_merged(model: Any, tokenizer: Any, folder: Path, chat_template: str, fa
     tokenizer.chat_template = chat_template
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    (Path(folder) / EXPORT_MARKER).write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    (Path(folder) / EXPORT_META).write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
 
 
 def export_hf(run_dir: Path, adapter: Path | None = None, out: Path | None = None) -> Path:
@@ -103,7 +103,7 @@ def export_hf(run_dir: Path, adapter: Path | None = None, out: Path | None = Non
 
     t0 = time.perf_counter()
     adapter = find_adapter(run_dir, adapter)
-    out = Path(out) if out is not None else Path(run_dir) / "export" / "hf"
+    out = Path(out) if out is not None else RunLayout(run_dir).export_hf
     model, tokenizer, family = load_merged(adapter)
     facts = {"adapter": str(adapter), "family": family, **adapter_facts(adapter),
              "params": model.num_parameters(), "dtype": str(model.dtype).removeprefix("torch.")}

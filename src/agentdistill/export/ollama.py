@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentdistill.errors import UserError
+from agentdistill.run_layout import MODELFILE
 
 # Go text/template per family; ``{{ .Content }}`` of a tool message is the tool's raw result.
 _ACTIONS = ('{{ range .ToolCalls }}\nAction: {"name": "{{ .Function.Name }}", '
@@ -74,6 +75,6 @@ def write_modelfile(run_dir: Path, gguf: Path, family: str) -> Path:
     from agentdistill.tools import load_tools
 
     tools = load_tools(load_run_config(run_dir), Path(run_dir))
-    path = Path(gguf).parent / "Modelfile"
+    path = Path(gguf).parent / MODELFILE
     path.write_text(modelfile_text(Path(gguf).name, family, system_prompt(tools)), encoding="utf-8")
     return path

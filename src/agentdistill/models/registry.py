@@ -25,6 +25,7 @@ from typing import Any, Literal
 from agentdistill.errors import UserError
 from agentdistill.models.cache import MARKER, build_once, cache_root, locked, read_marker
 from agentdistill.models.templates import END_OF_TURN, FAMILIES, FAMILY_MARKERS, family_from_text, template_text
+from agentdistill.run_layout import ADAPTERS
 
 Source = Literal["bundled", "hub", "local"]
 Family = Literal["chatml", "gemma3", "llama3"]
@@ -122,7 +123,7 @@ def looks_like_path(name: str, *bases: Path | None) -> bool:
     first = Path(name).parts[0] if Path(name).parts else ""
     if len(Path(name).parts) < 2:
         return False
-    return first == "adapters" or any((Path(b) / first).is_dir() for b in (*bases, Path.cwd()) if b is not None)
+    return first == ADAPTERS or any((Path(b) / first).is_dir() for b in (*bases, Path.cwd()) if b is not None)
 
 
 def missing_path(name: str, looked_in: list[Path]) -> UserError:

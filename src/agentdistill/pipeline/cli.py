@@ -17,6 +17,7 @@ from agentdistill.config import RunConfig, apply_overrides, load_config, save_re
 from agentdistill.errors import UserError
 from agentdistill.pipeline.stages import build_stages, run_stages
 from agentdistill.pipeline.time_budget import START_STAGE, add_stage_seconds
+from agentdistill.run_layout import METRICS, RunLayout
 from agentdistill.run_lock import PIPELINE, run_lock
 
 console = Console()
@@ -63,7 +64,8 @@ def quick_overrides(cfg: RunConfig) -> RunConfig:
 
 
 def print_summary(run_dir: Path) -> None:
-    evals = sorted((run_dir / "eval").glob("*/metrics.json")) if (run_dir / "eval").exists() else []
+    root = RunLayout(run_dir).evals
+    evals = sorted(root.glob(f"*/{METRICS}")) if root.exists() else []
     if not evals:
         return
     # One column per model and one row per metric: a row per model with seven metric columns does not fit
@@ -102,7 +104,7 @@ def _run_locked(cfg: RunConfig, run_dir: Path, distill: bool) -> None:
     print_summary(run_dir)
     for name, secs in {START_STAGE: started, **timings}.items():
         console.print(f"  {name:<24} {secs:7.1f} s")
-    console.print(f"[bold]done[/] in {total / 60:.1f} min. Report: {run_dir / 'report.html'}")
+    console.print(f"[bold]done[/] in {total / 60:.1f} min. Report: {RunLayout(run_dir).report}")
 
 
 def demo(

@@ -7,7 +7,6 @@ A stage is skipped when its outputs are complete; an incomplete stage is run aga
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -20,25 +19,9 @@ from rich.console import Console
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.pipeline.time_budget import GGUF_EXPORT_SECONDS, add_stage_seconds, sft_budget
+from agentdistill.run_layout import RunLayout
 
 console = Console(stderr=True)
-
-
-def _exists(*parts: str) -> Callable[[Path], bool]:
-    return lambda run_dir: all((run_dir / p).exists() for p in parts)
-
-
-def _json_flag(name: str, key: str) -> Callable[[Path], bool]:
-    def done(run_dir: Path) -> bool:
-        path = run_dir / name
-        if not path.exists():
-            return False
-        try:
-            return bool(json.loads(path.read_text()).get(key))
-        except (json.JSONDecodeError, OSError):
-            return False
-
-    return done
 
 
 @dataclass
@@ -66,7 +49,7 @@ class Stage:
 
 
 def student_adapter(cfg: RunConfig) -> str:
-    return f"adapters/{cfg.models.student}"
+    return RunLayout(Path()).adapter(cfg.models.student).as_posix()
 
 
 def gguf_evals_available() -> bool:
@@ -92,44 +75,48 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     baseline_subset = ["--max-questions", str(min(sizes))] if cfg.eval.baseline_max_questions is not None else []
     gguf = cfg.pipeline.gguf_evals and gguf_evals_available()
     quant = cfg.export.gguf_quant
-    tuned_gguf = f"export/gguf/{student}-{quant}.gguf"  # export's file name for the adapter adapters/<student>
+    relative = RunLayout(Path())  # paths as a command names them: relative to the run
+    tuned_gguf = relative.gguf(student, quant).as_posix()  # export's file for the adapter adapters/<student>
     untuned = f"{student}-untuned"  # its folder under eval/
     untuned_eval = Stage(
         "eval untuned student",
         ["eval", *run, "--model", f"{student}@gguf" if gguf else "student", "--name", untuned, *baseline_subset],
-        _exists(f"eval/{untuned}/metrics.json"),
+        lambda run_dir: RunLayout(run_dir).eval_done(untuned),
     )
     before_sft = [
-        Stage("ingest", ["ingest", *paths, *run], _exists("chunks.jsonl", "clusters.json", "index")),
-        Stage("questions", ["questions", *run], _json_flag("questions.stats.json", "complete")),
-        Stage("traces", ["traces", *run], _json_flag("traces.stats.json", "complete")),
+        Stage("ingest", ["ingest", *paths, *run], lambda run_dir: RunLayout(run_dir).ingest_done()),
+        Stage("questions", ["questions", *run], lambda run_dir: RunLayout(run_dir).questions_done()),
+        Stage("traces", ["traces", *run], lambda run_dir: RunLayout(run_dir).traces_done()),
         untuned_eval,
     ]
     export_seconds = GGUF_EXPORT_SECONDS if gguf else 0.0
     stages = [
         *before_sft,
-        Stage("sft student", ["sft", *run, "--model", "student"], _exists(f"adapters/{student}/adapter_config.json"),
+        Stage("sft student", ["sft", *run, "--model", "student"],
+              lambda run_dir: RunLayout(run_dir).adapter_done(student),
               args_at_start=lambda run_dir: _sft_budget_args(cfg, run_dir, before_sft, untuned_eval.name,
-                                                             run_dir / "eval" / untuned, export_seconds)),
-        *([Stage("export student", ["export", *run, "--to", "gguf", "--quant", quant], _exists(tuned_gguf))]
+                                                             RunLayout(run_dir).eval_dir(untuned), export_seconds)),
+        *([Stage("export student", ["export", *run, "--to", "gguf", "--quant", quant],
+                 lambda run_dir: RunLayout(run_dir).gguf_done(student, quant))]
           if gguf else []),
         Stage(
             "eval sft student",
             ["eval", *run, "--model", tuned_gguf if gguf else student_adapter(cfg), "--name", f"{student}-sft"],
-            _exists(f"eval/{student}-sft/metrics.json"),
+            lambda run_dir: RunLayout(run_dir).eval_done(f"{student}-sft"),
         ),
     ]
     if distill:
         stages += [
             Stage(
-                "sft teacher", ["sft", *run, "--model", "teacher"], _exists(f"adapters/{teacher}/adapter_config.json")
+                "sft teacher", ["sft", *run, "--model", "teacher"],
+                lambda run_dir: RunLayout(run_dir).adapter_done(teacher),
             ),
-            Stage("teacher cache", ["teacher-cache", *run], _json_flag("teacher_topk/manifest.json", "complete")),
-            Stage("distill", ["distill", *run], _exists(f"adapters/{student}-uld/adapter_config.json")),
+            Stage("teacher cache", ["teacher-cache", *run], lambda run_dir: RunLayout(run_dir).teacher_cache_done()),
+            Stage("distill", ["distill", *run], lambda run_dir: RunLayout(run_dir).uld_adapter_done(student)),
             Stage(
                 "eval distilled student",
-                ["eval", *run, "--model", f"adapters/{student}-uld", "--name", f"{student}-uld"],
-                _exists(f"eval/{student}-uld/metrics.json"),
+                ["eval", *run, "--model", relative.uld_adapter(student).as_posix(), "--name", f"{student}-uld"],
+                lambda run_dir: RunLayout(run_dir).eval_done(f"{student}-uld"),
             ),
         ]
     stages.append(Stage("report", ["report", *run], lambda _: False))  # cheap: always refreshed

@@ -23,8 +23,7 @@ from pathlib import Path
 from agentdistill.config import RunConfig
 from agentdistill.jsonl import write_json_atomic
 from agentdistill.records import Question
-
-STAGE_SECONDS_FILE = "stage_seconds.json"
+from agentdistill.run_layout import METRICS, RunLayout
 
 # Seconds per model call of the tuned student's eval over those of the untuned one, on a 2-core Xeon with
 # AMX, in three demos: 0.49 (343.2 s for 258 calls of 127 questions, 123.8 s for 46 calls of 16), 0.55 and
@@ -48,7 +47,7 @@ MIN_SFT_SECONDS = 120.0
 
 def stage_seconds(run_dir: Path) -> dict[str, float]:
     """Seconds each stage of the run has taken so far, summed over the processes that ran it."""
-    path = Path(run_dir) / STAGE_SECONDS_FILE
+    path = RunLayout(run_dir).stage_seconds
     if not path.exists():
         return {}
     try:
@@ -61,7 +60,7 @@ def add_stage_seconds(run_dir: Path, stage: str, seconds: float) -> None:
     """Add ``seconds`` to ``stage``'s record; written whole (temp file + rename), so a kill loses nothing."""
     record = stage_seconds(run_dir)
     record[stage] = round(record.get(stage, 0.0) + seconds, 3)
-    write_json_atomic(Path(run_dir) / STAGE_SECONDS_FILE, record)
+    write_json_atomic(RunLayout(run_dir).stage_seconds, record)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_
 def _calls_made(eval_dir: Path) -> int:
     """The model calls an eval made: its questions times their mean steps (every step is one call)."""
     try:
-        metrics = json.loads((eval_dir / "metrics.json").read_text())
+        metrics = json.loads((eval_dir / METRICS).read_text())
         return round(float(metrics.get("n") or 0) * float(metrics.get("mean_steps") or 0))
     except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError):
         return 0

@@ -11,12 +11,14 @@ import typer
 from agentdistill.cli_options import RunDir
 from agentdistill.config import RunConfig, load_run_config
 from agentdistill.errors import UserError
+from agentdistill.run_layout import RunLayout
 
 
 def default_model(run: Path, cfg: RunConfig) -> str:
     """The run's fine-tuned student: its SFT adapter, else its distilled one, else the untuned student."""
     student = Path(cfg.models.student).name if Path(cfg.models.student).expanduser().exists() else cfg.models.student
-    for folder in (f"adapters/{student}", f"adapters/{student}-uld"):
+    relative = RunLayout(Path())  # as --model names them: relative to the run
+    for folder in (relative.adapter(student).as_posix(), relative.uld_adapter(student).as_posix()):
         if (run / folder / "adapter_config.json").exists():
             return folder
     return "student"
@@ -80,7 +82,7 @@ def serve(
     cfg = load_run_config(run)
     model = model or default_model(run, cfg)
     if model == "student":
-        typer.echo(f"no adapter in {run / 'adapters'}: serving the untuned student", err=True)
+        typer.echo(f"no adapter in {RunLayout(run).adapters}: serving the untuned student", err=True)
     tools = load_tools(cfg, run)
     batch = batch_size or cfg.eval.batch_size
     llm = make_llm(model, run, cfg, served_model=served_model, batch_size=batch)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from agentdistill.cli_options import ConfigPath, RunDir
 from agentdistill.config import open_run
+from agentdistill.run_layout import RunLayout
 from agentdistill.run_lock import run_lock
 
 console = Console()
@@ -27,7 +28,7 @@ def _table(title: str, counts: dict[str, Any], total: int | None = None) -> Tabl
 
 def questions(run: RunDir, config: ConfigPath = None) -> None:
     """Synthesize questions from the corpus clusters -> questions.jsonl (rule templates or an LLM teacher)."""
-    from agentdistill.synth.questions import STATS_FILE, make_questions
+    from agentdistill.synth.questions import make_questions
 
     with run_lock(run, "questions"):
         cfg = open_run(run, config)
@@ -40,12 +41,13 @@ def questions(run: RunDir, config: ConfigPath = None) -> None:
     console.print(f"split: {report.split} (by {cfg.split.by}; no test question shares a source chunk with train)")
     if report.counts:
         console.print(f"dropped/notes: {report.counts}")
-    console.print(f"wrote {report.n} questions to {run / 'questions.jsonl'} (stats in {run / STATS_FILE})")
+    layout = RunLayout(run)
+    console.print(f"wrote {report.n} questions to {layout.questions} (stats in {layout.questions_stats})")
 
 
 def traces(run: RunDir, config: ConfigPath = None) -> None:
     """Record the teacher's ReAct traces -> traces.jsonl (resumes; rejected ones go to traces.rejected.jsonl)."""
-    from agentdistill.synth.traces import STATS_FILE, run_traces
+    from agentdistill.synth.traces import run_traces
 
     with run_lock(run, "traces"):
         cfg = open_run(run, config)
@@ -65,4 +67,4 @@ def traces(run: RunDir, config: ConfigPath = None) -> None:
     else:
         console.print(f"[yellow]incomplete[/]: {stats['questions'] - stats['recorded']} questions have no record yet "
                       f"({stats['backend_errors_this_run']} backend errors this run); run the same command again.")
-    console.print(f"stats: {run / STATS_FILE}")
+    console.print(f"stats: {RunLayout(run).traces_stats}")

@@ -21,10 +21,7 @@ from typing import Any
 
 from agentdistill.jsonl import write_json_atomic, write_records
 from agentdistill.records import Trace
-
-EXPORT_DIR = "export"
-TRL_FILE = "train.trl.jsonl"
-SHAREGPT_FILE = "train.sharegpt.jsonl"
+from agentdistill.run_layout import RunLayout
 
 
 def to_trl(trace: Trace) -> dict[str, Any]:
@@ -72,18 +69,18 @@ def to_sharegpt(trace: Trace) -> dict[str, Any]:
 
 def export_traces(run_dir: Path, traces: list[Trace]) -> dict[str, Path]:
     """Write the training split of ``traces`` in both formats (atomically) and return the paths."""
-    out = Path(run_dir) / EXPORT_DIR
+    layout = RunLayout(run_dir)
     train = [t for t in traces if t.split == "train"]
-    trl_path = out / TRL_FILE
-    sharegpt_path = out / SHAREGPT_FILE
+    trl_path = layout.trl_export
+    sharegpt_path = layout.sharegpt_export
     write_records(trl_path, [to_trl(t) for t in train])
     write_records(sharegpt_path, [to_sharegpt(t) for t in train])
     info = {
         "agentdistill_train": {
-            "file_name": SHAREGPT_FILE,
+            "file_name": sharegpt_path.name,
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
         }
     }
-    write_json_atomic(out / "dataset_info.json", info)
+    write_json_atomic(layout.dataset_info, info)
     return {"trl": trl_path, "sharegpt": sharegpt_path}

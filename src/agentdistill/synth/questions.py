@@ -35,11 +35,9 @@ from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import JsonlAppender, iter_json, write_json_atomic, write_records
 from agentdistill.records import Chunk, Expect, Question
+from agentdistill.run_layout import RunLayout
 from agentdistill.synth.splits import assign_splits, split_counts
 
-QUESTIONS_FILE = "questions.jsonl"
-RAW_FILE = "questions.raw.jsonl"
-STATS_FILE = "questions.stats.json"
 KINDS = ("lookup", "calculation", "multi_step", "no_tool")
 
 # Used when neither a personas file nor the run's packs name anyone.
@@ -95,14 +93,14 @@ def load_corpus(run_dir: Path) -> tuple[list[Chunk], dict[str, Any]]:
     """chunks.jsonl and clusters.json of an ingested run (the corpus helper's files)."""
     from agentdistill.jsonl import read_records
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "chunks.jsonl").exists() or not (run_dir / "clusters.json").exists():
+    layout = RunLayout(run_dir)
+    if not layout.chunks.exists() or not layout.clusters.exists():
         raise UserError(
             f"{run_dir} has no chunks.jsonl/clusters.json.",
             hint=f"Run `agentdistill ingest PATH... --run {run_dir}` first.",
         )
-    chunks = read_records(run_dir / "chunks.jsonl", Chunk)
-    clusters = json.loads((run_dir / "clusters.json").read_text(encoding="utf-8"))
+    chunks = read_records(layout.chunks, Chunk)
+    clusters = json.loads(layout.clusters.read_text(encoding="utf-8"))
     return chunks, clusters
 
 
@@ -303,7 +301,7 @@ def llm_questions(
             job.kind, job.persona, [by_id[c] for c in job.chunk_ids], tool_specs, cfg.questions.per_window, domain
         )
 
-    raw_path = Path(run_dir) / RAW_FILE
+    raw_path = RunLayout(run_dir).questions_raw
     done = {r["key"]: r for r in iter_json(raw_path)} if raw_path.exists() else {}
     todo = [j for j in jobs if j.key not in done]
     counts: Counter[str] = Counter()
@@ -478,7 +476,7 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     kept, excluded = assign_splits(unique, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed,
                                    dev_fraction=cfg.split.dev_fraction)
     final, short = sample_mix(kept, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
-    write_records(run_dir / QUESTIONS_FILE, final)
+    write_records(RunLayout(run_dir).questions, final)
     counts = {**counts, "candidates": len(candidates), "duplicates_removed": n_dup,
               "excluded_by_split": len(excluded), **{f"short_{k}": v for k, v in short.items() if v}}
     tools_count: Counter[str] = Counter()
@@ -492,5 +490,5 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
         split=split_counts(final),
         counts=counts,
     )
-    write_json_atomic(run_dir / STATS_FILE, {**report.as_dict(), "teacher": teacher})
+    write_json_atomic(RunLayout(run_dir).questions_stats, {**report.as_dict(), "teacher": teacher})
     return report

@@ -28,14 +28,10 @@ from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import JsonlAppender, count_lines, drop_duplicates, iter_json, read_records, write_json_atomic
 from agentdistill.records import Question, Trace
+from agentdistill.run_layout import TRACES, TRACES_REJECTED, RunLayout
 from agentdistill.synth.filters import Rejection, check_trace
-from agentdistill.synth.questions import QUESTIONS_FILE
-from agentdistill.synth.questions import STATS_FILE as QUESTIONS_STATS
 from agentdistill.synth.splits import check_disjoint
 
-TRACES_FILE = "traces.jsonl"
-REJECTED_FILE = "traces.rejected.jsonl"
-STATS_FILE = "traces.stats.json"
 MAX_CONSECUTIVE_BACKEND_ERRORS = 16  # a dead server fails every request: stop instead of spinning
 
 
@@ -48,15 +44,11 @@ def make_teacher(cfg: RunConfig, run_dir: Path) -> Any:
 
 def load_questions(run_dir: Path) -> list[Question]:
     """questions.jsonl of a finished questions stage, with its split checked for leaks."""
-    import json
-
-    run_dir = Path(run_dir)
-    stats = run_dir / QUESTIONS_STATS
-    finished = stats.exists() and json.loads(stats.read_text()).get("complete")
-    if not (run_dir / QUESTIONS_FILE).exists() or not finished:
+    layout = RunLayout(run_dir)
+    if not layout.questions.exists() or not layout.questions_done():
         raise UserError(f"{run_dir} has no finished questions.jsonl.",
                         hint=f"Run `agentdistill questions --run {run_dir}` first.")
-    questions = read_records(run_dir / QUESTIONS_FILE, Question)
+    questions = read_records(layout.questions, Question)
     check_disjoint(questions)
     return questions
 
@@ -64,8 +56,7 @@ def load_questions(run_dir: Path) -> list[Question]:
 def recorded(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """(accepted, rejected) raw records keyed by question id; a torn last line is ignored."""
     out: list[dict[str, dict[str, Any]]] = []
-    for name in (TRACES_FILE, REJECTED_FILE):
-        path = Path(run_dir) / name
+    for path in (RunLayout(run_dir).traces, RunLayout(run_dir).traces_rejected):
         out.append({r["question_id"]: r for r in iter_json(path)} if path.exists() else {})
     return out[0], out[1]
 
@@ -76,10 +67,10 @@ def drop_duplicate_records(run_dir: Path, console: Console | None = None) -> int
     A question recorded twice in one file keeps its first record; one both accepted and rejected (two
     writers on one run, or files merged by hand) keeps the accepted trace."""
     run_dir = Path(run_dir)
-    kept = run_dir / TRACES_FILE
+    kept = RunLayout(run_dir).traces
     dropped = drop_duplicates(kept, "question_id")
     accepted = {str(r["question_id"]) for r in iter_json(kept)} if kept.exists() else set()
-    dropped += drop_duplicates(run_dir / REJECTED_FILE, "question_id", also=accepted)
+    dropped += drop_duplicates(RunLayout(run_dir).traces_rejected, "question_id", also=accepted)
     if dropped and console is not None:
         shown = ", ".join(sorted(set(dropped))[:5]) + (" ..." if len(set(dropped)) > 5 else "")
         console.print(f"[yellow]warning:[/] dropped {len(dropped)} duplicate trace records of {len(set(dropped))} "
@@ -134,7 +125,8 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
         consecutive = 0
         columns = [TextColumn("[bold]traces"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
                    TextColumn("rejected {task.fields[rejected]}")]
-        with (JsonlAppender(run_dir / TRACES_FILE) as keep, JsonlAppender(run_dir / REJECTED_FILE) as drop,
+        layout = RunLayout(run_dir)
+        with (JsonlAppender(layout.traces) as keep, JsonlAppender(layout.traces_rejected) as drop,
               Progress(*columns, console=console, transient=False) as bar):
             task = bar.add_task("traces", total=len(questions), completed=len(questions) - len(todo),
                                 rejected=n_rejected)
@@ -175,7 +167,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
 
         paths = export_traces(run_dir, load_accepted(run_dir, questions))
         stats["export"] = {k: str(v.relative_to(run_dir)) for k, v in paths.items()}
-    write_json_atomic(run_dir / STATS_FILE, stats)
+    write_json_atomic(RunLayout(run_dir).traces_stats, stats)
     return stats
 
 
@@ -183,7 +175,7 @@ def load_accepted(run_dir: Path, questions: list[Question]) -> list[Trace]:
     """Accepted traces of the current questions, each with its question's split (the source of truth)."""
     split = {q.id: q.split for q in questions}
     out = []
-    for t in read_records(Path(run_dir) / TRACES_FILE, Trace):
+    for t in read_records(RunLayout(run_dir).traces, Trace):
         if t.question_id in split:
             out.append(t if t.split == split[t.question_id] else t.model_copy(update={"split": split[t.question_id]}))
     return out
@@ -217,5 +209,5 @@ def summarize(run_dir: Path, questions: list[Question]) -> dict[str, Any]:
         "no_tool_share": round(no_tool / len(kept), 4) if kept else 0.0,
         "accepted_by_split": dict(Counter(q.split for q in kept)),
         # lines, not ids: a file holding a record twice shows here (and is repaired by the next run)
-        "lines": {name: count_lines(Path(run_dir) / name) for name in (TRACES_FILE, REJECTED_FILE)},
+        "lines": {name: count_lines(Path(run_dir) / name) for name in (TRACES, TRACES_REJECTED)},
     }

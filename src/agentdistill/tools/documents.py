@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.config import RunConfig
+from agentdistill.run_layout import RunLayout
 from agentdistill.tools.spec import Tool
 
 OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
@@ -67,7 +68,7 @@ class DocumentSearch:
     def _open(self) -> Any:
         with self._lock:
             if self._searcher is None:
-                if self.run_dir is None or not (self.run_dir / "chunks.jsonl").exists():
+                if self.run_dir is None or not RunLayout(self.run_dir).chunks.exists():
                     where = self.run_dir or "no run directory was given"
                     raise RuntimeError(f"the documents are not available ({where}); they must be ingested first "
                                        "(agentdistill ingest PATH --run DIR)")

@@ -23,6 +23,7 @@ from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import read_records
 from agentdistill.records import Trace
+from agentdistill.run_layout import RunLayout
 
 UNLIMITED = 1 << 30  # a max_length that cuts nothing, to measure each trace's full length
 
@@ -46,7 +47,7 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int 
     ``first_turns_of_rest`` the traces the sample leaves out follow it cut after their first assistant
     turn (see ``first_turn``).
     """
-    path = Path(run_dir) / "traces.jsonl"
+    path = RunLayout(run_dir).traces
     if not path.exists():
         raise UserError(f"{path} does not exist: there is nothing to train on.",
                         hint=f"Run `agentdistill traces --run {run_dir}` first.")

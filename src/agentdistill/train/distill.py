@@ -37,6 +37,7 @@ import agentdistill
 from agentdistill.config import DistillConfig, RunConfig
 from agentdistill.errors import UserError
 from agentdistill.records import Trace
+from agentdistill.run_layout import ADAPTER_META, RunLayout
 from agentdistill.train.align import NO_MATCH, align, tokenize_trace
 
 console = Console(stderr=True)
@@ -282,7 +283,6 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     from agentdistill.models.registry import load_model, load_tokenizer
     from agentdistill.train.data import configured_train_traces, to_dataset
     from agentdistill.train.sft import (
-        ADAPTER_MARKER,
         adapter_subdir,
         load_base_model,
         lora_config,
@@ -295,10 +295,10 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     run_dir = Path(run_dir)
     d = cfg.distill
     student = cfg.models.student
-    out = run_dir / "adapters" / f"{adapter_subdir(student)}-uld"
-    ckpt_dir = run_dir / "checkpoints" / f"distill-{adapter_subdir(student).replace('/', '--')}"
-    if (out / ADAPTER_MARKER).exists() and not force:
-        meta = json.loads((out / ADAPTER_MARKER).read_text())
+    out = RunLayout(run_dir).uld_adapter(adapter_subdir(student))
+    ckpt_dir = RunLayout(run_dir).checkpoints(f"distill-{adapter_subdir(student).replace('/', '--')}")
+    if (out / ADAPTER_META).exists() and not force:
+        meta = json.loads((out / ADAPTER_META).read_text())
         console.print(f"[dim]{out} is already trained ({meta.get('steps')} steps); --force retrains it.[/]")
         return DistillResult(
             out, meta.get("steps", 0), 0, meta.get("train_loss"), 0.0, meta.get("s_per_step"), None, skipped=True
@@ -348,7 +348,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
-        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / "logs" / ckpt_dir.name))))
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(RunLayout(run_dir).logs(ckpt_dir.name)))))
     dataset = to_dataset(examples).add_column("teacher_index", [e["teacher_index"] for e in examples])
     if cache is None:
         dataset = dataset.add_column("teacher_input_ids", [e["teacher_input_ids"] for e in examples])

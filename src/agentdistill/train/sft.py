@@ -41,10 +41,10 @@ from rich.console import Console
 import agentdistill
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
+from agentdistill.run_layout import ADAPTER_META, INCOMPLETE_CHECKPOINTS, RunLayout
 from agentdistill.train.data import configured_train_traces, to_dataset, tokenize_traces
 
 console = Console(stderr=True)
-ADAPTER_MARKER = "agentdistill.json"
 
 
 @dataclass
@@ -205,7 +205,7 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) 
         data = json.loads(adapter_cfg.read_text())
         data["base_model_name_or_path"] = meta["base_model"]
         adapter_cfg.write_text(json.dumps(data, indent=2) + "\n")
-    (tmp / ADAPTER_MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+    (tmp / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     old = out.with_name(f".{out.name}.old")
     if out.exists():  # a retrained adapter: the old one steps aside first, so a kill leaves one of the two
@@ -232,10 +232,10 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
 
     run_dir = Path(run_dir)
     name = model_name(model or cfg.sft.model, cfg)
-    out = run_dir / "adapters" / adapter_subdir(name)
-    ckpt_dir = run_dir / "checkpoints" / f"sft-{adapter_subdir(name).replace('/', '--')}"
-    if (out / ADAPTER_MARKER).exists() and not force:
-        meta = json.loads((out / ADAPTER_MARKER).read_text())
+    out = RunLayout(run_dir).adapter(adapter_subdir(name))
+    ckpt_dir = RunLayout(run_dir).checkpoints(f"sft-{adapter_subdir(name).replace('/', '--')}")
+    if (out / ADAPTER_META).exists() and not force:
+        meta = json.loads((out / ADAPTER_META).read_text())
         console.print(f"[dim]{out} is already trained ({meta.get('steps')} steps); --force retrains it.[/]")
         return SFTResult(out, name, meta.get("method", cfg.sft.method), meta.get("steps", 0), 0, meta.get("train_loss"),
                          0.0, meta.get("s_per_step"), meta.get("n_examples", 0), skipped=True)
@@ -263,7 +263,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
-        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / "logs" / ckpt_dir.name))))
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(RunLayout(run_dir).logs(ckpt_dir.name)))))
     budget = None
     if cfg.sft.time_budget_min:
         budget = TimeBudget(cfg.sft.time_budget_min * 60, report=lambda m: console.print(f"[yellow]{m}[/]"))
@@ -362,10 +362,10 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
         problem = checkpoint_problem(folder)
         if problem is None:
             return str(folder)
-        aside, n = ckpt_dir / "incomplete" / folder.name, 1
+        aside, n = ckpt_dir / INCOMPLETE_CHECKPOINTS / folder.name, 1
         while aside.exists():  # the same step cut short twice
             n += 1
-            aside = ckpt_dir / "incomplete" / f"{folder.name}.{n}"
+            aside = ckpt_dir / INCOMPLETE_CHECKPOINTS / f"{folder.name}.{n}"
         if int(os.environ.get("RANK", "0")) == 0:
             aside.parent.mkdir(exist_ok=True)
             os.replace(folder, aside)

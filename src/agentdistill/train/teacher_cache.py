@@ -43,10 +43,10 @@ from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.jsonl import write_json_atomic
 from agentdistill.models.convert import sha256_file
+from agentdistill.run_layout import RunLayout
 
 console = Console(stderr=True)
 
-CACHE_DIR = "teacher_topk"
 FORMAT = "agentdistill.teacher_topk/1"
 SHARD_ROWS = 16_384  # assistant tokens per shard: 8 MiB of fp16 at k = 256
 ROWS_PER_PASS = 512  # teacher logits materialized at once: [512, vocab] float32 (512 MiB for Gemma 3)
@@ -66,7 +66,7 @@ def teacher_source(run_dir: Path, cfg: RunConfig) -> tuple[str, Path | None]:
         if (candidate / "adapter_config.json").is_file():  # run-relative adapters/<name>
             name = str(candidate)
         return split_adapter(name)
-    adapter = Path(run_dir) / "adapters" / adapter_subdir(cfg.models.teacher)
+    adapter = RunLayout(run_dir).adapter(adapter_subdir(cfg.models.teacher))
     if not (adapter / "adapter_config.json").is_file():
         raise UserError(
             f"no fine-tuned teacher at {adapter}.",
@@ -171,7 +171,7 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
     from agentdistill.train.data import configured_train_traces
 
     run_dir = Path(run_dir)
-    cache_dir = run_dir / CACHE_DIR
+    cache_dir = RunLayout(run_dir).teacher_cache
     if force and cache_dir.exists():
         shutil.rmtree(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +275,7 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
         "mean_topk_mass": mass_sum / max(1, n_rows),
         "shards": shard_names,
     }
-    write_json_atomic(cache_dir / "manifest.json", manifest)
+    write_json_atomic(RunLayout(run_dir).teacher_cache_manifest, manifest)
     seconds = time.perf_counter() - start
     console.print(
         f"teacher-cache: {manifest['n_traces']} traces, {n_rows} assistant tokens, top-{manifest.get('k')} "
@@ -299,8 +299,8 @@ class TeacherCache:
         import torch
         from safetensors import safe_open
 
-        cache_dir = Path(run_dir) / CACHE_DIR
-        manifest_path = cache_dir / "manifest.json"
+        cache_dir = RunLayout(run_dir).teacher_cache
+        manifest_path = RunLayout(run_dir).teacher_cache_manifest
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         if not manifest.get("complete"):
             raise UserError(

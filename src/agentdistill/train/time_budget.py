@@ -26,7 +26,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-SPENT_FILE = "time_budget.json"  # in each checkpoint folder: the training seconds spent up to it
+from agentdistill.run_layout import CHECKPOINT_SPENT as SPENT_FILE  # in each checkpoint folder: seconds spent to it
 
 
 class PlannedCosine:

@@ -16,6 +16,7 @@ from typing import Any
 from agentdistill.config import RunConfig
 from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import KNOWN_LAWS, law_name, resolve_law
+from agentdistill.run_layout import RunLayout
 from agentdistill.tools.documents import MAX_TOP_K, NOT_COVERED_OBSERVATION, OBSERVATION_CHARS, DocumentSearch, trim
 
 __all__ = ["NOT_COVERED_OBSERVATION", "LabourLawLookup"]
@@ -32,7 +33,7 @@ class LabourLawLookup:
         self._lock = threading.Lock()  # a call that timed out may still be opening the index
 
     def _need_run(self) -> Path:
-        if self.run_dir is None or not (self.run_dir / "chunks.jsonl").exists():
+        if self.run_dir is None or not RunLayout(self.run_dir).chunks.exists():
             where = self.run_dir or "no run directory was given"
             raise RuntimeError(f"the corpus is not available ({where}); the documents must be ingested first "
                                "(agentdistill ingest PATH --run DIR)")
@@ -44,7 +45,7 @@ class LabourLawLookup:
                 from agentdistill.jsonl import read_records
                 from agentdistill.records import Chunk
 
-                self._chunks = read_records(self._need_run() / "chunks.jsonl", Chunk)
+                self._chunks = read_records(RunLayout(self._need_run()).chunks, Chunk)
             return self._chunks
 
     def search_labour_law(self, query: str, top_k: int = 3) -> str:
