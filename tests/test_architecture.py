@@ -139,3 +139,11 @@ def test_generic_code_names_no_domain(pack):
 
 def test_there_is_a_domain_pack_to_check():
     assert DOMAIN_PACKS and all(len(domain_words(p)) > 3 for p in DOMAIN_PACKS)
+
+
+def test_each_stage_package_has_one_cli_module():
+    """A stage's commands live in its package's cli.py, and only there (the root's cli.py assembles them)."""
+    found = {p.relative_to(PACKAGE).as_posix(): sorted(f.name for f in p.glob("*cli*.py"))
+             for p in sorted(PACKAGE.rglob("*")) if p.is_dir() and (p / "__init__.py").is_file()}
+    assert {pkg: names for pkg, names in found.items() if names and names != ["cli.py"]} == {}
+    assert len([pkg for pkg, names in found.items() if names]) >= 8  # the check sees the stage packages

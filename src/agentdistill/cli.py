@@ -22,7 +22,6 @@ from agentdistill.pipeline import cli as pipeline_cli
 from agentdistill.serve import cli as serve_cli
 from agentdistill.synth import cli as synth_cli
 from agentdistill.train import cli as train_cli
-from agentdistill.train import distill_cli
 
 app = typer.Typer(
     name="agentdistill",
@@ -55,8 +54,8 @@ app.command("search")(corpus_cli.search)
 app.command("questions")(synth_cli.questions)
 app.command("traces")(synth_cli.traces)
 app.command("sft")(train_cli.sft)
-app.command("teacher-cache")(distill_cli.teacher_cache)
-app.command("distill")(distill_cli.distill)
+app.command("teacher-cache")(train_cli.teacher_cache)
+app.command("distill")(train_cli.distill)
 app.command("eval")(evaluate_cli.eval_model)
 app.command("report")(evaluate_cli.report)
 app.add_typer(evaluate_cli.bench_app, name="bench")
