@@ -16,6 +16,7 @@ from agentdistill.pipeline.time_budget import (
     MIN_SFT_SECONDS,
     START_STAGE,
     TUNED_PER_UNTUNED_CALL,
+    TUNED_PER_UNTUNED_CALL_LLAMACPP,
     UNKNOWN_QUESTION_CALLS,
     UNTIMED_SECONDS,
     add_stage_seconds,
@@ -47,9 +48,10 @@ def _question(i: int, tools: list[str] | None, split: str = "test") -> Question:
 TUNED = [_question(0, []), _question(1, ["get_article"]), _question(2, ["search_labour_law", "overtime_pay"])] * 40
 
 
-def _budget(cfg: RunConfig, run_dir: Path, tuned: list[Question] = TUNED):
+def _budget(cfg: RunConfig, run_dir: Path, tuned: list[Question] = TUNED, llamacpp_evals: bool = False):
     return sft_budget(cfg, run_dir, before_sft=BEFORE_SFT, untuned_eval_stage="eval untuned student",
-                      untuned_eval_dir=run_dir / "eval" / "smollm2-135m-untuned", tuned_questions=lambda: tuned)
+                      untuned_eval_dir=run_dir / "eval" / "smollm2-135m-untuned", tuned_questions=lambda: tuned,
+                      llamacpp_evals=llamacpp_evals)
 
 
 def test_a_tuned_agent_is_expected_to_call_each_expected_tool_once_then_answer():
@@ -80,6 +82,11 @@ def test_sft_gets_the_budget_less_the_stages_before_it_and_the_forecast_eval(tmp
     forecast = 160 / (16 * 2.5) * TUNED_PER_UNTUNED_CALL * 240  # 120 questions, 240 calls
     assert budget.seconds == pytest.approx(1800 - 230 - forecast - UNTIMED_SECONDS)
     assert "3.8 min spent" in budget.explanation and "120 questions (240 model calls expected)" in budget.explanation
+
+    # through llama.cpp, the tuned eval's calls are forecast with that backend's own ratio
+    llamacpp = _budget(cfg, run_dir, llamacpp_evals=True)
+    assert budget.seconds - llamacpp.seconds == pytest.approx(
+        160 / (16 * 2.5) * 240 * (TUNED_PER_UNTUNED_CALL_LLAMACPP - TUNED_PER_UNTUNED_CALL))
 
     # a faster machine's stages leave SFT more
     faster = _run_dir(tmp_path / "fast", {"ingest": 12, "questions": 8, "traces": 13, "eval untuned student": 120})
@@ -149,12 +156,14 @@ def test_the_sft_stage_is_given_its_share_of_the_budget_when_it_starts(tmp_path,
     forecast = 160 / (16 * 2.5) * TUNED_PER_UNTUNED_CALL * 3 * 2  # 5 test questions, 3 evaluated, 2 calls each
     assert flag == "--time-budget-min"
     assert float(minutes) == pytest.approx((1800 - 226 - forecast - UNTIMED_SECONDS) / 60, abs=0.01)
-    # evals on GGUF files: the tuned student's export comes out of SFT's share too
+    # evals on GGUF files: the tuned student's export comes out of SFT's share too, and llama.cpp's ratio forecasts
     cfg.pipeline.gguf_evals = True
     monkeypatch.setattr(stages, "gguf_evals_available", lambda: True)
     sft = next(s for s in build_stages(cfg, run_dir, distill=False) if s.name == "sft student")
     with_export = float(sft.args_at_start(run_dir)[1])
-    assert with_export == pytest.approx(float(minutes) - GGUF_EXPORT_SECONDS / 60, abs=0.01)
+    llamacpp_forecast = forecast / TUNED_PER_UNTUNED_CALL * TUNED_PER_UNTUNED_CALL_LLAMACPP
+    assert with_export == pytest.approx(float(minutes) - GGUF_EXPORT_SECONDS / 60 + (forecast - llamacpp_forecast) / 60,
+                                        abs=0.01)
     cfg.pipeline.gguf_evals = False
 
     cfg.pipeline.time_budget_min = None

@@ -95,7 +95,8 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
         Stage("sft student", ["sft", *run, "--model", "student"],
               lambda run_dir: RunLayout(run_dir).adapter_done(student),
               args_at_start=lambda run_dir: _sft_budget_args(cfg, run_dir, before_sft, untuned_eval.name,
-                                                             RunLayout(run_dir).eval_dir(untuned), export_seconds)),
+                                                             RunLayout(run_dir).eval_dir(untuned), export_seconds,
+                                                             llamacpp_evals=gguf)),
         *([Stage("export student", ["export", *run, "--to", "gguf", "--quant", quant],
                  lambda run_dir: RunLayout(run_dir).gguf_done(student, quant))]
           if gguf else []),
@@ -124,7 +125,7 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
 
 
 def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], untuned_eval_stage: str,
-                     untuned_eval_dir: Path, after_sft_seconds: float = 0.0) -> list[str]:
+                     untuned_eval_dir: Path, after_sft_seconds: float = 0.0, llamacpp_evals: bool = False) -> list[str]:
     """``--time-budget-min`` for the student's SFT: what the pipeline's time budget leaves it."""
     from agentdistill.evaluate.runner import select_questions
 
@@ -132,7 +133,7 @@ def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], unt
         cfg, run_dir, before_sft=[s.name for s in before_sft], untuned_eval_stage=untuned_eval_stage,
         untuned_eval_dir=untuned_eval_dir,
         tuned_questions=lambda: select_questions(run_dir, cfg.eval.split, cfg.eval.max_questions, cfg.seed),
-        after_sft_seconds=after_sft_seconds,
+        after_sft_seconds=after_sft_seconds, llamacpp_evals=llamacpp_evals,
     )
     if budget is None:
         if cfg.pipeline.time_budget_min is not None:

@@ -31,6 +31,10 @@ from agentdistill.run_layout import METRICS, RunLayout
 # at 30.8 min). Per question the ratio was 0.345 on that Xeon and on a 2-core EPYC.
 # Above the largest measured: a forecast too long costs a few training steps, one too short overruns.
 TUNED_PER_UNTUNED_CALL = 0.65
+# The same ratio when both evals run through llama.cpp, one sequence per core: 0.46 on a 2-core EPYC (310 s for
+# 211 calls of 117 questions, 122 s for 38 calls of 16). A call there is mostly decoding, and the untuned model
+# decodes to max_new_tokens where the tuned one stops after a short step.
+TUNED_PER_UNTUNED_CALL_LLAMACPP = 0.55
 # A question whose expected tools are unknown (an LLM wrote it without them): one tool call and the answer.
 UNKNOWN_QUESTION_CALLS = 2
 # The pipeline process's own start (imports: 33 s on a fresh machine's first run, 3 s after) is spent too.
@@ -77,13 +81,14 @@ def expected_calls(questions: list[Question]) -> int:
 
 def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_eval_stage: str,
                untuned_eval_dir: Path, tuned_questions: Callable[[], list[Question]],
-               after_sft_seconds: float = 0.0) -> SFTBudget | None:
+               after_sft_seconds: float = 0.0, llamacpp_evals: bool = False) -> SFTBudget | None:
     """The training seconds that keep the pipeline within ``cfg.pipeline.time_budget_min``, or None when it
     has no budget or the untuned eval's time is unknown (a run directory from before the record was kept).
 
     ``before_sft`` names the stages that ran before SFT, among them ``untuned_eval_stage``, whose metrics.json
     in ``untuned_eval_dir`` holds its questions and mean steps; ``tuned_questions`` gives the questions the
-    tuned eval will run; ``after_sft_seconds`` is kept for work between SFT and that eval (an export).
+    tuned eval will run; ``after_sft_seconds`` is kept for work between SFT and that eval (an export);
+    ``llamacpp_evals`` says both evals run through llama.cpp, whose ratio of tuned to untuned call differs.
     ``cfg.sft.time_budget_min``, where set, stays an upper bound.
     """
     if cfg.pipeline.time_budget_min is None:
@@ -96,7 +101,8 @@ def sft_budget(cfg: RunConfig, run_dir: Path, *, before_sft: list[str], untuned_
     questions = tuned_questions()
     tuned_calls = expected_calls(questions)
     untuned_s = seconds[untuned_eval_stage]
-    forecast = untuned_s / untuned_calls * TUNED_PER_UNTUNED_CALL * tuned_calls
+    ratio = TUNED_PER_UNTUNED_CALL_LLAMACPP if llamacpp_evals else TUNED_PER_UNTUNED_CALL
+    forecast = untuned_s / untuned_calls * ratio * tuned_calls
     left = cfg.pipeline.time_budget_min * 60 - spent - forecast - UNTIMED_SECONDS - after_sft_seconds
     explanation = (f"pipeline time budget {cfg.pipeline.time_budget_min:g} min: {spent / 60:.1f} min spent, the tuned "
                    f"student's eval of {len(questions)} questions ({tuned_calls} model calls expected) forecast at "
