@@ -10,7 +10,9 @@ every method is timed doing one forward + backward, and each is set beside its o
     (a') reference (teacher pre-sorted)  the same with the teacher's sorted fp32 distribution precomputed
     (b)  plain top-k              plain torch over the same cached top-k as (c): logits.float(), logsumexp,
                                  topk, |p - q| + tail, autograd
-    (c)  chunked                  agentdistill.train.uld.distill_loss (Triton dense passes, chunks of tokens)
+    (c)  chunked                  agentdistill.train.uld.distill_loss (chunks of tokens: two Triton dense passes,
+                                 torch.topk, scatter); "FUSED_ULD on": the experimental one-kernel-per-chunk
+                                 path of train/uld_kernel.py, and that kernel alone over all rows
     CE rows: plain CE (F.cross_entropy(logits.float())), chunked CE (the CE half of (c): same kernels, no
     ULD), Liger CE (liger_kernel's cross_entropy, gradient in place) when liger-kernel is installed
   hidden states in, gradient to the hidden states (LM head frozen, as under LoRA):
@@ -50,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
-from agentdistill.train import uld  # noqa: E402
+from agentdistill.train import uld, uld_kernel  # noqa: E402
 
 try:  # liger-kernel is optional (pure Python + Triton): its rows are skipped without it
     from liger_kernel.transformers.functional import liger_cross_entropy, liger_fused_linear_cross_entropy
@@ -305,6 +307,25 @@ def run_shape(n, vs, dim, vt, k, sigma, device, args, ceil) -> list[dict]:
         grad_of(lambda: plain_topk_loss(leaf, labels, q, tail, k), leaf), logit_bytes)  # fmt: skip
     add("(c) chunked (uld.distill_loss)", "logits", False,
         grad_of(lambda: uld.distill_loss(leaf, labels, q, tail, top_k=k).loss, leaf), logit_bytes)  # fmt: skip
+    if uld_kernel.available(logits):
+        uld.FUSED_ULD = True
+        add("(c) chunked, fused kernel (FUSED_ULD on)", "logits", False,
+            grad_of(lambda: uld.distill_loss(leaf, labels, q, tail, top_k=k).loss, leaf), logit_bytes)  # fmt: skip
+        uld.FUSED_ULD = False
+        out_k = torch.empty_like(logits)
+        coef = torch.full((n,), 1.0 / n, device=device)
+
+        def kernel_alone():
+            got = uld_kernel.ce_uld_grad(logits, labels, q, tail, coef, coef, k, out_k)
+            return float("nan") if got is None else got[0].mean() + got[1].mean()
+
+        add("(c) the fused kernel alone (one launch)", "logits", False, kernel_alone, logit_bytes)
+        default = uld_kernel.BLOCK, uld_kernel.NUM_WARPS
+        for block, warps in [(2048, 8), (4096, 8), (4096, 16), (8192, 16), (8192, 32)] if args.kernel_sweep else []:
+            uld_kernel.BLOCK, uld_kernel.NUM_WARPS = block, warps
+            add(f"kernel alone, BLOCK {block}, {warps} warps", "sweep", False, kernel_alone, logit_bytes)
+        uld_kernel.BLOCK, uld_kernel.NUM_WARPS = default
+        out_k = None
     add("plain CE (logits.float())", "logits", True,
         grad_of(lambda: F.cross_entropy(leaf.float(), labels), leaf), logit_bytes - cache_bytes)  # fmt: skip
     add("chunked CE (ours, no ULD)", "logits", True,
@@ -327,6 +348,12 @@ def run_shape(n, vs, dim, vt, k, sigma, device, args, ceil) -> list[dict]:
     add("fused (uld.fused_linear_distill_loss)", "hidden", False,
         grad_of(lambda: uld.fused_linear_distill_loss(h_leaf, weight, labels, q, tail, top_k=k).loss, h_leaf),
         hidden_bytes, mm_flops)  # fmt: skip
+    if uld_kernel.available(h_leaf):
+        uld.FUSED_ULD = True
+        add("fused, fused kernel (FUSED_ULD on)", "hidden", False,
+            grad_of(lambda: uld.fused_linear_distill_loss(h_leaf, weight, labels, q, tail, top_k=k).loss, h_leaf),
+            hidden_bytes, mm_flops)  # fmt: skip
+        uld.FUSED_ULD = False
     add("fused CE (ours, no ULD)", "hidden", True,
         grad_of(lambda: fused_linear_ce(h_leaf, weight, labels), h_leaf),
         hidden_bytes - cache_bytes, mm_flops)  # fmt: skip
@@ -352,7 +379,10 @@ def run_shape(n, vs, dim, vt, k, sigma, device, args, ceil) -> list[dict]:
             "(a') reference, teacher pre-sorted": "plain CE (logits.float())",
             "(b) plain top-k (torch, cached top-k)": "plain CE (logits.float())",
             "(c) chunked (uld.distill_loss)": "chunked CE (ours, no ULD)",
+            "(c) chunked, fused kernel (FUSED_ULD on)": "chunked CE (ours, no ULD)",
+            "(c) the fused kernel alone (one launch)": "chunked CE (ours, no ULD)",
             "fused (uld.fused_linear_distill_loss)": "fused CE (ours, no ULD)",
+            "fused, fused kernel (FUSED_ULD on)": "fused CE (ours, no ULD)",
         }.get(r["method"])
         base = next((b for b in rows if b["method"] == base_name), None)
         r["vs"] = base_name
@@ -399,6 +429,7 @@ def main() -> None:
     ap.add_argument("--bw-spec", type=float, default=4800.0, help="datasheet memory bandwidth, GB/s (H200: 4,800)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--kernel-sweep", action="store_true", help="also time the fused kernel at other block sizes")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     device = torch.device(args.device)

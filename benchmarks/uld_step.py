@@ -10,7 +10,8 @@ the methods differ only in the loss on the last hidden states:
   sft (HF loss)          model(input_ids, labels=...): transformers' own path, full logits then CE
   sft (Liger FLCE)       liger_kernel's fused linear cross-entropy on the hidden states (when installed)
   sft (fused CE, ours)   the CE half of uld.fused_linear_distill_loss (benchmarks/uld_like_for_like.py)
-  sft+uld (fused)        uld.fused_linear_distill_loss: CE + ULD, logits never built in full
+  sft+uld (fused)        uld.fused_linear_distill_loss: CE + ULD, logits never built in full ("uld_kernel":
+                         the same with the experimental kernel of train/uld_kernel.py, uld.FUSED_ULD on)
 
 `ms/step`: median of --steps timed steps after --warmup, CUDA events around the whole step; `peak GB`:
 torch.cuda.max_memory_allocated over the timed steps (weights, gradients and optimizer state included);
@@ -144,6 +145,7 @@ def main() -> None:
             return liger_fused_linear_cross_entropy(h, w, flat_labels)
         if method == "fused_ce":
             return fused_linear_ce(h, w, flat_labels)
+        uld.FUSED_ULD = method == "uld_kernel"  # the experimental fused kernel of train/uld_kernel.py
         return uld.fused_linear_distill_loss(h, w, flat_labels, q, tail, top_k=args.k, weight=args.weight).loss
 
     def step(method: str) -> float:
@@ -192,7 +194,7 @@ def main() -> None:
         )
 
     labels_of = {"hf": "sft (HF loss)", "liger": "sft (Liger FLCE)", "fused_ce": "sft (fused CE, ours)",
-                 "uld": "sft+uld (fused)"}  # fmt: skip
+                 "uld": "sft+uld (fused)", "uld_kernel": "sft+uld (fused, FUSED_ULD on)"}  # fmt: skip
     u = next((r for r in rows if r["method"] == "uld" and r.get("ms")), None)
 
     def f(v, spec):
@@ -214,7 +216,7 @@ def main() -> None:
             lines.append(f"| {labels_of[r['method']]} | OOM | - | - | - | - | - | - |")
             continue
         over = extra = None
-        if u is not None and r["method"] != "uld":
+        if u is not None and r["method"] not in ("uld", "uld_kernel"):
             over = 100 * (u["ms"] - r["ms"]) / r["ms"]
             extra = None if r["peak_gb"] is None else u["peak_gb"] - r["peak_gb"]
         lines.append(

@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from agentdistill.train import uld_kernel
+
 IGNORE_INDEX = -100
 LossKind = Literal["uld", "kl", "jsd"]
 
@@ -77,6 +79,7 @@ class LossParts(NamedTuple):
 # Top-k stays torch.topk: a two-stage blocked top-k measured slower on an H100 (benchmarks/README.md).
 
 FAST_KERNELS = True
+FUSED_ULD = False  # True: CE + ULD at temperature 1 through uld_kernel.py's one kernel per chunk (slower so far)
 
 try:
     import triton
@@ -266,6 +269,12 @@ def _chunk(
     """
     t = temperature
     valid = labels != IGNORE_INDEX
+    if kind == "uld" and t == 1.0 and want_grad and FUSED_ULD and _fast(x) and uld_kernel.available(x):
+        out = torch.empty_like(x) if out is None else out
+        w = has_teacher.float()
+        done = uld_kernel.ce_uld_grad(x, labels, q, q_tail, dist_scale * w, ce_scale * valid.float(), k, out)
+        if done is not None:  # None: a row had too many tied candidates; the plain path below rewrites out
+            return done[0].sum(), (done[1] * w).sum(), out
     lab = labels.clamp(min=0)
     lse = row_lse(x)
     ce_sum = ((lse - x.gather(1, lab[:, None]).squeeze(1).float()) * valid).sum()

@@ -1,0 +1,117 @@
+"""The fused CE + ULD kernel (train/uld_kernel.py) against train/uld.py's plain torch path and a float64 reference.
+
+The kernel needs Triton and a GPU: without CUDA the kernel tests skip (CI has no GPU, so there they do not
+run; they were run on an H200, see docs/results.md). Without CUDA, uld.distill_loss takes the plain torch
+path, which tests/test_train_uld.py checks against the float64 reference on every run; the first test here
+checks that the fallback is the one chosen.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_train_uld import reference_loss
+
+from agentdistill.train import uld, uld_kernel
+from agentdistill.train.uld import IGNORE_INDEX, distill_loss, teacher_topk
+
+cuda = pytest.mark.skipif(
+    not torch.cuda.is_available() or uld_kernel.triton is None, reason="the fused kernel runs on CUDA with Triton"
+)
+
+
+def case(n, vocab, vt, k, dtype, seed, sigma=6.0, device="cuda"):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n, vocab, generator=g) * sigma).to(device=device, dtype=dtype)
+    teacher = (torch.randn(n, vt, generator=g) * sigma).to(device)
+    labels = torch.randint(0, vocab, (n,), generator=g).to(device)
+    labels[::5] = IGNORE_INDEX
+    labels[1:4] = x[1:4].float().argmax(-1)  # labels inside the student's top k
+    mask = (torch.rand(n, generator=g) > 0.2).to(device)
+    q, tail, _ = teacher_topk(teacher, k)
+    return x, teacher, labels, mask, q, tail
+
+
+@pytest.fixture(autouse=True)
+def fused_on(monkeypatch):
+    monkeypatch.setattr(uld, "FUSED_ULD", True)  # off by default: these tests turn the kernel on
+
+
+def plain_chunk(x, labels, q, tail, mask, k, ce_scale, dist_scale, monkeypatch):
+    monkeypatch.setattr(uld, "FUSED_ULD", False)
+    out = uld._chunk(x, labels, q, tail, None, mask, "uld", k, 1.0, ce_scale, dist_scale, True)
+    monkeypatch.setattr(uld, "FUSED_ULD", True)
+    return out
+
+
+def test_without_cuda_the_plain_path_is_used():
+    x, _, labels, mask, q, tail = case(8, 300, 500, 16, torch.float32, 0, device="cpu")
+    assert not uld_kernel.available(x)
+    assert not uld_kernel.available(x.double())
+    out = distill_loss(x.requires_grad_(), labels, q, tail, mask, top_k=16)
+    assert torch.isfinite(out.loss)
+
+
+@cuda
+@pytest.mark.parametrize("k", [64, 256, 1024])
+def test_kernel_equals_plain_path_float32(k, monkeypatch):
+    # float32 random logits have no ties, so the top-k indices, values and gradients must agree exactly
+    x, _, labels, mask, q, tail = case(37, 70_001, 9000, k, torch.float32, k)  # a ragged last block
+    ce_scale, dist_scale = 1 / 29, 0.7 / 30
+    valid = (labels != IGNORE_INDEX).float()
+    out = torch.full_like(x, float("nan"))  # every element must be written
+    got = uld_kernel.ce_uld_grad(x, labels, q, tail, dist_scale * mask.float(), ce_scale * valid, k, out)
+    assert got is not None
+    ce_sum, dist_sum, want = plain_chunk(x, labels, q, tail, mask, k, ce_scale, dist_scale, monkeypatch)
+    assert not out.isnan().any()
+    torch.testing.assert_close(got[0].sum(), ce_sum, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close((got[1] * mask.float()).sum(), dist_sum, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-8)
+
+
+@cuda
+def test_whole_vocabulary_in_the_top_k(monkeypatch):
+    # k >= vocab: no student tail; the teacher's tail faces zeros
+    x, _, labels, mask, q, tail = case(20, 1000, 3000, 1024, torch.float32, 1, sigma=2.0)
+    out = torch.empty_like(x)
+    valid = (labels != IGNORE_INDEX).float()
+    got = uld_kernel.ce_uld_grad(x, labels, q, tail, 0.5 * mask.float(), valid / 16, 1024, out)
+    assert got is not None
+    ce_sum, dist_sum, want = plain_chunk(x, labels, q, tail, mask, 1024, 1 / 16, 0.5, monkeypatch)
+    torch.testing.assert_close((got[1] * mask.float()).sum(), dist_sum, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-8)
+
+
+@cuda
+def test_bf16_distill_loss_matches_float64_reference(monkeypatch):
+    x, teacher, labels, mask, q, tail = case(300, 50_000, 9000, 256, torch.bfloat16, 2)
+    want_leaf = x.double().requires_grad_()
+    want = reference_loss(want_leaf, teacher.double(), labels, mask, k=256)
+    (want_grad,) = torch.autograd.grad(want, want_leaf)
+    leaf = x.clone().requires_grad_()
+    got = distill_loss(leaf, labels, q.half(), tail.half(), mask, top_k=256)
+    (got_grad,) = torch.autograd.grad(got.loss, leaf)
+    assert got.loss.item() == pytest.approx(want.item(), rel=1e-3)
+    # 2e-2 as in test_train_uld.py's bf16 check: bf16 logits tie, and a tie may take either rank (measured 1.8e-2)
+    assert ((got_grad.double() - want_grad).norm() / want_grad.norm()).item() < 2e-2
+    monkeypatch.setattr(uld, "FUSED_ULD", False)
+    plain = distill_loss(x.clone().requires_grad_(), labels, q.half(), tail.half(), mask, top_k=256)
+    assert got.distill.item() == pytest.approx(plain.distill.item(), rel=1e-4)
+
+
+@cuda
+def test_tied_rows_fall_back_to_the_plain_path(monkeypatch):
+    x, _, labels, mask, q, tail = case(16, 20_000, 3000, 256, torch.float32, 3)
+    x[5] = 1.5  # a flat row: every logit is a candidate, more than the kernel sorts
+    out = torch.empty_like(x)
+    valid = (labels != IGNORE_INDEX).float()
+    assert uld_kernel.ce_uld_grad(x, labels, q, tail, mask.float(), valid, 256, out) is None
+    leaf = x.clone().requires_grad_()
+    got = distill_loss(leaf, labels, q, tail, mask, top_k=256)
+    (got_grad,) = torch.autograd.grad(got.loss, leaf)
+    monkeypatch.setattr(uld, "FUSED_ULD", False)
+    leaf2 = x.clone().requires_grad_()
+    want = distill_loss(leaf2, labels, q, tail, mask, top_k=256)
+    (want_grad,) = torch.autograd.grad(want.loss, leaf2)
+    assert got.loss.item() == pytest.approx(want.loss.item(), rel=1e-6)
+    torch.testing.assert_close(got_grad, want_grad)
