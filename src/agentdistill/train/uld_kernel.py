@@ -1,10 +1,12 @@
 """CE + ULD over one chunk of student logits in one Triton kernel: loss values and the gradient of the logits.
 
-Experimental, off by default (uld.FUSED_ULD = False): on an H200 it is exact in float32 but 3-5x SLOWER than
-uld.py's plain path (two Triton passes + torch.topk + scatter): 14.1 ms against 5.2 ms at 2,048 x 151,936,
-about 2% of the copy bandwidth (docs/results.md, 2026-12-04). One program walks a whole row four times with a
-histogram, a scan and a 2,048-element sort in registers: one program per SM at a time, latency-bound. Kept as
-the starting point for issue 30's item 4 (split each row over several programs; top-k candidates from pass 1).
+Experimental, off by default (uld.FUSED_ULD = False): on an H200 it is exact in float32 but SLOWER than
+uld.py's plain path (two Triton passes + torch.topk + scatter): the kernel alone took 13.8 ms at 2,048 x
+151,936 where the whole plain path took 6.2 ms; about 2% of the copy bandwidth (docs/results.md,
+2026-12-04). Not profiled; the likely cause: one program walks a whole row four times, with a histogram, a
+scan and a 2,048-element sort between barriers, and few programs fit on an SM, so it waits on latency.
+Kept as the starting point for issue 30's item 4 (split each row over several programs; take the top-k
+candidates from pass 1).
 
 The math is train/uld.py's (its docstring derives the gradient); this is the same function for the common
 case (kind "uld", temperature 1, a gradient wanted) written so that each row's logits are read a few times
