@@ -52,6 +52,8 @@ class IngestReport:
     clusters: int = 0
     cluster_rule: str = ""
     seconds: float = 0.0
+    # seconds per phase: read, load (tokenizer, embedder), chunk, embed, index (Chroma, chunks.jsonl), cluster
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +94,7 @@ def _settings(cfg: RunConfig, style: CitationStyle) -> dict[str, Any]:
         "version": MANIFEST_VERSION,
         "tokenizer": cfg.models.student,
         "embedder": cfg.models.embedder,
+        "embed_variant": c.embed_variant,  # vectors of two variants are never mixed in one index
         "chunk_tokens": c.chunk_tokens,
         "chunk_overlap": c.chunk_overlap,
     }
@@ -217,8 +220,12 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     check_paths(paths)
     check_sizes(cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap)
     style = citation_style(cfg)  # a pack's documents may mark and cite their sections their own way
-    read, skipped = read_documents(paths, cfg.corpus.max_document_mb, style)
+    spent = dict.fromkeys(("read", "load", "chunk", "embed", "index", "cluster"), 0.0)
+    with _progress(progress, read=None) as bar:
+        read, skipped = read_documents(paths, cfg.corpus.max_document_mb, style,
+                                       on_progress=lambda n, total: bar.update("read", n, total))
     report = IngestReport(files=len(read) + sum(1 for s in skipped if Path(s.path).is_file()), skipped=skipped)
+    spent["read"] = time.perf_counter() - t0
     docs, report.duplicates = _dedupe(read)
     if not docs:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5]) or "no files found"
@@ -237,6 +244,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         docs, _ = _dedupe(docs + again)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
     index = ChunkIndex(run_dir / INDEX)
     if rebuild:
         index.reset()
@@ -261,21 +269,34 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     report.kept_documents = 0 if rebuild else sum(1 for i in known if fate.get(i) == "kept")
     todo = [d for d in docs if d.doc_id not in known]
     report.new_documents = len(todo)
+    spent["index"] += time.perf_counter() - t
 
     if todo:
+        t = time.perf_counter()
         encode = _encoder(cfg.models.student, cfg.models.cache_dir)
-        embedder = load_embedder(cfg.models.embedder, cfg.corpus.embed_batch_size)
+        embedder = load_embedder(cfg.models.embedder, cfg.corpus.embed_batch_size, cfg.corpus.embed_variant,
+                                 cfg.models.cache_dir)
+        spent["load"] = time.perf_counter() - t
         # One document at a time, chunked then embedded in slices: memory holds one document's chunks, and the
         # bars move while a long document is chunked (a 50 MB file showed nothing for minutes).
-        with _progress(progress, sum(len(d.text) for d in todo)) as bar:
+        with _progress(progress, chunk=sum(len(d.text) for d in todo), embed=0, index=0) as bar:
             for doc in todo:
+                t = time.perf_counter()
                 chunks = chunk_document(doc, encode, cfg.corpus.chunk_tokens, cfg.corpus.chunk_overlap,
-                                        on_progress=bar.chunked, style=style)
-                bar.to_embed(len(chunks))
+                                        on_progress=lambda n: bar.advance("chunk", n), style=style)
+                spent["chunk"] += time.perf_counter() - t
+                bar.grow("embed", len(chunks))
+                bar.grow("index", len(chunks))
                 for start in range(0, len(chunks), EMBED_SLICE):
                     part = chunks[start : start + EMBED_SLICE]
-                    index.upsert(part, embedder.encode([passage(c.section_path, c.text) for c in part]))
-                    bar.embedded(len(part))
+                    t = time.perf_counter()
+                    vectors = embedder.encode([passage(c.section_path, c.text) for c in part])
+                    bar.advance("embed", len(part))
+                    spent["embed"] += time.perf_counter() - t
+                    t = time.perf_counter()
+                    index.upsert(part, vectors)
+                    bar.advance("index", len(part))
+                    spent["index"] += time.perf_counter() - t
                 known[doc.doc_id] = {"source": doc.source, "title": doc.title, "chunk_ids": [c.id for c in chunks]}
                 save_manifest()
                 report.embedded_chunks += len(chunks)
@@ -285,10 +306,16 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     ids = [cid for m in sorted(known.values(), key=lambda m: m["source"]) for cid in m["chunk_ids"]]
     if not ids:
         raise UserError("the documents were read but gave no chunks.", hint="Check that they contain text.")
+    t = time.perf_counter()
     chunks, vectors = index.get(ids)
-    write_records(RunLayout(run_dir).chunks, chunks)
-    clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed, style=style)
-    write_json_atomic(RunLayout(run_dir).clusters, clusters)
+    write_records(run_dir / CHUNKS, chunks)
+    spent["index"] += time.perf_counter() - t
+    t = time.perf_counter()
+    with _progress(progress, cluster=None):
+        clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed, style=style)
+    write_json_atomic(run_dir / CLUSTERS, clusters)
+    spent["cluster"] = time.perf_counter() - t
+    report.phase_seconds = {phase: round(s, 3) for phase, s in spent.items()}
 
     report.documents = len(known)
     report.chunks = len(chunks)
@@ -299,11 +326,16 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
     return report
 
 
-class _progress:
-    """Two rich progress bars on stderr, characters chunked and chunks embedded, or nothing when disabled."""
+_PHASES = {"read": "reading (files)", "chunk": "chunking (characters)", "embed": "embedding (chunks)",
+           "index": "indexing (chunks)", "cluster": "clustering (k-means)"}
 
-    def __init__(self, enabled: bool, chars: int):
-        self.enabled, self.chars = enabled, chars
+
+class _progress:
+    """Rich progress bars on stderr, one per phase of ingest given as ``phase=total`` (None: not known, the bar
+    pulses), or nothing when disabled."""
+
+    def __init__(self, enabled: bool, **totals: int | None):
+        self.enabled, self.totals = enabled, totals
 
     def __enter__(self) -> _progress:
         if self.enabled:
@@ -313,21 +345,20 @@ class _progress:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
             self.bar.start()
-            self.chunking = self.bar.add_task("chunking (characters)", total=self.chars)
-            self.embedding = self.bar.add_task("embedding (chunks)", total=0)
+            self.tasks = {phase: self.bar.add_task(_PHASES[phase], total=n) for phase, n in self.totals.items()}
         return self
 
-    def chunked(self, n: int) -> None:
+    def advance(self, phase: str, n: int) -> None:
         if self.enabled:
-            self.bar.advance(self.chunking, n)
+            self.bar.advance(self.tasks[phase], n)
 
-    def to_embed(self, n: int) -> None:
+    def grow(self, phase: str, n: int) -> None:
         if self.enabled:
-            self.bar.update(self.embedding, total=self.bar.tasks[self.embedding].total + n)
+            self.bar.update(self.tasks[phase], total=(self.bar.tasks[self.tasks[phase]].total or 0) + n)
 
-    def embedded(self, n: int) -> None:
+    def update(self, phase: str, done: int, total: int) -> None:
         if self.enabled:
-            self.bar.advance(self.embedding, n)
+            self.bar.update(self.tasks[phase], completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:

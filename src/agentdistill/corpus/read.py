@@ -15,6 +15,7 @@ import glob
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,17 +101,20 @@ def expand_paths(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
     return sorted(files), skipped
 
 
-def read_documents(paths: list[Path], max_mb: float | None = None,
-                   style: CitationStyle = GENERIC) -> tuple[list[Document], list[Skipped]]:
+def read_documents(paths: list[Path], max_mb: float | None = None, style: CitationStyle = GENERIC,
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[list[Document], list[Skipped]]:
     """Read every file under ``paths``; unreadable ones, and files over ``max_mb`` megabytes, come back as
-    ``Skipped`` with a reason. ``style`` tells a section heading in plain text (see the module docstring)."""
+    ``Skipped`` with a reason. ``style`` tells a section heading in plain text (see the module docstring).
+    ``on_progress(done, total)`` is told after each file."""
     files, skipped = expand_paths(paths)
     docs = []
-    for f in files:
+    for n, f in enumerate(files, start=1):
         try:
             docs.append(read_file(f, max_mb, style))
         except Unreadable as e:
             skipped.append(Skipped(str(f), str(e)))
+        if on_progress is not None:
+            on_progress(n, len(files))
     return docs, skipped
 
 

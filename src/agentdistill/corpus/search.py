@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from agentdistill.config import RunConfig, load_run_config
-from agentdistill.corpus.embed import Embedder, load_embedder, passage
+from agentdistill.corpus.embed import REFERENCE, VARIANTS, Embedder, load_embedder, passage
 from agentdistill.corpus.index import ChunkIndex
 from agentdistill.corpus.ingest import INDEX, load_chunks, load_manifest
 from agentdistill.errors import UserError
@@ -120,7 +120,17 @@ class Searcher:
                 hint=f"An ingest was interrupted; run `agentdistill ingest ... --run {run_dir}` again.",
             )
         settings = load_manifest(run_dir).get("settings") or {}
-        embedder = load_embedder(settings.get("embedder", cfg.models.embedder), cfg.corpus.embed_batch_size)
+        # Queries are embedded as the index's passages were: with its embedder and variant (corpus/embed.py), which
+        # may differ from the config's until the next ingest re-embeds; indexes made before variants hold "torch".
+        variant = settings.get("embed_variant", REFERENCE)
+        if variant not in VARIANTS:
+            raise UserError(
+                f"{run_dir}: the index was embedded with the variant {variant!r}, which this version cannot run.",
+                hint=f"Re-embed it: `agentdistill ingest ... --run {run_dir}` with corpus.embed_variant one of "
+                f"{', '.join(VARIANTS)}.",
+            )
+        embedder = load_embedder(settings.get("embedder", cfg.models.embedder), cfg.corpus.embed_batch_size,
+                                 variant, cfg.models.cache_dir)
         return cls(chunks, index, embedder, hybrid=cfg.corpus.hybrid)
 
     def dense(self, query: str, n: int = CANDIDATES) -> list[tuple[str, float]]:
