@@ -308,12 +308,12 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
         raise UserError("the documents were read but gave no chunks.", hint="Check that they contain text.")
     t = time.perf_counter()
     chunks, vectors = index.get(ids)
-    write_records(run_dir / CHUNKS, chunks)
+    write_records(RunLayout(run_dir).chunks, chunks)
     spent["index"] += time.perf_counter() - t
     t = time.perf_counter()
     with _progress(progress, cluster=None):
         clusters = cluster_chunks(chunks, vectors, cfg.corpus.n_clusters, seed=cfg.seed, style=style)
-    write_json_atomic(run_dir / CLUSTERS, clusters)
+    write_json_atomic(RunLayout(run_dir).clusters, clusters)
     spent["cluster"] = time.perf_counter() - t
     report.phase_seconds = {phase: round(s, 3) for phase, s in spent.items()}
 
