@@ -89,6 +89,19 @@ def test_a_batch_runs_on_parallel_sequences_in_order_with_the_same_greedy_replie
     assert len({*alone}) > 1
 
 
+def test_threads_come_from_the_environment_when_set(monkeypatch):
+    from agentdistill.llm.llamacpp import THREADS_ENV, default_instances, default_threads, usable_cores
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert default_threads() == max(1, usable_cores() // 2)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert default_threads() == 3
+    assert default_instances(usable_cores()) == 1  # one sequence already takes every core
+    monkeypatch.setenv(THREADS_ENV, "two")
+    with pytest.raises(UserError, match=THREADS_ENV):
+        default_threads()
+
+
 def test_finish_reason_is_length_at_max_tokens(llm):
     c = greedy(llm, STORY, max_tokens=5)
     assert c.finish_reason == "length"

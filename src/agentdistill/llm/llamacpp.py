@@ -41,6 +41,7 @@ from agentdistill.llm.base import BackendError, Completion, GenerationRequest, c
 DEFAULT_N_CTX = 8192
 # Sequences decoded side by side in one batch (see the module docstring); more than a few only adds memory.
 MAX_INSTANCES = 4
+THREADS_ENV = "AGENTDISTILL_LLAMA_THREADS"
 
 
 def usable_cores() -> int:
@@ -48,12 +49,21 @@ def usable_cores() -> int:
 
 
 def default_threads() -> int:
-    """Half the cores this process may run on, at least one: the threads of one sequence.
+    """The threads of one sequence: ``AGENTDISTILL_LLAMA_THREADS`` if set, else half the cores this process
+    may run on, at least one.
 
     llama.cpp's threads meet at a barrier after every operation and spin while they wait, so a thread
     that loses its core stalls all the others: on 2 cores shared with other work, 2 threads decoded
-    SmolLM2-135M at 5 tokens/s and 1 thread at 27. Half the cores also leaves SMT siblings idle.
+    SmolLM2-135M at 5 tokens/s and 1 thread at 27. Half the cores also leaves SMT siblings idle. Where the
+    cores are free, all of them answer one question sooner (benchmarks/README.md), hence the variable.
     """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise UserError(f"{THREADS_ENV}={value!r} is not a positive whole number.",
+                            hint=f"Set it to the threads one sequence may use (this machine has {usable_cores()} "
+                                 "usable cores), or unset it.")
+        return int(value)
     return max(1, usable_cores() // 2)
 
 
