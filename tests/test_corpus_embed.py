@@ -49,8 +49,12 @@ def test_onnx_export_gives_the_reference_vectors_and_is_built_once(reference, tm
     assert (folder / "model.onnx").stat().st_mtime_ns == built  # found in the cache, not exported again
 
 
-def test_torch_int8_stays_close_to_the_reference(reference, tmp_path):
-    assert cosines("torch-int8", reference, tmp_path).min() >= 0.97
+def test_the_default_fast_variant_agrees_with_the_reference(reference, tmp_path):
+    variant = RunConfig().corpus.embed_variant
+    assert variant == "torch-int8"
+    # int8 activations cost some agreement: least cosine 0.988 on the example's first 64 passages, where recall@5
+    # stayed within 0.01 (benchmarks/ingest.py); onnx-int8 keeps 0.994 but ran at half the speed
+    assert cosines(variant, reference, tmp_path).min() >= 0.97
 
 
 def test_an_index_is_searched_with_its_variant_and_re_embedded_when_it_changes(tmp_path):

@@ -51,9 +51,10 @@ class CorpusConfig(Section):
     hybrid: bool = True  # fuse BM25 with dense scores (reciprocal rank fusion)
     embed_batch_size: int = Field(default=32, ge=1)  # texts per embedding batch
     # How the embedder runs (corpus/embed.py): torch (float32, the reference), torch-int8 (its linear layers
-    # in int8), onnx or onnx-int8 (onnxruntime; needs the onnx package). An index is searched with the variant
-    # it was built with; changing this re-embeds the corpus at the next ingest.
-    embed_variant: Literal["torch", "torch-int8", "onnx", "onnx-int8"] = "torch"
+    # in int8: 4x the tokens/s on a 2-core CPU, recall@5 unchanged, benchmarks/ingest.py), onnx or onnx-int8
+    # (onnxruntime; needs the onnx package). An index is searched with the variant it was built with; changing
+    # this re-embeds the corpus at the next ingest.
+    embed_variant: Literal["torch", "torch-int8", "onnx", "onnx-int8"] = "torch-int8"
     # A file larger than this many megabytes is skipped with a message, not read: a corpus is documents a
     # person wrote, and a 50 MB text file is a log or a dump (it took minutes and gigabytes to chunk).
     max_document_mb: float = Field(default=20.0, gt=0)
