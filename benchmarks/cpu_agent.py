@@ -29,12 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_common import cpu_model
 
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.runtime import AgentResult, agent_options, run_agents
@@ -83,14 +84,6 @@ class Timed:
         return out
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def quantized(source: Path, quant: str, cache: Path) -> Path:

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
+from bench_common import cpu_model  # noqa: E402
+
 from agentdistill.agent.prompt import example_call  # noqa: E402
 from agentdistill.agent.wire import render_assistant  # noqa: E402
 from agentdistill.config import RunConfig  # noqa: E402
@@ -161,7 +163,7 @@ def main() -> None:
                      "mask_p95_us": statistics.median(p95) * 1e6, "apply_us": apply_s * 1e6})
 
     step_s = decode_step_s()
-    machine = (f"{platform.processor() or platform.machine()}, {_cpu_name()}, {os.cpu_count()} cores, torch "
+    machine = (f"{platform.processor() or platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, torch "
                f"{torch.__version__}, 1 thread; load average {os.getloadavg()[0]:.1f} at the end")
     print(f"command: python benchmarks/grammar_cost.py --repeats {args.repeats}")
     print(f"machine: {machine}")
@@ -178,14 +180,6 @@ def main() -> None:
     (args.out / "grammar_cost.json").write_text(json.dumps(numbers, indent=2))
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 if __name__ == "__main__":

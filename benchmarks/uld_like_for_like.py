@@ -45,13 +45,14 @@ import json
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
+from bench_common import timed_ms  # noqa: E402
+
 from agentdistill.train import uld, uld_kernel  # noqa: E402
 
 try:  # liger-kernel is optional (pure Python + Triton): its rows are skipped without it
@@ -198,18 +199,7 @@ def measure(step, device, reps, warmup, prep=None) -> dict:
     for _ in range(reps):
         if prep:
             prep()
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - t0) * 1e3)
+        times.append(timed_ms(step, cuda)[1])
     return {
         "ms": statistics.median(times),
         "ms_min": min(times),

@@ -36,13 +36,14 @@ import json
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
+from bench_common import timed_ms  # noqa: E402
+
 from agentdistill.train import uld  # noqa: E402
 
 
@@ -114,17 +115,7 @@ def measure(step, inputs: int, device: torch.device, reps: int, warmup: int) -> 
         peak = extra + inputs / 1e9
     times = []
     for _ in range(reps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - t0) * 1e3)
+        times.append(timed_ms(step, device.type == "cuda")[1])
     return {"ms": statistics.median(times), "peak_gb": peak, "extra_gb": extra}
 
 

@@ -29,18 +29,19 @@ Prints one table and writes the numbers to benchmarks/results/uld_step-<device>.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import timed_ms  # noqa: E402
 from uld_like_for_like import fused_linear_ce, liger_fused_linear_cross_entropy  # noqa: E402
 
 from agentdistill.train import uld  # noqa: E402
@@ -169,17 +170,9 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats(device)
             times, losses = [], []
             for _ in range(steps):
-                if cuda:
-                    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    s.record()
-                    losses.append(step(method))
-                    e.record()
-                    torch.cuda.synchronize()
-                    times.append(s.elapsed_time(e))
-                else:
-                    t0 = time.perf_counter()
-                    losses.append(step(method))
-                    times.append((time.perf_counter() - t0) * 1e3)
+                loss, ms = timed_ms(functools.partial(step, method), cuda)
+                losses.append(loss)
+                times.append(ms)
             ms = statistics.median(times)
             peak = torch.cuda.max_memory_allocated(device) / 1e9 if cuda else None
             row = {"method": method, "ms": ms, "ms_min": min(times), "ms_max": max(times), "times": times}
