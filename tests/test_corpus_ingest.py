@@ -188,7 +188,9 @@ def test_nothing_readable_is_a_user_error_naming_the_files(tmp_path):
 
 def test_cli_ingest_prints_the_summary_and_search_prints_json(corpus, tmp_path):
     run = tmp_path / "run"
-    result = CliRunner().invoke(cli.app, ["ingest", str(corpus), "--run", str(run)])
+    config = tmp_path / "config.yaml"  # the law pack's citation style, as cfg() above
+    config.write_text("tools:\n  packs: [uae_labour, general]\ncorpus:\n  n_clusters: 2\n")
+    result = CliRunner().invoke(cli.app, ["ingest", str(corpus), "--run", str(run), "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "chunks" in result.output and "clusters" in result.output
     assert "skipped" in result.output and "corrupt.pdf" in result.output and "4 skipped" in result.output
