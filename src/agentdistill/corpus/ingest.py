@@ -338,12 +338,16 @@ class _progress:
         self.enabled, self.totals = enabled, totals
 
     def __enter__(self) -> _progress:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        # a bar is for a person watching: in a log or a pipe it would only leave blank lines before what follows
+        self.enabled = self.enabled and console.is_terminal
         if self.enabled:
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                                TimeElapsedColumn(), console=console, transient=True)
             self.bar.start()
             self.tasks = {phase: self.bar.add_task(_PHASES[phase], total=n) for phase, n in self.totals.items()}
         return self
