@@ -16,7 +16,6 @@ set hybrid reached recall@5 0.98 / MRR@5 0.892 against dense 0.96 / 0.887 (equal
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,23 +73,6 @@ class BM25:
         return self.retriever.get_scores(tokens) if tokens else None
 
 
-# Numbers, amounts and dates in a question ("9,000 basic", "14/03/2023", "35k", "30%") describe the asker's case,
-# not the passage that answers it.
-_NUMBERS = re.compile(r"(?:\b(?:AED|USD|Dhs?)\s*)?\b\d[\d,./:-]*(?:\s*(?:%|k\b|AED\b|dirhams?\b))?", re.I)
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
-
-
-_CITES_NUMBER = re.compile(r"\b(?:arts?|articles?|clauses?|no|law|resolution|decision)\.?\s*\(?\s*$", re.I)
-
-
-def clean_query(query: str) -> str:
-    """``query`` without its numbers (see ``_NUMBERS``) except those that cite ("Article 29", "Law 33/2021");
-    the query itself when no word is left."""
-    cleaned = " ".join(_NUMBERS.sub(lambda m: m[0] if _CITES_NUMBER.search(query, 0, m.start()) else " ",
-                                    query).split())
-    return cleaned if re.search(r"[^\W\d_]{3}", cleaned) else query
-
-
 class Searcher:
     def __init__(self, chunks: list[Chunk], index: ChunkIndex, embedder: Embedder, hybrid: bool = True):
         self.chunks = chunks
@@ -103,11 +85,6 @@ class Searcher:
         self.rrf_k = RRF_K
         self.path_weight = PATH_WEIGHT
         self.per_section = PER_SECTION
-        self.clean_queries = False
-        self.sentence_queries = False
-        self.neighbour_weight = 0.0
-        self.fix_spelling = False
-        self._vocabulary: set[str] | None = None
         self._bm25: BM25 | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
 
@@ -155,25 +132,6 @@ class Searcher:
         best = np.argsort(-scores, kind="stable")[:n]
         return [(self.chunks[i].id, float(scores[i])) for i in best if scores[i] > 0]
 
-    def spelled(self, query: str) -> str:
-        """``query`` with each word of 5+ letters that no chunk has replaced by the closest word that one has
-        (difflib ratio >= 0.85), when there is one: "bereavment" -> "bereavement" if the documents say it."""
-        import difflib
-
-        if self._vocabulary is None:
-            text = (f"{c.section_path} {c.text}".lower() for c in self.chunks)
-            self._vocabulary = {w for t in text for w in re.findall(r"[a-z]+", t)}
-        vocab = self._vocabulary
-
-        def fix(m: re.Match[str]) -> str:
-            word = m[0]
-            if len(word) < 5 or word.lower() in vocab:
-                return word
-            close = difflib.get_close_matches(word.lower(), vocab, n=1, cutoff=0.85)
-            return close[0] if close else word
-
-        return re.sub(r"[A-Za-z]+", fix, query)
-
     def neighbours(self, chunk: Chunk) -> list[Chunk]:
         """The chunks right before and after ``chunk`` in its section (same document and section path)."""
         i = self.position[chunk.id]
@@ -193,23 +151,13 @@ class Searcher:
             raise UserError("the search query is empty.", hint='agentdistill search "annual leave days" --run DIR')
         hybrid = self.hybrid if hybrid is None else hybrid
         per_section = self.per_section if per_section is None else per_section
-        q = clean_query(query) if self.clean_queries else query
-        q = self.spelled(q) if self.fix_spelling else q
         n = max(CANDIDATES, k)
-        dense = self.dense(q, n)
-        if self.sentence_queries and len(parts := [s for s in _SENTENCE_END.split(q) if s.strip()]) > 1:
-            rankings = [(1.0, dense)] + [(1.0 / len(parts), self.dense(s, n)) for s in parts]
-            dense = sorted(self._fuse(rankings).items(), key=lambda kv: -kv[1])
+        dense = self.dense(query, n)
         if not hybrid:
             scored = dense
         else:
-            scored = sorted(self._fuse([(1.0, dense), (self.bm25_weight, self.lexical(q, n))]).items(),
+            scored = sorted(self._fuse([(1.0, dense), (self.bm25_weight, self.lexical(query, n))]).items(),
                             key=lambda kv: -kv[1])  # stable: dense order breaks ties
-        if self.neighbour_weight:
-            score = dict(scored)
-            scored = sorted(((cid, s + self.neighbour_weight * max(
-                (score.get(c.id, 0.0) for c in self.neighbours(self.by_id[cid])), default=0.0)) for cid, s in scored),
-                key=lambda kv: -kv[1])
         hits: list[Hit] = []
         seen: set[tuple[str, str]] = set()
         for cid, s in scored:
