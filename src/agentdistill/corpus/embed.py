@@ -26,6 +26,7 @@ import functools
 import hashlib
 import importlib.util
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,7 +102,12 @@ class Embedder:
 
             linear = [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)]
             spec = {n: per_channel_dynamic_qconfig for n in linear if not re.search(KEEP_FLOAT["torch"], n)}
-            quantize_dynamic(self.model, spec, dtype=torch.qint8, inplace=True)
+            with warnings.catch_warnings():
+                # torch.ao's deprecation notices, printed to every user of ingest and search; the pinned torch
+                # runs it, and tests/test_corpus_embed.py checks the vectors it gives
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                warnings.filterwarnings("ignore", category=UserWarning, message=".*deprecated.*")
+                quantize_dynamic(self.model, spec, dtype=torch.qint8, inplace=True)
         elif self.variant in ("onnx", "onnx-int8"):
             import onnxruntime as ort
 
