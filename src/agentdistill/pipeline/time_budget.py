@@ -31,10 +31,10 @@ from agentdistill.run_layout import METRICS, RunLayout
 # at 30.8 min). Per question the ratio was 0.345 on that Xeon and on a 2-core EPYC.
 # Above the largest measured: a forecast too long costs a few training steps, one too short overruns.
 TUNED_PER_UNTUNED_CALL = 0.65
-# The same ratio when both evals run through llama.cpp, one sequence per core: 0.46 on a 2-core EPYC (310 s for
-# 211 calls of 117 questions, 122 s for 38 calls of 16). A call there is mostly decoding, and the untuned model
-# decodes to max_new_tokens where the tuned one stops after a short step.
-TUNED_PER_UNTUNED_CALL_LLAMACPP = 0.55
+# The same ratio when both evals run through llama.cpp, one sequence per core, on a 2-core EPYC: 0.46 (310 s for
+# 211 calls of 117 questions, 122 s for 38 calls of 16) and 0.65 (414 s for 225 calls of 110, 104 s for 37 of
+# 16). A call there is mostly decoding; the untuned model decodes to max_new_tokens, the tuned one stops early.
+TUNED_PER_UNTUNED_CALL_LLAMACPP = 0.70
 # A question whose expected tools are unknown (an LLM wrote it without them): one tool call and the answer.
 UNKNOWN_QUESTION_CALLS = 2
 # The pipeline process's own start (imports: 33 s on a fresh machine's first run, 3 s after) is spent too.
