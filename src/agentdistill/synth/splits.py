@@ -1,7 +1,7 @@
 """Train/dev/test splits that cannot leak: whole topics and whole phrasing families, never random rows.
 
 Two questions written from the same chunk are near-paraphrases of one fact, and two questions written in
-one phrasing family ("calculation.shorthand_numbers": "20k", "AED12,000") share their surface form: a random
+one phrasing family ("calculation.shorthand_numbers": "20k", "$12,000") share their surface form: a random
 row split puts the answer, or the phrasing, of many held-out questions into training, and the held-out
 score measures memory. So a question's side is fixed by two things.
 
