@@ -42,10 +42,10 @@ from agentdistill.config import RunConfig  # noqa: E402
 from agentdistill.corpus import embed, ingest, load_chunks  # noqa: E402
 from agentdistill.corpus.embed import VARIANTS, Embedder, passage  # noqa: E402
 from agentdistill.corpus.index import ChunkIndex  # noqa: E402
-from agentdistill.corpus.ingest import INDEX  # noqa: E402
 from agentdistill.corpus.recall import first_hit_rank, load_eval  # noqa: E402
 from agentdistill.corpus.search import Searcher  # noqa: E402
 from agentdistill.domains import citation_style  # noqa: E402
+from agentdistill.run_layout import RunLayout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "uae_labour"
@@ -103,7 +103,7 @@ def one_run(paths: list[Path], cfg: RunConfig, embedder: Embedder, items, ks, re
         row["cos_min"], row["cos_mean"] = round(float(cos.min()), 5), round(float(cos.mean()), 5)
         if items:
             chunks = load_chunks(Path(run))
-            searcher = Searcher(chunks, ChunkIndex(Path(run) / INDEX), embedder, hybrid=cfg.corpus.hybrid)
+            searcher = Searcher(chunks, ChunkIndex(RunLayout(run).index), embedder, hybrid=cfg.corpus.hybrid)
             for mode in ("dense", "hybrid"):
                 cache: dict = {}
                 hits = [searcher.search(q.question, k=max(ks), hybrid=mode == "hybrid") for q in items]

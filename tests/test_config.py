@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from agentdistill.config import (
-    RESOLVED_CONFIG_NAME,
     RunConfig,
     apply_overrides,
     load_config,
@@ -19,6 +18,7 @@ from agentdistill.config import (
     save_resolved,
 )
 from agentdistill.errors import UserError
+from agentdistill.run_layout import CONFIG_RESOLVED
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "config.yaml"
 
@@ -151,7 +151,7 @@ def test_saved_config_reloads_identically_from_any_folder(tmp_path, monkeypatch)
     (src / "docs").mkdir(parents=True)
     cfg = load_config(_write(src, "name: r\ncorpus:\n  paths: [docs]\nsft:\n  lora_r: 4\n"))
     out = save_resolved(cfg, tmp_path / "run")
-    assert out == tmp_path / "run" / RESOLVED_CONFIG_NAME
+    assert out == tmp_path / "run" / CONFIG_RESOLVED
     saved = yaml.safe_load(out.read_text())
     assert saved["corpus"]["paths"] == [str(src / "docs")]  # absolute: the run dir is self-describing
     monkeypatch.chdir(tmp_path / "run")
@@ -162,7 +162,7 @@ def test_open_run_saves_the_config_for_later_stages(tmp_path):
     path = _write(tmp_path, "name: first\nagent:\n  max_steps: 3\n")
     run_dir = tmp_path / "runs" / "a"
     cfg = open_run(run_dir, path)
-    assert (run_dir / RESOLVED_CONFIG_NAME).is_file()
+    assert (run_dir / CONFIG_RESOLVED).is_file()
     later = open_run(run_dir)  # a later stage, no --config
     assert later.model_dump() == cfg.model_dump()
     assert later.agent.max_steps == 3
@@ -184,20 +184,20 @@ def test_open_run_with_a_new_config_replaces_the_saved_one(tmp_path):
 def test_open_run_with_a_bad_config_keeps_the_saved_one(tmp_path):
     run_dir = tmp_path / "run"
     open_run(run_dir, _write(tmp_path, "name: good\n", "good.yaml"))
-    before = (run_dir / RESOLVED_CONFIG_NAME).read_bytes()
+    before = (run_dir / CONFIG_RESOLVED).read_bytes()
     with pytest.raises(UserError):
         open_run(run_dir, _write(tmp_path, "name: bad\nsft:\n  lora_rr: 1\n", "bad.yaml"))
-    assert (run_dir / RESOLVED_CONFIG_NAME).read_bytes() == before
+    assert (run_dir / CONFIG_RESOLVED).read_bytes() == before
     assert load_run_config(run_dir).name == "good"
 
 
 def test_damaged_saved_config_is_reported_with_its_path(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / RESOLVED_CONFIG_NAME).write_text("sft:\n  lora_r: [\n")
+    (run_dir / CONFIG_RESOLVED).write_text("sft:\n  lora_r: [\n")
     with pytest.raises(UserError) as info:
         load_run_config(run_dir)
-    assert RESOLVED_CONFIG_NAME in str(info.value)
+    assert CONFIG_RESOLVED in str(info.value)
 
 
 def test_set_overrides_values_in_yaml_syntax_and_keeps_the_rest(tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentdistill.errors import UserError
-from agentdistill.run_layout import CONFIG_RESOLVED, RunLayout
+from agentdistill.run_layout import RunLayout
 
 
 def steps_or_epochs(cls: type, steps: int | None) -> int | None:
@@ -277,8 +277,6 @@ class RunConfig(Section):
     export: ExportConfig = Field(default_factory=ExportConfig)  # `agentdistill export` (not built yet)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)  # `agentdistill run` / `demo` as a whole
 
-
-RESOLVED_CONFIG_NAME = CONFIG_RESOLVED
 
 
 def _key_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:

@@ -31,7 +31,7 @@ from agentdistill.corpus.read import Document, Skipped, read_documents
 from agentdistill.errors import UserError
 from agentdistill.jsonl import read_records, write_json_atomic, write_records
 from agentdistill.records import Chunk
-from agentdistill.run_layout import INDEX, RunLayout  # INDEX: the index folder's name, corpus/search.py's too
+from agentdistill.run_layout import RunLayout
 
 MANIFEST_VERSION = 1
 EMBED_SLICE = 256  # chunks embedded and written to the index at a time
@@ -245,7 +245,7 @@ def ingest(paths: list[Path], run_dir: Path, cfg: RunConfig, progress: bool = Tr
 
     run_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    index = ChunkIndex(run_dir / INDEX)
+    index = ChunkIndex(RunLayout(run_dir).index)
     if rebuild:
         index.reset()
         manifest = {"version": MANIFEST_VERSION, "settings": settings, "documents": {}}

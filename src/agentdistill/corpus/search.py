@@ -24,9 +24,10 @@ import numpy as np
 from agentdistill.config import RunConfig, load_run_config
 from agentdistill.corpus.embed import REFERENCE, VARIANTS, Embedder, load_embedder, passage
 from agentdistill.corpus.index import ChunkIndex
-from agentdistill.corpus.ingest import INDEX, load_chunks, load_manifest
+from agentdistill.corpus.ingest import load_chunks, load_manifest
 from agentdistill.errors import UserError
 from agentdistill.records import Chunk
+from agentdistill.run_layout import RunLayout
 
 RRF_K = 60
 BM25_WEIGHT = 0.5
@@ -94,7 +95,7 @@ class Searcher:
         run_dir = Path(run_dir)
         cfg = cfg or load_run_config(run_dir)
         chunks = load_chunks(run_dir)
-        index = ChunkIndex(run_dir / INDEX)
+        index = ChunkIndex(RunLayout(run_dir).index)
         if index.count() != len(chunks):
             raise UserError(
                 f"{run_dir}: the index holds {index.count()} chunks but chunks.jsonl {len(chunks)}.",
