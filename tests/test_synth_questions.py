@@ -185,7 +185,8 @@ def test_more_calculations_leave_the_lookups_and_their_split_as_they_were(tmp_pa
     more, more_kinds = lookups(tmp_path / "b", {"lookup": 0.5, "calculation": 0.45, "multi_step": 0.0,
                                                 "no_tool": 0.05})
     assert more_kinds["calculation"] > kinds["calculation"]
-    assert base == more and {split for _, split in base} == {"train", "dev", "test"}
+    # (the tiny corpus's lookups hold out test, not always dev too: each tool keeps two training families)
+    assert base == more and {split for _, split in base} >= {"train", "test"}
 
 
 def test_another_split_seed_holds_out_other_topics(tmp_path):

@@ -179,9 +179,20 @@ def test_a_family_holding_a_tools_only_questions_stays_in_train():
     qs = [Question(id=f"q{i}", text="t", persona="p", cluster=-1, kind="calculation", family=f"calculation.f{i % 5}",
                    expect=Expect(tools=["calculate_gratuity"] if i % 5 == 0 else ["calculator"])) for i in range(50)]
     for seed in range(10):
-        out, _ = assign_splits(qs, 0.4, seed=seed, dev_fraction=0.4)
+        out, _ = assign_splits(qs, 0.2, seed=seed, dev_fraction=0.2)
         assert {q.split for q in out if q.family == "calculation.f0"} == {"train"}, seed
         assert {q.split for q in out} == {"train", "dev", "test"}
+
+
+def test_every_tool_keeps_two_training_families():
+    # the calculator is asked for in three families: one may be held out, never two, however large the shares
+    qs = [Question(id=f"q{i}", text="t", persona="p", cluster=-1, kind="calculation", family=f"calculation.f{i % 6}",
+                   expect=Expect(tools=["calculator"] if i % 6 < 3 else ["convert_units"])) for i in range(60)]
+    for seed in range(10):
+        out, _ = assign_splits(qs, 0.4, seed=seed, dev_fraction=0.4)
+        for tool in ("calculator", "convert_units"):
+            train_families = {q.family for q in out if q.split == "train" and q.expect.tools == [tool]}
+            assert len(train_families) == 2, (seed, tool, train_families)
 
 
 # --- questions without a family (older files, an LLM writer that names none): topics alone ------------

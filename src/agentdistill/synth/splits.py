@@ -108,6 +108,11 @@ def _tool_signature(q: Question) -> tuple[str, ...]:
     return tuple(sorted(q.expect.tools)) if q.expect is not None else ("?",)
 
 
+# A tool the student learns from one phrasing family is called for that family's wording only: a family is
+# held out only while each of its tools keeps this many others in training.
+MIN_TRAIN_FAMILIES_PER_TOOL = 2
+
+
 def _family_counts(n: int, test_fraction: float, dev_fraction: float) -> tuple[int, int]:
     """How many of a kind's ``n`` families go to test and to dev: each share of n rounded, at least one
     test family when there are two (the kind is then measured), one dev family too when there are three,
@@ -125,7 +130,8 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
                   seed: int) -> dict[str, str]:
     """Each phrasing family's side: per kind, sorted, shuffled by the kind's own stream, then test takes
     the first families, dev the next and train the rest, passing over a family that holds some expected
-    tool's last training questions (topics are all still train's here; their split protects tools again)."""
+    tool's last training questions (topics are all still train's here; their split protects tools again)
+    or would leave a tool fewer than ``MIN_TRAIN_FAMILIES_PER_TOOL`` training families."""
     families_of: dict[str, set[str]] = defaultdict(set)
     tools_of: dict[str, Counter[str]] = defaultdict(Counter)
     train_tools: Counter[str] = Counter()
@@ -135,6 +141,7 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
             families_of[q.family.split(".", 1)[0]].add(q.family)
             tools_of[q.family].update(_tool_signature(q))
     side = {f: "train" for fams in families_of.values() for f in fams}
+    train_families = Counter(t for f in side for t in tools_of[f])  # per tool: the training families using it
     for kind in sorted(families_of):
         order = sorted(families_of[kind])
         random.Random(f"{seed}:families:{kind}").shuffle(order)
@@ -145,7 +152,10 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
                     break
                 if side[f] != "train" or any(train_tools[t] <= c for t, c in tools_of[f].items()):
                     continue
+                if any(train_families[t] <= MIN_TRAIN_FAMILIES_PER_TOOL for t in tools_of[f]):
+                    continue
                 train_tools.subtract(tools_of[f])
+                train_families.subtract(tools_of[f].keys())
                 side[f] = held
                 k -= 1
     return side

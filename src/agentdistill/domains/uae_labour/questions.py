@@ -103,9 +103,24 @@ def _join(prefix: str, sentence: str) -> str:
     return prefix + sentence
 
 
+# The same kind of irrelevant figure inside or after the question instead of before it, so that a family
+# holding stories out still leaves the student questions whose figures it must choose among.
+ASIDES = [
+    "(I'm {age}, if that matters.)", "For context, we have {staff} people on the payroll.",
+    "My visa was renewed in {year}, by the way.", "I'm paid on the {day}th of each month.",
+    "The company moved to a new office in {year}.", "I live {km} km from work, not that it matters.",
+]
+
+
 def _story(rng: random.Random) -> str:
     return rng.choice(STORY_OPENERS).format(age=rng.randint(22, 61), year=rng.randint(2008, 2024),
                                             staff=rng.choice([8, 12, 35, 60, 120, 250, 400]))
+
+
+def _aside(rng: random.Random) -> str:
+    return rng.choice(ASIDES).format(age=rng.randint(22, 61), year=rng.randint(2008, 2024),
+                                     staff=rng.choice([6, 15, 40, 75, 150, 300]), day=rng.choice([5, 10, 25, 28]),
+                                     km=rng.choice([3, 12, 25, 40]))
 
 
 _ACRONYM = re.compile(r"^[A-Z]{2,}\b")
@@ -141,6 +156,12 @@ ARTICLE_FAMILIES = {
                        "{law_no}, article {n}: what does it say?"],
     "article_short": ["Art. {n} {law_short}?", "show me art {n} of {law_alias}", "article {n} {law_short} text pls",
                       "what's in Article {n} of {law_alias}?", "get me Art. {n}, {law_short}"],
+    "article_casual": ["hey can u pull up article {n} of {law_alias}",
+                       "whats in art {n} of {law_alias}?? need the wording",
+                       "pls send me article {n} from {law_short}", "i need the text of article {n}, {law_alias}"],
+    "article_pasted": ["{law_no} - Article ({n}). What does it say?", "Ref: {law}, Art. {n}. Can I see it?",
+                       "My contract cites {law_short} Art. {n}. What is in that article?",
+                       "Quote Article {n} ({law_short}) please."],
 }
 LAW_ALIASES = {"FDL 33/2021": "the labour law", "FDL 9/2022": "the domestic workers law",
                "CR 1/2022": "the executive regulation"}
@@ -277,6 +298,18 @@ CALC_FAMILIES: dict[str, dict[str, list[str]]] = {
         "notice_period": ["{story} My contract says {days} days notice. What notice period applies?",
                           "{story} I earn {money} and my contract says {days} days notice; I worked {served} days of "
                           "it. What notice pay is owed for the rest?"],
+    },
+    "aside": {
+        "calculate_gratuity": ["My basic is {money} and I have {dur} of service. {aside} What gratuity is due?",
+                               "What gratuity do I get for {dur} on {money} basic? {aside}",
+                               "Leaving soon after {dur}, basic pay {money}. {aside} How much end-of-service pay?"],
+        "annual_leave": ["How much annual leave after {dur}? {aside}",
+                         "{aside} I've been working {dur}. How many leave days do I get?"],
+        "overtime_pay": ["What is the overtime for {hours}{period}? My basic is {money}. {aside}",
+                         "Basic {money}, {hours} of overtime{period}. {aside} How much is owed?"],
+        "notice_period": ["My contract has {days} days notice. {aside} What notice period is legal?",
+                          "I earn {money}, my notice is {days} days and I've worked {served} days of it. {aside} "
+                          "What notice pay is left?"],
     },
     "synonyms": {
         "calculate_gratuity": ["What's the EOSB for {dur} of service on a {money} basic?",
@@ -456,6 +489,41 @@ POLITE_NO_TOOL = {
                 "letter for a bank job?", "Would you recommend a good hotel in Ras Al Khaimah?"],
 }
 
+# several sentences around the greeting, the thanks or the request, with small talk the reply ignores
+CHATTY_NO_TOOL = {
+    "greeting": ["Hi! Long day at work, just wanted to say hello before I ask anything.",
+                 "Hello, my friend told me about this chat. Nice to meet you!",
+                 "Hey, it's me again. Hope the week is treating you well.",
+                 "Good morning! Coffee in hand, ready for a busy day. Hello!",
+                 "Hi there. First time using this, so just saying hi.",
+                 "Hello! I'm on my lunch break and thought I'd drop in.",
+                 "Hey, hope you're doing ok. Just checking in."],
+    "thanks": ["That sorted out the argument with my manager. Really appreciate it!",
+               "Ok, that makes sense now. I'll pass it on to my colleague. Thanks a lot.",
+               "Brilliant, I was worried about that for weeks. Thank you!",
+               "Right, got it. You've been a big help today, thanks.",
+               "Perfect. That's everything I needed, thank you and have a good evening.",
+               "Great, my wife will be relieved. Thanks so much.",
+               "Ok noted. Thanks for walking me through it."],
+    "decline": ["My sink has been leaking since Monday. Do you know a good plumber?",
+                "I'm bored at home this weekend. Any good series to watch?",
+                "My son has a science test tomorrow. Can you explain how volcanoes work?",
+                "We're moving flats next month. Which moving company is the cheapest?",
+                "My phone keeps freezing, it's really annoying. How do I fix it?",
+                "I want to surprise my mum. What cake should I bake for her birthday?",
+                "It's so hot today. What's the temperature going to be tomorrow?"],
+}
+# words from other languages, emoji and one-word messages, as people type in a chat window
+MIXED_NO_TOOL = {
+    "greeting": ["marhaba", "ahlan!", "salam 👋", "hola", "bonjour", "namaste", "hi 👋", "kaifa haluk?",
+                 "assalamu alaikum", "hello 🙂"],
+    "thanks": ["shukran", "shukran jazeelan!", "merci", "gracias", "dhanyavaad", "thanks 🙏", "👍 thank you",
+               "jazakallah khair", "thank you ❤️", "danke"],
+    "decline": ["taxi book karo pls", "order me a pizza 🍕", "play some music 🎵", "translate 'hello' to Hindi",
+                "what's the cricket score? 🏏", "send a birthday wish to my friend 🎂", "recommend a perfume 🌸",
+                "cuánto cuesta un vuelo a Madrid?", "quelle heure est-il à Paris ?", "find me a gym nearby 💪"],
+}
+
 
 def _plain_pool(reply: str, persona: Persona) -> list[str]:
     return {"greeting": GREETINGS, "thanks": THANKS, "decline": OFF_TOPIC}[reply]
@@ -474,6 +542,8 @@ NO_TOOL_FAMILIES = {
     "voiced": _voiced_pool,
     "casual": lambda reply, persona: CASUAL_NO_TOOL[reply],
     "polite": lambda reply, persona: POLITE_NO_TOOL[reply],
+    "chatty": lambda reply, persona: CHATTY_NO_TOOL[reply],
+    "mixed": lambda reply, persona: MIXED_NO_TOOL[reply],
 }
 
 # Words people use for the documents' terms: a topic is sometimes asked in them, in every family.
@@ -527,21 +597,22 @@ def _days(n: int, rng: random.Random) -> str:
 def calculation(tool: str, template: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
     """A domain calculation question from ``template`` with sampled quantities, and the arguments it fixes."""
     money, salary = _money(rng)
-    story = _story(rng)
+    story, aside = _story(rng), _aside(rng)
     if tool == "calculate_gratuity":
         dur, years = rng.choice(duration_forms(_years(rng), "years"))
-        return template.format(money=money, dur=dur, story=story), {"monthly_basic_salary": salary,
-                                                                    "years_of_service": years}
+        text = template.format(money=money, dur=dur, story=story, aside=aside)
+        return text, {"monthly_basic_salary": salary, "years_of_service": years}
     if tool == "annual_leave":
         dur, months = rng.choice(duration_forms(rng.randint(3, 72), "months"))
-        return template.format(dur=dur, story=story), {"months_of_service": int(months)}
+        return template.format(dur=dur, story=story, aside=aside), {"months_of_service": int(months)}
     if tool == "overtime_pay":
         hours = rng.choice([1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 1.5, 2.5, 7.5])
         phrase, period = rng.choice(PERIODS)
         args: dict[str, Any] = {"monthly_basic_salary": salary, "overtime_hours": hours}
         if period:
             args["period"] = period
-        return template.format(money=money, hours=rng.choice(hour_forms(hours)), period=phrase, story=story), args
+        return template.format(money=money, hours=rng.choice(hour_forms(hours)), period=phrase, story=story,
+                               aside=aside), args
     days = rng.choice([14, 20, 30, 30, 45, 60, 60, 90, 100, 120])
     served = rng.randint(0, min(days, 90) - 1)
     args = {"contract_notice_days": days}
@@ -549,7 +620,7 @@ def calculation(tool: str, template: str, rng: random.Random) -> tuple[str, dict
         args["monthly_wage"] = salary
     if "{served}" in template:
         args["days_already_served"] = served
-    return template.format(days=_days(days, rng), money=money, served=served, story=story), args
+    return template.format(days=_days(days, rng), money=money, served=served, story=story, aside=aside), args
 
 
 def general(tool: str, template: str, rng: random.Random) -> tuple[str, dict[str, Any] | None]:
@@ -654,13 +725,22 @@ def _uncovered(personas: list[Persona], rng: random.Random) -> list[_Candidate]:
     return out
 
 
+# The share of calculation questions for the domain's calculators rather than the general tools: each of
+# them takes two to four figures out of a sentence, where a general tool takes one expression, so they
+# need the larger share of a small set of questions.
+DOMAIN_CALCULATION_SHARE = 0.8
+
+
 def _calculations(n: int, personas: list[Persona], names: set[str], rng: random.Random) -> list[_Candidate]:
     domain_tools = [t for t in CALC_FAMILIES["plain"] if t in names]
     general_tools = [t for t in GENERAL_FAMILIES["general_plain"] if t in names]
+    # the calculators implement the private-sector law, which does not govern domestic workers
+    private_sector = [p for p in personas if role(p) != "domestic"]
     out = []
     for i in range(n):
         persona = personas[i % len(personas)]
-        if domain_tools and role(persona) != "domestic" and rng.random() < 0.6:
+        if domain_tools and private_sector and rng.random() < DOMAIN_CALCULATION_SHARE:
+            persona = private_sector[i % len(private_sector)]
             family = rng.choice(sorted(CALC_FAMILIES))
             tool = rng.choice(domain_tools)
             text, args = calculation(tool, rng.choice(CALC_FAMILIES[family][tool]), rng)
