@@ -1,9 +1,11 @@
-"""`agentdistill questions` and `agentdistill traces`: run the stage, then print the numbers that matter."""
+"""`agentdistill questions`, `agentdistill traces` and `agentdistill synth-calls`: run the stage, then print the
+numbers that matter."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -68,3 +70,41 @@ def traces(run: RunDir, config: ConfigPath = None) -> None:
         console.print(f"[yellow]incomplete[/]: {stats['questions'] - stats['recorded']} questions have no record yet "
                       f"({stats['backend_errors_this_run']} backend errors this run); run the same command again.")
     console.print(f"stats: {RunLayout(run).traces_stats}")
+
+
+def synth_calls(
+    run: RunDir,
+    config: ConfigPath = None,
+    n: int = typer.Option(3000, "--n", min=1, help="Training traces to write."),
+    n_dev: int = typer.Option(None, "--n-dev", min=0, help="Dev traces, over the held-out domains (default: n / 10)."),
+    dev_domains: int = typer.Option(3, "--dev-domains", min=0, help="Function domains held out for dev."),
+    irrelevance: float = typer.Option(0.25, "--irrelevance", min=0.0, max=1.0,
+                                      help="Share of questions that no offered function answers."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a traces.jsonl that another stage wrote."),
+) -> None:
+    """Write function-calling traces over invented functions -> traces.jsonl (for `agentdistill sft`).
+
+    Every trace offers its own 1 to 5 functions, drawn from a few hundred invented ones across many domains,
+    and asks for one of them with its values in a person's words (a single Action with those values), or,
+    for --irrelevance of them, for something none offered does (an Answer that says so). Whole domains are
+    held out for the dev split, written also as BFCL-format files in <run>/bfcl_dev/ that
+    `agentdistill bench bfcl --data <run>/bfcl_dev --categories simple,multiple,irrelevance` scores.
+    No benchmark data is used. Deterministic under the config's seed.
+    """
+    from agentdistill.errors import UserError
+    from agentdistill.synth.function_calls import STATS, write_run
+
+    with run_lock(run, "synth-calls", create=True):
+        cfg = open_run(run, config)
+        layout = RunLayout(run)
+        if layout.traces.exists() and not (run / STATS).exists() and not force:
+            raise UserError(f"{layout.traces} exists and was not written by synth-calls.",
+                            hint="Use a new run directory, or --force to replace it.")
+        stats = write_run(run, n, n // 10 if n_dev is None else n_dev, seed=cfg.seed, n_dev_domains=dev_domains,
+                          irrelevance=irrelevance)
+    console.print(f"[bold]synth-calls[/]: {stats['functions']} invented functions in {stats['domains']} domains; "
+                  f"dev holds out {', '.join(stats['dev_domains']) or 'none'}")
+    console.print(_table("traces by split", stats["traces"]))
+    console.print(_table("irrelevance traces by split", stats["irrelevance"]))
+    console.print(_table("functions offered per trace", stats["tools_offered"]))
+    console.print(f"wrote {layout.traces}; dev as BFCL files in {run / 'bfcl_dev'} {stats['bfcl_dev']}")

@@ -1,0 +1,364 @@
+"""Synthetic function-calling traces: questions over invented functions, each showing its own tool list.
+
+A model that is to call *any* function must read the tools its prompt offers, not remember a fixed
+set. So every trace here offers a random handful (1 to 5) of invented functions (synth/function_catalogue.py:
+blueprints from everyday and technical domains, each in a few named variants) and asks for one of them:
+
+- **call** (about three quarters): the question asks what one offered function does and states its
+  values in a person's phrasing (numbers sometimes in words or with thousands separators, units,
+  optional parameters sometimes given, sometimes left out); the reply is one ``Action:`` with exactly
+  the stated values, so the call validates against the offered schema;
+- **irrelevance**: the question asks what a function that is *not* offered does (often while a
+  near miss from the same domain is offered); the reply is an ``Answer:`` saying no offered function
+  can do it.
+
+The system prompt is built by the BFCL bench's own ``messages_for`` (evaluate/bfcl_runner.py), so the
+prompt trained on and the prompt benched cannot drift apart; each reply is one assistant turn in the
+wire format (agent/wire.py) with a one-sentence thought.
+
+Splits hold out whole domains: no function, and no function of a dev domain, is seen in training, so the
+dev split measures calling functions never seen. The dev traces are also written as BFCL-format files
+(``bfcl_dev/``: simple = one function offered, multiple = several, irrelevance) that
+``agentdistill bench bfcl`` scores with the BFCL checker, without touching BFCL's own data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentdistill.agent.wire import render_assistant
+from agentdistill.errors import UserError
+from agentdistill.evaluate.bfcl import BfclEntry
+from agentdistill.evaluate.bfcl_runner import messages_for
+from agentdistill.jsonl import write_json_atomic
+from agentdistill.records import Outcome, Trace
+from agentdistill.run_layout import RunLayout
+from agentdistill.synth.function_catalogue import CATALOGUE, Blueprint
+
+TEACHER = "synth-calls"
+FUNCTIONS = "functions.jsonl"  # the invented functions, their domain and split
+STATS = "synth_calls.stats.json"
+BFCL_DEV = "bfcl_dev"  # the dev split as BFCL-format files
+N_TOOLS_WEIGHTS = {1: 0.35, 2: 0.2, 3: 0.2, 4: 0.15, 5: 0.1}  # BFCL simple and irrelevance offer one function
+NEAR_MISS = 0.5  # chance that an offered distractor comes from the asked function's own domain
+OPTIONAL_GIVEN = 0.4  # chance that a question states an optional parameter
+_SCHEMA_TYPES = {"int": "integer", "num": "number", "str": "string", "enum": "string", "bool": "boolean"}
+_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # int num str enum bool ints nums strs
+    required: bool
+    description: str
+    phrase: str
+    values: tuple[str, ...]  # choices, or (lo, hi) for numbers, or (if true, if false) for a boolean
+
+    @classmethod
+    def parse(cls, text: str) -> Param:
+        head, description, phrase = text.split("|")
+        name, kind, values = head.split(":", 2)
+        numeric = kind in ("int", "num", "ints", "nums")
+        # "lo-hi": split at the dash that follows a digit, so a bound may carry a sign
+        parts = tuple(re.split(r"(?<=\d)-", values, maxsplit=1)) if numeric else tuple(values.split(";"))
+        return cls(name.rstrip("?"), kind, not name.endswith("?"), description, phrase, parts)
+
+    def schema(self) -> dict[str, Any]:
+        if self.kind in ("ints", "nums", "strs"):
+            items = {"type": _SCHEMA_TYPES[self.kind[:-1]]}
+            return {"type": "array", "items": items, "description": self.description}
+        out: dict[str, Any] = {"type": _SCHEMA_TYPES[self.kind], "description": self.description}
+        if self.kind == "enum":
+            out["enum"] = list(self.values)
+        return out
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    domain: str
+    ask: str  # what a person asks it to do, an imperative phrase
+    blueprint: str
+    description: str
+    params: tuple[Param, ...]
+
+    def spec(self) -> dict[str, Any]:
+        """The OpenAI-style function object (JSON Schema parameters), as Trace.tools holds it."""
+        return {"name": self.name, "description": self.description,
+                "parameters": {"type": "object", "properties": {p.name: p.schema() for p in self.params},
+                               "required": [p.name for p in self.params if p.required]}}
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+def variants(domain: str, bp: Blueprint) -> list[Function]:
+    """A blueprint's named variants. Real function sets name things every way (``area``, ``geometry.area``,
+    ``get_area``, ``geometry.getArea``); a student that saw one style only would read names, not descriptions.
+    Odd variants drop one optional parameter, so the same task comes with different signatures."""
+    params = tuple(Param.parse(p) for p in bp.params)
+    verb_name = bp.name if bp.name.startswith(f"{bp.verb}_") else f"{bp.verb}_{bp.name}"
+    names = [bp.name, f"{domain}.{bp.name}", verb_name, f"{domain}.{_camel(verb_name)}"]
+    optional = [p for p in params if not p.required]
+    out = []
+    for i, name in enumerate(dict.fromkeys(names)):
+        kept = params
+        if i % 2 and optional:
+            dropped = optional[i // 2 % len(optional)]
+            kept = tuple(p for p in params if p is not dropped)
+        out.append(Function(name, domain, bp.ask, bp.name, bp.description, kept))
+    return out
+
+
+def catalogue() -> list[Function]:
+    """Every invented function, in catalogue order."""
+    functions = [f for domain, bps in CATALOGUE.items() for bp in bps for f in variants(domain, bp)]
+    seen = Counter(f.name for f in functions)
+    assert all(n == 1 for n in seen.values()), [k for k, n in seen.items() if n > 1]
+    return functions
+
+
+def dev_domains(seed: int, n: int) -> list[str]:
+    """The ``n`` domains held out for dev, drawn with ``seed``."""
+    domains = sorted(CATALOGUE)
+    if not 0 <= n < len(domains):
+        raise UserError(f"--dev-domains {n}: there are {len(domains)} domains; hold out fewer than all.",
+                        hint=f"Use 0 to {len(domains) - 1}.")
+    return sorted(random.Random(f"{seed}-dev-domains").sample(domains, n))
+
+
+# ----------------------------------------------------------------------------------------------- values
+
+
+def _decimals(bound: str) -> int:
+    return len(bound.split(".")[1]) if "." in bound else 0
+
+
+def _number_text(value: float, decimals: int) -> str:
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _say_int(value: int, rng: random.Random) -> str:
+    """How a person writes a whole number: sometimes in words, sometimes with thousands separators."""
+    if 0 <= value <= 20 and rng.random() < 0.25:
+        return _WORDS[value]
+    if value >= 1000 and rng.random() < 0.3:
+        return f"{value:,}"
+    return str(value)
+
+
+def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
+    """A value for ``p`` and how a question writes it."""
+    if p.kind in ("int", "num"):
+        lo, hi = p.values
+        d = _decimals(lo) + _decimals(hi)
+        if p.kind == "int" or d == 0 or rng.random() < 0.25:  # whole numbers are common even where decimals are allowed
+            value = rng.randint(int(float(lo)), int(float(hi)))
+            return value, _say_int(value, rng)
+        text = _number_text(rng.uniform(float(lo), float(hi)), max(_decimals(lo), _decimals(hi)))
+        return (float(text) if "." in text else int(text)), text
+    if p.kind in ("str", "enum"):
+        value = rng.choice(p.values)
+        return value, value
+    if p.kind == "bool":
+        value = rng.random() < 0.5
+        return value, p.values[0] if value else p.values[1]
+    n = rng.randint(2, min(5, len(p.values))) if p.kind == "strs" else rng.randint(2, 5)
+    if p.kind == "strs":
+        items: list[Any] = rng.sample(list(p.values), n)
+        texts = list(items)
+    else:
+        lo, hi = (int(float(b)) for b in p.values)
+        items = [rng.randint(lo, hi) for _ in range(n)]
+        texts = [str(v) for v in items]
+    if rng.random() < 0.3:
+        return items, "[" + ", ".join(texts) + "]"
+    return items, ", ".join(texts[:-1]) + " and " + texts[-1]
+
+
+# -------------------------------------------------------------------------------------------- questions
+
+_FRAMES = [
+    "{Ask}: {clauses}.",
+    "Can you {ask}? {Clauses}.",
+    "Please {ask}, {clauses}.",
+    "I need to {ask} - {clauses}.",
+    "{Ask} {clauses}.",
+    "Help me {ask}; {clauses}.",
+    "Quick one: {ask}, {clauses}?",
+    "I'd like you to {ask} {clauses}.",
+    "Hi! Could you {ask} for me? {Clauses}.",
+    "{Clauses}: {ask}, please.",
+]
+_BARE_FRAMES = ["{Ask}.", "Can you {ask}?", "Please {ask}.", "I need to {ask}.", "Could you {ask} for me?"]
+_CALL_THOUGHTS = ["I will call {name} to {ask}.", "The user wants to {ask}; {name} does that.",
+                  "{name} can {ask}, so I will call it with the given values."]
+_NONE_THOUGHTS = ["None of the offered functions can {ask}.", "No offered function is able to {ask}.",
+                  "The available functions cannot {ask}."]
+_NONE_ANSWERS = ["None of the available functions can {ask}, so I cannot do this with them.",
+                 "Sorry, no offered function can {ask}.",
+                 "I cannot help with that here: none of the given functions can {ask}."]
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def question_for(f: Function, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """A person's request for ``f`` and the arguments it states (required ones always, optional ones sometimes)."""
+    given = [p for p in f.params if p.required or rng.random() < OPTIONAL_GIVEN]
+    if rng.random() < 0.3:
+        rng.shuffle(given)
+    arguments: dict[str, Any] = {}
+    clauses = []
+    for p in given:
+        value, text = draw_value(p, rng)
+        arguments[p.name] = value
+        clauses.append(text if p.kind == "bool" else p.phrase.format(v=text))
+    if not clauses:
+        return _cap(rng.choice(_BARE_FRAMES).format(ask=f.ask)), arguments
+    joined = ", ".join(clauses[:-1]) + (" and " if len(clauses) > 1 else "") + clauses[-1]
+    frame = rng.choice(_FRAMES)
+    text = frame.format(ask=f.ask, Ask=_cap(f.ask), clauses=joined, Clauses=_cap(joined))
+    return text, arguments
+
+
+# ------------------------------------------------------------------------------------------------ traces
+
+
+def _offered(target: Function, pool: list[Function], n: int, rng: random.Random,
+             include_target: bool) -> list[Function]:
+    """``n`` functions of distinct blueprints, the target among them or not, near misses from its domain often."""
+    chosen = [target] if include_target else []
+    used = {target.blueprint}
+    same = [f for f in pool if f.domain == target.domain and f.blueprint not in used]
+    other = [f for f in pool if f.domain != target.domain]
+    while len(chosen) < n:
+        source = same if same and rng.random() < NEAR_MISS else other
+        candidates = [f for f in source if f.blueprint not in used]
+        if not candidates:
+            candidates = [f for f in pool if f.blueprint not in used]
+            if not candidates:
+                break
+        f = rng.choice(candidates)
+        used.add(f.blueprint)
+        chosen.append(f)
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _system_prompt(offered: list[Function]) -> str:
+    entry = BfclEntry(id="", category="simple", messages=[], functions=[f.spec() for f in offered], ground_truth=None)
+    return messages_for(entry)[0]["content"]
+
+
+def make_trace(i: int, split: str, pool: list[Function], irrelevant: bool, rng: random.Random) -> Trace:
+    """One trace of ``split`` over functions of ``pool``."""
+    target = rng.choice(pool)
+    n = rng.choices(list(N_TOOLS_WEIGHTS), weights=list(N_TOOLS_WEIGHTS.values()))[0]
+    offered = _offered(target, pool, n, rng, include_target=not irrelevant)
+    question, arguments = question_for(target, rng)
+    if irrelevant:
+        reply = {"role": "assistant", "thought": rng.choice(_NONE_THOUGHTS).format(ask=target.ask),
+                 "content": rng.choice(_NONE_ANSWERS).format(ask=target.ask)}
+        outcome = Outcome(answer=reply["content"], steps=1, status="answered")
+    else:
+        reply = {"role": "assistant", "thought": rng.choice(_CALL_THOUGHTS).format(name=target.name, ask=target.ask),
+                 "tool_calls": [{"name": target.name, "arguments": arguments}]}
+        outcome = Outcome(answer=None, steps=1, status="answered")
+    trace_id = f"calls-{split}-{i:05d}"
+    messages = [{"role": "system", "content": _system_prompt(offered)}, {"role": "user", "content": question},
+                reply]
+    return Trace(id=trace_id, question_id=trace_id, tools=[f.spec() for f in offered], messages=messages,
+                 teacher=TEACHER, outcome=outcome, split=split)  # type: ignore[arg-type]
+
+
+def make_traces(n_train: int, n_dev: int, seed: int = 0, n_dev_domains: int = 3,
+                irrelevance: float = 0.25) -> tuple[list[Trace], list[Function], list[str]]:
+    """``n_train`` train and ``n_dev`` dev traces (dev over held-out domains), the catalogue and the dev domains.
+
+    A fixed share ``irrelevance`` of each split is irrelevance questions (rounded), placed at seeded random rows.
+    """
+    if not 0 <= irrelevance <= 1:
+        raise UserError(f"--irrelevance {irrelevance}: a share must be from 0 to 1.")
+    functions = catalogue()
+    held_out = dev_domains(seed, n_dev_domains)
+    if n_dev and not held_out:
+        raise UserError("dev traces need held-out domains.", hint="Use --dev-domains 1 or more, or --n-dev 0.")
+    traces: list[Trace] = []
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        pool = [f for f in functions if (f.domain in held_out) == (split == "dev")]
+        rng = random.Random(f"{seed}-{split}")
+        irrelevant = set(rng.sample(range(n), round(n * irrelevance)))
+        traces += [make_trace(i, split, pool, i in irrelevant, rng) for i in range(n)]
+    return traces, functions, held_out
+
+
+def bfcl_entries(trace: Trace) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """A dev trace as a BFCL entry: (category, entry, possible answer or None). Optional parameters the
+    question leaves out are allowed to be left out (``""``), as in BFCL's answers."""
+    reply = trace.messages[-1]
+    entry = {"id": trace.id, "question": [[{"role": "user", "content": trace.messages[1]["content"]}]],
+             "function": trace.tools}
+    if "tool_calls" not in reply:
+        return "irrelevance", entry, None
+    call = reply["tool_calls"][0]
+    spec = next(t for t in trace.tools if t["name"] == call["name"])
+    allowed = {p: [call["arguments"][p]] if p in call["arguments"] else [""] for p in spec["parameters"]["properties"]}
+    return ("simple" if len(trace.tools) == 1 else "multiple"), entry, {"id": trace.id,
+                                                                         "ground_truth": [{call["name"]: allowed}]}
+
+
+def write_run(run_dir: Path, n_train: int, n_dev: int, seed: int = 0, n_dev_domains: int = 3,
+              irrelevance: float = 0.25) -> dict[str, Any]:
+    """Write traces.jsonl, functions.jsonl, bfcl_dev/ and the stats into ``run_dir``; return the stats."""
+    from agentdistill.jsonl import write_text_atomic
+
+    traces, functions, held_out = make_traces(n_train, n_dev, seed, n_dev_domains, irrelevance)
+    layout = RunLayout(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(layout.traces, "".join(t.model_dump_json() + "\n" for t in traces))
+    write_text_atomic(run_dir / FUNCTIONS, "".join(
+        json.dumps({"domain": f.domain, "split": "dev" if f.domain in held_out else "train", **f.spec()}) + "\n"
+        for f in functions))
+    files: dict[str, list[str]] = {}
+    answers: dict[str, list[str]] = {}
+    for t in traces:
+        if t.split != "dev":
+            continue
+        category, entry, answer = bfcl_entries(t)
+        files.setdefault(category, []).append(json.dumps(entry) + "\n")
+        if answer is not None:
+            answers.setdefault(category, []).append(json.dumps(answer) + "\n")
+    for category in ("simple", "multiple", "irrelevance"):  # every category, empty or not, so --categories works
+        write_text_atomic(run_dir / BFCL_DEV / f"BFCL_v3_{category}.json", "".join(files.get(category, [])))
+        if category != "irrelevance":
+            write_text_atomic(run_dir / BFCL_DEV / "possible_answer" / f"BFCL_v3_{category}.json",
+                              "".join(answers.get(category, [])))
+    stats = {
+        "seed": seed, "functions": len(functions), "domains": len(CATALOGUE), "dev_domains": held_out,
+        "train_functions": sum(f.domain not in held_out for f in functions),
+        "traces": dict(Counter(t.split for t in traces)),
+        "irrelevance": dict(Counter(t.split for t in traces if "content" in t.messages[-1])),
+        "tools_offered": dict(sorted(Counter(len(t.tools) for t in traces).items())),
+        "bfcl_dev": {c: len(v) for c, v in files.items()},
+        "complete": True,
+    }
+    write_json_atomic(run_dir / STATS, stats)
+    return stats
+
+
+def render_reply(trace: Trace) -> str:
+    """The assistant turn of ``trace`` as the student learns to write it."""
+    return render_assistant(trace.messages[-1])

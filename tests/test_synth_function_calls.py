@@ -1,0 +1,141 @@
+"""Synthetic function-calling traces (synth/function_calls.py): each reply parses in the wire format, each call
+fits its own offered schema, irrelevance replies call nothing, and dev domains never reach training."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentdistill.agent.wire import parse_step, render_assistant
+from agentdistill.cli import app
+from agentdistill.config import load_config
+from agentdistill.evaluate.bfcl import check_entry, read_category
+from agentdistill.evaluate.bfcl_runner import as_tool
+from agentdistill.jsonl import read_records
+from agentdistill.records import Trace
+from agentdistill.run_layout import RunLayout
+from agentdistill.synth.function_calls import (
+    STATS,
+    Param,
+    catalogue,
+    draw_value,
+    make_traces,
+    write_run,
+)
+from agentdistill.tools.registry import ToolRegistry
+
+
+@pytest.fixture(scope="module")
+def traces() -> tuple[list[Trace], list[str]]:
+    made, _, held_out = make_traces(400, 120, seed=3)
+    return made, held_out
+
+
+def test_the_catalogue_is_a_few_hundred_distinct_functions_over_many_domains():
+    functions = catalogue()
+    assert len(functions) >= 250
+    assert len({f.name for f in functions}) == len(functions)
+    assert len({f.domain for f in functions}) >= 15
+    kinds = {p.kind for f in functions for p in f.params}
+    assert {"int", "num", "str", "enum", "bool", "ints", "nums", "strs"} <= kinds
+    for f in functions:  # every spec is valid JSON Schema, as the registry checks it
+        ToolRegistry([as_tool(f.spec())])
+
+
+def test_every_reply_parses_and_every_call_validates_against_its_own_offered_tools(traces):
+    for t in traces[0]:
+        reply = t.messages[-1]
+        step = parse_step(render_assistant(reply))
+        assert 1 <= len(t.tools) <= 5
+        assert len(step.thought.split(". ")) == 1 and step.thought.endswith(".")  # one sentence
+        offered = ToolRegistry([as_tool(s) for s in t.tools])
+        assert t.messages[0]["content"].count("\n- ") == len(t.tools)  # the prompt lists exactly the offered ones
+        if "tool_calls" in reply:
+            assert len(step.tool_calls) == 1 and step.tool_calls == reply["tool_calls"]
+            call = step.tool_calls[0]
+            assert offered.validate(call["name"], call["arguments"]) is None, (t.id, call)
+        else:
+            assert step.is_answer and not step.tool_calls
+
+
+def test_irrelevance_traces_offer_nothing_that_fits(traces):
+    functions = {f.name: f for f in catalogue()}
+    irrelevant = [t for t in traces[0] if "content" in t.messages[-1]]
+    assert 0.2 < len(irrelevant) / len(traces[0]) < 0.3
+    for t in irrelevant:
+        asked = t.messages[-1]["content"]
+        offered_asks = {functions[s["name"]].ask for s in t.tools}
+        assert not any(ask in asked for ask in offered_asks), t.id
+    domain_of_ask = {f.ask: f.domain for f in functions.values()}
+    asked_domains = [next(d for a, d in domain_of_ask.items() if a in t.messages[-1]["content"]) for t in irrelevant]
+    near_misses = sum(d in {functions[s["name"]].domain for s in t.tools}
+                      for t, d in zip(irrelevant, asked_domains, strict=True))
+    assert near_misses > len(irrelevant) / 4  # often a function of the asked one's own domain is offered
+
+
+def test_dev_domains_never_appear_in_train(traces):
+    made, held_out = traces
+    functions = {f.name: f for f in catalogue()}
+    assert held_out
+    for t in made:
+        domains = {functions[s["name"]].domain for s in t.tools}
+        assert (domains <= set(held_out)) if t.split == "dev" else not (domains & set(held_out)), t.id
+    assert {t.split for t in made} == {"train", "dev"}
+
+
+def test_generation_is_deterministic_under_the_seed():
+    a, _, _ = make_traces(30, 5, seed=1)
+    b, _, _ = make_traces(30, 5, seed=1)
+    c, _, _ = make_traces(30, 5, seed=2)
+    assert [t.model_dump() for t in a] == [t.model_dump() for t in b]
+    assert [t.messages for t in a] != [t.messages for t in c]
+
+
+def test_numbers_are_written_as_people_write_them():
+    p = Param.parse("n:int:0-20|A count.|{v} items")
+    rng = random.Random(0)
+    texts = {draw_value(p, rng)[1] for _ in range(200)}
+    assert {"three", "3"} & texts and any(t.isalpha() for t in texts) and any(t.isdigit() for t in texts)
+    big = Param.parse("n:int:1000-9000|A sum.|{v} dollars")
+    assert any("," in draw_value(big, rng)[1] for _ in range(50))
+
+
+def test_the_run_holds_traces_for_sft_and_the_dev_split_as_bfcl_files_that_its_own_calls_pass(tmp_path):
+    stats = write_run(tmp_path, 40, 30, seed=0)
+    assert stats["traces"] == {"train": 40, "dev": 30}
+    written = read_records(RunLayout(tmp_path).traces, Trace)
+    assert len(written) == 70
+    dev = {t.id: t for t in written if t.split == "dev"}
+    n = 0
+    for category in ("simple", "multiple", "irrelevance"):
+        for entry in read_category(tmp_path / "bfcl_dev", category):
+            reply = dev[entry.id].messages[-1]
+            calls = [{c["name"]: c["arguments"]} for c in reply.get("tool_calls", [])]
+            assert check_entry(entry, calls).valid, entry.id  # the trace's own reply is right by BFCL's checker
+            n += 1
+    assert n == 30
+    lines = [json.loads(x) for x in (tmp_path / "functions.jsonl").read_text().splitlines()]
+    assert {x["split"] for x in lines} == {"train", "dev"}
+
+
+def test_the_command_writes_a_run_and_refuses_foreign_traces(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["synth-calls", "--run", str(tmp_path / "r"), "--n", "20", "--n-dev", "4"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / STATS).exists() and RunLayout(tmp_path / "r").traces.exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    RunLayout(other).traces.write_text("")
+    result = runner.invoke(app, ["synth-calls", "--run", str(other), "--n", "5"])
+    assert result.exit_code != 0 and "not written by synth-calls" in str(result.exception)
+
+
+def test_the_command_explains_itself_and_the_example_config_loads():
+    result = CliRunner().invoke(app, ["synth-calls", "--help"])
+    assert result.exit_code == 0 and "--irrelevance" in result.output and "bfcl_dev" in result.output
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "general_caller" / "config.yaml")
+    assert cfg.models.student == "smollm2-135m" and cfg.sft.method == "lora"
