@@ -240,3 +240,19 @@ def test_cli_eval_on_the_dev_split_prints_answer_correctness(tmp_path):
     assert json.loads((tmp_path / "eval" / "rule-teacher" / "metrics.json").read_text())["split"] == "dev"
     r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule", "--split", "validation"])
     assert isinstance(r.exception, UserError) and "unknown split" in str(r.exception)
+
+
+def test_cli_eval_on_a_question_file_uses_all_its_questions_whatever_their_split(tmp_path):
+    make_run(tmp_path)
+    fixed = tmp_path / "fixed.jsonl"
+    write_records(fixed, [q.model_copy(update={"answer_facts": FACTS.get(q.id, [])}) for q in QUESTIONS[:3]])
+    r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule", "--questions", str(fixed),
+                                 "--name", "fixed"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((tmp_path / "eval" / "fixed" / "metrics.json").read_text())
+    assert metrics["n"] == 3 and metrics["split"] == "file:fixed.jsonl"
+    results = [json.loads(line) for line in (tmp_path / "eval" / "fixed" / "results.jsonl").open()]
+    assert [row["question_id"] for row in results] == ["q0", "q1", "q2"]
+    r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule",
+                                 "--questions", str(tmp_path / "missing.jsonl")])
+    assert isinstance(r.exception, UserError) and "missing.jsonl does not exist" in str(r.exception)

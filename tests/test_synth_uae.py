@@ -122,3 +122,20 @@ def test_a_second_run_resumes_with_nothing_to_do_and_exports_the_train_split(uae
     n_train = sum(1 for t in read_records(run / "traces.jsonl", Trace) if t.split == "train")
     for name in ("train.trl.jsonl", "train.sharegpt.jsonl"):
         assert len((run / "export" / name).read_text().splitlines()) == n_train
+
+
+def test_the_hand_written_dev_questions_get_their_facts_from_the_example_documents(uae_run):
+    from agentdistill.domains.uae_labour.questions import questions_from_spec
+    from agentdistill.records import Chunk
+
+    run, cfg, _, _ = uae_run
+    rows = [json.loads(line) for line in (EXAMPLE / "natural_dev.spec.jsonl").open(encoding="utf-8")]
+    chunks = read_records(run / "chunks.jsonl", Chunk)
+    tools = load_tools(cfg, run)
+    questions = questions_from_spec(rows, chunks, tools)
+    assert len(questions) == len(rows) and all(q.answer_facts and q.split == "dev" for q in questions)
+    assert {q.family for q in questions} == {f"{k}.natural" for k in ("lookup", "calculation", "multi_step", "no_tool")}
+    committed = read_records(EXAMPLE / "natural_dev.jsonl", Question)
+    assert [q.answer_facts for q in committed] == [q.answer_facts for q in questions]  # the file is up to date
+    with pytest.raises(ValueError, match="row 1 .*no section"):
+        questions_from_spec([{**rows[0], "source": "A section nobody wrote"}], chunks, tools)

@@ -32,6 +32,9 @@ def eval_model(
     split: str = typer.Option(None, "--split", help="Question split to evaluate on: test (to report), dev (to choose "
                               "changes) or train (default: eval.split, 'test')."),
     max_questions: int = typer.Option(None, "--max-questions", help="Evaluate a fixed random subset of N questions."),
+    questions: Path = typer.Option(None, "--questions", help="Evaluate on this JSONL file of question records "
+                                   "instead of a split (a fixed set that stays the same across runs, such as "
+                                   "examples/uae_labour/natural_dev.jsonl), its answer_facts checked the same way."),
     name: str = typer.Option(None, "--name", help="Folder under eval/ (default: derived from --model)."),
     served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
     constrain_tool_names: bool = _decoding_option(
@@ -68,7 +71,7 @@ def eval_model(
             if value is not None:
                 setattr(cfg.agent, key, value)
         metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
-                           served_model=served_model)
+                           served_model=served_model, questions_file=questions)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -74,17 +74,25 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-") or "model"
 
 
-def select_questions(run_dir: Path, split: str, max_questions: int | None, seed: int) -> list[Question]:
-    """The questions of ``split``; with ``max_questions``, a seeded random subset kept in file order.
+def select_questions(run_dir: Path, split: str, max_questions: int | None, seed: int,
+                     questions_file: Path | None = None) -> list[Question]:
+    """The questions of ``split`` (or all of ``questions_file``, a question set kept outside the run); with
+    ``max_questions``, a seeded random subset kept in file order.
 
     The subset for N is a prefix of one fixed permutation, so a larger N contains every smaller one
     (an eval grown from 8 to 200 questions reuses the first 8 results).
     """
-    path = RunLayout(run_dir).questions
+    path = questions_file or RunLayout(run_dir).questions
     if not path.exists():
         raise UserError(f"{path} does not exist: there is nothing to evaluate on.",
-                        hint=f"Run `agentdistill questions --run {run_dir}` first.")
-    questions = [q for q in read_records(path, Question) if q.split == split]
+                        hint="Check the --questions path." if questions_file else
+                        f"Run `agentdistill questions --run {run_dir}` first.")
+    if questions_file:
+        questions = read_records(path, Question)
+        if not questions:
+            raise UserError(f"{path} holds no questions.", hint="Give a JSONL file of question records.")
+    else:
+        questions = [q for q in read_records(path, Question) if q.split == split]
     if not questions:
         raise UserError(f"{path} has no questions in the {split!r} split.",
                         hint="Pick the split with --split, or regenerate questions (the split is made there).")
@@ -172,18 +180,20 @@ def evaluate(
     name: str | None = None,
     served_model: str | None = None,
     quiet: bool = False,
+    questions_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the eval (resuming), write results.jsonl and metrics.json; return the metrics."""
+    """Run the eval (resuming), write results.jsonl and metrics.json; return the metrics. ``questions_file``:
+    evaluate on that question set instead of a split of the run (its name stands for the split)."""
     from agentdistill.agent.runtime import agent_options, run_agents
     from agentdistill.llm import make_llm
     from agentdistill.tools import load_tools
 
     run_dir = Path(run_dir)
-    split = split or cfg.eval.split
+    split = f"file:{Path(questions_file).name}" if questions_file else split or cfg.eval.split
     max_questions = max_questions if max_questions is not None else cfg.eval.max_questions
     name = name or default_name(model, run_dir, cfg, served_model)
     out_dir = RunLayout(run_dir).eval_dir(name)
-    questions = select_questions(run_dir, split, max_questions, cfg.seed)
+    questions = select_questions(run_dir, split, max_questions, cfg.seed, questions_file)
     meta = {"name": name, "model": model, "served_model": served_model, "split": split, **decoding_options(cfg),
             "precision": precision(model, cfg)}
     out_dir.mkdir(parents=True, exist_ok=True)

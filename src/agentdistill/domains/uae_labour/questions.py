@@ -900,3 +900,37 @@ def _source_for(chunks: list[Chunk], article: str, topic: str) -> tuple[str, ...
         return ()
     best = max(citing, key=lambda c: len(words & set(re.findall(r"[a-z]{4,}", title_of(c).lower()))))
     return (best.id,)
+
+
+# ----------------------------------------------------------------------------- hand-written questions
+
+def questions_from_spec(rows: list[dict[str, Any]], chunks: list[Chunk], tools: Any,
+                        family: str = "natural") -> list[Question]:
+    """Questions written by hand (``rows``: text, kind, tools, arguments, and for a search the source section
+    title and the teacher's query, or ``uncovered``; for a reply, its kind), their ``answer_facts`` found as
+    the writer finds them: from the real tools called as the offline teacher calls them. A row whose facts
+    cannot be found (a source title that names no section, a call that fails) is an error naming it: a fixed
+    question set must not shrink silently when the documents change."""
+    by_id = {c.id: c for c in chunks}
+    nobody = Persona(name="anyone", asks_about=[], style="")
+    out = []
+    for i, row in enumerate(rows, 1):
+        kind, text = row["kind"], row["text"]
+        source = tuple(c.id for c in chunks if row.get("source") and row["source"] in c.section_path)
+        if row.get("source") and not source:
+            raise ValueError(f"row {i} ({text!r}): no section of the documents has {row['source']!r} in its title")
+        hints = {"search_labour_law": {"query": row["query"]}} if row.get("query") else None
+        facts = [row["reply"]] if kind == "no_tool" else [NOT_COVERED] if row.get("uncovered") else []
+        c = _Candidate(text, kind, f"{kind}.{family}", nobody, list(row.get("tools", [])), row.get("arguments"),
+                       source=source, facts=facts, hints=hints)
+        if c.facts == [NOT_COVERED] and not _finds_nothing(c, tools):
+            raise ValueError(f"row {i} ({text!r}): marked uncovered, but the search finds a passage for it")
+        if not c.facts:
+            c.facts = answer_facts(c, tools, by_id)
+        if not c.facts:
+            raise ValueError(f"row {i} ({text!r}): the tools gave no answer facts; check its arguments and source")
+        out.append(Question(id=question_id(text), text=text, persona=nobody.name, cluster=-1,
+                            source_chunk_ids=list(source), split="dev",
+                            expect=Expect(tools=c.tools, arguments=c.arguments, hints=hints),
+                            kind=kind, family=c.family, answer_facts=c.facts))
+    return out
