@@ -287,6 +287,43 @@ def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path)
         assert (shared_grads[name] - g).abs().max() <= 2e-3 * g.abs().max() + 1e-8, name
 
 
+def test_neftune_noise_reaches_the_shared_prefix_loss_while_training_only(tmp_path):
+    import torch
+    from transformers.integrations.neftune import activate_neftune
+
+    from agentdistill.models.registry import load_tokenizer
+    from agentdistill.train.data import load_train_traces, to_dataset, tokenize_traces
+    from agentdistill.train.sft import load_base_model, lora_config, training_args
+    from agentdistill.train.shared_prefix import SharedPrefixSFTTrainer, shared_prefix
+
+    make_run(tmp_path, n=4)
+    cfg = tiny_cfg()
+    cfg.sft.batch_size, cfg.sft.lora_dropout, cfg.sft.bf16 = 4, 0.0, False
+    cfg.sft.neftune_noise_alpha = 5.0
+    traces, _ = load_train_traces(tmp_path)
+    tok = load_tokenizer("smollm2-135m")
+    examples, _ = tokenize_traces(traces, tok, cfg.sft.max_length)
+    prefix = shared_prefix(examples)
+    base = load_base_model("smollm2-135m", cfg, False)
+    trainer = SharedPrefixSFTTrainer(
+        prefix_ids=prefix, model=base,
+        args=training_args(cfg, tmp_path / "ckpt", 1, False, False), train_dataset=to_dataset(examples),
+        processing_class=tok, peft_config=lora_config(cfg, base))
+    assert trainer.neftune_noise_alpha == 5.0  # the config reaches the trainer, which hooks it in at train()
+    activate_neftune(trainer.model, trainer.neftune_noise_alpha, trainer.accelerator)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    assert trainer.prefix_applies(batch)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return trainer.compute_loss(trainer.model, dict(batch)).item()
+
+    trainer.model.train()
+    assert loss() != loss()  # fresh noise on every pass, the prefix pass included
+    trainer.model.eval()
+    assert loss() == loss()
+
+
 def test_lora_layers_adapts_only_the_top_layers_and_rejects_a_bad_count():
     from peft import get_peft_model
 

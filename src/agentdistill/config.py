@@ -192,6 +192,9 @@ class SFTConfig(Section):
     first_turns_of_rest: bool = False
     bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
     share_prefix: bool = True  # run the system prompt all examples share once per batch (train/shared_prefix.py)
+    # NEFTune (Jain et al. 2023): uniform noise of this scale on the input embeddings while training, a
+    # regulariser against learning the training questions' exact wording (5 in the paper; None: off)
+    neftune_noise_alpha: float | None = Field(default=None, gt=0)
     # Minutes of training at most: a CPU too slow for the planned steps trains fewer, with the cosine schedule
     # ending at the last one (train/time_budget.py). None: the planned steps, however long they take.
     time_budget_min: float | None = Field(default=None, gt=0)

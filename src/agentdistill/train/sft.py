@@ -185,6 +185,7 @@ def training_args(cfg: RunConfig, ckpt_dir: Path, max_steps: int, cuda: bool, fl
         bf16=use_bf16(cfg, cuda),
         use_cpu=not cuda,  # also what lets transformers accept bf16 without a GPU
         fp16=False,
+        neftune_noise_alpha=s.neftune_noise_alpha,
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
         dataset_num_proc=None,
