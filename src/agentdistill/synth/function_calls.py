@@ -16,8 +16,8 @@ The system prompt is built by the BFCL bench's own ``messages_for`` (evaluate/bf
 prompt trained on and the prompt benched cannot drift apart; each reply is one assistant turn in the
 wire format (agent/wire.py) with a one-sentence thought.
 
-Splits hold out whole domains: no function, and no function of a dev domain, is seen in training, so the
-dev split measures calling functions never seen. The dev traces are also written as BFCL-format files
+Splits hold out whole domains: no function of a dev domain is in a training trace, so the dev split
+measures calling functions never seen. The dev traces are also written as BFCL-format files
 (``bfcl_dev/``: simple = one function offered, multiple = several, irrelevance) that
 ``agentdistill bench bfcl`` scores with the BFCL checker, without touching BFCL's own data.
 """
@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentdistill.agent.wire import render_assistant
 from agentdistill.errors import UserError
 from agentdistill.evaluate.bfcl import BfclEntry
 from agentdistill.evaluate.bfcl_runner import messages_for
@@ -123,8 +122,9 @@ def variants(domain: str, bp: Blueprint) -> list[Function]:
 def catalogue() -> list[Function]:
     """Every invented function, in catalogue order."""
     functions = [f for domain, bps in CATALOGUE.items() for bp in bps for f in variants(domain, bp)]
-    seen = Counter(f.name for f in functions)
-    assert all(n == 1 for n in seen.values()), [k for k, n in seen.items() if n > 1]
+    twice = [name for name, n in Counter(f.name for f in functions).items() if n > 1]
+    if twice:  # a prompt would offer two tools of one name, and a call could not say which it meant
+        raise ValueError(f"function names made twice by the catalogue: {twice}")
     return functions
 
 
@@ -305,7 +305,7 @@ def make_traces(n_train: int, n_dev: int, seed: int = 0, n_dev_domains: int = 3,
     return traces, functions, held_out
 
 
-def bfcl_entries(trace: Trace) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+def bfcl_entry(trace: Trace) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     """A dev trace as a BFCL entry: (category, entry, possible answer or None). Optional parameters the
     question leaves out are allowed to be left out (``""``), as in BFCL's answers."""
     reply = trace.messages[-1]
@@ -337,7 +337,7 @@ def write_run(run_dir: Path, n_train: int, n_dev: int, seed: int = 0, n_dev_doma
     for t in traces:
         if t.split != "dev":
             continue
-        category, entry, answer = bfcl_entries(t)
+        category, entry, answer = bfcl_entry(t)
         files.setdefault(category, []).append(json.dumps(entry) + "\n")
         if answer is not None:
             answers.setdefault(category, []).append(json.dumps(answer) + "\n")
@@ -357,8 +357,3 @@ def write_run(run_dir: Path, n_train: int, n_dev: int, seed: int = 0, n_dev_doma
     }
     write_json_atomic(run_dir / STATS, stats)
     return stats
-
-
-def render_reply(trace: Trace) -> str:
-    """The assistant turn of ``trace`` as the student learns to write it."""
-    return render_assistant(trace.messages[-1])
