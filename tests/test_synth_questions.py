@@ -204,8 +204,9 @@ def test_another_split_seed_holds_out_other_topics(tmp_path):
 
     texts, topics = held_out(tmp_path / "a", None)
     assert held_out(tmp_path / "b", 0) == (texts, topics)  # None is the run's seed, 0
-    _, other_topics = held_out(tmp_path / "c", 1)
-    assert topics and other_topics and other_topics != topics
+    # (on six chunks a seed may hold out no family whose questions have a source: any of three others)
+    others = [held_out(tmp_path / f"c{seed}", seed)[1] for seed in (1, 2, 3)]
+    assert topics and any(other and other != topics for other in others)
 
 
 def test_stages_run_out_of_order_say_what_to_run_first(tmp_path):

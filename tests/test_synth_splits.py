@@ -282,3 +282,18 @@ def test_a_shared_family_is_refused():
 def test_a_bad_share_is_a_user_error(test_fraction, dev_fraction, match):
     with pytest.raises(UserError, match=match):
         assign_splits([], test_fraction, dev_fraction=dev_fraction)
+
+
+def test_a_kinds_held_out_families_are_shared_among_its_tools():
+    # lookups: six search families and four article ones; held out by kind alone, a seed could send two
+    # search families to test and two to dev, leaving searches two wordings to train on
+    qs = [Question(id=f"q{i}", text="t", persona="p", cluster=-1, kind="lookup",
+                   family=f"lookup.{'s' if i % 10 < 6 else 'a'}{i % 10}",
+                   expect=Expect(tools=["search_labour_law"] if i % 10 < 6 else ["get_article"])) for i in range(100)]
+    for seed in range(10):
+        out, _ = assign_splits(qs, 0.2, seed=seed, dev_fraction=0.15)
+        for held in ("test", "dev"):
+            families = {q.family for q in out if q.split == held}
+            assert sum(f.startswith("lookup.s") for f in families) <= 1, (seed, held, families)
+            assert sum(f.startswith("lookup.a") for f in families) <= 1, (seed, held, families)
+        assert len({q.family for q in out if q.split == "train" and q.family.startswith("lookup.s")}) >= 4

@@ -130,8 +130,12 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
                   seed: int) -> dict[str, str]:
     """Each phrasing family's side: per kind, sorted, shuffled by the kind's own stream, then test takes
     the first families, dev the next and train the rest, passing over a family that holds some expected
-    tool's last training questions (topics are all still train's here; their split protects tools again)
-    or would leave a tool fewer than ``MIN_TRAIN_FAMILIES_PER_TOOL`` training families."""
+    tool's last training questions (topics are all still train's here; their split protects tools again),
+    would leave a tool fewer than ``MIN_TRAIN_FAMILIES_PER_TOOL`` training families, or would give a held-out
+    side more than its share of one tool's families. The last keeps a kind whose tools have families of
+    their own (searches and article requests are both lookups) from losing most of one tool's wording: held
+    out by kind alone, four of the six search families once went to dev and test and none of the four
+    article ones."""
     families_of: dict[str, set[str]] = defaultdict(set)
     tools_of: dict[str, Counter[str]] = defaultdict(Counter)
     train_tools: Counter[str] = Counter()
@@ -142,20 +146,26 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
             tools_of[q.family].update(_tool_signature(q))
     side = {f: "train" for fams in families_of.values() for f in fams}
     train_families = Counter(t for f in side for t in tools_of[f])  # per tool: the training families using it
+    fractions = dict(zip(HELD_OUT, (test_fraction, dev_fraction), strict=True))
     for kind in sorted(families_of):
         order = sorted(families_of[kind])
         random.Random(f"{seed}:families:{kind}").shuffle(order)
         n_test, n_dev = _family_counts(len(order), test_fraction, dev_fraction)
+        kind_families = Counter(t for f in order for t in tools_of[f])  # per tool: this kind's families using it
         for held, k in zip(HELD_OUT, (n_test, n_dev), strict=True):
+            held_families: Counter[str] = Counter()
+            share = {t: max(1, int(fractions[held] * n + 0.5)) for t, n in kind_families.items()}
             for f in order:
                 if k == 0:
                     break
                 if side[f] != "train" or any(train_tools[t] <= c for t, c in tools_of[f].items()):
                     continue
-                if any(train_families[t] <= MIN_TRAIN_FAMILIES_PER_TOOL for t in tools_of[f]):
+                if any(train_families[t] <= MIN_TRAIN_FAMILIES_PER_TOOL or held_families[t] >= share[t]
+                       for t in tools_of[f]):
                     continue
                 train_tools.subtract(tools_of[f])
                 train_families.subtract(tools_of[f].keys())
+                held_families.update(tools_of[f].keys())
                 side[f] = held
                 k -= 1
     return side
