@@ -19,7 +19,6 @@ from agentdistill.jsonl import read_records
 from agentdistill.records import Trace
 from agentdistill.run_layout import RunLayout
 from agentdistill.synth.function_calls import (
-    STATS,
     Param,
     catalogue,
     draw_value,
@@ -112,7 +111,7 @@ def test_the_run_holds_traces_for_sft_and_the_dev_split_as_bfcl_files_that_its_o
     dev = {t.id: t for t in written if t.split == "dev"}
     n = 0
     for category in ("simple", "multiple", "irrelevance"):
-        for entry in read_category(tmp_path / "bfcl_dev", category):
+        for entry in read_category(RunLayout(tmp_path).bfcl_dev, category):
             reply = dev[entry.id].messages[-1]
             calls = [{c["name"]: c["arguments"]} for c in reply.get("tool_calls", [])]
             assert check_entry(entry, calls).valid, entry.id  # the trace's own reply is right by BFCL's checker
@@ -126,7 +125,7 @@ def test_the_command_writes_a_run_and_refuses_foreign_traces(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["synth-calls", "--run", str(tmp_path / "r"), "--n", "20", "--n-dev", "4"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "r" / STATS).exists() and RunLayout(tmp_path / "r").traces.exists()
+    assert RunLayout(tmp_path / "r").synth_calls_stats.exists() and RunLayout(tmp_path / "r").traces.exists()
     other = tmp_path / "other"
     other.mkdir()
     RunLayout(other).traces.write_text("")

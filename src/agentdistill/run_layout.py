@@ -13,6 +13,8 @@ else). ``RunLayout(run_dir)`` gives each path by what it is::
       traces.jsonl traces.rejected.jsonl    traces: the teacher's kept and rejected answers
       traces.stats.json                     traces: counts; "complete" once every question is answered
       export/train.trl.jsonl ...            traces: the training split for other trainers (TRL, ShareGPT)
+      functions.jsonl synth_calls.stats.json synth-calls: the invented functions (then traces.jsonl), counts
+      bfcl_dev/                             synth-calls: the dev traces as BFCL-format files
       teacher_topk/manifest.json            teacher-cache: the shards; "complete" once all are written
       adapters/<model>/ adapters/<s>-uld/   sft and distill: the adapters, with agentdistill.json
       checkpoints/<sft|distill>-<model>/    sft and distill: checkpoints to resume from (time_budget.json)
@@ -54,6 +56,10 @@ EXPORT = "export"
 TRL_EXPORT = "train.trl.jsonl"
 SHAREGPT_EXPORT = "train.sharegpt.jsonl"
 DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's description of the ShareGPT file
+# synth-calls: traces over invented functions instead of questions and traces
+FUNCTIONS = "functions.jsonl"  # the invented functions, their domain and split
+SYNTH_CALLS_STATS = "synth_calls.stats.json"
+BFCL_DEV = "bfcl_dev"  # the held-out functions' traces as BFCL-format files
 # training
 TEACHER_CACHE = "teacher_topk"
 TEACHER_CACHE_MANIFEST = "manifest.json"
@@ -180,6 +186,18 @@ class RunLayout:
     @property
     def traces_stats(self) -> Path:
         return self.root / TRACES_STATS
+
+    @property
+    def functions(self) -> Path:
+        return self.root / FUNCTIONS
+
+    @property
+    def synth_calls_stats(self) -> Path:
+        return self.root / SYNTH_CALLS_STATS
+
+    @property
+    def bfcl_dev(self) -> Path:
+        return self.root / BFCL_DEV
 
     @property
     def export(self) -> Path:

@@ -92,12 +92,12 @@ def synth_calls(
     No benchmark data is used. Deterministic under the config's seed.
     """
     from agentdistill.errors import UserError
-    from agentdistill.synth.function_calls import STATS, write_run
+    from agentdistill.synth.function_calls import write_run
 
     with run_lock(run, "synth-calls", create=True):
         cfg = open_run(run, config)
         layout = RunLayout(run)
-        if layout.traces.exists() and not (run / STATS).exists() and not force:
+        if layout.traces.exists() and not layout.synth_calls_stats.exists() and not force:
             raise UserError(f"{layout.traces} exists and was not written by synth-calls.",
                             hint="Use a new run directory, or --force to replace it.")
         stats = write_run(run, n, n // 10 if n_dev is None else n_dev, seed=cfg.seed, n_dev_domains=dev_domains,

@@ -41,9 +41,6 @@ from agentdistill.run_layout import RunLayout
 from agentdistill.synth.function_catalogue import CATALOGUE, Blueprint
 
 TEACHER = "synth-calls"
-FUNCTIONS = "functions.jsonl"  # the invented functions, their domain and split
-STATS = "synth_calls.stats.json"
-BFCL_DEV = "bfcl_dev"  # the dev split as BFCL-format files
 N_TOOLS_WEIGHTS = {1: 0.35, 2: 0.2, 3: 0.2, 4: 0.15, 5: 0.1}  # BFCL simple and irrelevance offer one function
 NEAR_MISS = 0.5  # chance that an offered distractor comes from the asked function's own domain
 OPTIONAL_GIVEN = 0.4  # chance that a question states an optional parameter
@@ -329,7 +326,7 @@ def write_run(run_dir: Path, n_train: int, n_dev: int, seed: int = 0, n_dev_doma
     layout = RunLayout(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(layout.traces, "".join(t.model_dump_json() + "\n" for t in traces))
-    write_text_atomic(run_dir / FUNCTIONS, "".join(
+    write_text_atomic(layout.functions, "".join(
         json.dumps({"domain": f.domain, "split": "dev" if f.domain in held_out else "train", **f.spec()}) + "\n"
         for f in functions))
     files: dict[str, list[str]] = {}
@@ -342,9 +339,9 @@ def write_run(run_dir: Path, n_train: int, n_dev: int, seed: int = 0, n_dev_doma
         if answer is not None:
             answers.setdefault(category, []).append(json.dumps(answer) + "\n")
     for category in ("simple", "multiple", "irrelevance"):  # every category, empty or not, so --categories works
-        write_text_atomic(run_dir / BFCL_DEV / f"BFCL_v3_{category}.json", "".join(files.get(category, [])))
+        write_text_atomic(layout.bfcl_dev / f"BFCL_v3_{category}.json", "".join(files.get(category, [])))
         if category != "irrelevance":
-            write_text_atomic(run_dir / BFCL_DEV / "possible_answer" / f"BFCL_v3_{category}.json",
+            write_text_atomic(layout.bfcl_dev / "possible_answer" / f"BFCL_v3_{category}.json",
                               "".join(answers.get(category, [])))
     stats = {
         "seed": seed, "functions": len(functions), "domains": len(CATALOGUE), "dev_domains": held_out,
@@ -355,5 +352,5 @@ def write_run(run_dir: Path, n_train: int, n_dev: int, seed: int = 0, n_dev_doma
         "bfcl_dev": {c: len(v) for c, v in files.items()},
         "complete": True,
     }
-    write_json_atomic(run_dir / STATS, stats)
+    write_json_atomic(layout.synth_calls_stats, stats)
     return stats
