@@ -146,11 +146,12 @@ def _number_text(value: float, decimals: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _say_int(value: int, rng: random.Random) -> str:
-    """How a person writes a whole number: sometimes in words, sometimes with thousands separators."""
+def _say_int(value: int, rng: random.Random, is_year: bool = False) -> str:
+    """How a person writes a whole number: sometimes in words, sometimes with thousands separators (never a
+    year: nobody writes "the 2,017 season")."""
     if 0 <= value <= 20 and rng.random() < 0.25:
         return _WORDS[value]
-    if value >= 1000 and rng.random() < 0.3:
+    if value >= 1000 and not is_year and rng.random() < 0.3:
         return f"{value:,}"
     return str(value)
 
@@ -162,7 +163,7 @@ def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
         d = _decimals(lo) + _decimals(hi)
         if p.kind == "int" or d == 0 or rng.random() < 0.25:  # whole numbers are common even where decimals are allowed
             value = rng.randint(int(float(lo)), int(float(hi)))
-            return value, _say_int(value, rng)
+            return value, _say_int(value, rng, is_year=bool(re.search(r"year|season", p.name)))
         text = _number_text(rng.uniform(float(lo), float(hi)), max(_decimals(lo), _decimals(hi)))
         return (float(text) if "." in text else int(text)), text
     if p.kind in ("str", "enum"):
