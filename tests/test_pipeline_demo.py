@@ -33,12 +33,14 @@ def test_quick_demo_evaluates_the_untuned_and_the_tuned_student_and_resumes(tmp_
     proc = _demo(run_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
+    # 8 at most: the quick demo's 60 questions hold out as many test questions as their families and topics allow
+    n_test = sum(json.loads(line)["split"] == "test" for line in (run_dir / "questions.jsonl").open())
     for name in ("smollm2-135m-untuned", "smollm2-135m-sft"):
         metrics = json.loads((run_dir / "eval" / name / "metrics.json").read_text())
         assert set(metrics) >= METRIC_KEYS, f"{name} lacks {METRIC_KEYS - set(metrics)}"
-        assert metrics["n"] == 8
+        assert metrics["n"] == min(8, n_test) >= 5
         results = (run_dir / "eval" / name / "results.jsonl").read_text().splitlines()
-        assert len(results) == 8
+        assert len(results) == metrics["n"]
     assert (run_dir / "adapters" / "smollm2-135m" / "adapter_config.json").exists()
     # the SFT stage was given what the demo's 30-minute budget left after the stages before it
     seconds = json.loads((run_dir / "stage_seconds.json").read_text())

@@ -33,8 +33,8 @@ def eval_model(
                               "changes) or train (default: eval.split, 'test')."),
     max_questions: int = typer.Option(None, "--max-questions", help="Evaluate a fixed random subset of N questions."),
     questions: Path = typer.Option(None, "--questions", help="Evaluate on this JSONL file of question records "
-                                   "instead of a split (a fixed set that stays the same across runs, such as "
-                                   "examples/uae_labour/natural_dev.jsonl), its answer_facts checked the same way."),
+                                   "instead of a split: a fixed set, the same for every run whatever its split holds "
+                                   "out (a pack's hand-written questions); answer_facts are checked the same way."),
     name: str = typer.Option(None, "--name", help="Folder under eval/ (default: derived from --model)."),
     served_model: str = typer.Option(None, "--served-model", help="Model name to request from an http:// endpoint."),
     constrain_tool_names: bool = _decoding_option(
