@@ -256,3 +256,6 @@ def test_cli_eval_on_a_question_file_uses_all_its_questions_whatever_their_split
     r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule",
                                  "--questions", str(tmp_path / "missing.jsonl")])
     assert isinstance(r.exception, UserError) and "missing.jsonl does not exist" in str(r.exception)
+    r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule", "--questions", str(fixed),
+                                 "--split", "dev"])
+    assert isinstance(r.exception, UserError) and "--split and --questions" in str(r.exception)

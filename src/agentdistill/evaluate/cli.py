@@ -53,6 +53,11 @@ def eval_model(
     """
     from agentdistill.evaluate.runner import evaluate
 
+    if split is not None and questions is not None:
+        from agentdistill.errors import UserError
+
+        raise UserError("--split and --questions both say what to evaluate on.",
+                        hint="Give --split for a split of the run, or --questions for a question file.")
     if split not in (None, "train", "dev", "test"):
         from agentdistill.errors import UserError
 
