@@ -87,12 +87,9 @@ def select_questions(run_dir: Path, split: str, max_questions: int | None, seed:
         raise UserError(f"{path} does not exist: there is nothing to evaluate on.",
                         hint="Check the --questions path." if questions_file else
                         f"Run `agentdistill questions --run {run_dir}` first.")
-    if questions_file:
-        questions = read_records(path, Question)
-        if not questions:
-            raise UserError(f"{path} holds no questions.", hint="Give a JSONL file of question records.")
-    else:
-        questions = [q for q in read_records(path, Question) if q.split == split]
+    questions = [q for q in read_records(path, Question) if questions_file or q.split == split]
+    if not questions and questions_file:
+        raise UserError(f"{path} holds no questions.", hint="Give a JSONL file of question records.")
     if not questions:
         raise UserError(f"{path} has no questions in the {split!r} split.",
                         hint="Pick the split with --split, or regenerate questions (the split is made there).")

@@ -146,15 +146,14 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
             tools_of[q.family].update(_tool_signature(q))
     side = {f: "train" for fams in families_of.values() for f in fams}
     train_families = Counter(t for f in side for t in tools_of[f])  # per tool: the training families using it
-    fractions = dict(zip(HELD_OUT, (test_fraction, dev_fraction), strict=True))
     for kind in sorted(families_of):
         order = sorted(families_of[kind])
         random.Random(f"{seed}:families:{kind}").shuffle(order)
         n_test, n_dev = _family_counts(len(order), test_fraction, dev_fraction)
         kind_families = Counter(t for f in order for t in tools_of[f])  # per tool: this kind's families using it
-        for held, k in zip(HELD_OUT, (n_test, n_dev), strict=True):
+        for held, k, fraction in zip(HELD_OUT, (n_test, n_dev), (test_fraction, dev_fraction), strict=True):
             held_families: Counter[str] = Counter()
-            share = {t: max(1, int(fractions[held] * n + 0.5)) for t, n in kind_families.items()}
+            share = {t: max(1, int(fraction * n + 0.5)) for t, n in kind_families.items()}
             for f in order:
                 if k == 0:
                     break
