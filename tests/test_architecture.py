@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from agentdistill.config import RunConfig, ToolsConfig
-from agentdistill.domains import BUILTIN_PACKS
+from agentdistill.currencies import GENERIC as GENERIC_CURRENCIES
+from agentdistill.domains import BUILTIN_PACKS, load_pack
 from agentdistill.tools import load_tools
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "agentdistill"
 # The foundation (docs/design.md, Layout): what every stage may import, and which imports no stage.
 FOUNDATION = {"agentdistill", "agentdistill.config", "agentdistill.records", "agentdistill.jsonl",
-              "agentdistill.errors", "agentdistill.citations", "agentdistill.cli_options", "agentdistill.run_lock",
-              "agentdistill.run_layout"}
+              "agentdistill.errors", "agentdistill.citations", "agentdistill.currencies", "agentdistill.cli_options",
+              "agentdistill.run_lock", "agentdistill.run_layout"}
 
 
 def module_name(path: Path) -> str:
@@ -107,14 +108,16 @@ def test_the_foundation_imports_no_stage(name):
 
 
 # Words of a domain's own sources that name it as surely as its pack's name (its citation style's, say).
-DOMAIN_VOCABULARY = {"uae_labour": {"Decree", "Decree-Law", "FDL", "Cabinet", "Ministerial"}}
+DOMAIN_VOCABULARY = {"uae_labour": {"Decree", "Decree-Law", "FDL", "Cabinet", "Ministerial", "gratuity"}}
 
 
 def domain_words(pack_name: str) -> set[str]:
-    """What would name the pack in generic code: its name and the words in it, its tools' names, and the words
-    of its sources (``DOMAIN_VOCABULARY``)."""
+    """What would name the pack in generic code: its name and the words in it, its tools' names, the words of its
+    sources (``DOMAIN_VOCABULARY``) and the spellings of its currency that are not the generic ones
+    (``DomainPack.currencies``: "AED", "dirham" belong to the pack that declares them)."""
     tools = load_tools(RunConfig(tools=ToolsConfig(packs=[pack_name])), None).names()
-    return {pack_name, *pack_name.split("_"), *tools, *DOMAIN_VOCABULARY.get(pack_name, ())}
+    currency = set(load_pack(pack_name).currencies) - set(GENERIC_CURRENCIES)
+    return {pack_name, *pack_name.split("_"), *tools, *DOMAIN_VOCABULARY.get(pack_name, ()), *currency}
 
 
 # The packs any domain uses (general tools; search over the run's own documents) name no domain themselves.
@@ -139,6 +142,13 @@ def test_generic_code_names_no_domain(pack):
 
 def test_there_is_a_domain_pack_to_check():
     assert DOMAIN_PACKS and all(len(domain_words(p)) > 3 for p in DOMAIN_PACKS)
+    assert {"aed", "dirham", "dirhams"} <= domain_words("uae_labour")  # its currency's spellings are its own
+
+
+def test_a_currency_spelling_in_generic_code_is_found():  # the check above could otherwise pass by finding nothing
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(domain_words("uae_labour")))) + r")\b", re.I)
+    assert pattern.search('CODES = ["AED", "USD"]') and pattern.search("500 dirhams") and pattern.search("Dhs 5")
+    assert not pattern.search('CODES = ["USD", "EUR"]')
 
 
 def test_each_stage_package_has_one_cli_module():

@@ -9,7 +9,14 @@ import pytest
 
 from agentdistill.citations import GENERIC
 from agentdistill.config import RunConfig, ToolsConfig
-from agentdistill.domains import DomainPack, citation_style, default_personas, load_pack, offline_pack
+from agentdistill.domains import (
+    DomainPack,
+    citation_style,
+    currency_aliases,
+    default_personas,
+    load_pack,
+    offline_pack,
+)
 from agentdistill.domains.uae_labour.citations import STYLE as LAW_CITATIONS
 from agentdistill.errors import UserError
 from agentdistill.llm import make_llm
@@ -65,6 +72,30 @@ def test_the_citation_style_is_the_first_packs_that_brings_one_else_the_generic_
     assert citation_style(cfg_with("general", "uae_labour")) is LAW_CITATIONS
     assert citation_style(cfg_with("shop", "general")) is GENERIC  # the shop cites its policies' sections
     assert citation_style(RunConfig()) is GENERIC
+
+
+def test_a_runs_currency_spellings_are_those_its_packs_declare():
+    assert currency_aliases(cfg_with("uae_labour", "general"))["dhs"] == "AED"
+    assert currency_aliases(cfg_with("uae_labour", "general"))["dirhams"] == "AED"
+    assert "dhs" not in currency_aliases(cfg_with("shop", "general"))  # another pack's currency is not this run's
+    assert currency_aliases(cfg_with("shop", "general"))["usd"] == "USD"
+    assert load_pack("general").currencies == {} and currency_aliases(cfg_with("documents", "general")) == {}
+
+
+def test_the_general_calculator_drops_the_currency_words_of_the_runs_packs():
+    expression = {"expression": "Dhs 9,000 / 30"}
+    assert load_tools(cfg_with("uae_labour", "general"), None).call("calculator", expression).content.endswith("= 300")
+    assert not load_tools(cfg_with("shop", "general"), None).call("calculator", expression).ok
+    for packs in (("general",), ("shop", "general")):  # a code in capitals is money in any run
+        assert load_tools(cfg_with(*packs), None).call("calculator", {"expression": "CHF 90 / 3"}).content \
+            .endswith("= 30")
+
+
+def test_a_users_pack_declares_its_currency(tmp_path):
+    path = tmp_path / "swiss.py"
+    path.write_text('from agentdistill.domains import DomainPack\n\n'
+                    'PACK = DomainPack(name="swiss", tools=lambda cfg, run_dir: [], currencies={"Franken": "CHF"})\n')
+    assert currency_aliases(cfg_with(str(path), "general")) == {"franken": "CHF"}  # compared lower-cased
 
 
 def test_a_users_pack_file_brings_tools_personas_and_an_offline_teacher(tmp_path):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agentdistill.config import JudgeConfig
+from agentdistill.domains import load_pack
 from agentdistill.evaluate.answer_check import (
     AnswerVerdict,
     check_answer,
@@ -35,6 +36,8 @@ PASSAGE = ("[1] Decree 7/2020 > Art. 12 > Annual leave: The worker is entitled t
            "[2] Decree 7/2020 > Art. 13 > Sick leave: Sick leave is granted after probation.")
 OTHER_PASSAGE = "[1] Decree 7/2020 > Art. 40 > Probation: Probation may not exceed six months."
 LEAVE_FACT = "The worker is entitled to annual leave of 30 days with full pay for each year of service."
+# The currency spellings a run over the law's documents hands the checker (domains.currency_aliases).
+LAW_CURRENCIES = load_pack("uae_labour").currencies
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -43,13 +46,39 @@ LEAVE_FACT = "The worker is entitled to annual leave of 30 days with full pay fo
 @pytest.mark.parametrize("written", ["AED 12,345.50", "AED 12345.5", "12,345.5 AED", "Dhs 12,345.50",
                                      "12,345.50 dirhams", "AED12,345.5"])
 def test_money_matches_however_it_is_written(written):
-    assert fact_in("AED 12,345.50", f"You will receive {written} in total.")[0]
+    assert fact_in("AED 12,345.50", f"You will receive {written} in total.", LAW_CURRENCIES)[0]
 
 
 @pytest.mark.parametrize("written", ["12,345.50", "USD 12,345.50", "AED 12,345", "AED 112,345.50",
                                      "AED 12,345.60", "AED 2,345.50"])
 def test_money_does_not_match_another_amount_a_bare_number_or_another_currency(written):
+    assert not fact_in("AED 12,345.50", f"You will receive {written} in total.", LAW_CURRENCIES)[0]
     assert not fact_in("AED 12,345.50", f"You will receive {written} in total.")[0]
+
+
+def test_a_packs_currency_spellings_are_that_currency_only_in_its_run():
+    shop = load_pack("shop").currencies
+    for written in ("Dhs 500", "500 dirhams", "dh 500"):
+        assert fact_in("AED 500", f"You get {written}.", LAW_CURRENCIES)[0], written
+        assert not fact_in("AED 500", f"You get {written}.", shop)[0], written  # the shop's run has no dirhams
+        assert not fact_in("AED 500", f"You get {written}.")[0], written
+    assert parse_figure("500 dirhams", LAW_CURRENCIES) == parse_figure("AED 500")
+    assert parse_figure("500 dirhams", shop).currency is False  # type: ignore[union-attr]  # a unit word there
+    assert parse_figure("Dhs 500", shop) is None  # a sentence, not money
+    assert check_answer(q("calculation", ["Dhs 625"]), "Your overtime pay is AED 625.", [], LAW_CURRENCIES).correct
+    assert check_answer(q("calculation", ["Dhs 625"]), "Your overtime pay is USD 625.", [], LAW_CURRENCIES).correct \
+        is False
+    # a user's pack declares its own: "francs" is the Swiss franc only where declared
+    swiss = {"franc": "CHF", "francs": "CHF", "fr": "CHF"}
+    assert fact_in("CHF 20", "It costs 20 francs.", swiss)[0] and not fact_in("CHF 20", "It costs 20 francs.")[0]
+    assert not fact_in("AED 20", "It costs 20 francs.", swiss)[0]
+
+
+def test_a_code_in_three_capitals_is_a_currency_without_any_pack():
+    assert parse_figure("CHF 20").unit == "CHF" and parse_figure("20 JPY").currency  # type: ignore[union-attr]
+    assert fact_in("CHF 20", "It costs 20 CHF.")[0] and fact_in("AED 500", "500.00 AED/month")[0]
+    assert not fact_in("CHF 20", "It costs EUR 20.")[0] and not fact_in("CHF 20", "It costs 20 chairs.")[0]
+    assert parse_figure("8 HRS").unit == "hour"  # type: ignore[union-attr]  # a unit in capitals stays the unit
 
 
 def test_currency_symbols_and_codes():

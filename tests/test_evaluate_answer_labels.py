@@ -13,16 +13,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agentdistill.config import RunConfig, ToolsConfig
+from agentdistill.domains import currency_aliases
 from agentdistill.evaluate.answer_check import check_answer
 from agentdistill.records import Question
 
 LABELS = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "answer_labels.jsonl"
+# The currency spellings the example's eval hands the checker (its packs': "Dhs", "dirhams", ...).
+CURRENCIES = currency_aliases(RunConfig(tools=ToolsConfig(packs=["uae_labour", "general"])))
 
 
 def test_the_checker_agrees_with_hand_labels():
     rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) == 60 and {r["label"] for r in rows} == {True, False}
-    verdicts = [check_answer(Question.model_validate(r["question"]), r["answer"], r["observations"]).correct
+    verdicts = [check_answer(Question.model_validate(r["question"]), r["answer"], r["observations"], CURRENCIES).correct
                 for r in rows]
     agree = sum(v == r["label"] for v, r in zip(verdicts, rows, strict=True)) / len(rows)
     false_right = sum(v is True and not r["label"] for v, r in zip(verdicts, rows, strict=True))

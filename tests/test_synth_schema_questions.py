@@ -96,6 +96,13 @@ def test_a_results_facts_are_its_new_figures():
         ["2024-02-06 + 90 days = 2024-05-06 (Monday)"]
 
 
+def test_an_amount_is_in_a_currency_the_answer_checker_reads_as_one():
+    result = "Allowance: Dhs 1,200.50 for 3 days of leave."
+    assert result_facts(result, {}, {"dhs": "AED"}) == ["Dhs 1,200.50", "3 days"]  # the run's packs declare "Dhs"
+    assert result_facts(result, {}) == ["3 days"]  # elsewhere it is a word
+    assert result_facts("Fee: CHF 20.00 per parcel.", {}) == ["CHF 20.00"]  # a code in capitals is money anywhere
+
+
 def test_every_kind_family_and_tool_is_written(shop_run):
     _, _, _, tools, questions, _ = shop_run
     assert set(Counter(q.kind for q in questions)) == {"lookup", "calculation", "multi_step", "no_tool"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentdistill.tools.general import add_days, calculator, convert_units, date_diff
+from agentdistill.tools.general import add_days, calculator, calculator_for, convert_units, date_diff
+from agentdistill.tools.spec import Tool
 
 
 @pytest.mark.parametrize("expr, value", [
@@ -24,6 +25,32 @@ from agentdistill.tools.general import add_days, calculator, convert_units, date
 ])
 def test_calculator_evaluates_arithmetic(expr, value):
     assert calculator(expr) == f"{expr} = {value}"
+
+
+# A currency's spelling is dropped: the generic ones and any three-capital code beside a number in every run,
+# the spellings a run's packs declare (domains.currency_aliases) only in that run.
+LOCAL = {"dhs": "AED", "dh": "AED", "dirhams": "AED"}
+
+
+@pytest.mark.parametrize("expr, value", [
+    ("Dhs 9,000 / 30", "300"), ("dh 500 * 2", "1000"), ("Dhs. 500 + 1", "501"), ("500 dirhams / 2", "250"),
+    ("AED9000/30", "300"), ("(AED 9000 + aed 1000) / 30", "333.3333333"), ("$100 + 5", "105"), ("$.5 + 1", "1.5"),
+])
+def test_the_runs_calculator_drops_its_packs_currency_words(expr, value):
+    assert calculator_for(LOCAL | {"aed": "AED"})(expr) == f"{expr} = {value}"
+
+
+def test_without_the_pack_its_currency_words_are_not_arithmetic():
+    with pytest.raises(ValueError):
+        calculator("Dhs 9,000 / 30")
+    assert calculator("CHF 20 * 3") == "CHF 20 * 3 = 60" and calculator("20 CHF * 3") == "20 CHF * 3 = 60"
+    for expr in ("LOG(100)", "ABS(-3)"):  # an upper-case function name is not a currency code: still an error
+        with pytest.raises(ValueError):
+            calculator_for(LOCAL)(expr)
+
+
+def test_the_runs_calculator_is_the_same_tool_to_a_model():
+    assert Tool.from_function(calculator_for(LOCAL)).spec() == Tool.from_function(calculator).spec()
 
 
 @pytest.mark.parametrize("expr", [

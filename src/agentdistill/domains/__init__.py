@@ -12,6 +12,10 @@ The core (corpus, agent, llm, synth, train, evaluate) names no domain. A pack br
 - optionally ``citations``: how its documents are cited and their sections headed (a ``CitationStyle``,
   agentdistill.citations); a run whose packs bring none uses the generic one (section paths, Markdown
   headings). ``citation_style(cfg)`` is the run's, for the generic code that reads or checks citations.
+- optionally ``currencies``: how its documents, tools and askers write its currency beyond the generic spellings
+  (agentdistill.currencies), each spelling lower-case to the currency's code (``{"fr": "CHF", "francs": "CHF"}``).
+  ``currency_aliases(cfg)`` is the run's, for the generic code that reads amounts (the answer checker, the
+  calculator, the schema question writer): a spelling is a currency only in a run whose packs declare it.
 
 ``cfg.tools.packs`` names the packs a run uses: a built-in name (``BUILTIN_PACKS``), or an importable
 module or ``.py`` file that defines ``PACK`` (a ``DomainPack``), or only ``TOOLS`` / ``tools(cfg, run_dir)``
@@ -46,6 +50,7 @@ class DomainPack:
     offline_questions: Callable[..., tuple[list[Any], dict[str, int]]] | None = None
     warm_up: Callable[[Any], None] | None = None
     citations: CitationStyle | None = None
+    currencies: dict[str, str] = field(default_factory=dict)  # spelling (lower-case) -> currency code
     # The folder under examples/ with a config and corpus for this pack; the demo runs the example of the
     # one built-in pack marked ``demo``.
     example: str | None = None
@@ -109,6 +114,16 @@ def citation_style(cfg: RunConfig) -> CitationStyle:
     """How the run's documents are cited: the style of the first of its packs that brings one, else the generic
     style (``agentdistill.citations.GENERIC``)."""
     return next((pack.citations for pack in load_packs(cfg) if pack.citations is not None), GENERIC)
+
+
+def currency_aliases(cfg: RunConfig) -> dict[str, str]:
+    """The currency spellings of the run's packs (``DomainPack.currencies``), keys lower-cased; where two packs
+    spell one word differently, the first pack's wins."""
+    out: dict[str, str] = {}
+    for pack in load_packs(cfg):
+        for spelling, code in pack.currencies.items():
+            out.setdefault(spelling.lower(), code)
+    return out
 
 
 def default_personas(cfg: RunConfig) -> list[dict[str, Any]]:

@@ -4,12 +4,13 @@ A question's writer lists what a right answer must contain (``Question.answer_fa
 decides, without a model, whether an answer contains it. Each fact is one of:
 
 - a **figure**: one number, optionally with a currency before or after it and up to two words after
-  it (``"AED 12,345.50"``, ``"12345.5"``, ``"30 days"``, ``"8 working hours"``, ``"25%"``, ``"$100"``,
+  it (``"EUR 12,345.50"``, ``"12345.5"``, ``"30 days"``, ``"8 working hours"``, ``"25%"``, ``"$100"``,
   ``"100 USD"``). Numbers are compared by value (``12,345.50`` == ``12345.5``, within half a cent), as
   whole tokens (``30`` is not found in ``300``, ``130`` or ``30.5``); numbers written as words
   (``thirty``, ``twenty-one``) count. A figure with a unit is found only where the number stands next to
-  a spelling of that unit: a currency right before or after it (``AED``/``Dhs``/``dirham``, ``$``/``USD``/
-  ``dollar``, ``€``/``EUR``/``euro``, ``£``/``GBP``/``pound``), any other unit among the two words after
+  a spelling of that unit: a currency right before or after it (``$``/``USD``/``dollar``, ``€``/``EUR``/``euro``,
+  ``£``/``GBP``/``pound``, any three-capital code such as ``CHF``, and the spellings the run's packs declare,
+  ``currencies``: agentdistill.currencies), any other unit among the two words after
   it (``day``/``days``/``30-day``, ``h``/``hrs``/``hours``, ``%``/``percent``/``per cent``; the last
   word of the fact's unit is the one compared, so ``"30 calendar days"`` needs a ``day`` after ``30``).
 - a **sentence** (anything else): contained when at least ``SENTENCE_RECALL`` of its content words
@@ -39,16 +40,17 @@ The verdict by ``Question.kind`` (an answer that is missing or empty is wrong):
   kind ("Hello! How can I help?" to a thank-you).
 - A question without ``answer_facts``: ``correct=None`` (unknown; it leaves the rate's denominator).
 
-The rules name no domain: a domain's citations, laws and currencies beyond the short list above are
-words like any other.
+The rules name no domain: a domain's citations and laws are words like any other, and its currency's local
+spellings come from its pack (``DomainPack.currencies``, handed in as ``currencies``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from agentdistill.currencies import GENERIC, currency
 from agentdistill.records import Question
 
 SENTENCE_RECALL = 0.6  # share of a sentence fact's content words the answer must hold
@@ -77,12 +79,6 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
          "ninety": 90}
 NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS_0_19)} | _TENS
 
-CURRENCIES = {
-    "aed": "AED", "dhs": "AED", "dh": "AED", "dirham": "AED", "dirhams": "AED",
-    "$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD",
-    "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
-    "£": "GBP", "gbp": "GBP", "pound": "GBP", "pounds": "GBP",
-}
 UNIT_SPELLINGS = {
     "%": "percent", "percent": "percent", "percentage": "percent",
     "d": "day", "h": "hour", "hr": "hour", "hrs": "hour", "min": "minute", "mins": "minute",
@@ -107,6 +103,7 @@ class _Tok:
     kind: str  # "num" | "sym" | "word"
     text: str  # the word lower-cased, the symbol, or the number as written
     value: float | None = None
+    raw: str = ""  # as written: a currency code is told from a word by its capitals ("CHF", not "chf")
 
 
 def _tokens(text: str) -> list[_Tok]:
@@ -118,7 +115,7 @@ def _tokens(text: str) -> list[_Tok]:
         if num:
             out.append(_Tok("num", num, float(num.replace(",", ""))))
         elif sym:
-            out.append(_Tok("sym", sym))
+            out.append(_Tok("sym", sym, raw=sym))
         else:
             w = word.lower()
             if w in NUMBER_WORDS:
@@ -128,7 +125,7 @@ def _tokens(text: str) -> list[_Tok]:
                     continue
                 out.append(_Tok("num", w, float(value)))
             else:
-                out.append(_Tok("word", w))
+                out.append(_Tok("word", w, raw=word))
     return out
 
 
@@ -171,20 +168,28 @@ def _content_terms(text: str) -> set[str]:
 @dataclass(frozen=True)
 class Figure:
     value: float
-    unit: str | None  # canonical: "AED", "USD", "day", "hour", "percent", ... (None: a bare number)
+    unit: str | None  # canonical: "USD", "CHF", "day", "hour", "percent", ... (None: a bare number)
     currency: bool
 
 
-def unit_key(word: str) -> str:
-    """The canonical spelling of a unit word or symbol ("Dhs" -> "AED", "hrs" -> "hour", "days" -> "day")."""
+def unit_key(word: str, currencies: Mapping[str, str] | None = None) -> str:
+    """The canonical spelling of a unit word or symbol ("$" -> "USD", "hrs" -> "hour", "days" -> "day");
+    ``currencies``: the run's packs' currency spellings (``domains.currency_aliases``)."""
     w = word.lower()
-    if w in CURRENCIES:
-        return CURRENCIES[w]
-    return UNIT_SPELLINGS.get(w) or stem(w)
+    return (currencies or {}).get(w) or GENERIC.get(w) or UNIT_SPELLINGS.get(w) or stem(w)
 
 
-def parse_figure(fact: str) -> Figure | None:
-    """The figure a fact states, or None when the fact is a sentence (see the module docstring)."""
+def _currency(tok: _Tok, currencies: Mapping[str, str] | None) -> str | None:
+    """The currency code a token spells, if any. A unit's abbreviation in capitals ("8 HRS") stays the unit, not
+    a three-capital code."""
+    if tok.kind == "num" or tok.text in UNIT_SPELLINGS:
+        return None
+    return currency(tok.raw, currencies)
+
+
+def parse_figure(fact: str, currencies: Mapping[str, str] | None = None) -> Figure | None:
+    """The figure a fact states, or None when the fact is a sentence (see the module docstring);
+    ``currencies``: the run's packs' currency spellings."""
     toks = _tokens(fact)
     nums = [i for i, t in enumerate(toks) if t.kind == "num"]
     if len(nums) != 1:
@@ -193,21 +198,23 @@ def parse_figure(fact: str) -> Figure | None:
     before, after = toks[:i], toks[i + 1 :]
     value = toks[i].value
     assert value is not None
-    if len(before) > 1 or (before and before[0].text.lower() not in CURRENCIES):
+    code = _currency(before[0], currencies) if before else None
+    if len(before) > 1 or (before and code is None):
         return None
     if before:
-        return Figure(value, CURRENCIES[before[0].text.lower()], True) if not after else None
+        return Figure(value, code, True) if not after else None
     if not after:
         return Figure(value, None, False)
-    if len(after) == 1 and after[0].text.lower() in CURRENCIES:
-        return Figure(value, CURRENCIES[after[0].text.lower()], True)
+    if len(after) == 1 and (code := _currency(after[0], currencies)) is not None:
+        return Figure(value, code, True)
     if len(after) > 2:
         return None
-    return Figure(value, unit_key(after[-1].text), False)
+    return Figure(value, unit_key(after[-1].text, currencies), False)
 
 
-def figure_in(figure: Figure, tokens: Sequence[_Tok]) -> bool:
-    """Whether the answer's tokens hold the figure: its number, beside a spelling of its unit if it has one."""
+def figure_in(figure: Figure, tokens: Sequence[_Tok], currencies: Mapping[str, str] | None = None) -> bool:
+    """Whether the answer's tokens hold the figure: its number, beside a spelling of its unit if it has one
+    (``currencies``: the run's packs' currency spellings)."""
     for i, t in enumerate(tokens):
         if t.kind != "num" or t.value is None or not _same_number(t.value, figure.value):
             continue
@@ -215,14 +222,13 @@ def figure_in(figure: Figure, tokens: Sequence[_Tok]) -> bool:
             return True
         if figure.currency:
             near = [tokens[j] for j in (i - 1, i + 1) if 0 <= j < len(tokens)]
-            if any(n.kind != "num" and n.text.lower() in CURRENCIES and CURRENCIES[n.text.lower()] == figure.unit
-                   for n in near):
+            if any(_currency(n, currencies) == figure.unit for n in near):
                 return True
             continue
         for j in (i + 1, i + 2):
             if j >= len(tokens) or tokens[j].kind == "num":
                 break
-            if unit_key(tokens[j].text) == figure.unit:
+            if unit_key(tokens[j].text, currencies) == figure.unit:
                 return True
     return False
 
@@ -241,12 +247,12 @@ def sentence_in(fact: str, answer: str) -> tuple[bool, str]:
     return True, f"holds {recall:.0%} of {_quote(fact)}"
 
 
-def fact_in(fact: str, answer: str) -> tuple[bool, str]:
-    """(contained, why) for one figure or sentence fact."""
-    figure = parse_figure(fact)
+def fact_in(fact: str, answer: str, currencies: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """(contained, why) for one figure or sentence fact; ``currencies``: the run's packs' currency spellings."""
+    figure = parse_figure(fact, currencies)
     if figure is None:
         return sentence_in(fact, answer)
-    if figure_in(figure, _tokens(answer)):
+    if figure_in(figure, _tokens(answer), currencies):
         return True, f"states {fact}"
     return False, f"does not state {fact}"
 
@@ -342,9 +348,11 @@ def _check_not_covered(question: Question, answer: str) -> AnswerVerdict:
 # -- the verdict --------------------------------------------------------------------------------------
 
 
-def check_answer(question: Question, answer: str | None, observations: Sequence[str]) -> AnswerVerdict:
+def check_answer(question: Question, answer: str | None, observations: Sequence[str],
+                 currencies: Mapping[str, str] | None = None) -> AnswerVerdict:
     """The offline verdict on ``answer`` to ``question``, given the tool results the agent saw
-    (``observations``: their texts, failed calls left out). Rules: the module docstring."""
+    (``observations``: their texts, failed calls left out) and the run's packs' currency spellings
+    (``currencies``: ``domains.currency_aliases(cfg)``). Rules: the module docstring."""
     facts = [f.strip() for f in question.answer_facts if f.strip()]
     if not facts:
         return AnswerVerdict(None, "the question lists no answer_facts")
@@ -356,7 +364,7 @@ def check_answer(question: Question, answer: str | None, observations: Sequence[
     if kind == "no_tool":
         return _check_reply(facts[0].lower(), answer)
 
-    results = [(f, *fact_in(f, answer), parse_figure(f) is not None) for f in facts]
+    results = [(f, *fact_in(f, answer, currencies), parse_figure(f, currencies) is not None) for f in facts]
     if kind in ("calculation", "multi_step"):
         missing = [why for _, ok, why, figure in results if figure and not ok]
         if missing:

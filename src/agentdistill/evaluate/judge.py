@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentdistill.config import JudgeConfig
@@ -76,14 +76,16 @@ def judge_id(cfg: JudgeConfig) -> str:
 
 
 class AnswerJudge:
-    """``check(question, answer, observations)``: the judge's verdict, or the offline one if the judge fails."""
+    """``check(question, answer, observations)``: the judge's verdict, or the offline one if the judge fails
+    (``currencies``: the run's packs' currency spellings, for the offline checker)."""
 
-    def __init__(self, cfg: JudgeConfig, backend: Any = None):
+    def __init__(self, cfg: JudgeConfig, backend: Any = None, currencies: Mapping[str, str] | None = None):
         from agentdistill.llm.openai_http import OpenAIBackend
 
         self.backend = backend or OpenAIBackend(cfg.base_url, cfg.model, api_key=os.environ.get(cfg.api_key_env),
                                                 concurrency=1, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries)
         self.name = judge_id(cfg)
+        self.currencies = currencies
         self.down: str | None = None  # why the server cannot be used at all (then every verdict is offline)
         self.failures = 0
 
@@ -101,7 +103,7 @@ class AnswerJudge:
         return AnswerVerdict(correct, reason or ("correct" if correct else "wrong"), by=self.name)
 
     def check(self, question: Any, answer: str | None, observations: Sequence[str]) -> AnswerVerdict:
-        offline = check_answer(question, answer, observations)
+        offline = check_answer(question, answer, observations, self.currencies)
         if offline.correct is None or not answer or self.down:
             return offline  # nothing to judge against, or nothing to judge, or no judge to ask
         try:

@@ -184,12 +184,14 @@ def score_question(
     verdict: AnswerVerdict | None = None,
     chunks: Mapping[str, Chunk] | None = None,
     style: CitationStyle = GENERIC,
+    currencies: Mapping[str, str] | None = None,
 ) -> QuestionScore:
     """Score one conversation against its question (definitions in the module docstring).
 
     ``verdict``: the answer's verdict when another checker gave it (an LLM judge); None: the offline
     checker's. ``chunks``: the run's chunks by id, for retrieval_hit (without them it is not measured).
-    ``style``: how the run's documents are cited (``domains.citation_style``).
+    ``style``: how the run's documents are cited (``domains.citation_style``); ``currencies``: how its packs write
+    their currencies, for the offline checker (``domains.currency_aliases``).
     """
     calls = tool_calls(messages)
     called = [c["name"] for c in calls]
@@ -249,7 +251,7 @@ def score_question(
 
     texts = observation_texts(messages)
     if verdict is None:
-        verdict = check_answer(question, answer if status == "answered" else None, texts)
+        verdict = check_answer(question, answer if status == "answered" else None, texts, currencies)
     if verdict.correct is not None:
         s.checks_answer, s.answer_correct = 1, int(verdict.correct)
     s.answer_reason, s.answer_checked_by = verdict.reason, verdict.by

@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.config import RunConfig
-from agentdistill.domains import citation_style
+from agentdistill.domains import citation_style, currency_aliases
 from agentdistill.errors import UserError
 from agentdistill.evaluate.answer_check import AnswerVerdict
 from agentdistill.evaluate.judge import AnswerJudge, judge_id
@@ -201,9 +201,10 @@ def evaluate(
             if row["trace"]["outcome"]["status"] != "backend_error"}
     todo = [q for q in questions if q.id not in done]
     style = citation_style(cfg)
+    currencies = currency_aliases(cfg)
     corpus = corpus_citations(run_dir, style)
     chunks = corpus_chunks(run_dir)
-    judge = AnswerJudge(cfg.eval.judge) if todo and cfg.eval.judge is not None else None
+    judge = AnswerJudge(cfg.eval.judge, currencies=currencies) if todo and cfg.eval.judge is not None else None
     if todo:
         llm = make_llm(model, run_dir, cfg, served_model=served_model, batch_size=cfg.eval.batch_size)
         if hasattr(llm, "know"):  # the offline teacher plans from what each question's writer recorded
@@ -226,7 +227,7 @@ def evaluate(
                     verdict = judge.check(q, answered, observation_texts(res.messages)) if judge else None
                     score = score_question(q, res.messages, res.outcome.status, res.outcome.steps, res.latency_s,
                                            specs, res.outcome.answer, corpus, verdict=verdict, chunks=chunks,
-                                           style=style)
+                                           style=style, currencies=currencies)
                     trace = Trace(id=f"{name}/{q.id}", question_id=q.id, tools=specs, messages=res.messages,
                                   teacher=llm.name, outcome=res.outcome, split=q.split)
                     out.append({
@@ -274,6 +275,7 @@ def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path
         raise UserError(f"{results_path} lacks {len(missing)} of the {len(questions)} questions "
                         f"(e.g. {missing[0]}).", hint="Run the same eval command again to finish it.")
     style = citation_style(cfg)
+    currencies = currency_aliases(cfg)
     corpus = corpus if corpus is not None else corpus_citations(run_dir, style)
     chunks = chunks if chunks is not None else corpus_chunks(run_dir)
     judge = judge_id(cfg.eval.judge) if cfg.eval.judge else None
@@ -284,7 +286,8 @@ def compute_metrics(run_dir: Path, questions: list[Question], results_path: Path
         outcome = trace["outcome"]
         scores.append(score_question(q, trace["messages"], outcome["status"], outcome["steps"], row["latency_s"],
                                      trace["tools"], outcome.get("answer"), corpus,
-                                     verdict=_stored_verdict(row, judge), chunks=chunks, style=style))
+                                     verdict=_stored_verdict(row, judge), chunks=chunks, style=style,
+                                     currencies=currencies))
     metrics = aggregate(questions, scores, n_boot=cfg.eval.bootstrap, seed=cfg.seed)
     metrics["answer_checker"] = {"judge": judge, "judged": sum(s.answer_checked_by == judge for s in scores),
                                  "checked": sum(s.checks_answer for s in scores)}

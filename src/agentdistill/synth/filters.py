@@ -20,6 +20,7 @@ The first failing check names the rejection reason; reasons are counted in trace
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agentdistill.citations import GENERIC, CitationStyle
@@ -39,9 +40,10 @@ class Rejection(Record):
 
 
 def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int,
-                style: CitationStyle = GENERIC) -> tuple[str, str] | None:
+                style: CitationStyle = GENERIC, currencies: Mapping[str, str] | None = None) -> tuple[str, str] | None:
     """None if the trace is kept, else (reason, detail). ``tools`` is a ToolRegistry (validate, names);
-    ``style``: how the run's documents are cited (``domains.citation_style``)."""
+    ``style``: how the run's documents are cited (``domains.citation_style``); ``currencies``: how its packs write
+    their currencies (``domains.currency_aliases``)."""
     if trace.outcome.status != "answered":
         return f"status_{trace.outcome.status}", trace.outcome.answer or ""
     steps = [m for m in trace.messages if m["role"] == "assistant"]
@@ -88,7 +90,7 @@ def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int,
     # a trace that routes right and then answers something else would teach the student to do the same
     from agentdistill.evaluate.answer_check import check_answer
 
-    verdict = check_answer(question, answer, observations)
+    verdict = check_answer(question, answer, observations, currencies)
     if verdict.correct is False:
         return "wrong_answer", verdict.reason
     return None

@@ -37,10 +37,12 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from agentdistill.config import RunConfig
+from agentdistill.currencies import CODE, spellings
 from agentdistill.records import Chunk, Expect, Question
 from agentdistill.synth.questions import Persona, kind_rng, kind_targets, question_id
 from agentdistill.synth.schema_teacher import (
@@ -246,12 +248,13 @@ def draw_arguments(spec: dict[str, Any], rng: random.Random) -> dict[str, Any] |
     return args
 
 
-def result_facts(result: str, arguments: dict[str, Any]) -> list[str]:
+def result_facts(result: str, arguments: dict[str, Any], currencies: Mapping[str, str] | None = None) -> list[str]:
     """What a right answer to a computing tool's result must state: its first amount with a currency and its
     first quantity with a unit word (a result leads with what was asked; the figures after it explain
-    it), else, when it writes neither, its first sentence."""
-    money = re.findall(r"(?:USD|EUR|GBP|AED|\$|€|£)\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP|AED)\b",
-                       result)
+    it), else, when it writes neither, its first sentence. A currency is one the answer checker reads as one
+    (agentdistill.currencies; ``currencies``: the run's packs' spellings)."""
+    unit = rf"(?:{spellings(currencies)}|{CODE})"
+    money = re.findall(rf"{unit}\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?{unit}", result)
     units = re.findall(r"\b\d[\d,]*(?:\.\d+)?\s(?:days?|hours?|weeks?|months?|years?|percent|items?)\b", result)
     given = {float(n.replace(",", "")) for v in arguments.values() for n in re.findall(r"\d[\d,]*(?:\.\d+)?", str(v))}
 
@@ -299,6 +302,9 @@ class _Writer:
         self.chunks = chunks
         self.tools = tools
         self.cfg = cfg
+        from agentdistill.domains import currency_aliases
+
+        self.currencies = currency_aliases(cfg)  # how the run's packs write their currencies, for result_facts
         self.personas = personas or [Persona("user", ["the documents"])]
         self.cluster_of = {cid: int(cl["id"]) for cl in clusters.get("clusters", []) for cid in cl["chunk_ids"]}
         self.specs = tools.specs()
@@ -407,7 +413,7 @@ class _Writer:
                 text = _fill(rng.choice(CALCULATION_TEMPLATES[family]), request=purpose(spec), args=phrase,
                              values=values, tool=_label(spec["name"]), persona=persona.name)
                 out.append(self._question(text, "calculation", family, persona, [spec["name"]],
-                                          {spec["name"]: args}, result_facts(result, args)))
+                                          {spec["name"]: args}, result_facts(result, args, self.currencies)))
         return out
 
     def multi_steps(self, target: int, rng: random.Random) -> list[Question]:
@@ -435,7 +441,8 @@ class _Writer:
                 if fact is None:
                     continue
                 out.append(self._question(text, "multi_step", family, persona, [self.search["name"], spec["name"]],
-                                          {spec["name"]: args}, [fact, *result_facts(result, args)], chunk))
+                                          {spec["name"]: args},
+                                          [fact, *result_facts(result, args, self.currencies)], chunk))
         return out
 
     def no_tools(self, target: int, rng: random.Random) -> list[Question]:

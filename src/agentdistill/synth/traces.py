@@ -100,7 +100,7 @@ def _block_size(cfg: RunConfig, llm: Any) -> int:
 def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console | None = None) -> dict[str, Any]:
     """Record a trace for every question without one; returns the stats written to traces.stats.json."""
     from agentdistill.agent.runtime import agent_options, run_agents
-    from agentdistill.domains import citation_style
+    from agentdistill.domains import citation_style, currency_aliases
     from agentdistill.tools import load_tools
 
     run_dir = Path(run_dir)
@@ -120,6 +120,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
             llm.know(todo)
         _warm_up(cfg, tools)
         style = citation_style(cfg)
+        currencies = currency_aliases(cfg)
         specs = tools.specs()
         n_rejected = len(rejected)
         consecutive = 0
@@ -149,7 +150,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
                     consecutive = 0
                     trace = Trace(id="t-" + q.id.removeprefix("q-"), question_id=q.id, tools=specs,
                                   messages=result.messages, teacher=teacher, outcome=result.outcome, split=q.split)
-                    verdict = check_trace(trace, q, tools, cfg.agent.max_steps, style)
+                    verdict = check_trace(trace, q, tools, cfg.agent.max_steps, style, currencies)
                     if verdict is None:
                         keep.append(trace)
                     else:

@@ -10,9 +10,13 @@ from __future__ import annotations
 import ast
 import calendar
 import datetime as dt
+import functools
 import math
 import operator
 import re
+from collections.abc import Callable, Mapping
+
+from agentdistill.currencies import CODE, spellings
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
@@ -57,8 +61,21 @@ _WORD_OPERATORS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*"
 _WORD_OPERATOR = re.compile(rf"\b(?:{'|'.join(_WORD_OPERATORS)})\b", re.I)
 
 
-def _normalize_expression(expression: str) -> str:
-    """Accept the ways people (and small models) write arithmetic: 1,000  3 x 4  2^3  15% of 200  9 divided by 3."""
+def money_words(currencies: Mapping[str, str] | None = None) -> re.Pattern[str]:
+    """What the calculator drops from an expression: a currency's spelling (agentdistill.currencies; the run's
+    packs' ``currencies`` too) anywhere, and any other three-capital code right before or after a number. A bare
+    code is dropped only beside a number so that an upper-case function name ("LOG(100)") stays an error
+    instead of vanishing from the sum."""
+    # an abbreviation's full stop goes with it ("Fr. 500"), a decimal point stays ("$.5")
+    return re.compile(rf"(?:{spellings(currencies)}|{CODE}(?=\.?\s*\d))(?:\.(?!\d))?|(?<=\d)\s*{CODE}")
+
+
+_MONEY_WORDS = money_words()
+
+
+def _normalize_expression(expression: str, money: re.Pattern[str] = _MONEY_WORDS) -> str:
+    """Accept the ways people (and small models) write arithmetic: 1,000  3 x 4  2^3  15% of 200  9 divided by 3
+    USD 500 (``money``: the currency words to drop, ``money_words``)."""
     expr = expression.strip().rstrip("=").replace("×", "*").replace("÷", "/").replace("^", "**")
     expr = _WORD_OPERATOR.sub(lambda m: f" {_WORD_OPERATORS[m.group().lower()]} ", expr)
     expr = re.sub(r"(?<=\d)\s*[xX]\s*(?=[\d(])", "*", expr)
@@ -68,7 +85,7 @@ def _normalize_expression(expression: str) -> str:
     # retries from every digit of a long number, quadratic in its length.
     expr = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%\s*of\b", r"(\1/100)*", expr)
     expr = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%(?!\s*[\d(])", r"(\1/100)", expr)  # "10 % 3" stays modulo
-    return re.sub(r"\b(?:AED|USD|EUR|Dhs?)\b\.?", "", expr, flags=re.I).strip()
+    return money.sub("", expr).strip()
 
 
 def calculator(expression: str) -> str:
@@ -79,10 +96,27 @@ def calculator(expression: str) -> str:
     Args:
         expression: Numbers with + - * / // % ** and parentheses; sqrt, round, min, max, abs, floor, ceil, log, exp.
     """
+    return _calculate(expression, _MONEY_WORDS)
+
+
+def calculator_for(currencies: Mapping[str, str]) -> Callable[[str], str]:
+    """The calculator of a run whose packs declare currency spellings (``domains.currency_aliases``): it drops
+    those too ("Fr. 500 * 2" where "fr" is the run's), and is the same tool to a model (name, docstring,
+    arguments)."""
+    money = money_words(currencies)
+
+    @functools.wraps(calculator)
+    def run(expression: str) -> str:
+        return _calculate(expression, money)
+
+    return run
+
+
+def _calculate(expression: str, money: re.Pattern[str]) -> str:
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise ValueError(f"the expression is {len(expression)} characters long; at most {MAX_EXPRESSION_CHARS} "
                          "are accepted: write the numbers the question needs, not more")
-    expr = _normalize_expression(expression)
+    expr = _normalize_expression(expression, money)
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as e:

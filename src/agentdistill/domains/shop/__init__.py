@@ -14,6 +14,9 @@ from agentdistill.tools.spec import Tool
 
 TOPIC = "the shop's orders, returns, shipping and warranty"
 SEARCH = "search_policies"
+# The shop prices in US dollars (orders.CURRENCY), which the generic spellings already cover ("USD", "$",
+# "dollars"); declared so that the pack states its currency rather than relying on that.
+CURRENCIES = {"usd": "USD", "$": "USD", "dollar": "USD", "dollars": "USD"}
 
 PERSONAS = [
     {"name": "customer", "asks_about": "own orders, refunds, returns and delivery times",
@@ -32,5 +35,5 @@ def tools(cfg: RunConfig, run_dir: Path | None) -> list[Tool]:
     return [search, *(Tool.from_function(f) for f in (book.get_order, book.refund_amount, shipping_cost))]
 
 
-PACK = DomainPack(name="shop", tools=tools, topic=TOPIC, personas=PERSONAS,
+PACK = DomainPack(name="shop", tools=tools, topic=TOPIC, personas=PERSONAS, currencies=CURRENCIES,
                   warm_up=lambda registry: warm_up(registry, SEARCH), example="shop")

@@ -16,6 +16,9 @@ from agentdistill.domains.uae_labour.lookup import LabourLawLookup
 from agentdistill.tools.spec import Tool
 
 TOPIC = "UAE labour law"
+# How the law, the calculators and people write the dirham (the code "AED" is also read by the generic
+# three-capital rule; it is listed so that a lower-case "aed 500" counts too).
+CURRENCIES = {"aed": "AED", "dhs": "AED", "dh": "AED", "dirham": "AED", "dirhams": "AED"}
 
 PERSONAS = [
     {"name": "HR manager", "asks_about": "policies, contracts, leave and end-of-service rules for staff"},
@@ -56,4 +59,4 @@ def offline_questions(*args: Any, **kwargs: Any) -> tuple[list[Any], dict[str, i
 
 PACK = DomainPack(name="uae_labour", tools=tools, topic=TOPIC, personas=PERSONAS,
                   offline_teacher=offline_teacher, offline_questions=offline_questions, warm_up=warm_up,
-                  citations=STYLE, example="uae_labour", demo=True)
+                  citations=STYLE, currencies=CURRENCIES, example="uae_labour", demo=True)
