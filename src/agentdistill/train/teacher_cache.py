@@ -284,19 +284,82 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
     return CacheReport(cache_dir, manifest["n_traces"], n_rows, len(todo), seconds, manifest["mean_topk_mass"])
 
 
+SAFETENSORS_DTYPES = {"F16": "float16", "F32": "float32", "I32": "int32", "I64": "int64"}  # what the cache writes
+
+
+def _memmap_tensor(path: Path, name: str) -> Any:
+    """Tensor ``name`` of a safetensors file as a read-only numpy memmap: no byte is read until a row is indexed.
+
+    The format is an 8-byte little-endian header length, the JSON header (dtype, shape, data_offsets of each
+    tensor) and the data, so a tensor is one contiguous, aligned run of bytes that numpy can map in place.
+    """
+    import numpy as np
+
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(n))[name]
+    begin, end = entry["data_offsets"]
+    dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
+    if end == begin:  # numpy cannot map zero bytes
+        return np.zeros(entry["shape"], dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=tuple(entry["shape"]))
+
+
+class CachedRows:
+    """The rows of one tensor (probs, tail or ids) over all shards, read lazily: ``rows[index]`` reads just the
+    rows named by an int tensor or a slice, as a torch tensor shaped ``index.shape + row shape``.
+
+    A training process (one rank of ``accelerate launch``) thus reads from disk only the rows of the examples
+    its sampler hands it, instead of each rank holding the whole cache (16 GiB for 16M tokens at k = 256) in RAM.
+    """
+
+    def __init__(self, parts: list[Any]):
+        import numpy as np
+
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])  # first global row of each shard, then the total
+        self.shape = (int(self.starts[-1]), *parts[0].shape[1:])
+        self.dtype = _torch_dtype(parts[0].dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> Any:
+        import numpy as np
+        import torch
+
+        if isinstance(index, slice):
+            index = torch.arange(*index.indices(len(self)))
+        rows = torch.as_tensor(index).reshape(-1).numpy()
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"teacher cache rows {rows.min()}..{rows.max()} outside 0..{len(self) - 1}")
+        shard = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.parts[0].dtype)
+        for s in np.unique(shard):
+            picked = shard == s
+            out[picked] = self.parts[s][rows[picked] - self.starts[s]]  # reads only these rows' pages
+        return torch.from_numpy(out).reshape(*torch.as_tensor(index).shape, *self.shape[1:])
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    import torch
+
+    return {"float16": torch.float16, "float32": torch.float32, "int32": torch.int32, "int64": torch.int64}[str(dtype)]
+
+
 @dataclass
 class TeacherCache:
-    """A complete teacher_topk/ folder loaded for training: rows of every trace, in memory."""
+    """A complete teacher_topk/ folder opened for training: the index of every trace in memory, the rows
+    (``probs``, ``tail``, ``ids``: CachedRows) memory-mapped and read only where a batch indexes them."""
 
     header: dict[str, Any]
     index: dict[str, tuple[int, int, str]]  # trace id -> (first row, number of rows, token digest)
-    probs: Any  # torch fp16 [R, k]
-    tail: Any  # torch fp16 [R]
-    ids: Any  # torch int32 [R, k] or None
+    probs: CachedRows  # fp16 [R, k]
+    tail: CachedRows  # fp16 [R]
+    ids: CachedRows | None  # int32 [R, k] or None
 
     @classmethod
     def open(cls, run_dir: Path) -> TeacherCache:
-        import torch
         from safetensors import safe_open
 
         cache_dir = RunLayout(run_dir).teacher_cache
@@ -311,13 +374,15 @@ class TeacherCache:
         probs, tails, ids = [], [], []
         row = 0
         for name in manifest["shards"]:
-            with safe_open(str(cache_dir / name), framework="pt") as f:
+            path = cache_dir / name
+            with safe_open(str(path), framework="pt") as f:  # the header only
                 meta = f.metadata()
-                probs.append(f.get_tensor("probs"))
-                tails.append(f.get_tensor("tail"))
-                if "ids" in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    ids.append(f.get_tensor("ids"))
+                has_ids = "ids" in f.keys()  # noqa: SIM118 (safe_open is not a dict)
+            probs.append(_memmap_tensor(path, "probs"))
+            tails.append(_memmap_tensor(path, "tail"))
+            if has_ids:
+                ids.append(_memmap_tensor(path, "ids"))
             for trace_id, n, digest in json.loads(meta["traces"]):
                 index[trace_id] = (row, n, digest)
                 row += n
-        return cls(manifest, index, torch.cat(probs), torch.cat(tails), torch.cat(ids) if ids else None)
+        return cls(manifest, index, CachedRows(probs), CachedRows(tails), CachedRows(ids) if ids else None)
