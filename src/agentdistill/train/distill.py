@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import types
 from dataclasses import asdict, dataclass
@@ -188,13 +189,14 @@ def _make_trainer_class() -> type:
     class DistillTrainer(ShuffledLengthBatchesMixin, SFTTrainer):
         """TRL's SFTTrainer whose loss is CE + weight * ULD (or KL / JSD) on the assistant tokens."""
 
-        # compute_loss returns a per-micro-batch mean: the Trainer divides it by the accumulation steps
-        loss_is_scaled_for_ga = False
+        # compute_loss returns this micro-batch's share of the whole step's mean (see get_batch_samples)
+        loss_is_scaled_for_ga = True
 
         def __init__(self, *args: Any, distill: DistillConfig, teacher: Any = None, **kwargs: Any):
             super().__init__(*args, **kwargs)
             self.distill = distill
             self.teacher = teacher  # online mode: the teacher model, in eval mode
+            self.step_tokens: tuple[int, int] | None = None  # this step's (CE, teacher) tokens over all ranks
             base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
             text_config = base.config.get_text_config()
             # a model that post-processes its logits (soft-capping, scaling) takes the full-logits path
@@ -204,6 +206,25 @@ def _make_trainer_class() -> type:
             )
             if self.fused:
                 _add_distill_forward(base)
+
+        def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list, Any]:
+            """The step's micro-batches, and (kept for compute_loss) its trained tokens and those of them with a
+            teacher row, counted over all its micro-batches and all ranks.
+
+            So the step's loss is one mean over its tokens, CE and ULD each over their own count, whatever the
+            accumulation steps and the number of processes: 2 GPUs at batch B train as 1 GPU at batch 2B (a
+            mean per micro-batch would weight a short example's tokens more wherever the batch is cut)."""
+            import torch
+
+            batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+            counts = torch.zeros(2, dtype=torch.long, device=device)
+            for b in batches:
+                trained = b["labels"][:, 1:] != IGNORE_INDEX
+                counts[0] += trained.sum().to(device)
+                counts[1] += (trained & (b["teacher_index"][:, 1:] >= 0)).sum().to(device)
+            total = self.accelerator.gather(counts).view(-1, 2).sum(0).tolist()
+            self.step_tokens = (int(total[0]), int(total[1]))
+            return batches, num_items
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ARG002
             d = self.distill
@@ -217,12 +238,19 @@ def _make_trainer_class() -> type:
             has_teacher = (inputs["teacher_index"][:, 1:] >= 0)[keep]
             q, q_tail = q[:, 1:][keep], q_tail[:, 1:][keep]
             q_ids = None if q_ids is None else q_ids[:, 1:][keep]
+            # This micro-batch's share of the step's mean: P * (sum CE / step CE tokens + w * sum ULD / step teacher
+            # tokens), P because DDP / FSDP average the ranks' gradients. The loss returns CE_mean + w' * ULD_mean, so
+            # it is scaled by the CE share and w' carries the ratio of the two shares.
+            n_ce, n_uld = int(keep.sum()), int(has_teacher.sum())
+            total_ce, total_uld = self.step_tokens if self.model.training and self.step_tokens else (n_ce, n_uld)
+            share_ce, share_uld = n_ce / max(total_ce, 1), n_uld / max(total_uld, 1)
+            scale = self.accelerator.num_processes * share_ce
             loss_args = dict(
                 teacher_ids=q_ids,
                 kind=d.loss,
                 top_k=d.top_k,
                 temperature=d.temperature,
-                weight=d.uld_weight,
+                weight=d.uld_weight * share_uld / share_ce if share_ce else d.uld_weight,
                 chunk_tokens=d.chunk_tokens,
             )
 
@@ -242,7 +270,8 @@ def _make_trainer_class() -> type:
             self._metrics[mode]["ce"].append(parts.ce.item())
             self._metrics[mode][d.loss].append(parts.distill.item())
             self._metrics[mode]["teacher_coverage"].append(has_teacher.float().mean().item())
-            return (parts.loss, parts) if return_outputs else parts.loss
+            loss = parts.loss * scale
+            return (loss, parts) if return_outputs else loss
 
     return DistillTrainer
 
@@ -303,7 +332,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
         return DistillResult(
             out, meta.get("steps", 0), 0, meta.get("train_loss"), 0.0, meta.get("s_per_step"), None, skipped=True
         )
-    if force:
+    if force and int(os.environ.get("RANK", "0")) == 0:  # the other ranks look for checkpoints after rank 0
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
     teacher_base, teacher_adapter = teacher_source(run_dir, cfg)
@@ -344,7 +373,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     args.remove_unused_columns = False  # keep teacher_index etc. for the collator
     args.dataset_kwargs = {"skip_prepare_dataset": True}
     callbacks = []
-    if "tensorboard" in cfg.sft.report_to:
+    if "tensorboard" in cfg.sft.report_to and int(os.environ.get("RANK", "0")) == 0:  # one log, rank 0's
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
@@ -377,8 +406,8 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     save_adapter(trainer, student_tok, out, meta)
     if trainer.is_world_process_zero():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-    console.print(
-        f"adapter saved to {out}: {meta['steps']} steps, {meta['s_per_step'] or 0:.2f} s/step, "
-        f"loss {meta['train_loss'] or float('nan'):.4f}"
-    )
+        console.print(
+            f"adapter saved to {out}: {meta['steps']} steps, {meta['s_per_step'] or 0:.2f} s/step, "
+            f"loss {meta['train_loss'] or float('nan'):.4f}"
+        )
     return DistillResult(out, trainer.state.global_step, ran, meta["train_loss"], seconds, meta["s_per_step"], data)

@@ -65,5 +65,8 @@ class ShuffledLengthBatchesMixin:
         if not by_length or dataset is None or "input_ids" not in dataset.column_names:
             return super()._get_train_sampler(train_dataset)  # type: ignore[misc]
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        step_batch = args.train_batch_size * args.gradient_accumulation_steps
+        # One optimizer step's examples over all ranks: accelerate deals the consecutive per-device batches of this
+        # order out to the ranks in turn, so N processes train on the same examples per step, in the same order, as
+        # one process with an N times larger batch (the loss curves of 1 and 2 GPUs compare step by step).
+        step_batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
         return ShuffledLengthGroupedSampler(lengths, step_batch, args.seed)

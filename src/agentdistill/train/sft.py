@@ -188,18 +188,32 @@ def training_args(cfg: RunConfig, ckpt_dir: Path, max_steps: int, cuda: bool, fl
         neftune_noise_alpha=s.neftune_noise_alpha,
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
+        # Under DDP every trained weight (LoRA A and B, or all of them in full fine-tuning) gets a gradient at every
+        # step, so the search for unused parameters would only cost a pass over the graph per step.
+        ddp_find_unused_parameters=False,
         dataset_num_proc=None,
         disable_tqdm=False,
     )
 
 
 def save_adapter(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) -> None:
-    """Write the adapter (or full model), tokenizer and marker into a temp folder, then rename it to ``out``."""
+    """Write the adapter (or full model), tokenizer and marker into a temp folder, then rename it to ``out``.
+
+    Under ``accelerate launch`` every rank calls this (FSDP gathers the weights from all of them), rank 0 alone
+    writes, and every rank returns once ``out`` is complete."""
     tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    zero = trainer.is_world_process_zero()
+    if zero:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()  # a slower rank must not clear tmp after rank 0 has begun writing it
     trainer.save_model(str(tmp))
-    if not trainer.is_world_process_zero():
+    if not zero:
+        trainer.accelerator.wait_for_everyone()
         return
+    if not any((tmp / name).exists() for name in WEIGHTS):  # FSDP with a sharded state dict saves no weights here
+        trainer.accelerator.wait_for_everyone()
+        raise UserError(f"the trainer wrote no model weights into {tmp}.",
+                        hint="Under FSDP set fsdp_state_dict_type: FULL_STATE_DICT (examples/accelerate/fsdp.yaml).")
     tokenizer.save_pretrained(str(tmp))  # chat_template.jinja with the observation role travels with it
     adapter_cfg = tmp / "adapter_config.json"
     if adapter_cfg.exists():  # record the base by name, not by this machine's cache path
@@ -214,6 +228,7 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) 
         os.replace(out, old)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
 
 
 def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_steps: int | None = None,
@@ -240,7 +255,7 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
         console.print(f"[dim]{out} is already trained ({meta.get('steps')} steps); --force retrains it.[/]")
         return SFTResult(out, name, meta.get("method", cfg.sft.method), meta.get("steps", 0), 0, meta.get("train_loss"),
                          0.0, meta.get("s_per_step"), meta.get("n_examples", 0), skipped=True)
-    if force:
+    if force and int(os.environ.get("RANK", "0")) == 0:  # other ranks look for checkpoints after rank 0
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
     traces, n_train = configured_train_traces(run_dir, cfg)
@@ -313,9 +328,12 @@ def train_sft(run_dir: Path, cfg: RunConfig, model: str | None = None, *, max_st
 def train_resuming(trainer: Any, ckpt_dir: Path) -> tuple[Any, float, int]:
     """Train from the last checkpoint in ``ckpt_dir`` if one exists (a killed run resumes there).
 
-    Returns the trainer's output, the seconds spent, and the number of optimizer steps run now.
+    Returns the trainer's output, the seconds spent, and the number of optimizer steps run now. Under
+    ``accelerate launch`` rank 0 looks first (and moves incomplete checkpoints aside), then the other ranks, so
+    that every rank resumes from the same checkpoint.
     """
-    last = last_complete_checkpoint(ckpt_dir)
+    with trainer.accelerator.main_process_first():
+        last = last_complete_checkpoint(ckpt_dir)
     if last:
         console.print(f"resuming from {last}")
     start_step = int(Path(last).name.split("-")[-1]) if last else 0
@@ -340,8 +358,8 @@ def checkpoint_problem(folder: Path) -> str | None:
         return "trainer_state.json is cut off"
     if not isinstance(state, dict) or "global_step" not in state:
         return "trainer_state.json is cut off"
-    if not any((folder / name).exists() for name in WEIGHTS):
-        return "no model weights"
+    if not any((folder / name).exists() for name in WEIGHTS) and not any(folder.glob("pytorch_model_fsdp*")):
+        return "no model weights"  # FSDP's own checkpoint: pytorch_model_fsdp.bin, or pytorch_model_fsdp_0/ sharded
     names = {p.name for p in folder.iterdir()}
     if not any(n.startswith(("optimizer", "global_step")) for n in names):  # DeepSpeed keeps it in global_step*
         return "no optimizer state"
