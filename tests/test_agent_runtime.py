@@ -12,6 +12,7 @@ import json
 import pytest
 from example_packs import example_config
 
+from agentdistill.agent.quotes import quotable_sentences
 from agentdistill.agent.runtime import FORMAT_ERROR, run_agent, run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES
 from agentdistill.llm.base import BackendError, Completion, GenerationRequest
@@ -209,6 +210,18 @@ def test_first_thought_prefix_is_sent_on_the_first_turn_only(tools):
     assert [b[0].prefix for b in llm.batches] == ["Thought:", ""]
     assert result.messages[2]["thought"] == "I need the gratuity rules."
     assert result.outcome.status == "answered"
+
+
+def test_quote_answers_sends_a_grammar_whose_answer_quotes_the_tool_results_once_there_are_some(tools):
+    llm = Script({"q": [GRATUITY, answer("End-of-service gratuity: AED 49,500.00")]})
+    run_agent(llm, tools, "q", constrain_tool_names=True, quote_answers=True)
+    first, second = (batch[0].grammar for batch in llm.batches)
+    assert "quote ::=" not in first  # no tool result yet: the answer is free (a greeting, a decline)
+    observation = next(s for s in quotable_sentences([llm.batches[1][0].messages[-1]["content"]]))
+    assert "quote ::=" in second and observation.replace('"', '\\"') in second
+    free = Script({"q": [GRATUITY, answer("AED 49,500")]})
+    run_agent(free, tools, "q", constrain_tool_names=True)
+    assert "quote ::=" not in free.batches[1][0].grammar  # off by default
 
 
 def test_events_report_each_step_as_it_happens(tools):

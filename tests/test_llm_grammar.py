@@ -103,9 +103,26 @@ def test_the_grammar_after_a_prefix_continues_the_thought_line(llm, tools):
             step_grammar(tools, prefix)
 
 
+QUOTES = ["A worker earns 30 days a year (Federal Decree-Law 33/2021, Art. 29).", 'It is called "annual leave".',
+          "Overtime pay: AED 93.75 for 3 hours."]
+
+
+def test_with_quotes_an_answer_is_one_to_three_of_them_verbatim(llm, tools):
+    quoting = step_grammar(tools, quotes=QUOTES)
+    assert in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]}")
+    assert in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[0]} {QUOTES[1]} {QUOTES[2]}")
+    calculation = render_action({"name": "calculator", "arguments": {"expression": "1"}})
+    assert in_grammar(llm, quoting, "Thought: t\n" + calculation)
+    assert not in_grammar(llm, quoting, "Thought: t\nAnswer: A worker earns 30 days of leave a year.")  # a paraphrase
+    assert not in_grammar(llm, quoting, "Thought: t\nAnswer: Overtime pay: AED 93.00 for 3 hours.")  # another figure
+    assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} " + " ".join(QUOTES))  # four
+    assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} I hope this helps.")
+
+
 def test_llama_cpp_reads_the_grammar(tools):
     llama_cpp = pytest.importorskip("llama_cpp")
     assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools), verbose=False) is not None
+    assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools, quotes=QUOTES), verbose=False) is not None
 
 
 # Phrasings a person writes whose right arguments are numbers nobody wrote: the retired rule that took numbers

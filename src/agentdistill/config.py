@@ -105,6 +105,10 @@ class AgentConfig(Section):
     # ... and an action's arguments follow its tool's JSON schema (names, types, enums, required): after
     # reading a passage the student wrote a figure of it under an argument name the tool does not take.
     constrain_arguments: bool = True
+    # ... and an answer after a tool call quotes one to three sentences of the tools' results, verbatim
+    # (agent/quotes.py): a small student otherwise writes a memorised sentence or a figure of its own.
+    # Off by default: the on/off comparison (docs/design.md, "Quoted answers") was made on one domain.
+    quote_answers: bool = False
 
     @model_validator(mode="before")
     @classmethod

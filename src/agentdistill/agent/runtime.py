@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentdistill.agent.prompt import system_prompt
+from agentdistill.agent.quotes import MAX_QUOTES, observations, quotable_sentences
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
@@ -208,13 +209,13 @@ def agent_options(cfg: AgentConfig) -> dict[str, Any]:
     """The ``run_agents`` keyword arguments that the ``agent`` config section sets."""
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
-            "constrain_arguments": cfg.constrain_arguments}
+            "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
-               constrain_tool_names: bool = False, constrain_arguments: bool = False,
+               constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -224,21 +225,22 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``system`` replaces the generated system prompt (e.g. to add a domain intro).
     ``constrain_tool_names`` decodes every step under the step grammar of the tools (llm.grammar: a thought
     line, then an action naming a registered tool, or an answer), and with ``constrain_arguments`` an action's
-    arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it.
+    arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it. With
+    ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
     system = system if system is not None else system_prompt(tools)
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
-    grammars = _Grammars(tools, constrain_arguments) if constrain_tool_names else None
+    grammars = _Grammars(tools, constrain_arguments, quote_answers) if constrain_tool_names else None
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p) if grammars else None)
+                                      grammar=grammars.after(p, c.messages) if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -261,13 +263,20 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
 
 class _Grammars:
     """The step grammar of a run's tools after each prefix, built once per prefix; None after a prefix the
-    grammar cannot continue (one that does not start the thought line): that turn is decoded free."""
+    grammar cannot continue (one that does not start the thought line): that turn is decoded free. With
+    ``quotes``, a conversation that has tool results gets a grammar of its own, whose answer quotes them."""
 
-    def __init__(self, tools: ToolRegistry, arguments: bool):
-        self.specs, self.arguments = tools.specs(), arguments
+    def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False):
+        self.specs, self.arguments, self.quotes = tools.specs(), arguments, quotes
         self.built: dict[str, str | None] = {}
 
-    def after(self, prefix: str) -> str | None:
+    def after(self, prefix: str, messages: list[dict[str, Any]]) -> str | None:
+        sentences = quotable_sentences(observations(messages, skip=[FORMAT_ERROR])) if self.quotes else []
+        if sentences:
+            try:
+                return step_grammar(self.specs, prefix, self.arguments, quotes=sentences, max_quotes=MAX_QUOTES)
+            except ValueError:
+                return None
         if prefix not in self.built:
             try:
                 self.built[prefix] = step_grammar(self.specs, prefix, self.arguments)

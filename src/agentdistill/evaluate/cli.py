@@ -43,6 +43,10 @@ def eval_model(
     constrain_arguments: bool = _decoding_option(
         "--constrain-arguments/--free-arguments", "constrain_arguments",
         "With the grammar, decode an action's arguments as its tool's JSON schema allows, or as any JSON object"),
+    quote_answers: bool = _decoding_option(
+        "--quote-answers/--free-answers", "quote_answers",
+        "With the grammar, an answer after a tool call quotes one to three sentences of the tools' results, "
+        "or is free"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -71,7 +75,8 @@ def eval_model(
     planned = load_config(config) if config is not None else load_run_config(run)
     with run_lock(run, f"eval-{name or default_name(model, run, planned, served_model)}"):
         cfg = open_run(run, config)
-        decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments}
+        decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
+                    "quote_answers": quote_answers}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)

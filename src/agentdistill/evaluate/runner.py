@@ -116,7 +116,7 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 
 # agent options an eval records
-DECODING = ("constrain_tool_names", "constrain_arguments")
+DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, bool]:

@@ -18,8 +18,9 @@ with more than ``ANY_ORDER_MAX`` arguments), every required one present, and eac
 string, an enum's or boolean's values, a number (an integer without a point), an array of its items, a nested
 object. Ranges, patterns and formats are left to the registry's validation after the call.
 
-What it never forbids: any thought, any answer, any tool, any value of the right type. It restricts syntax,
-never content (docs/design.md, "How quality is judged").
+What it never forbids: any thought, any tool, any value of the right type, and without ``quotes`` any answer.
+It restricts syntax, not content (docs/design.md, "How quality is judged"); the one exception, off by default,
+is ``quotes``: an answer made of sentences the tools returned (agent/quotes.py).
 
 A backend that prefills the start of a turn (``GenerationRequest.prefix``) either advances its matcher over
 the prefix, or decodes under ``step_grammar(tools, prefix)``: the rest of the step after a prefix that ends
@@ -29,7 +30,7 @@ inside the thought line ("Thought: I should").
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agentdistill.agent.wire import ACTION, ANSWER, OBSERVATION, THOUGHT
@@ -55,11 +56,13 @@ array ::= "[" (value (", " value)*)? "]"
 """.replace("DIGITS", str(_MAX_DIGITS - 1))
 
 
-def step_grammar(tools: Any, prefix: str = "", arguments: bool = True) -> str:
+def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
+                 max_quotes: int = 3) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
     it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
-    arguments are any JSON object, not its tool's."""
+    arguments are any JSON object, not its tool's. With ``quotes`` an answer is one to ``max_quotes`` of them,
+    verbatim, separated by a space (agent/quotes.py says why)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
@@ -68,8 +71,12 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True) -> str:
         calls.append(f'"{_literal(json.dumps(spec["name"]))}, \\"arguments\\": " {args}')
     if calls:
         rules["action"] = f'"{_literal(ACTION)} {{\\"name\\": " ({" | ".join(calls)}) "}}"'
-    rules["answer"] = f'"{_literal(ANSWER)} " [^ \\n] [^\\n]* ("\\n" answer-line)*'
-    rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
+    if quotes:
+        rules["answer"] = f'"{_literal(ANSWER)} " quote (" " quote){{0,{max_quotes - 1}}}'
+        rules["quote"] = " | ".join(f'"{_literal(q)}"' for q in quotes)
+    else:
+        rules["answer"] = f'"{_literal(ANSWER)} " [^ \\n] [^\\n]* ("\\n" answer-line)*'
+        rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
     body = "(action | answer)" if calls else "answer"
     rules["root"] = f'{_rest_of_thought(prefix)} "\\n" {body}'
     rules["thought"] = "[^\\n]*"  # a rule of its own, so that llguidance reads it as one lexeme (10x faster)

@@ -1,0 +1,48 @@
+"""The sentences an answer may quote: what the tools returned, cut into sentences (``agent.quote_answers``).
+
+A small student reads a passage and then writes, fluently, a sentence the tools never returned: one it
+memorised for a training topic near the question's, or a figure of its own where the calculator returned
+another. The traces it learned from answer by quoting: the teacher's answer after a tool call is the top
+passage's first sentences or the tool's result. With ``quote_answers`` the answer after a tool call is
+decoded under a grammar (llm/grammar.py, ``quotes``) whose answer is one to ``MAX_QUOTES`` of these
+sentences, verbatim: the model still chooses which, but every sentence it writes is one a tool returned.
+An answer with no tool call before it (a greeting, a decline) is not constrained.
+
+A search observation is one passage a line, ``[n] <citation>: <text>`` (tools/documents.py); the
+citation is dropped, since the sentences carry their own. A passage cut short ends in `` ...``: its last,
+unfinished sentence is not offered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from agentdistill.tools.documents import CITATION_END
+
+MAX_QUOTES = 3  # sentences in one answer: a two-tool answer quotes one from each result, and a rule may need two
+MAX_SENTENCES = 40  # offered per answer: the grammar stays small; observations past it are seldom quoted
+_PASSAGE_HEAD = re.compile(r"^\[\d+\] ")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z])")  # not before a digit: "Art. 29", "No. 33"
+_CUT = " ..."
+
+
+def quotable_sentences(observations: Iterable[str]) -> list[str]:
+    """The distinct sentences of ``observations`` (tool results), in order, at most ``MAX_SENTENCES``."""
+    out: list[str] = []
+    for text in observations:
+        for line in text.splitlines():
+            if _PASSAGE_HEAD.match(line) and CITATION_END in line:
+                line = line.split(CITATION_END, 1)[1]
+            for sentence in _SENTENCE_END.split(line.strip()):
+                sentence = sentence.strip()
+                if sentence and not sentence.endswith(_CUT) and sentence not in out:
+                    out.append(sentence)
+    return out[:MAX_SENTENCES]
+
+
+def observations(messages: list[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:
+    """The text of every tool result in ``messages`` but those of the tools named in ``skip``."""
+    skipped = set(skip)
+    return [str(m.get("content") or "") for m in messages if m.get("role") == "tool" and m.get("name") not in skipped]

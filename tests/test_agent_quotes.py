@@ -1,0 +1,36 @@
+"""The sentences an answer may quote (agent/quotes.py): a search result's passages without their citations,
+split into whole sentences, the sentence a passage's cut leaves unfinished left out."""
+
+from __future__ import annotations
+
+from agentdistill.agent.quotes import MAX_SENTENCES, observations, quotable_sentences
+
+SEARCH = ("[1] Leave > Annual leave (Federal Decree-Law 33/2021, Art. 29): A worker earns 30 days a year "
+          "(Federal Decree-Law 33/2021, Art. 29). Leave should be taken in the year it is earned. When a rest day ...\n"
+          "[2] Leave > Mourning leave (Federal Decree-Law 33/2021, Art. 32): Mourning leave is paid! Is it? Yes.")
+
+
+def test_a_search_result_gives_its_passages_whole_sentences_without_their_citations():
+    assert quotable_sentences([SEARCH]) == [
+        "A worker earns 30 days a year (Federal Decree-Law 33/2021, Art. 29).",  # no split inside "Art. 29"
+        "Leave should be taken in the year it is earned.",
+        "Mourning leave is paid!", "Is it?", "Yes."]
+
+
+def test_a_tool_result_without_passages_is_quoted_as_written_and_repeats_are_offered_once():
+    result = "Overtime pay: AED 93.75 for 3 hours at 125% (6,000 x 12 / 365 / 8). Paid with the wage."
+    assert quotable_sentences([result, "2025-03-27", result]) == [
+        "Overtime pay: AED 93.75 for 3 hours at 125% (6,000 x 12 / 365 / 8).", "Paid with the wage.", "2025-03-27"]
+
+
+def test_the_offer_is_bounded():
+    many = " ".join(f"Sentence {i}." for i in range(3 * MAX_SENTENCES))
+    assert len(quotable_sentences([many])) == MAX_SENTENCES
+
+
+def test_observations_are_the_tool_messages_but_the_skipped_tools():
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                {"role": "assistant", "content": "", "tool_calls": []},
+                {"role": "tool", "name": "calculator", "content": "4"},
+                {"role": "tool", "name": "format_error", "content": "Error: not in the format"}]
+    assert observations(messages, skip=["format_error"]) == ["4"]
