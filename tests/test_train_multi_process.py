@@ -27,7 +27,7 @@ from agentdistill.jsonl import write_records
 
 STEPS = 4
 GLOBAL_BATCH = 4
-LOSS_TOL = 2e-3  # float32 on a CPU: only the order of the gradient all-reduce's sums differs
+LOSS_TOL = 5e-4  # float32: the runs differ by summation order only (seen: 3e-6); a per-rank mean was off by 5e-3
 
 
 # --- the teacher cache: each rank reads only the rows its batches index ---------------------------------------

@@ -305,8 +305,11 @@ class DistillResult:
     skipped: bool = False
 
 
-def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None, force: bool = False) -> DistillResult:
-    """Distill the teacher into ``models.student`` on the run's train traces -> adapters/<student>-uld/."""
+def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None, force: bool = False,
+                  callbacks: list[Any] | None = None) -> DistillResult:
+    """Distill the teacher into ``models.student`` on the run's train traces -> adapters/<student>-uld/.
+
+    ``callbacks``: transformers TrainerCallbacks to add (benchmarks/multi_gpu.py times steps with one)."""
     import torch
 
     from agentdistill.models.registry import load_model, load_tokenizer
@@ -372,7 +375,7 @@ def train_distill(run_dir: Path, cfg: RunConfig, *, max_steps: int | None = None
     args = training_args(train_cfg, ckpt_dir, steps, cuda, flash=False)
     args.remove_unused_columns = False  # keep teacher_index etc. for the collator
     args.dataset_kwargs = {"skip_prepare_dataset": True}
-    callbacks = []
+    callbacks = list(callbacks or [])
     if "tensorboard" in cfg.sft.report_to and int(os.environ.get("RANK", "0")) == 0:  # one log, rank 0's
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback

@@ -14,7 +14,8 @@ for memory, which a 135M model does not need); the system prompt that every exam
 runs once per batch and only the assistant positions go through the LM head
 (train/shared_prefix.py: the same loss and gradients for fewer tokens). On GPU, bf16 and gradient
 checkpointing are on, and sequences go padding-free when the model runs flash attention.
-``accelerate launch -m agentdistill.cli sft ...`` spreads the same code over several GPUs.
+``accelerate launch -m agentdistill.cli sft ...`` spreads the same code over several GPUs
+(DDP and FSDP configs, and what changes, in examples/accelerate/).
 
 Resumable: checkpoints go to ``<run>/checkpoints/sft-<model>/`` every ``save_steps`` steps and a
 rerun continues from the latest complete one; a checkpoint a kill cut short (the Trainer writes
