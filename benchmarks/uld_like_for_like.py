@@ -310,11 +310,6 @@ def run_shape(n, vs, dim, vt, k, sigma, device, args, ceil) -> list[dict]:
             return float("nan") if got is None else got[0].mean() + got[1].mean()
 
         add("(c) the fused kernel alone (one launch)", "logits", False, kernel_alone, logit_bytes)
-        default = uld_kernel.BLOCK, uld_kernel.NUM_WARPS
-        for block, warps in [(2048, 8), (4096, 8), (4096, 16), (8192, 16), (8192, 32)] if args.kernel_sweep else []:
-            uld_kernel.BLOCK, uld_kernel.NUM_WARPS = block, warps
-            add(f"kernel alone, BLOCK {block}, {warps} warps", "sweep", False, kernel_alone, logit_bytes)
-        uld_kernel.BLOCK, uld_kernel.NUM_WARPS = default
         out_k = None
     add("plain CE (logits.float())", "logits", True,
         grad_of(lambda: F.cross_entropy(leaf.float(), labels), leaf), logit_bytes - cache_bytes)  # fmt: skip
@@ -382,6 +377,126 @@ def run_shape(n, vs, dim, vt, k, sigma, device, args, ceil) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------------------------------------
+# --kernel-sweep: train/uld_kernel.py's passes against the plain path, the floor and a copy of the same bytes
+
+
+def kernel_sweep(n, vs, dim, vt, k, sigma, device, args) -> list[dict]:
+    """Check the fused kernel against the plain path on these logits, then time both, each pass (by stopping
+    after it: the times are cumulative), a copy of the logits (the floor's bytes) and the kernel's settings."""
+    g = torch.Generator(device=device).manual_seed(0)
+    hidden = torch.randn(n, dim, device=device, generator=g).to(torch.bfloat16)
+    weight = (torch.randn(vs, dim, device=device, generator=g) * (sigma / dim**0.5)).to(torch.bfloat16)
+    logits = (hidden @ weight.t()).detach()
+    q, tail, _ = uld.teacher_topk(torch.randn(n, vt, device=device, generator=g) * sigma, k)
+    q, tail = q.half(), tail.half()
+    labels = torch.randint(0, vs, (n,), device=device, generator=g)
+    floor_bytes = 2 * n * vs * 2 + q.numel() * 2 + tail.numel() * 2
+    out = torch.empty_like(logits)
+    coef = torch.full((n,), 1.0 / n, device=device)
+    rows: list[dict] = []
+
+    # correctness on these logits: the kernel against uld._chunk's plain path, the same rows and coefficients
+    m = min(n, 512)
+    x, lab, qq, tt, w = logits[:m], labels[:m], q[:m].float(), tail[:m].float(), coef[:m]
+    got = uld_kernel.ce_uld_grad(x, lab, qq, tt, w, w, k, out[:m])
+    uld.FUSED_ULD = False
+    ce_sum, dist_sum, want = uld._chunk(x, lab, qq, tt, None, torch.ones_like(w, dtype=torch.bool), "uld", k, 1.0,
+                                        1.0 / n, 1.0 / n, True)  # fmt: skip
+    check = {"rows": m, "fell_back": got is None}
+    if got is not None:
+        gw, gg = out[:m].float(), want.float()
+        check.update(
+            ce_rel=abs(float(got[0].sum()) - float(ce_sum)) / abs(float(ce_sum)),
+            uld_rel=abs(float(got[1].sum()) - float(dist_sum)) / abs(float(dist_sum)),
+            grad_rel_norm=float((gw - gg).norm() / gg.norm()),
+            grad_entries_differing=int((gw != gg).sum()),
+        )
+    print(f"  check against the plain path: {check}", flush=True)
+
+    def add(method, step, note=""):
+        row = {"tokens": n, "student_vocab": vs, "k": k, "method": method, "note": note, "bytes_min": floor_bytes}
+        row.update(measure(step, device, args.reps, args.warmup))
+        rows.append(row)
+        print(f"  {method:<52} {row['ms']:.3f} ms", flush=True)
+
+    def grad_of(loss_fn, leaf):
+        return lambda: torch.autograd.grad(loss_fn(), leaf)
+
+    def kernel_alone():
+        return uld_kernel.ce_uld_grad(logits, labels, q, tail, coef, coef, k, out)
+
+    leaf = logits.clone().requires_grad_()
+    add("copy of the logits (read + write: the floor's bytes)", lambda: out.copy_(logits))
+    logits_step = grad_of(lambda: uld.distill_loss(leaf, labels, q, tail, top_k=k).loss, leaf)
+    add("(c) plain path (uld.distill_loss)", logits_step)
+    uld.FUSED_ULD = True
+    add("(c) uld.distill_loss, FUSED_ULD on", logits_step)
+    try:  # where the step's time goes beyond the kernel's passes
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            logits_step()
+            torch.cuda.synchronize()
+        args.out.mkdir(parents=True, exist_ok=True)
+        table_text = prof.key_averages().table(sort_by="device_time_total", row_limit=15)
+        (args.out / f"profile-fused-{n}x{vs}.txt").write_text(table_text)
+    except Exception as exc:  # the profiler is a diagnostic only
+        print(f"  profiler failed: {exc!r}")
+    uld.FUSED_ULD = False
+    add("the fused kernel alone, all rows in one call", kernel_alone)
+    for stop in (1, 2, 3):
+        uld_kernel._STOP_AFTER = stop
+        add(f"  kernel, passes 1-{stop} only (cumulative)", kernel_alone)
+    uld_kernel._STOP_AFTER = 4
+    add("chunked CE (ours, no ULD)", grad_of(lambda: chunked_ce(leaf, labels), leaf))
+    h_leaf = hidden.clone().requires_grad_()
+    hidden_step = grad_of(lambda: uld.fused_linear_distill_loss(h_leaf, weight, labels, q, tail, top_k=k).loss, h_leaf)
+    add("fused (hidden), plain path", hidden_step)
+    uld.FUSED_ULD = True
+    add("fused (hidden), FUSED_ULD on", hidden_step)
+    uld.FUSED_ULD = False
+    add("fused CE (hidden, ours, no ULD)", grad_of(lambda: fused_linear_ce(h_leaf, weight, labels), h_leaf))
+
+    names = ("BLOCK_V", "NUM_WARPS", "GROUP", "SELECT_WARPS", "GRAD_BLOCK", "GRAD_WARPS")
+    default = {name: getattr(uld_kernel, name) for name in names}
+    names = (*names, "TILE")
+    default = {name: getattr(uld_kernel, name) for name in names}
+    for change in [
+        {}, {"NUM_WARPS": 8}, {"TILE": 1024}, {"BLOCK_V": 16384}, {"SELECT_WARPS": 8},
+        {"GRAD_BLOCK": 4096, "GRAD_WARPS": 8},
+    ]:  # fmt: skip
+        for name, value in change.items():
+            setattr(uld_kernel, name, value)
+        add("kernel alone, " + (", ".join(f"{a} {b}" for a, b in change.items()) or "defaults"), kernel_alone)
+        regs = [(k.name, getattr(k, "n_regs", None), getattr(k, "n_spills", None)) for k in uld_kernel._LAST]
+        rows[-1]["note"] = f"(name, registers, spills): {regs}"
+        print(f"    {rows[-1]['note']}", flush=True)
+        for name, value in default.items():
+            setattr(uld_kernel, name, value)
+
+    copy_ms = rows[0]["ms"]
+    for r in rows:
+        r["gbs"] = floor_bytes / (r["ms"] / 1e3) / 1e9
+        r["pct_copy"] = 100 * copy_ms / r["ms"]
+        r["pct_floor"] = 100 * (floor_bytes / args.bw_spec / 1e9 * 1e3) / r["ms"]
+        r["check"] = check
+    return rows
+
+
+def sweep_table(rows: list[dict], head: str) -> str:
+    lines = [
+        head,
+        "",
+        "| tokens | vocab | method | ms | min-max | GB/s | % of copy speed | % of floor speed |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['tokens']:,} | {r['student_vocab']:,} | {r['method'].strip()} | {r['ms']:.3f} | "
+            f"{r['ms_min']:.3f}-{r['ms_max']:.3f} | {r['gbs']:,.0f} | {r['pct_copy']:.1f}% | {r['pct_floor']:.1f}% |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], head: str) -> str:
     def f(v, spec):
         return "-" if v is None else format(v, spec)
@@ -419,7 +534,7 @@ def main() -> None:
     ap.add_argument("--bw-spec", type=float, default=4800.0, help="datasheet memory bandwidth, GB/s (H200: 4,800)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--kernel-sweep", action="store_true", help="also time the fused kernel at other block sizes")
+    ap.add_argument("--kernel-sweep", action="store_true", help="only train/uld_kernel.py, checked and timed")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -433,6 +548,8 @@ def main() -> None:
 
         liger = version("liger-kernel")
     print(f"{name}, torch {torch.__version__}, liger-kernel {liger}", flush=True)
+    if args.kernel_sweep:
+        return sweep_main(args, device, tokens, name)
     ceil = ceilings(device, args.reps)
     print(f"ceilings measured: {ceil}", flush=True)
     rows = []
@@ -455,6 +572,26 @@ def main() -> None:
     path = args.out / f"uld_like_for_like-{slug}.json"
     meta = {"device": name, "torch": torch.__version__, "liger_kernel": liger, "ceilings": ceil, "argv": sys.argv[1:]}
     path.write_text(json.dumps({"meta": meta, "results": rows, "table": text}, indent=2) + "\n")
+    print(f"\nwrote {path}")
+
+
+def sweep_main(args, device, tokens, name) -> None:
+    rows = []
+    for vs, dim in (tuple(map(int, p.split(":"))) for p in args.student):
+        for n in tokens:
+            print(f"tokens={n} student_vocab={vs} hidden={dim} k={args.k}", flush=True)
+            rows += kernel_sweep(n, vs, dim, args.teacher_vocab, args.k, args.sigma, device, args)
+    head = (
+        f"Device: {name}; torch {torch.__version__}; k = {args.k}; medians of {args.reps} runs after {args.warmup} "
+        f"warm-ups; floor at {args.bw_spec:,.0f} GB/s. Command: python benchmarks/uld_like_for_like.py "
+        f"{' '.join(sys.argv[1:])}"
+    )
+    text = sweep_table(rows, head)
+    print("\n" + text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    path = args.out / f"uld_kernel_sweep-{slug}.json"
+    path.write_text(json.dumps({"device": name, "argv": sys.argv[1:], "results": rows, "table": text}, indent=2) + "\n")
     print(f"\nwrote {path}")
 
 

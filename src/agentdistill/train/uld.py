@@ -79,7 +79,7 @@ class LossParts(NamedTuple):
 # Top-k stays torch.topk: a two-stage blocked top-k measured slower on an H100 (benchmarks/README.md).
 
 FAST_KERNELS = True
-FUSED_ULD = False  # True: CE + ULD at temperature 1 through uld_kernel.py's one kernel per chunk (slower so far)
+FUSED_ULD = True  # CE + ULD at temperature 1 through uld_kernel.py (faster on an H200: benchmarks/README.md)
 
 try:
     import triton
