@@ -11,8 +11,8 @@ every method is timed doing one forward + backward, and each is set beside its o
     (b)  plain top-k              plain torch over the same cached top-k as (c): logits.float(), logsumexp,
                                  topk, |p - q| + tail, autograd
     (c)  chunked                  agentdistill.train.uld.distill_loss (chunks of tokens: two Triton dense passes,
-                                 torch.topk, scatter); "FUSED_ULD on": the experimental one-kernel-per-chunk
-                                 path of train/uld_kernel.py, and that kernel alone over all rows
+                                 torch.topk, scatter) with uld.FUSED_ULD off; "FUSED_ULD on": through
+                                 train/uld_kernel.py (uld's default since 2026-12-04), and that kernel alone
     CE rows: plain CE (F.cross_entropy(logits.float())), chunked CE (the CE half of (c): same kernels, no
     ULD), Liger CE (liger_kernel's cross_entropy, gradient in place) when liger-kernel is installed
   hidden states in, gradient to the hidden states (LM head frozen, as under LoRA):
@@ -550,6 +550,7 @@ def main() -> None:
     print(f"{name}, torch {torch.__version__}, liger-kernel {liger}", flush=True)
     if args.kernel_sweep:
         return sweep_main(args, device, tokens, name)
+    uld.FUSED_ULD = False  # "(c) chunked" and "fused" are the plain path; the "FUSED_ULD on" rows turn the kernel on
     ceil = ceilings(device, args.reps)
     print(f"ceilings measured: {ceil}", flush=True)
     rows = []
