@@ -116,6 +116,16 @@ def test_an_interrupted_cache_keeps_finished_shards_and_resumes(interrupted_then
     assert 0 < r["report"].mean_topk_mass < 1
 
 
+def test_a_resumed_cache_removes_the_shards_a_kill_left_half_written_and_keeps_the_finished(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"probs": torch.zeros(2, 4)}, str(tmp_path / "shard-00000.safetensors"))
+    (tmp_path / ".tmp-shard-00001.safetensors").write_bytes(b"half")  # ours, before its rename
+    (tmp_path / ".tmpYzKWdG").write_bytes(b"half")  # safetensors' own temporary file, before its rename
+    teacher_cache.remove_unfinished_shards(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-00000.safetensors"]
+
+
 @pytest.fixture(scope="module")
 def gemma():
     from agentdistill.models.registry import load_model

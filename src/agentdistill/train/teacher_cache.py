@@ -175,8 +175,7 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
     if force and cache_dir.exists():
         shutil.rmtree(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(".tmp-*"):
-        stale.unlink()  # a shard that a killed run did not finish writing
+    remove_unfinished_shards(cache_dir)
 
     base, adapter = teacher_source(run_dir, cfg)
     tokenizer = load_tokenizer(base, cfg.models.cache_dir)
@@ -282,6 +281,14 @@ def build_teacher_cache(run_dir: Path, cfg: RunConfig, *, force: bool = False) -
         f"keeps {manifest['mean_topk_mass']:.1%} of the teacher's mass on average -> {cache_dir}"
     )
     return CacheReport(cache_dir, manifest["n_traces"], n_rows, len(todo), seconds, manifest["mean_topk_mass"])
+
+
+def remove_unfinished_shards(cache_dir: Path) -> None:
+    """Delete the shards a killed run did not finish writing: ours (``.tmp-<shard>``), or the temporary file
+    safetensors (0.8) writes before its own rename (``.tmp`` and 6 random characters). The folder holds only
+    the cache, so every ``.tmp*`` in it is such a leftover."""
+    for stale in cache_dir.glob(".tmp*"):
+        stale.unlink()
 
 
 SAFETENSORS_DTYPES = {"F16": "float16", "F32": "float32", "I32": "int32", "I64": "int64"}  # what the cache writes
