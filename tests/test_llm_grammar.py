@@ -15,7 +15,7 @@ from agentdistill.agent.wire import STOP_SEQUENCES, parse_step, render_action, r
 from agentdistill.config import RunConfig, ToolsConfig
 from agentdistill.llm import make_llm
 from agentdistill.llm.base import GenerationRequest
-from agentdistill.llm.grammar import step_grammar
+from agentdistill.llm.grammar import MAX_GRAMMARS, step_grammar
 from agentdistill.llm.local import GrammarProcessor
 from agentdistill.llm.openai_http import OpenAIBackend
 from agentdistill.tools import load_tools
@@ -117,6 +117,16 @@ def test_with_quotes_an_answer_is_one_to_three_of_them_verbatim(llm, tools):
     assert not in_grammar(llm, quoting, "Thought: t\nAnswer: Overtime pay: AED 93.00 for 3 hours.")  # another figure
     assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} " + " ".join(QUOTES))  # four
     assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} I hope this helps.")
+
+
+def test_a_batch_may_hold_more_grammars_than_the_backend_keeps(llm, tools):
+    # quoted answers give every conversation at its answer step a grammar of its own
+    grammars = [step_grammar(tools, quotes=[f"Sentence {i}."]) for i in range(MAX_GRAMMARS + 2)]
+    kept: dict[str, object] = {}
+    processor = GrammarProcessor(llm.grammar_tokenizer(), grammars, 0, llm.eos_ids, kept)
+    assert len(processor.matchers) == len(grammars) and len(kept) == MAX_GRAMMARS
+    answer = llm.tokenizer.encode("Thought: t\nAnswer: Sentence 17.", add_special_tokens=False)
+    assert [m.consume_tokens(answer) for m in processor.matchers] == [False] * 17 + [True]
 
 
 def test_llama_cpp_reads_the_grammar(tools):

@@ -37,6 +37,9 @@ from agentdistill.agent.wire import ACTION, ANSWER, OBSERVATION, THOUGHT
 
 # a tool with at most this many arguments takes them in any order: one rule per set of arguments written
 ANY_ORDER_MAX = 6
+# compiled grammars a backend keeps: a server's clients may each send other tools, and quoted answers make one
+# grammar per conversation step
+MAX_GRAMMARS = 16
 # a later line of an answer may not open one of these: the answer would run on into another step
 _STEP_OPENERS = (THOUGHT, ACTION, ANSWER, OBSERVATION, "Action Input:", "Final Answer:", "Example:")
 # digits of a number: bounded, so that a model cannot write digits for ever

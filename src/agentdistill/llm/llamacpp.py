@@ -35,6 +35,7 @@ from typing import Any
 
 from agentdistill.errors import UserError
 from agentdistill.llm.base import BackendError, Completion, GenerationRequest, cut_at_stop
+from agentdistill.llm.grammar import MAX_GRAMMARS
 
 # Enough for an agent conversation of several steps with long observations; the KV cache it reserves is
 # small for the models this runs on a CPU (about 23 kB per token for SmolLM2-135M at f16).
@@ -195,8 +196,12 @@ class _Sequence:
         """The step grammar of ``r`` for llama.cpp (one object per grammar text), or None."""
         if not r.grammar:
             return None
-        if r.grammar not in self._grammars:
+        grammar = self._grammars.get(r.grammar)
+        if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            self._grammars[r.grammar] = LlamaGrammar.from_string(r.grammar, verbose=False)
-        return self._grammars[r.grammar]
+            grammar = LlamaGrammar.from_string(r.grammar, verbose=False)
+            if len(self._grammars) >= MAX_GRAMMARS:
+                self._grammars.pop(next(iter(self._grammars)))
+            self._grammars[r.grammar] = grammar
+        return grammar

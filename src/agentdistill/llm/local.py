@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
+from agentdistill.llm.grammar import MAX_GRAMMARS
 from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
@@ -177,9 +178,6 @@ class LocalBackend:
 
 
 
-MAX_GRAMMARS = 16  # grammars whose matcher a backend keeps (a server's clients may each send other tools)
-
-
 class GrammarProcessor:
     """A logits processor (transformers' signature) that decodes every row under its own grammar (llguidance):
     at each step it feeds each row's last token to the row's matcher and refuses the tokens the grammar does
@@ -195,16 +193,20 @@ class GrammarProcessor:
         self.prompt_len, self.eos_ids = prompt_len, set(eos_ids)
         # a matcher takes about 80 ms to build from a grammar and 10 µs to copy: ``compiled`` keeps one, unused,
         # per grammar across calls (the backend's), and every row gets a copy
+        # (a batch may hold more grammars than the cache keeps, so this call's matchers are held apart)
         compiled = {} if compiled is None else compiled
+        batch: dict[str, Any] = {}
         for g in dict.fromkeys(grammars):
-            if g not in compiled:
+            matcher = compiled.get(g)
+            if matcher is None:
                 matcher = llguidance.LLMatcher(tokenizer, llguidance.grammar_from("gbnf", g))
                 if matcher.is_error():
                     raise ValueError(f"the grammar does not compile: {matcher.get_error()}")
                 if len(compiled) >= MAX_GRAMMARS:
                     compiled.pop(next(iter(compiled)))
                 compiled[g] = matcher
-        self.matchers = [compiled[g].deep_copy() for g in grammars]
+            batch[g] = matcher
+        self.matchers = [batch[g].deep_copy() for g in grammars]
         self.live = [True] * len(grammars)
         self.bitmask = llguidance.torch.allocate_token_bitmask(len(grammars), tokenizer.vocab_size)
 
