@@ -294,22 +294,26 @@ def remove_unfinished_shards(cache_dir: Path) -> None:
 SAFETENSORS_DTYPES = {"F16": "float16", "F32": "float32", "I32": "int32", "I64": "int64"}  # what the cache writes
 
 
-def _memmap_tensor(path: Path, name: str) -> Any:
-    """Tensor ``name`` of a safetensors file as a read-only numpy memmap: no byte is read until a row is indexed.
+def _memmap_shard(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """A shard's metadata and its tensors as read-only numpy memmaps: no row is read until one is indexed.
 
-    The format is an 8-byte little-endian header length, the JSON header (dtype, shape, data_offsets of each
-    tensor) and the data, so a tensor is one contiguous, aligned run of bytes that numpy can map in place.
+    The format is an 8-byte little-endian header length, the JSON header (``__metadata__``; each tensor's
+    dtype, shape and data_offsets) and the data, so a tensor is one contiguous, aligned run of bytes that numpy
+    can map in place; the header is read once for all of them.
     """
     import numpy as np
 
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
-        entry = json.loads(f.read(n))[name]
-    begin, end = entry["data_offsets"]
-    dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
-    if end == begin:  # numpy cannot map zero bytes
-        return np.zeros(entry["shape"], dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=tuple(entry["shape"]))
+        header = json.loads(f.read(n))
+    metadata = header.pop("__metadata__", {})
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
+        tensors[name] = (np.zeros(entry["shape"], dtype=dtype) if end == begin  # numpy cannot map zero bytes
+                         else np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=tuple(entry["shape"])))
+    return metadata, tensors
 
 
 class CachedRows:
@@ -322,11 +326,12 @@ class CachedRows:
 
     def __init__(self, parts: list[Any]):
         import numpy as np
+        import torch
 
         self.parts = parts
         self.starts = np.cumsum([0] + [len(p) for p in parts])  # first global row of each shard, then the total
         self.shape = (int(self.starts[-1]), *parts[0].shape[1:])
-        self.dtype = _torch_dtype(parts[0].dtype)
+        self.dtype = getattr(torch, str(parts[0].dtype))  # numpy's float16 / int32 ... are torch's names too
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -348,12 +353,6 @@ class CachedRows:
         return torch.from_numpy(out).reshape(*torch.as_tensor(index).shape, *self.shape[1:])
 
 
-def _torch_dtype(dtype: Any) -> Any:
-    import torch
-
-    return {"float16": torch.float16, "float32": torch.float32, "int32": torch.int32, "int64": torch.int64}[str(dtype)]
-
-
 @dataclass
 class TeacherCache:
     """A complete teacher_topk/ folder opened for training: the index of every trace in memory, the rows
@@ -367,8 +366,6 @@ class TeacherCache:
 
     @classmethod
     def open(cls, run_dir: Path) -> TeacherCache:
-        from safetensors import safe_open
-
         cache_dir = RunLayout(run_dir).teacher_cache
         manifest_path = RunLayout(run_dir).teacher_cache_manifest
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -381,14 +378,11 @@ class TeacherCache:
         probs, tails, ids = [], [], []
         row = 0
         for name in manifest["shards"]:
-            path = cache_dir / name
-            with safe_open(str(path), framework="pt") as f:  # the header only
-                meta = f.metadata()
-                has_ids = "ids" in f.keys()  # noqa: SIM118 (safe_open is not a dict)
-            probs.append(_memmap_tensor(path, "probs"))
-            tails.append(_memmap_tensor(path, "tail"))
-            if has_ids:
-                ids.append(_memmap_tensor(path, "ids"))
+            meta, tensors = _memmap_shard(cache_dir / name)
+            probs.append(tensors["probs"])
+            tails.append(tensors["tail"])
+            if "ids" in tensors:
+                ids.append(tensors["ids"])
             for trace_id, n, digest in json.loads(meta["traces"]):
                 index[trace_id] = (row, n, digest)
                 row += n
