@@ -21,7 +21,6 @@ from typing import Any
 
 from agentdistill.tools.documents import CITATION_END
 
-MAX_QUOTES = 3  # sentences in one answer: a two-tool answer quotes one from each result, and a rule may need two
 MAX_SENTENCES = 40  # offered per answer: the grammar stays small; observations past it are seldom quoted
 _PASSAGE_HEAD = re.compile(r"^\[\d+\] ")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z])")  # not before a digit: "Art. 29", "No. 33"

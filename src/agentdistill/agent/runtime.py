@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentdistill.agent.prompt import system_prompt
-from agentdistill.agent.quotes import MAX_QUOTES, observations, quotable_sentences
+from agentdistill.agent.quotes import observations, quotable_sentences
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
@@ -274,7 +274,7 @@ class _Grammars:
         sentences = quotable_sentences(observations(messages, skip=[FORMAT_ERROR])) if self.quotes else []
         if sentences:
             try:
-                return step_grammar(self.specs, prefix, self.arguments, quotes=sentences, max_quotes=MAX_QUOTES)
+                return step_grammar(self.specs, prefix, self.arguments, quotes=sentences)
             except ValueError:
                 return None
         if prefix not in self.built:

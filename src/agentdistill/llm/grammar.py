@@ -40,6 +40,8 @@ ANY_ORDER_MAX = 6
 # compiled grammars a backend keeps: a server's clients may each send other tools, and quoted answers make one
 # grammar per conversation step
 MAX_GRAMMARS = 16
+# sentences in one quoted answer (agent/quotes.py): a two-tool answer quotes one from each result, a rule may need two
+MAX_QUOTES = 3
 # a later line of an answer may not open one of these: the answer would run on into another step
 _STEP_OPENERS = (THOUGHT, ACTION, ANSWER, OBSERVATION, "Action Input:", "Final Answer:", "Example:")
 # digits of a number: bounded, so that a model cannot write digits for ever
@@ -60,7 +62,7 @@ array ::= "[" (value (", " value)*)? "]"
 
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
-                 max_quotes: int = 3) -> str:
+                 max_quotes: int = MAX_QUOTES) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
     it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
