@@ -25,7 +25,7 @@ from fault_server import MODEL, fault_server
 from agentdistill.errors import UserError
 from agentdistill.jsonl import write_json_atomic, write_records
 from agentdistill.records import Expect, Question
-from agentdistill.run_lock import holder, lock_path, run_lock
+from agentdistill.run_lock import holder, is_alive, lock_path, run_lock
 from agentdistill.synth.splits import assign_splits
 
 CLI = [sys.executable, "-m", "agentdistill.cli"]
@@ -171,6 +171,16 @@ def test_the_pipeline_excludes_stages_started_by_hand_but_not_the_ones_it_starts
     finally:
         stage.kill()
         stage.wait()
+
+
+def test_a_holder_stays_recognised_when_the_system_clock_steps_and_a_reused_pid_does_not(tmp_path):
+    run = tmp_path / "run"
+    with run_lock(run, "run", create=True):
+        me = holder(lock_path(run, "run"))
+    # NTP stepping the clock during a long pipeline moves every process's wall-clock start time
+    assert is_alive({**me, "created": me["created"] + 30.0})
+    if me["start_ticks"] is not None:  # Linux: the start in ticks since boot names the process exactly
+        assert not is_alive({**me, "start_ticks": me["start_ticks"] - 1})
 
 
 def test_one_process_may_take_a_lock_it_holds_again(tmp_path):

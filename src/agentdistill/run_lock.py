@@ -71,17 +71,31 @@ def holder(path: Path) -> dict[str, Any] | None:
 
 
 def is_alive(owner: dict[str, Any]) -> bool:
-    """Whether the recorded process still runs: same pid and same start time (a reused pid is another
-    process). A holder on another machine cannot be checked and counts as alive."""
+    """Whether the recorded process still runs: same pid and same start (a reused pid is another process).
+    A holder on another machine cannot be checked and counts as alive."""
     import psutil
 
     if owner.get("host") not in (None, socket.gethostname()):
         return True
+    ticks = _start_ticks(owner["pid"])
+    if ticks is not None and isinstance(owner.get("start_ticks"), int):
+        return ticks == owner["start_ticks"]
     try:
         created = psutil.Process(owner["pid"]).create_time()
     except (psutil.Error, ValueError):
         return False
+    # the wall-clock start moves when the system clock is stepped (NTP), so it is only a fallback
     return owner.get("created") is None or abs(created - owner["created"]) < 1.0
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (Linux), or None where that is not known. Unlike a
+    wall-clock start time it never moves, so a long stage still recognises the process that started it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22; the name before ")" may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @contextmanager
@@ -175,7 +189,8 @@ def _os_lock(fd: int, shared: bool) -> bool | None:
 def _record(fd: int, name: str) -> None:
     import psutil
 
-    me = {"pid": os.getpid(), "created": psutil.Process().create_time(), "host": socket.gethostname(),
+    me = {"pid": os.getpid(), "created": psutil.Process().create_time(), "start_ticks": _start_ticks(os.getpid()),
+          "host": socket.gethostname(),
           "stage": name, "command": " ".join(["agentdistill", *sys.argv[1:]])[:300],
           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     os.ftruncate(fd, 0)
