@@ -41,8 +41,6 @@ from agentdistill.domains.uae_labour.teacher import (
     NOT_COVERED,
     answer_facts_of_calculation,
     best_sentences,
-    figure_kind,
-    figure_kinds,
     passages,
     plan_from_expect,
     search_query,
@@ -151,34 +149,6 @@ QUESTION_TITLE_TEMPLATES = {"plain": ["Can you tell me {topic}?", "Can you expla
                             "casual": ["{topic}?", "hey, {topic}?"],
                             "first_person": ["I want to understand {topic}."],
                             "scenario": ["{story} {Topic}?"], "terse": ["{topic}?"]}
-# The same families asking for the figure a passage states ("how many days", "how long"): without them
-# every "how many"/"how much" a student sees is a calculation, and it sends "how many days off when my
-# dad died" to a calculator. Asked of passages that state a figure in that unit, in every family, so a
-# held-out family still asks them and the training families teach the contrast. {subject}: the title
-# before any colon. A question is kept only where the sentence that answers it states such a figure.
-QUANTITY_SHARE = 0.7
-QUANTITY_TEMPLATES: dict[str, dict[str, list[str]]] = {
-    "plain": {"days": ["How many days does the law give for {subject}?", "How many days of {subject} are allowed?"],
-              "time": ["How long can {subject} last?", "What is the time limit for {subject}?"],
-              "hours": ["How many hours are allowed for {subject}?"],
-              "amount": ["How much is due for {subject}?", "What percentage applies to {subject}?"]},
-    "casual": {"days": ["how many days for {subject}?", "how many days do u get for {subject}"],
-               "time": ["how long is {subject} here?", "{subject} - how long can it be?"],
-               "hours": ["how many hrs for {subject}?"],
-               "amount": ["how much do u get for {subject}?"]},
-    "first_person": {"days": ["How many days am I entitled to for {subject}?"],
-                     "time": ["How much time do I have for {subject}?", "How long do I have for {subject}?"],
-                     "hours": ["How many hours can they ask of me for {subject}?"],
-                     "amount": ["How much am I owed for {subject}?"]},
-    "scenario": {"days": ["{story} How many days do I get for {subject}?"],
-                 "time": ["{story} How long does {subject} last?"],
-                 "hours": ["{story} How many hours does the law allow for {subject}?"],
-                 "amount": ["{story} How much is due for {subject}?"]},
-    "terse": {"days": ["{subject} how many days", "number of days for {subject}?"],
-              "time": ["{subject} time limit", "{subject} how long"],
-              "hours": ["{subject} max hours"],
-              "amount": ["{subject} how much"]},
-}
 # get_article: the forms people write an article reference in, each family its own forms
 ARTICLE_FAMILIES = {
     "article_formal": ["What does {law}, Art. {n} say?", "Show me Article {n} of {law}.",
@@ -599,7 +569,6 @@ class _Candidate:
     source: tuple[str, ...] = ()
     facts: list[str] = field(default_factory=list)
     hints: dict[str, dict[str, Any]] | None = None
-    asks_figure: str | None = None  # the kind of figure the question asks for ("days", ...), if any
 
 
 def _search_hint(topic: str) -> dict[str, dict[str, Any]]:
@@ -713,8 +682,6 @@ def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Pe
     for chunk, weights in zip(chunks, affinity, strict=True):
         topic, is_q = topic_of(title_of(chunk))
         cites = sorted(extract_citations(chunk.section_path))
-        figure = figure_kind(shown_text(chunk.section_path, chunk.text))  # a figure the search shows
-        worked = topic.startswith("a worked example")  # its figures are an example's, not the rule's
         if "search_labour_law" in names:
             for _ in range(LOOKUPS_PER_CHUNK):
                 persona = rng.choices(personas, weights)[0]
@@ -723,19 +690,14 @@ def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Pe
                     families = [f for f in families if f != "article_mention"]
                 family = rng.choice(families)
                 template = rng.choice((QUESTION_TITLE_TEMPLATES if is_q else SEARCH_FAMILIES)[family])
-                asks = figure if figure and not is_q and family in QUANTITY_TEMPLATES and not worked else None
-                if asks and rng.random() < QUANTITY_SHARE:
-                    template = rng.choice(QUANTITY_TEMPLATES[family][asks])
-                else:
-                    asks = None
                 lid, _, art = (rng.choice(cites) if cites else " Art. 0").rpartition(" Art. ")
                 forms = _law_forms(lid, art) if lid else {}
                 shown = _synonyms(topic, rng) if family != "plain" else topic
                 text = template.format(topic=shown, Topic=shown[:1].upper() + shown[1:], story=_story(rng),
-                                       subject=shown.split(":", 1)[0], n=int(art) if lid else 0, **forms)
+                                       n=int(art) if lid else 0, **forms)
                 searches.append(_Candidate(_voice(text, family, persona, rng), "lookup", f"lookup.{family}", persona,
                                            ["search_labour_law"], None, cluster_of.get(chunk.id, -1), (chunk.id,),
-                                           hints=_search_hint(topic), asks_figure=asks))
+                                           hints=_search_hint(topic)))
         if "get_article" in names:
             for cite in cites:
                 lid, _, art = cite.rpartition(" Art. ")
@@ -886,9 +848,6 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
         if not c.facts:
             counts[f"no_facts_{c.kind}"] += 1
             log.debug("no answer facts for %s question: %s", c.kind, c.text)
-            continue
-        if c.asks_figure and not any(figure_kinds(f)[c.asks_figure] for f in c.facts):
-            counts["figure_not_in_answer"] += 1  # "how many days" of a passage whose answer names none
             continue
         out.append(Question(id=question_id(c.text), text=c.text, persona=c.persona.name, cluster=c.cluster,
                             source_chunk_ids=list(c.source),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -392,38 +391,6 @@ def passages(observation: str) -> list[tuple[str, str]]:
     return out
 
 
-# A figure a passage states: a number with its unit, one word may stand between ("30 calendar days"),
-# or a sum or percentage.
-_FIGURE = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fourteen|fifteen|thirty"
-                     r"|forty-five|sixty|ninety)[- ](?:[a-z]+ )?(day|week|month|year|hour|per ?cent|percent)s?\b"
-                     r"|(AED|%)", re.I)
-_UNIT_KIND = {"day": "days", "week": "time", "month": "time", "year": "time", "hour": "hours"}
-
-
-def figure_kinds(text: str) -> Counter[str]:
-    """How often a text states each kind of figure: "days", "time" (weeks to years), "hours", "amount"."""
-    return Counter(_UNIT_KIND.get(m.group(1).lower(), "amount") if m.group(1) else "amount"
-                   for m in _FIGURE.finditer(text))
-
-
-def figure_kind(text: str) -> str | None:
-    """The kind of figure a passage states most often, or None."""
-    kinds = figure_kinds(text)
-    return kinds.most_common(1)[0][0] if kinds else None
-
-
-_ASKED_FIGURE = [(re.compile(r"\bhow many (?:\w+ )?days\b|\bnumber of days\b", re.I), "days"),
-                 (re.compile(r"\bhow many (?:\w+ )?(?:hours|hrs)\b|\bmax(?:imum)? hours\b", re.I), "hours"),
-                 (re.compile(r"\bhow long\b|\btime limit\b|\bhow much time\b|\bhow many (?:weeks|months|years)\b",
-                             re.I), "time"),
-                 (re.compile(r"\bhow much\b|\bwhat percentage\b", re.I), "amount")]
-
-
-def asked_figure(question: str) -> str | None:
-    """The kind of figure a question asks for ("how many days" -> "days", "how long" -> "time"), or None."""
-    return next((kind for pattern, kind in _ASKED_FIGURE if pattern.search(question)), None)
-
-
 def _content_words(text: str) -> set[str]:
     return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", text)} - _STOP
 
@@ -442,7 +409,6 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
 
     found = passages(observation)
     want = _content_words(topic)
-    asked = asked_figure(topic)  # "how long can probation last": the sentence with the months answers it
     best: tuple[float, int, list[tuple[float, int, str]]] | None = None
     for p, (header, text) in enumerate(found):
         truncated = text.endswith("...")
@@ -450,7 +416,6 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
         if truncated and len(sentences) > 1:
             sentences = sentences[:-1]
         scored = [(len(want & _content_words(s)) / math.sqrt(len(s.split()))
-                   + (2.0 if asked and figure_kinds(s)[asked] else 0.0)
                    + (10.0 if must_cite and must_cite in extract_citations(s) else 0.0), i, s)
                   for i, s in enumerate(sentences) if len(s.split()) >= 5 and not s.startswith("Sources:")]
         if not scored:
