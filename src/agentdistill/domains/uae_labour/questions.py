@@ -838,11 +838,6 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
         if c.facts == [NOT_COVERED] and not _finds_nothing(c, tools):
             counts["uncovered_but_found"] += 1  # a topic the writer thought uncovered that the search finds
             continue
-        if c.hints and c.source and _own_words_find_source(c, tools, by_id):
-            # The teacher then searches with the asker's words: a student copying them reaches topics it
-            # never saw, where one taught the documents' words for a topic has to guess them.
-            c.hints = None
-            counts["searched_in_users_words"] += 1
         if not c.facts:
             c.facts = answer_facts(c, tools, by_id)
         if not c.facts:
@@ -854,13 +849,6 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
                             expect=Expect(tools=c.tools, arguments=c.arguments, hints=c.hints),
                             kind=c.kind, family=c.family, answer_facts=c.facts))
     return out, dict(counts)
-
-
-def _own_words_find_source(c: _Candidate, tools: Any, chunks: dict[str, Chunk]) -> bool:
-    """Whether a search with the question's own words (``search_query``) shows its source passage."""
-    sources = {chunks[s].section_path for s in c.source if s in chunks}
-    observation = tools.call("search_labour_law", {"query": search_query(c.text)}).content
-    return any(header in sources for header, _ in passages(observation))
 
 
 def _finds_nothing(c: _Candidate, tools: Any) -> bool:
