@@ -190,8 +190,7 @@ def _record(fd: int, name: str) -> None:
     import psutil
 
     me = {"pid": os.getpid(), "created": psutil.Process().create_time(), "start_ticks": _start_ticks(os.getpid()),
-          "host": socket.gethostname(),
-          "stage": name, "command": " ".join(["agentdistill", *sys.argv[1:]])[:300],
+          "host": socket.gethostname(), "stage": name, "command": " ".join(["agentdistill", *sys.argv[1:]])[:300],
           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)

@@ -61,6 +61,13 @@ array ::= "[" (value (", " value)*)? "]"
 """.replace("DIGITS", str(_MAX_DIGITS - 1))
 
 
+def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
+    """Keep a backend's compiled form of ``grammar``, dropping the oldest one past ``MAX_GRAMMARS``."""
+    if len(cache) >= MAX_GRAMMARS:
+        cache.pop(next(iter(cache)))
+    cache[grammar] = compiled
+
+
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
                  max_quotes: int = MAX_QUOTES) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its

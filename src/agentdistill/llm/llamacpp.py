@@ -35,7 +35,7 @@ from typing import Any
 
 from agentdistill.errors import UserError
 from agentdistill.llm.base import BackendError, Completion, GenerationRequest, cut_at_stop
-from agentdistill.llm.grammar import MAX_GRAMMARS
+from agentdistill.llm.grammar import keep_compiled
 
 # Enough for an agent conversation of several steps with long observations; the KV cache it reserves is
 # small for the models this runs on a CPU (about 23 kB per token for SmolLM2-135M at f16).
@@ -201,7 +201,5 @@ class _Sequence:
             from llama_cpp import LlamaGrammar
 
             grammar = LlamaGrammar.from_string(r.grammar, verbose=False)
-            if len(self._grammars) >= MAX_GRAMMARS:
-                self._grammars.pop(next(iter(self._grammars)))
-            self._grammars[r.grammar] = grammar
+            keep_compiled(self._grammars, r.grammar, grammar)
         return grammar

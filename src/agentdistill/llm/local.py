@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.llm.base import Completion, GenerationRequest, cut_at_stop
-from agentdistill.llm.grammar import MAX_GRAMMARS
+from agentdistill.llm.grammar import keep_compiled
 from agentdistill.models.kv_cache import cache_kwarg, output_cache
 from agentdistill.models.templates import MIN_SHARED_PREFIX, shared_prefix_len
 
@@ -202,9 +202,7 @@ class GrammarProcessor:
                 matcher = llguidance.LLMatcher(tokenizer, llguidance.grammar_from("gbnf", g))
                 if matcher.is_error():
                     raise ValueError(f"the grammar does not compile: {matcher.get_error()}")
-                if len(compiled) >= MAX_GRAMMARS:
-                    compiled.pop(next(iter(compiled)))
-                compiled[g] = matcher
+                keep_compiled(compiled, g, matcher)
             batch[g] = matcher
         self.matchers = [batch[g].deep_copy() for g in grammars]
         self.live = [True] * len(grammars)
