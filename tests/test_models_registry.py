@@ -182,3 +182,21 @@ def test_local_models_generate_in_bf16_where_the_config_or_the_cpu_says_so():
     assert generation_dtype(cfg, "cpu") == torch.float32
     cfg.models.generation_bf16 = True
     assert generation_dtype(cfg, "cpu") == torch.bfloat16
+
+
+
+def test_a_saved_tokenizer_that_encodes_unlike_the_ggufs_is_refused(bundled_models, tmp_path):
+    """The fault of transformers 5.17 on Gemma 3's GGUF: the saved tokenizer makes every character a token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from agentdistill.models.convert import CHECK_TEXT, check_saved_tokenizer
+
+    chars = sorted(set(CHECK_TEXT))
+    per_char = Tokenizer(models.WordLevel({c: i for i, c in enumerate(["<unk>", *chars])}, unk_token="<unk>"))
+    per_char.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    broken = PreTrainedTokenizerFast(tokenizer_object=per_char, unk_token="<unk>")
+    read = load_tokenizer("smollm2-135m")
+    check_saved_tokenizer(read, read, tmp_path / "model.gguf")
+    with pytest.raises(UserError, match=r"saved the tokenizer of .*model.gguf wrongly: .* as 90 tokens"):
+        check_saved_tokenizer(broken, read, tmp_path / "model.gguf")

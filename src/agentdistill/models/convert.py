@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from agentdistill.errors import UserError
+
 # A short input for the logits check; any text exercises every weight of the forward pass.
 CHECK_TEXT = "Under Article 12 a refund is paid within 14 days of the request, in the original currency."
 LOGITS_ATOL = 1e-4
@@ -36,6 +38,24 @@ def sha256_file(path: Path) -> str:
 
 def _step(msg: str, t0: float) -> None:
     console.print(f"  [dim]{time.perf_counter() - t0:6.1f}s[/dim] {msg}")
+
+
+def check_saved_tokenizer(saved: Any, read: Any, gguf: Path) -> None:
+    """Refuse a saved tokenizer that encodes text unlike the one read from ``gguf``.
+
+    transformers 5.17 saves Gemma 3's GGUF tokenizer as one that splits text into single characters. The
+    logits check cannot see it (it feeds both models the same ids) and nothing downstream fails: the
+    model would be trained and evaluated on token sequences unlike any it was pretrained on."""
+    import transformers
+
+    got, want = (t(CHECK_TEXT, add_special_tokens=False).input_ids for t in (saved, read))
+    if got != want:
+        raise UserError(
+            f"transformers {transformers.__version__} saved the tokenizer of {gguf} wrongly: it encodes a test "
+            f"sentence as {len(got)} tokens where the GGUF's own tokenizer gives {len(want)}.",
+            hint="Install the tested version (pip install -c constraints.txt transformers) and run "
+            "`agentdistill models prepare` again.",
+        )
 
 
 @torch.no_grad()
@@ -101,6 +121,7 @@ def convert_gguf(gguf: Path, out_dir: Path, chat_template: str, end_of_turn: str
         diff = (got - want).abs().max().item()
     if not diff <= LOGITS_ATOL:
         raise RuntimeError(f"converted model's logits differ from the GGUF model's by {diff:.3g}")
+    check_saved_tokenizer(AutoTokenizer.from_pretrained(out_dir), tok, gguf)
     _step(f"logits match (max |diff| = {diff:.2g})", t0)
 
     return {
