@@ -108,6 +108,40 @@ def report(run: RunDir) -> None:
     console.print(f"report written to {path}")
 
 
+def compare(
+    a: list[Path] = typer.Option(..., "--a", help="An eval folder of arm A (eval/<name>/); once per training seed."),
+    b: list[Path] = typer.Option(..., "--b", help="An eval folder of arm B; once per training seed."),
+    metric: list[str] = typer.Option(None, "--metric", help="A headline rate to compare (repeatable; default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Compare two arms of evals (one per training seed each) question by question: B - A with 95% intervals.
+
+    The interval resamples the questions (paired) and each arm's seeds, so it holds the seed-to-seed noise
+    that a single run per arm hides. Give every arm the same questions (one split or --questions file).
+    """
+    import json
+    from dataclasses import asdict
+
+    from agentdistill.evaluate.compare import compare_arms
+
+    result = compare_arms(a, b, metric or None)
+    if as_json:
+        print(json.dumps(asdict(result), indent=2))
+        return
+    table = Table(title=f"B - A on {result.n_questions} questions, {result.n_seeds[0]} vs {result.n_seeds[1]} seeds")
+    for column in ("metric", "A", "A per seed", "B", "B per seed", "B - A", "95% CI"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for r in result.rates:
+        if r.a.value is None and r.b.value is None:
+            continue
+        ci = f"{r.interval[0]:+.3f}..{r.interval[1]:+.3f}" if r.interval else ""
+        table.add_row(r.metric, _fmt_rate(r.a.value), "/".join(map(_fmt_rate, r.a.per_seed)), _fmt_rate(r.b.value),
+                      "/".join(map(_fmt_rate, r.b.per_seed)), "-" if r.difference is None else f"{r.difference:+.3f}",
+                      ci)
+    # a pipe or a log gets the whole table rather than one folded to 80 columns
+    (console if console.is_terminal else Console(width=200)).print(table)
+
+
 bench_app = typer.Typer(help="External benchmarks, scored the way their authors score them.", no_args_is_help=True)
 
 
