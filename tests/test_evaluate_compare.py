@@ -22,7 +22,8 @@ def _eval(tmp_path: Path, name: str, correct: list[int], texts: list[str] | None
     with open(folder / "results.jsonl", "w") as f:
         for text, ok in zip(texts, correct, strict=True):
             scores = {"one": 1, "format_valid": 1, "checks_answer": 1, "answer_correct": ok}
-            f.write(json.dumps({"question": {"text": text}, "scores": scores}) + "\n")
+            row = {"question_id": f"q-{text}", "question": {"text": text}, "scores": scores}
+            f.write(json.dumps(row) + "\n")
     return folder
 
 

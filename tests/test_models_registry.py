@@ -184,7 +184,6 @@ def test_local_models_generate_in_bf16_where_the_config_or_the_cpu_says_so():
     assert generation_dtype(cfg, "cpu") == torch.bfloat16
 
 
-
 def test_a_saved_tokenizer_that_encodes_unlike_the_ggufs_is_refused(bundled_models, tmp_path):
     """The fault of transformers 5.17 on Gemma 3's GGUF: the saved tokenizer makes every character a token."""
     from tokenizers import Tokenizer, models, pre_tokenizers

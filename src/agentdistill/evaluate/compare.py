@@ -12,7 +12,6 @@ Questions are matched by their text, so evals of runs whose question ids differ 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from agentdistill.errors import UserError
 from agentdistill.evaluate.metrics import HEADLINE
+from agentdistill.evaluate.runner import load_results
 from agentdistill.run_layout import RESULTS
 
 
@@ -46,17 +46,11 @@ class ArmComparison:
 
 
 def read_scores(eval_dir: Path) -> dict[str, dict]:
-    """{question text: scores} of one eval folder."""
+    """{question text: scores} of one eval folder, from the latest row per question as the report reads it."""
     path = Path(eval_dir) / RESULTS
     if not path.is_file():
         raise UserError(f"{eval_dir} holds no {RESULTS}.", hint="Pass eval folders written by `agentdistill eval`.")
-    rows = {}
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                rows[row["question"]["text"]] = row["scores"]
-    return rows
+    return {row["question"]["text"]: row["scores"] for row in load_results(path).values()}
 
 
 def _counts(evals: list[dict[str, dict]], questions: list[str], field: str) -> np.ndarray:
@@ -88,8 +82,7 @@ def compare_arms(a_dirs: list[Path], b_dirs: list[Path], metrics: list[str] | No
         # [boot, seeds drawn, questions drawn] summed to one pooled rate per replicate
         nums = num[seeds[:, :, None], q_idx[:, None, :]].sum(axis=(1, 2))
         dens = den[seeds[:, :, None], q_idx[:, None, :]].sum(axis=(1, 2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(dens > 0, nums / np.maximum(dens, 1), np.nan)
+        return np.where(dens > 0, nums / np.maximum(dens, 1), np.nan)
 
     rates = []
     for metric in metrics or list(HEADLINE):
