@@ -238,8 +238,9 @@ def test_shared_prefix_stops_before_the_first_trained_token():
     assert shared_prefix([examples[0], {"input_ids": [7] + head, "assistant_masks": [0] * 51}]) == []
 
 
-def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path):
+def test_the_own_loss_and_gradients_equal_trls_with_and_without_a_shared_prefix(tmp_path):
     import torch
+    from trl import SFTTrainer
 
     from agentdistill.models.registry import load_tokenizer
     from agentdistill.train.data import load_train_traces, to_dataset, tokenize_traces
@@ -269,22 +270,24 @@ def test_shared_prefix_loss_and_gradients_equal_the_full_sequence_ones(tmp_path)
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     assert trainer.prefix_applies(batch)
 
-    def loss_and_grads(shared: bool) -> tuple[float, dict[str, torch.Tensor]]:
+    def loss_and_grads(compute_loss) -> tuple[float, dict[str, torch.Tensor]]:
         model.zero_grad()
-        trainer.prefix_ids = prefix if shared else []
-        loss = trainer.compute_loss(model, dict(batch))
+        loss = compute_loss(model, dict(batch))
         loss.backward()
         return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
-    shared_loss, shared_grads = loss_and_grads(True)
-    full_loss, full_grads = loss_and_grads(False)
-    assert shared_loss == pytest.approx(full_loss, rel=1e-4)
-    assert {n for n, g in full_grads.items() if g.abs().sum() > 0}  # the check compares real gradients
-    for name, g in full_grads.items():
-        # float32 sums in another order: agree to 2e-3 of each tensor's largest entry (seen: ~1e-4 on a Xeon,
-        # 1.06e-3 on one tensor on an AMD EPYC, whose kernels sum in yet another order); a wrong position or
-        # mask on the prefix path moves gradients by the order of the gradients themselves
-        assert (shared_grads[name] - g).abs().max() <= 2e-3 * g.abs().max() + 1e-8, name
+    trls_loss, trls_grads = loss_and_grads(lambda m, b: SFTTrainer.compute_loss(trainer, m, b))
+    assert {n for n, g in trls_grads.items() if g.abs().sum() > 0}  # the check compares real gradients
+    for prefix_ids in (prefix, []):  # the shared prefix's path, and the whole rows with the trained positions only
+        trainer.prefix_ids = prefix_ids
+        assert trainer.prefix_applies(batch) == bool(prefix_ids) and trainer.own_loss_applies(batch)
+        own_loss, own_grads = loss_and_grads(trainer.compute_loss)
+        assert own_loss == pytest.approx(trls_loss, rel=1e-4)
+        for name, g in trls_grads.items():
+            # float32 sums in another order: agree to 2e-3 of each tensor's largest entry (seen: ~1e-4 on a Xeon,
+            # 1.06e-3 on one tensor on an AMD EPYC, whose kernels sum in yet another order); a wrong position or
+            # mask moves gradients by the order of the gradients themselves
+            assert (own_grads[name] - g).abs().max() <= 2e-3 * g.abs().max() + 1e-8, (name, len(prefix_ids))
 
 
 def test_neftune_noise_reaches_the_shared_prefix_loss_while_training_only(tmp_path):

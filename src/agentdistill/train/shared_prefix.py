@@ -15,7 +15,12 @@ The loss and its gradients equal those of the full sequences (the prefix holds n
 draws one mask for the prefix instead of one per row. The LM head projects only the trained
 positions, so no (batch x length x vocabulary) logits are built.
 
-It applies to one process without packing, padding-free batches or gradient checkpointing (each
+Where no prefix is shared (every example's prompt its own, as in function-calling data, or
+``sft.share_prefix`` off) the same loss runs without the prefix pass: the whole rows forward, then the
+LM head over the trained positions only. TRL's fused head does that only where Triton runs; on a CPU
+it projects every position onto the vocabulary, which took half of a step over prompts of their own.
+
+Both apply to one process without packing, padding-free batches or gradient checkpointing (each
 changes the shape of the inputs or re-runs the forward pass); elsewhere TRL's own loss runs.
 """
 
@@ -46,27 +51,34 @@ def shared_prefix(examples: list[dict[str, Any]]) -> list[int]:
 
 
 class SharedPrefixSFTTrainer(SFTTrainer):
-    """TRL's SFTTrainer whose loss runs a prefix common to all examples once per batch (see the module doc)."""
+    """TRL's SFTTrainer whose loss runs a prefix common to all examples once per batch and projects only the
+    trained positions onto the vocabulary, with or without a shared prefix (see the module doc)."""
 
     def __init__(self, *args: Any, prefix_ids: list[int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.prefix_ids = list(prefix_ids or [])
 
-    def prefix_applies(self, inputs: dict[str, Any]) -> bool:
+    def own_loss_applies(self, inputs: dict[str, Any]) -> bool:
+        """Whether this batch takes the loss below (with or without a shared prefix) rather than TRL's."""
         args = self.args
-        if not self.prefix_ids or args.packing or args.padding_free or self.accelerator.num_processes > 1:
+        if args.packing or args.padding_free or self.accelerator.num_processes > 1:
             return False
         if getattr(args, "activation_checkpointing", False) or getattr(args, "gradient_checkpointing", False):
             return False
-        ids = inputs.get("input_ids")
-        if ids is None or "attention_mask" not in inputs or ids.shape[1] <= len(self.prefix_ids):
+        return inputs.get("input_ids") is not None and "attention_mask" in inputs and "labels" in inputs
+
+    def prefix_applies(self, inputs: dict[str, Any]) -> bool:
+        if not self.prefix_ids or not self.own_loss_applies(inputs):
+            return False
+        ids = inputs["input_ids"]
+        if ids.shape[1] <= len(self.prefix_ids):
             return False
         prefix = ids.new_tensor(self.prefix_ids)
         return bool((ids[:, : len(prefix)] == prefix).all())
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        if not self.prefix_applies(inputs):
+        if not self.own_loss_applies(inputs):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         import torch
@@ -78,18 +90,20 @@ class SharedPrefixSFTTrainer(SFTTrainer):
         backbone, lm_head = hf_model.base_model, hf_model.get_output_embeddings()
 
         ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
-        rows, p = ids.shape[0], len(self.prefix_ids)
-        suffix_len = ids.shape[1] - p
-        positions = torch.arange(p, p + suffix_len, device=ids.device).expand(rows, -1)
+        rows, p = ids.shape[0], len(self.prefix_ids) if self.prefix_applies(inputs) else 0
         # position t predicts token t + 1; the suffix's first token (predicted by the prefix) is never trained
         targets = labels[:, p + 1 :]
         trained = targets != -100
         # accelerate applies mixed precision by wrapping model.forward; these calls bypass it, so enter it here
         with self.accelerator.autocast():
-            cache = output_cache(backbone(input_ids=ids[:1, :p], use_cache=True))
-            cache.batch_repeat_interleave(rows)
-            hidden = backbone(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions,
-                              use_cache=False, **{cache_kwarg(backbone): cache}).last_hidden_state
+            if p:
+                cache = output_cache(backbone(input_ids=ids[:1, :p], use_cache=True))
+                cache.batch_repeat_interleave(rows)
+                positions = torch.arange(p, ids.shape[1], device=ids.device).expand(rows, -1)
+                hidden = backbone(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions,
+                                  use_cache=False, **{cache_kwarg(backbone): cache}).last_hidden_state
+            else:
+                hidden = backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
             logits = lm_head(hidden[:, :-1][trained]).float()
         picked = targets[trained]
         loss = F.cross_entropy(logits, picked, reduction="sum")
