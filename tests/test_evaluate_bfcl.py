@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agentdistill.errors import UserError
 from agentdistill.evaluate.bfcl import BfclEntry, check_call, check_entry, read_category, standardize_string
 from agentdistill.evaluate.bfcl_runner import RESULTS, messages_for, parse_calls, run_bfcl, wilson_interval
 
@@ -258,6 +259,9 @@ def test_a_real_smollm2_run_writes_results_and_metrics_and_resumes(bundled_model
     assert [r["id"] for r in rows if r["category"] == "simple"] == ["simple_0", "simple_1", "simple_2"]
     assert len(rows) == 6
     assert all(isinstance(r["output"], str) and isinstance(r["valid"], bool) for r in rows)
+    # decoded under the step grammar (the default): every reply opens a step, and a call names an offered function
+    assert all(r["grammar"] and r["output"].startswith("Thought:") for r in rows)
+    assert not any(r["error_type"] in ("wrong_func_name", "unexpected_param") for r in rows)
     metrics = json.loads((out / "metrics.json").read_text())
     for category in ("simple", "irrelevance"):
         m = metrics["categories"][category]
@@ -268,8 +272,46 @@ def test_a_real_smollm2_run_writes_results_and_metrics_and_resumes(bundled_model
     metrics = run_bfcl(llm, DEV, ["simple", "irrelevance"], out, limit=5, max_tokens=24)
     rows2 = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
     assert llm.requests == 4 and len(rows2) == 10 and rows2[:6] == rows
-    assert metrics["categories"]["irrelevance"]["n"] == 5
+    assert metrics["categories"]["irrelevance"]["n"] == 5 and metrics["grammar"] is True
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # free replies never join a folder of constrained ones
+    with pytest.raises(UserError, match="decoded under the step grammar"):
+        run_bfcl(llm, DEV, ["simple"], out, limit=6, max_tokens=24, grammar=False)
+
+
+@needs_dev
+def test_under_the_grammar_a_call_names_an_offered_function_with_every_required_argument():
+    from agentdistill.evaluate.bfcl_runner import MAX_CALLS, request_for, tools_for
+    from agentdistill.llm.grammar import step_grammar
+
+    entry = _simple()[0]
+    assert request_for(entry, 32, grammar=False).grammar is None
+    grammar = request_for(entry, 32, grammar=True).grammar
+    assert grammar == step_grammar(tools_for(entry), max_actions=MAX_CALLS)
+    import llguidance
+    import llguidance.hf
+
+    from agentdistill.models.registry import load_tokenizer
+
+    tokenizer = load_tokenizer("smollm2-135m")
+    lltok = llguidance.hf.from_tokenizer(tokenizer)
+
+    def accepted(text: str) -> bool:
+        matcher = llguidance.LLMatcher(lltok, llguidance.grammar_from("gbnf", grammar))
+        return matcher.consume_tokens(tokenizer.encode(text, add_special_tokens=False)) and matcher.is_accepting()
+
+    function = entry.functions[0]  # calculate_triangle_area(base: integer, height: integer, unit?: string)
+    call = {"name": function["name"], "arguments": {"base": 10, "height": 5}}
+    assert function["parameters"]["required"] == ["base", "height"]
+    assert accepted(f"Thought: t\nAction: {json.dumps(call)}")
+    assert accepted(f"Thought: t\nAction: {json.dumps(call)}\nAction: {json.dumps(call)}")  # parallel lines
+    assert accepted("Thought: t\nAnswer: none of the functions fits.")
+    for wrong in ({"name": function["name"], "arguments": {"base": 10}},  # a required argument left out
+                  {"name": function["name"], "arguments": {"base": 10, "height": 5, "colour": "red"}},  # not its own
+                  {"name": function["name"], "arguments": {"base": "10", "height": 5}},  # a string for an integer
+                  {"name": "triangle_area", "arguments": {"base": 10, "height": 5}}):  # not an offered function
+        assert not accepted(f"Thought: t\nAction: {json.dumps(wrong)}"), wrong
+
 
 
 @needs_dev

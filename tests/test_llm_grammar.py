@@ -88,6 +88,14 @@ def test_the_grammar_refuses_what_the_wire_format_or_the_schema_forbids(llm, too
     assert not in_grammar(llm, step_grammar(tools), step)
 
 
+def test_a_step_holds_one_action_unless_more_are_allowed(llm, tools):
+    one = 'Action: {"name": "annual_leave", "arguments": {"months_of_service": 24}}'
+    two = f"Thought: t\n{one}\n{one}"
+    assert not in_grammar(llm, step_grammar(tools), two)
+    assert in_grammar(llm, step_grammar(tools, max_actions=2), two)
+    assert not in_grammar(llm, step_grammar(tools, max_actions=2), f"{two}\n{one}")
+
+
 def test_without_argument_schemas_any_object_is_an_action_of_a_registered_tool(llm, tools):
     loose = step_grammar(tools, arguments=False)
     assert in_grammar(llm, loose, 'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months": "24"}}')

@@ -28,11 +28,13 @@ from agentdistill.errors import UserError
 from agentdistill.evaluate.bfcl import BfclEntry, check_entry, read_category
 from agentdistill.jsonl import JsonlAppender, iter_json, write_json_atomic
 from agentdistill.llm.base import LLM, GenerationRequest
+from agentdistill.llm.grammar import step_grammar
 from agentdistill.run_layout import METRICS, RESULTS
 from agentdistill.tools.registry import ToolRegistry
 from agentdistill.tools.spec import Tool
 
 PARALLEL_HINT = "To call several tools at once, write one Action line per call."
+MAX_CALLS = 8  # Action lines one reply may hold under the grammar: more than any BFCL v3 answer has
 # BFCL's own type names as JSON Schema, so the signature shows "number", "dict" and "list" for them.
 _SCHEMA_TYPES = {"float": "number", "dict": "object", "tuple": "array", "any": None}
 _JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
@@ -62,11 +64,15 @@ def as_tool(function: dict[str, Any]) -> Tool:
                 parameters=parameters, fn=lambda **_: None)
 
 
+def tools_for(entry: BfclEntry) -> ToolRegistry:
+    """The entry's functions as the tools its prompt offers."""
+    return ToolRegistry([as_tool(f) for f in entry.functions])
+
+
 def messages_for(entry: BfclEntry) -> list[dict[str, Any]]:
     """The canonical messages of one entry: our system prompt (the entry's own system text as its intro)."""
     own_system = " ".join(m["content"] for m in entry.messages if m["role"] == "system")
-    tools = ToolRegistry([as_tool(f) for f in entry.functions])
-    prompt = system_prompt(tools, intro=own_system or None)
+    prompt = system_prompt(tools_for(entry), intro=own_system or None)
     # the hint goes with the reply format, before the example that closes the prompt
     head, example, tail = prompt.rpartition("\nExample:")
     prompt = f"{head}\n{PARALLEL_HINT}{example}{tail}" if example else f"{prompt}\n{PARALLEL_HINT}"
@@ -135,12 +141,21 @@ def rescore(entry: BfclEntry, row: dict[str, Any]) -> dict[str, Any]:
             "error": "" if verdict.valid else verdict.error, "calls": calls}
 
 
+def request_for(entry: BfclEntry, max_tokens: int, grammar: bool) -> GenerationRequest:
+    """The generation request of one entry; with ``grammar``, decoded under the step grammar of its functions,
+    up to ``MAX_CALLS`` Action lines in every category (so the grammar, like the prompt, does not give the
+    answer's shape away)."""
+    return GenerationRequest(messages=messages_for(entry), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
+                             grammar=step_grammar(tools_for(entry), max_actions=MAX_CALLS) if grammar else None)
+
+
 def run_bfcl(llm: LLM, data_dir: Path, categories: list[str], out_dir: Path, limit: int | None = None,
-             max_tokens: int = 256, chunk: int = 8, progress: Callable[[int, int], None] | None = None
-             ) -> dict[str, Any]:
+             max_tokens: int = 256, chunk: int = 8, progress: Callable[[int, int], None] | None = None,
+             grammar: bool = True) -> dict[str, Any]:
     """Score ``llm`` on the categories' first ``limit`` entries, ``chunk`` entries a
     generation call (each call's rows are saved when it returns); resumes from ``out_dir/results.jsonl``.
-    Returns metrics.json's content."""
+    ``grammar``: decode under the step grammar of each entry's functions (backends that cannot constrain
+    decoding ignore it). Returns metrics.json's content."""
     entries = [e for c in categories for e in read_category(data_dir, c)[:limit]]
     out_dir = Path(out_dir)
     results_path = out_dir / RESULTS
@@ -150,17 +165,21 @@ def run_bfcl(llm: LLM, data_dir: Path, categories: list[str], out_dir: Path, lim
             if row.get("model") != llm.name:
                 raise UserError(f"{results_path} holds results of {row.get('model')!r}, not {llm.name!r}.",
                                 hint="Give this model its own --out folder.")
+            if row.get("grammar", False) != grammar:  # rows written before the field was decoded free
+                decoded = "under the step grammar" if row.get("grammar", False) else "free"
+                raise UserError(f"{results_path} holds replies decoded {decoded}; this run decodes "
+                                f"{'under the step grammar' if grammar else 'free'}.",
+                                hint="Give each decoding its own --out folder.")
             done[row["id"]] = row
     todo = [e for e in entries if e.id not in done]
     with JsonlAppender(results_path) as out:
         for start in range(0, len(todo), chunk):
             batch = todo[start : start + chunk]
             began = time.perf_counter()
-            replies = llm.generate([GenerationRequest(messages=messages_for(e), stop=list(STOP_SEQUENCES),
-                                                      max_tokens=max_tokens) for e in batch])
+            replies = llm.generate([request_for(e, max_tokens, grammar) for e in batch])
             elapsed = time.perf_counter() - began
             for entry, reply in zip(batch, replies, strict=True):
-                row = rescore(entry, {"id": entry.id, "category": entry.category, "model": llm.name,
+                row = rescore(entry, {"id": entry.id, "category": entry.category, "model": llm.name, "grammar": grammar,
                                       "output": reply[0].text if reply else "",
                                       "latency_s": round(elapsed / len(batch), 3)})
                 out.append(row)
@@ -170,7 +189,7 @@ def run_bfcl(llm: LLM, data_dir: Path, categories: list[str], out_dir: Path, lim
     # Scored again from the stored replies by the current checker, so a checker fix needs no new generation.
     rows = [rescore(e, done[e.id]) for e in entries]
     metrics = {"model": llm.name, "data": str(Path(data_dir).resolve()), "limit": limit, "max_tokens": max_tokens,
-               "prompt": "wire", "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "prompt": "wire", "grammar": grammar, "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "categories": summarize(rows, categories)}
     write_json_atomic(out_dir / METRICS, metrics)
     return metrics

@@ -160,6 +160,9 @@ def bench_bfcl(
     batch_size: int = typer.Option(None, "--batch-size", help="Entries per generation batch (local models; "
                                    "default: eval.batch_size)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Longest reply, in tokens."),
+    grammar: bool = typer.Option(True, "--grammar/--free", help="Decode under the step grammar of each entry's "
+                                 "functions (names, required arguments, types, enums), as the agent does; --free "
+                                 "decodes without it, as published BFCL prompt-mode scores do."),
 ) -> None:
     """Score a model on BFCL v3 with BFCL's AST checker -> OUT/{results.jsonl,metrics.json}.
 
@@ -173,9 +176,10 @@ def bench_bfcl(
 
     cfg = load_run_config(run) if run else RunConfig()
     wanted = [c.strip() for c in categories.split(",") if c.strip()]
-    out = out or RunLayout(run or Path(".")).bfcl_runs / default_name(model, run or Path("."), cfg, served_model)
+    name = default_name(model, run or Path("."), cfg, served_model) + ("" if grammar else "-free")
+    out = out or RunLayout(run or Path(".")).bfcl_runs / name
     llm = make_llm(model, run, cfg, served_model=served_model, batch_size=batch_size)
-    metrics = run_bfcl(llm, data, wanted, out, limit=limit, max_tokens=max_tokens,
+    metrics = run_bfcl(llm, data, wanted, out, limit=limit, max_tokens=max_tokens, grammar=grammar,
                        chunk=batch_size or cfg.eval.batch_size,
                        progress=lambda done, total: console.print(f"{done}/{total} entries", highlight=False))
     table = Table(title=f"BFCL v3, {metrics['model']} ({out})")

@@ -69,12 +69,13 @@ def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
 
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
-                 max_quotes: int = MAX_QUOTES) -> str:
+                 max_quotes: int = MAX_QUOTES, max_actions: int = 1) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
     it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
     arguments are any JSON object, not its tool's. With ``quotes`` an answer is one to ``max_quotes`` of them,
-    verbatim, separated by a space (agent/quotes.py says why)."""
+    verbatim, separated by a space (agent/quotes.py says why). With ``max_actions`` above one a step may call
+    up to that many tools at once, one ``Action:`` line each (parallel calls, as the prompt's hint writes them)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
@@ -89,7 +90,8 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     else:
         rules["answer"] = f'"{_literal(ANSWER)} " [^ \\n] [^\\n]* ("\\n" answer-line)*'
         rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
-    body = "(action | answer)" if calls else "answer"
+    actions = "action" if max_actions <= 1 else f'action ("\\n" action){{0,{max_actions - 1}}}'
+    body = f"({actions} | answer)" if calls else "answer"
     rules["root"] = f'{_rest_of_thought(prefix)} "\\n" {body}'
     rules["thought"] = "[^\\n]*"  # a rule of its own, so that llguidance reads it as one lexeme (10x faster)
     out = [f"root ::= {rules.pop('root')}"] + [f"{name} ::= {rule}" for name, rule in rules.items()]
