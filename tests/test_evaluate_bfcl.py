@@ -281,18 +281,17 @@ def test_a_real_smollm2_run_writes_results_and_metrics_and_resumes(bundled_model
 
 @needs_dev
 def test_under_the_grammar_a_call_names_an_offered_function_with_every_required_argument():
+    import llguidance
+    import llguidance.hf
+
     from agentdistill.evaluate.bfcl_runner import MAX_CALLS, request_for, tools_for
     from agentdistill.llm.grammar import step_grammar
+    from agentdistill.models.registry import load_tokenizer
 
     entry = _simple()[0]
     assert request_for(entry, 32, grammar=False).grammar is None
     grammar = request_for(entry, 32, grammar=True).grammar
     assert grammar == step_grammar(tools_for(entry), max_actions=MAX_CALLS)
-    import llguidance
-    import llguidance.hf
-
-    from agentdistill.models.registry import load_tokenizer
-
     tokenizer = load_tokenizer("smollm2-135m")
     lltok = llguidance.hf.from_tokenizer(tokenizer)
 

@@ -35,6 +35,7 @@ from agentdistill.tools.spec import Tool
 
 PARALLEL_HINT = "To call several tools at once, write one Action line per call."
 MAX_CALLS = 8  # Action lines one reply may hold under the grammar: more than any BFCL v3 answer has
+_DECODING = {True: "under the step grammar", False: "free"}
 # BFCL's own type names as JSON Schema, so the signature shows "number", "dict" and "list" for them.
 _SCHEMA_TYPES = {"float": "number", "dict": "object", "tuple": "array", "any": None}
 _JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
@@ -165,11 +166,10 @@ def run_bfcl(llm: LLM, data_dir: Path, categories: list[str], out_dir: Path, lim
             if row.get("model") != llm.name:
                 raise UserError(f"{results_path} holds results of {row.get('model')!r}, not {llm.name!r}.",
                                 hint="Give this model its own --out folder.")
-            if row.get("grammar", False) != grammar:  # rows written before the field was decoded free
-                decoded = "under the step grammar" if row.get("grammar", False) else "free"
-                raise UserError(f"{results_path} holds replies decoded {decoded}; this run decodes "
-                                f"{'under the step grammar' if grammar else 'free'}.",
-                                hint="Give each decoding its own --out folder.")
+            stored = row.get("grammar", False)  # rows written before the field were decoded free
+            if stored != grammar:
+                raise UserError(f"{results_path} holds replies decoded {_DECODING[stored]}; this run decodes "
+                                f"{_DECODING[grammar]}.", hint="Give each decoding its own --out folder.")
             done[row["id"]] = row
     todo = [e for e in entries if e.id not in done]
     with JsonlAppender(results_path) as out:
