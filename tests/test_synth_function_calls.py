@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ from agentdistill.synth.function_calls import (
     Param,
     catalogue,
     draw_value,
+    fresh_text,
     make_traces,
+    question_for,
     write_run,
 )
 from agentdistill.tools.registry import ToolRegistry
@@ -101,6 +104,45 @@ def test_numbers_are_written_as_people_write_them():
     assert {"three", "3"} & texts and any(t.isalpha() for t in texts) and any(t.isdigit() for t in texts)
     big = Param.parse("n:int:1000-9000|A sum.|{v} dollars")
     assert any("," in draw_value(big, rng)[1] for _ in range(50))
+    large = Param.parse("n:int:1-5000000|A sum.|{v} dollars")
+    values = [draw_value(large, rng)[0] for _ in range(200)]
+    assert 40 < sum(str(v).rstrip("0") != str(v) and len(str(v).rstrip("0")) <= 2 for v in values) < 120  # round
+    assert all(1 <= v <= 5000000 for v in values)
+
+
+def test_free_text_values_are_often_invented_so_a_student_must_copy_them():
+    city = Param.parse("city:str:Lisbon;Quebec City|City.|in {v}")
+    rng = random.Random(0)
+    drawn = [draw_value(city, rng) for _ in range(300)]
+    invented = [value for value, _ in drawn if value not in ("Lisbon", "Quebec City")]
+    assert 0.35 < len(invented) / len(drawn) < 0.65 and len(set(invented)) > 100
+    assert all(value == text for value, text in drawn)  # a name is written as it is called
+    assert all(value[0].isupper() for value in invented)  # in the example's case
+    assert fresh_text("SELECT * FROM items", rng) is None  # nothing is invented where it would not parse
+
+
+def test_dates_and_times_are_written_as_people_write_them_and_called_in_the_schemas_form():
+    rng = random.Random(1)
+    date = Param.parse("date:str:2025-06-01;2025-07-15|Date as YYYY-MM-DD.|on {v}")
+    drawn = [draw_value(date, rng) for _ in range(200)]
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) for value, _ in drawn)
+    spoken = [text for value, text in drawn if text != value]
+    assert len(spoken) > 100 and any(re.search(r"[A-Z][a-z]+ \d", t) for t in spoken)
+    assert draw_value(Param.parse("date:str:2025-06-01|Date.|on {v}"), random.Random(4))[0] is not None
+    value, text = fresh_text("08:00", random.Random(2)) or ("", "")
+    assert re.fullmatch(r"\d{2}:\d{2}", value) and text
+
+
+def test_questions_also_ask_about_the_result_and_join_their_values_as_a_sentence():
+    f = next(f for f in catalogue() if f.name == "circle_area")
+    rng = random.Random(0)
+    texts = [question_for(f, rng)[0] for _ in range(300)]
+    asked = [t for t in texts if t.startswith(("What", "Tell me", "Do you know", "I'd like to know"))]
+    assert 0.2 < len(asked) / len(texts) < 0.5
+    assert any(t.startswith("What is the area of a circle with a radius of ") for t in asked)
+    assert not any(" with in " in t or " with with " in t for t in texts)
+    assert not any(t.startswith("What") for t in (question_for(f, rng)[0] for f in catalogue()
+                                                    if f.ask.startswith("book ") for _ in range(20)))
 
 
 def test_the_run_holds_traces_for_sft_and_the_dev_split_as_bfcl_files_that_its_own_calls_pass(tmp_path):

@@ -4,10 +4,14 @@ A model that is to call *any* function must read the tools its prompt offers, no
 set. So every trace here offers a random handful (1 to 5) of invented functions (synth/function_catalogue.py:
 blueprints from everyday and technical domains, each in a few named variants) and asks for one of them:
 
-- **call** (about three quarters): the question asks what one offered function does and states its
-  values in a person's phrasing (numbers sometimes in words or with thousands separators, units,
-  optional parameters sometimes given, sometimes left out); the reply is one ``Action:`` with exactly
-  the stated values, so the call validates against the offered schema;
+- **call** (about three quarters): the question asks for what one offered function does, as a request
+  or as a question about its result, and states its values in a person's phrasing (numbers sometimes
+  in words, with thousands separators or rounded, dates and times as people write them while the
+  schema wants ISO dates and 24-hour times, units, optional parameters sometimes given, sometimes left
+  out); the reply is one ``Action:`` with the stated values in the schema's form, so the call validates
+  against the offered schema. Half the free-text values are fresh ones shaped like the catalogue's
+  examples (invented names, any date): a student that saw only a few cities learns to prefer them over
+  the question's words, where it has to copy;
 - **irrelevance**: the question asks what a function that is *not* offered does (often while a
   near miss from the same domain is offered); the reply is an ``Answer:`` saying no offered function
   can do it.
@@ -44,6 +48,9 @@ TEACHER = "synth-calls"
 N_TOOLS_WEIGHTS = {1: 0.35, 2: 0.2, 3: 0.2, 4: 0.15, 5: 0.1}  # BFCL simple and irrelevance offer one function
 NEAR_MISS = 0.5  # chance that an offered distractor comes from the asked function's own domain
 OPTIONAL_GIVEN = 0.4  # chance that a question states an optional parameter
+FRESH_VALUE = 0.5  # chance that a free-text value is invented, not one of the catalogue's examples
+ROUND_NUMBER = 0.35  # chance that a whole number is a round one (people ask about 2,000,000, not 1,983,417)
+QUESTION_FORM = 0.35  # chance that a question asks about the result ("What is the area of ...?")
 _SCHEMA_TYPES = {"int": "integer", "num": "number", "str": "string", "enum": "string", "bool": "boolean"}
 _WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
@@ -156,19 +163,110 @@ def _say_int(value: int, rng: random.Random, is_year: bool = False) -> str:
     return str(value)
 
 
+def _round_number(value: int, lo: int, hi: int, rng: random.Random) -> int:
+    """``value`` kept to one or two significant digits, if that stays within ``lo``-``hi``."""
+    if value < 10:
+        return value
+    step = 10 ** max(0, len(str(value)) - rng.choice((1, 2)))
+    rounded = round(value / step) * step
+    return rounded if lo <= rounded <= hi else value
+
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CLOCK = re.compile(r"^\d{2}:\d{2}$")
+_WORDY = re.compile(r"^[A-Za-z][A-Za-z' .-]*$")
+_ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "ch", "sh", "tr", "st", "gr",
+           "th", "kl", "w", "h", "j", "qu"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "io", "y"]
+_CODAS = ["", "", "n", "r", "s", "l", "m", "t", "x", "nd", "rk"]
+
+
+def _ordinal(day: int) -> str:
+    return f"{day}{'th' if 10 <= day % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th')}"
+
+
+def _say_date(year: int, month: int, day: int, rng: random.Random) -> str:
+    """A date as people write it; the schema's ISO form is one way among several."""
+    name = _MONTHS[month - 1]
+    return rng.choice([f"{year}-{month:02d}-{day:02d}", f"{name} {day}, {year}", f"{day} {name} {year}",
+                       f"{name[:3]} {_ordinal(day)}, {year}", f"the {_ordinal(day)} of {name} {year}",
+                       f"{_ordinal(day)} {name}, {year}"])
+
+
+def _say_clock(hour: int, minute: int, rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return f"{hour:02d}:{minute:02d}"
+    twelve, half = hour % 12 or 12, "am" if hour < 12 else "pm"
+    return f"{twelve}:{minute:02d} {half}" if minute else f"{twelve} {half}"
+
+
+def _invented_word(rng: random.Random) -> str:
+    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(rng.randint(1, 3))) + rng.choice(_CODAS)
+
+
+def _shaped_like(example: str, rng: random.Random) -> str:
+    """Invented words in the places of ``example``'s words, each in its case (Title, lower, UPPER)."""
+    words = example.split(" ")
+    keep = [rng.random() < 0.4 for _ in words]
+    keep[rng.randrange(len(words))] = False  # at least one word is new
+    out = []
+    for word, kept in zip(words, keep, strict=True):
+        if kept or not word.isalpha():
+            out.append(word)
+            continue
+        new = _invented_word(rng)[: max(len(word) + 2, 3)]
+        out.append(new.upper() if word.isupper() and len(word) > 1 else new.capitalize() if word[0].isupper() else new)
+    return " ".join(out)
+
+
+def fresh_text(example: str, rng: random.Random) -> tuple[str, str] | None:
+    """A value the catalogue never lists, of ``example``'s kind, and how a question writes it; None where
+    the example has no kind that can be invented safely (a query, an address)."""
+    if _ISO_DATE.match(example):
+        year, month, day = rng.randint(2000, 2035), rng.randint(1, 12), rng.randint(1, 28)
+        return f"{year}-{month:02d}-{day:02d}", _say_date(year, month, day, rng)
+    if _CLOCK.match(example):
+        hour, minute = rng.randint(0, 23), rng.choice(range(0, 60, 5))
+        return f"{hour:02d}:{minute:02d}", _say_clock(hour, minute, rng)
+    if _WORDY.match(example):
+        value = _shaped_like(example, rng)
+        return value, value
+    return None
+
+
+def _say_text(value: str, rng: random.Random) -> str:
+    """How a question writes a listed value: ISO dates and clock times as people write them."""
+    if _ISO_DATE.match(value):
+        year, month, day = (int(x) for x in value.split("-"))
+        return _say_date(year, month, day, rng)
+    if _CLOCK.match(value):
+        hour, minute = (int(x) for x in value.split(":"))
+        return _say_clock(hour, minute, rng)
+    return value
+
+
 def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
     """A value for ``p`` and how a question writes it."""
     if p.kind in ("int", "num"):
         lo, hi = p.values
         d = _decimals(lo) + _decimals(hi)
         if p.kind == "int" or d == 0 or rng.random() < 0.25:  # whole numbers are common even where decimals are allowed
-            value = rng.randint(int(float(lo)), int(float(hi)))
+            low, high = int(float(lo)), int(float(hi))
+            value = rng.randint(low, high)
+            if rng.random() < ROUND_NUMBER:
+                value = _round_number(value, low, high, rng)
             return value, _say_int(value, rng, is_year=bool(re.search(r"year|season", p.name)))
         text = _number_text(rng.uniform(float(lo), float(hi)), max(_decimals(lo), _decimals(hi)))
         return (float(text) if "." in text else int(text)), text
-    if p.kind in ("str", "enum"):
+    if p.kind == "enum":
         value = rng.choice(p.values)
         return value, value
+    if p.kind == "str":
+        value = rng.choice(p.values)
+        fresh = fresh_text(value, rng) if rng.random() < FRESH_VALUE else None
+        return fresh or (value, _say_text(value, rng))
     if p.kind == "bool":
         value = rng.random() < 0.5
         return value, p.values[0] if value else p.values[1]
@@ -198,7 +296,22 @@ _FRAMES = [
     "I'd like you to {ask} {clauses}.",
     "Hi! Could you {ask} for me? {Clauses}.",
     "{Clauses}: {ask}, please.",
+    "{Ask}{with_clauses}.",
 ]
+# Questions about the result, for asks of the form "<verb> the <result>": "What is the area of a circle ...?"
+_RESULT_ASK = re.compile(r"^(?:find|get|calculate|compute|work out|look up|estimate|fetch|check) (the .+)$")
+_QUESTION_FRAMES = ["What is {result}{with_clauses}?", "What's {result}{with_clauses}?",
+                    "{Clauses}. What is {result}?", "Tell me {result}{with_clauses}.",
+                    "I'd like to know {result}: {clauses}.", "Do you know {result}{with_clauses}?"]
+
+
+def _with(clauses: str) -> str:
+    """``clauses`` joined to a noun phrase: "with" before a value or a measure ("with a radius of 5", "with 35
+    panels"), nothing before a phrase that joins by itself ("in Lima", "named Road Trip")."""
+    first = clauses.split(" ", 1)[0]
+    takes_with = first in ("a", "an", "the") or first in _WORDS or first[:1].isdigit() or first.startswith("[")
+    return (" with " if takes_with else " ") + clauses
+_BARE_QUESTION_FRAMES = ["What is {result}?", "What's {result}?", "Tell me {result}."]
 _BARE_FRAMES = ["{Ask}.", "Can you {ask}?", "Please {ask}.", "I need to {ask}.", "Could you {ask} for me?"]
 _CALL_THOUGHTS = ["I will call {name} to {ask}.", "The user wants to {ask}; {name} does that.",
                   "{name} can {ask}, so I will call it with the given values."]
@@ -224,11 +337,15 @@ def question_for(f: Function, rng: random.Random) -> tuple[str, dict[str, Any]]:
         value, text = draw_value(p, rng)
         arguments[p.name] = value
         clauses.append(text if p.kind == "bool" else p.phrase.format(v=text))
+    result = _RESULT_ASK.match(f.ask)
+    as_question = result is not None and rng.random() < QUESTION_FORM
     if not clauses:
-        return _cap(rng.choice(_BARE_FRAMES).format(ask=f.ask)), arguments
+        frames = _BARE_QUESTION_FRAMES if as_question else _BARE_FRAMES
+        return _cap(rng.choice(frames).format(ask=f.ask, result=result and result.group(1))), arguments
     joined = ", ".join(clauses[:-1]) + (" and " if len(clauses) > 1 else "") + clauses[-1]
-    frame = rng.choice(_FRAMES)
-    text = frame.format(ask=f.ask, Ask=_cap(f.ask), clauses=joined, Clauses=_cap(joined))
+    frame = rng.choice(_QUESTION_FRAMES if as_question else _FRAMES)
+    text = frame.format(ask=f.ask, Ask=_cap(f.ask), result=result and result.group(1), clauses=joined,
+                        Clauses=_cap(joined), with_clauses=_with(joined))
     return text, arguments
 
 
