@@ -232,3 +232,23 @@ def test_events_report_each_step_as_it_happens(tools):
     assert events[0].text == "no format"
     assert events[2].message["name"] == "calculate_gratuity"
     assert events[-1].text == "answered"
+
+
+def test_a_tool_that_takes_asked_receives_the_question_the_model_was_asked():
+    from agentdistill.tools import ToolRegistry
+
+    asked_of = []
+
+    def find(query: str, *, asked: str | None = None) -> str:
+        """Find passages.
+
+        Args:
+            query: What to look for.
+        """
+        asked_of.append((query, asked))
+        return "found"
+
+    llm = Script({"how many days off do new fathers get?": [act("find", query="paternity"), answer("five days")]})
+    result = run_agent(llm, ToolRegistry([find]), "how many days off do new fathers get?")
+    assert result.outcome.status == "answered"
+    assert asked_of == [("paternity", "how many days off do new fathers get?")]

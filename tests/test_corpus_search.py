@@ -95,3 +95,39 @@ def test_empty_query_is_a_user_error(searcher):
     with pytest.raises(UserError):
         searcher.search("  ")
 
+
+
+def test_an_interleaved_search_shows_the_top_of_every_query_first(searcher):
+    alone = [h.chunk.id for h in searcher.search("gratuity", k=3)]
+    assert alone[0] == "guide-0001" and "law-0003" not in alone[:2]
+    both = [h.chunk.id for h in searcher.search_interleaved(["gratuity", "leave days for a mother"], k=3)]
+    assert both[:2] == ["law-0003", "guide-0001"]  # each query's best, the one the other ranks higher first
+    assert len(set(both)) == 3
+
+
+def document_search(searcher: Searcher, **corpus: object):
+    from agentdistill.config import RunConfig
+    from agentdistill.tools.documents import DocumentSearch
+
+    tool = DocumentSearch(None, RunConfig.model_validate({"corpus": corpus}))
+    tool._searcher = searcher  # the toy index in place of an ingested run's
+    return tool
+
+
+def test_the_search_tool_also_searches_the_askers_words_unless_turned_off(searcher):
+    question = "how many leave days for a mother?"
+    on = document_search(searcher).search_documents("gratuity", 2, asked=question)
+    assert on.startswith("[1] Law > Art. 30 > Maternity leave: ") and "[2] Guide: gratuity" in on
+    off = document_search(searcher, search_asked=False).search_documents("gratuity", 2, asked=question)
+    assert "Maternity" not in off and off.startswith("[1] Guide: gratuity")
+    assert document_search(searcher).search_documents("gratuity", 2) == off
+
+
+def test_the_query_alone_says_whether_the_documents_cover_it_and_the_asked_words_count_above_the_floor(searcher):
+    floored = document_search(searcher, min_similarity=0.9)
+    nothing = "No passage in the documents is about 'maid'"
+    assert floored.search_documents("maid", 2, asked="leave days for a mother").startswith(nothing)
+    both = floored.search_documents("leave days for a mother", 2, asked="annual leave days annual leave")
+    assert both.startswith("[1] Law > Art. 30 > Maternity leave: ") and "[2] Law > Art. 29 > Annual leave" in both
+    under = floored.search_documents("leave days for a mother", 2, asked="gratuity")  # 0.58: under the floor
+    assert under == floored.search_documents("leave days for a mother", 2)

@@ -191,3 +191,36 @@ def test_an_argument_too_long_to_read_is_refused_before_the_tool_runs():
     assert not r.ok and "argument 'text' of 'echo' is 101 characters long; at most 100" in r.content
     assert seen == []
     assert reg.call("echo", {"text": "x" * 100}).ok
+
+
+def test_a_tool_that_takes_asked_gets_the_users_message_which_the_model_cannot_write():
+    seen = []
+
+    def lookup(query: str, *, asked: str | None = None) -> str:
+        """Look something up.
+
+        Args:
+            query: What to look for.
+        """
+        seen.append(asked)
+        return query
+
+    registry = ToolRegistry([lookup])
+    tool = registry.get("lookup")
+    assert tool.takes_asked and list(tool.parameters["properties"]) == ["query"]
+    assert registry.call("lookup", {"query": "x"}, asked="what is x?").ok
+    assert registry.call("lookup", {"query": "y"}).ok
+    assert seen == ["what is x?", None]
+    refused = registry.call("lookup", {"query": "z", "asked": "forged"}, asked="real")
+    assert not refused.ok and "unknown argument 'asked'" in refused.content and len(seen) == 2
+    plain = ToolRegistry([Tool.from_function(lambda_free_tool)])
+    assert plain.call("lambda_free_tool", {"n": 2}, asked="ignored").content == "2"
+
+
+def lambda_free_tool(n: int) -> str:
+    """Echo a number.
+
+    Args:
+        n: The number.
+    """
+    return str(n)

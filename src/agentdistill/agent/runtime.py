@@ -161,9 +161,10 @@ class _Loop:
             self.finish(c, "loop")
             return
         c.seen_actions.add(key)
+        asked = next((m.get("content") for m in reversed(c.messages) if m.get("role") == "user"), None)
         for call in step.tool_calls:
             start_s = time.perf_counter()
-            result = self.tools.call(call["name"], call.get("arguments", {}))
+            result = self.tools.call(call["name"], call.get("arguments", {}), asked=asked)
             c.busy_s += time.perf_counter() - start_s
             observation = {"role": "tool", "name": call["name"], "content": result.content}
             c.messages.append(observation)

@@ -146,19 +146,42 @@ class Searcher:
                 fused[cid] = fused.get(cid, 0.0) + weight / (self.rrf_k + rank)
         return fused
 
-    def search(self, query: str, k: int = 5, hybrid: bool | None = None, per_section: bool | None = None) -> list[Hit]:
-        """The ``k`` best chunks for ``query``, best first."""
+    def ranking(self, query: str, n: int = CANDIDATES, hybrid: bool | None = None) -> list[tuple[str, float]]:
+        """The ``n`` best chunk ids for ``query`` with their scores, best first."""
         if not query.strip():
             raise UserError("the search query is empty.", hint='agentdistill search "annual leave days" --run DIR')
         hybrid = self.hybrid if hybrid is None else hybrid
-        per_section = self.per_section if per_section is None else per_section
-        n = max(CANDIDATES, k)
         dense = self.dense(query, n)
         if not hybrid:
-            scored = dense
-        else:
-            scored = sorted(self._fuse([(1.0, dense), (self.bm25_weight, self.lexical(query, n))]).items(),
-                            key=lambda kv: -kv[1])  # stable: dense order breaks ties
+            return dense
+        return sorted(self._fuse([(1.0, dense), (self.bm25_weight, self.lexical(query, n))]).items(),
+                      key=lambda kv: -kv[1])  # stable: dense order breaks ties
+
+    def search(self, query: str, k: int = 5, hybrid: bool | None = None, per_section: bool | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query``, best first."""
+        return self.hits(self.ranking(query, max(CANDIDATES, k), hybrid), k, per_section)
+
+    def search_interleaved(self, queries: list[str], k: int = 5, per_section: bool | None = None) -> list[Hit]:
+        """The ``k`` best chunks for several queries at once (the tool's query and the asker's own words).
+
+        A chunk's place is its best place in any query's ranking, ties going to the chunk the other queries
+        rank higher: so the top of each query comes first. Summed reciprocal ranks (``_fuse``) would put
+        first a chunk that every query ranks in the middle, and in a corpus of a few hundred chunks every
+        ranking holds almost every chunk.
+        """
+        n = max(CANDIDATES, k)
+        rankings = [self.ranking(q, n) for q in queries]
+        best: dict[str, int] = {}
+        for ranking in rankings:
+            for rank, (cid, _) in enumerate(ranking, start=1):
+                best[cid] = min(best.get(cid, rank), rank)
+        together = self._fuse([(1.0, r) for r in rankings])
+        order = sorted(best, key=lambda cid: (best[cid], -together[cid]))
+        return self.hits([(cid, together[cid]) for cid in order], k, per_section)
+
+    def hits(self, scored: list[tuple[str, float]], k: int, per_section: bool | None = None) -> list[Hit]:
+        """The first ``k`` of ``scored`` as hits, one per section where ``per_section``."""
+        per_section = self.per_section if per_section is None else per_section
         hits: list[Hit] = []
         seen: set[tuple[str, str]] = set()
         for cid, s in scored:

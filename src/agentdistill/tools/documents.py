@@ -77,7 +77,7 @@ class DocumentSearch:
                 self._searcher = Searcher.open(self.run_dir, self.cfg)
             return self._searcher
 
-    def search_documents(self, query: str, top_k: int = DEFAULT_TOP_K) -> str:
+    def search_documents(self, query: str, top_k: int = DEFAULT_TOP_K, *, asked: str | None = None) -> str:
         """Search the documents for passages about a topic.
 
         Args:
@@ -89,12 +89,21 @@ class DocumentSearch:
         if not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         searcher = self._open()
+        queries = [query]
+        if asked and asked.strip() and (self.cfg is None or self.cfg.corpus.search_asked):
+            queries += [asked] if " ".join(asked.lower().split()) != " ".join(query.lower().split()) else []
         floor = self.cfg.corpus.min_similarity if self.cfg is not None else 0.0
         if floor > 0:
-            best = searcher.dense(query, 1)
-            if not best or best[0][1] < floor:
+            # Whether the documents cover it is the query's to say: a question's many words ("my company ...
+            # if I quit") clear the floor on topics the documents do not hold. The asker's words only help
+            # find and order passages for a query that is covered.
+            queries = [q for q in queries if (best := searcher.dense(q, 1)) and best[0][1] >= floor]
+            if not queries or queries[0] != query:
                 return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
-        hits = searcher.search(query, k=top_k)
+        if len(queries) == 1:
+            hits = searcher.search(queries[0], k=top_k)
+        else:
+            hits = searcher.search_interleaved(queries, k=top_k)
         if not hits:
             return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
         lines = []

@@ -24,7 +24,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from agentdistill.tools.spec import Tool
+from agentdistill.tools.spec import ASKED, Tool
 
 
 @dataclass
@@ -93,13 +93,16 @@ class ToolRegistry:
         problems = "; ".join(_explain(e) for e in errors[:3])
         return f"invalid arguments for '{name}': {problems}. Expected: {self._tools[name].signature()}."
 
-    def call(self, name: str, arguments: Any) -> ToolResult:
-        """Validate and run one call; every failure becomes an explanatory observation."""
+    def call(self, name: str, arguments: Any, asked: str | None = None) -> ToolResult:
+        """Validate and run one call; every failure becomes an explanatory observation. ``asked``, the user's
+        latest message, reaches only tools that take it (``Tool.takes_asked``)."""
         problem = self.validate(name, arguments)
         if problem is not None:
             return ToolResult(False, f"Error: {problem}")
         tool = self._tools[name]
         timeout = tool.timeout_s if tool.timeout_s is not None else self.timeout_s
+        if tool.takes_asked and asked:
+            arguments = {**arguments, ASKED: asked}
         ok, value = _run_with_timeout(tool.fn, arguments, timeout)
         if not ok:
             if isinstance(value, TimeoutError):

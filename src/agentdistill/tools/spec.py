@@ -80,15 +80,21 @@ def _short_type(schema: dict[str, Any]) -> str:
     return _TYPE_WORDS.get(schema.get("type", ""), "any")
 
 
+ASKED = "asked"  # the keyword-only parameter through which a tool receives the user's latest message
+
+
 @dataclass
 class Tool:
-    """One callable tool and its spec. ``fn`` receives the validated JSON arguments as keywords."""
+    """One callable tool and its spec. ``fn`` receives the validated JSON arguments as keywords, and, where it
+    has a keyword-only parameter named ``asked`` (``takes_asked``), the user's latest message: context the
+    model does not write, so it is not in the spec (a search may look for the asker's own words too)."""
 
     name: str
     description: str
     parameters: dict[str, Any]
     fn: Callable[..., Any]
     timeout_s: float | None = None  # None: the registry's default
+    takes_asked: bool = False
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], name: str | None = None, description: str | None = None,
@@ -98,8 +104,12 @@ class Tool:
         doc_description, doc_params = parse_docstring(fn.__doc__)
         properties: dict[str, Any] = {}
         required: list[str] = []
+        takes_asked = False
         for pname, param in inspect.signature(fn).parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if pname == ASKED and param.kind == param.KEYWORD_ONLY:
+                takes_asked = True
                 continue
             schema = json_schema_for(hints.get(pname, param.annotation))
             if pname in doc_params:
@@ -115,7 +125,8 @@ class Tool:
         text = description or doc_description
         if not text:
             raise ValueError(f"tool {tool_name!r} needs a docstring: the model only knows what it says")
-        return cls(name=tool_name, description=text, parameters=parameters, fn=fn, timeout_s=timeout_s)
+        return cls(name=tool_name, description=text, parameters=parameters, fn=fn, timeout_s=timeout_s,
+                   takes_asked=takes_asked)
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}

@@ -48,7 +48,7 @@ class LabourLawLookup:
                 self._chunks = read_records(RunLayout(self._need_run()).chunks, Chunk)
             return self._chunks
 
-    def search_labour_law(self, query: str, top_k: int = 3) -> str:
+    def search_labour_law(self, query: str, top_k: int = 3, *, asked: str | None = None) -> str:
         """Search the UAE labour law for passages about a topic.
 
         Args:
@@ -59,7 +59,7 @@ class LabourLawLookup:
             raise ValueError("query is empty; say what to look for, e.g. \"overtime pay at night\"")
         if not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
-        return self._documents.search_documents(query, top_k)
+        return self._documents.search_documents(query, top_k, asked=asked)
 
     def get_article(self, law: str, article: int) -> str:
         """Get the passages that explain one article of a UAE labour law.

@@ -853,19 +853,20 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
 
 def _finds_nothing(c: _Candidate, tools: Any) -> bool:
     (call,) = plan_from_expect(c.text, c.tools, c.arguments or {}, [], hints=c.hints).calls
-    return tools.call(call.name, call.arguments).content.startswith(NOT_COVERED_OBSERVATION)
+    return tools.call(call.name, call.arguments, asked=c.text).content.startswith(NOT_COVERED_OBSERVATION)
 
 
 def answer_facts(c: _Candidate, tools: Any, chunks: dict[str, Chunk]) -> list[str]:
     """What a right answer to ``c`` contains, from the real tools called as the offline teacher will call
-    them (``plan_from_expect``: the search with the question's topic, the calculator's expression read
-    from the wording), so the facts and the teacher's observations come from the same calls."""
+    them (``plan_from_expect``: the search with the question's topic and, as the agent's runtime passes it,
+    the question itself; the calculator's expression read from the wording), so the facts and the
+    teacher's observations come from the same calls."""
     facts: list[str] = []
     for call in plan_from_expect(c.text, c.tools, c.arguments or {}, [], hints=c.hints).calls:
         if call.name == "search_labour_law":
             if c.kind == "multi_step":
                 continue  # the figure is what is asked; the rule is context
-            obs = tools.call(call.name, call.arguments).content
+            obs = tools.call(call.name, call.arguments, asked=c.text).content
             facts += _passage_fact(obs, c.text, [chunks[s] for s in c.source if s in chunks])
         elif call.name == "get_article":
             obs = tools.call(call.name, call.arguments).content
