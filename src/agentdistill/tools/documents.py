@@ -7,6 +7,10 @@ observation fits a small student's context. Under the run's similarity floor (``
 the search says that the documents do not cover the query: the right answer is then to say so, not to
 quote the nearest unrelated passage.
 
+The agent's runtime also hands the search the user's latest message (``asked``, not a model argument):
+its ranking is interleaved with the query's (``Searcher.search_interleaved``) so the passage the asker's
+own words find is in view even when a small model's query dropped them (``corpus.search_asked``).
+
 A pack may offer the same search under its own name and description (``DocumentSearch.tool``): what the
 documents are about is what tells a model when to search.
 """
