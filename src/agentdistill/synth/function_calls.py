@@ -221,21 +221,6 @@ def _shaped_like(example: str, rng: random.Random) -> str:
     return " ".join(out)
 
 
-def fresh_text(example: str, rng: random.Random) -> tuple[str, str] | None:
-    """A value the catalogue never lists, of ``example``'s kind, and how a question writes it; None where
-    the example has no kind that can be invented safely (a query, an address)."""
-    if _ISO_DATE.match(example):
-        year, month, day = rng.randint(2000, 2035), rng.randint(1, 12), rng.randint(1, 28)
-        return f"{year}-{month:02d}-{day:02d}", _say_date(year, month, day, rng)
-    if _CLOCK.match(example):
-        hour, minute = rng.randint(0, 23), rng.choice(range(0, 60, 5))
-        return f"{hour:02d}:{minute:02d}", _say_clock(hour, minute, rng)
-    if _WORDY.match(example):
-        value = _shaped_like(example, rng)
-        return value, value
-    return None
-
-
 def _say_text(value: str, rng: random.Random) -> str:
     """How a question writes a listed value: ISO dates and clock times as people write them."""
     if _ISO_DATE.match(value):
@@ -245,6 +230,21 @@ def _say_text(value: str, rng: random.Random) -> str:
         hour, minute = (int(x) for x in value.split(":"))
         return _say_clock(hour, minute, rng)
     return value
+
+
+def fresh_text(example: str, rng: random.Random) -> tuple[str, str] | None:
+    """A value the catalogue never lists, of ``example``'s kind, and how a question writes it; None where
+    the example has no kind that can be invented safely (a query, an address)."""
+    if _ISO_DATE.match(example):
+        value = f"{rng.randint(2000, 2035)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        return value, _say_text(value, rng)
+    if _CLOCK.match(example):
+        value = f"{rng.randint(0, 23):02d}:{rng.choice(range(0, 60, 5)):02d}"
+        return value, _say_text(value, rng)
+    if _WORDY.match(example):
+        value = _shaped_like(example, rng)
+        return value, value
+    return None
 
 
 def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
