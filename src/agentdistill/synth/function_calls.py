@@ -303,6 +303,7 @@ _RESULT_ASK = re.compile(r"^(?:find|get|calculate|compute|work out|look up|estim
 _QUESTION_FRAMES = ["What is {result}{with_clauses}?", "What's {result}{with_clauses}?",
                     "{Clauses}. What is {result}?", "Tell me {result}{with_clauses}.",
                     "I'd like to know {result}: {clauses}.", "Do you know {result}{with_clauses}?"]
+_BARE_QUESTION_FRAMES = ["What is {result}?", "What's {result}?", "Tell me {result}."]
 
 
 def _with(clauses: str) -> str:
@@ -311,7 +312,8 @@ def _with(clauses: str) -> str:
     first = clauses.split(" ", 1)[0]
     takes_with = first in ("a", "an", "the") or first in _WORDS or first[:1].isdigit() or first.startswith("[")
     return (" with " if takes_with else " ") + clauses
-_BARE_QUESTION_FRAMES = ["What is {result}?", "What's {result}?", "Tell me {result}."]
+
+
 _BARE_FRAMES = ["{Ask}.", "Can you {ask}?", "Please {ask}.", "I need to {ask}.", "Could you {ask} for me?"]
 _CALL_THOUGHTS = ["I will call {name} to {ask}.", "The user wants to {ask}; {name} does that.",
                   "{name} can {ask}, so I will call it with the given values."]
