@@ -66,8 +66,8 @@ class CorpusConfig(Section):
     # A search whose best passage is less similar than this (cosine, dense embeddings) finds nothing:
     # the topic is not in the documents. 0 turns it off.
     min_similarity: float = Field(default=0.0, ge=0.0, lt=1.0)
-    # The search tool also searches the user's latest message and fuses the two rankings: a small student's
-    # query often drops the words that find the passage, where the question itself keeps them.
+    # The search tool also searches the user's latest message and interleaves the two rankings, the top of each
+    # first: a small student's query often drops the words that find the passage, where the question keeps them.
     search_asked: bool = True
 
 

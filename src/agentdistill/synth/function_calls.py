@@ -298,6 +298,7 @@ _FRAMES = [
     "{Clauses}: {ask}, please.",
     "{Ask}{with_clauses}.",
 ]
+_BARE_FRAMES = ["{Ask}.", "Can you {ask}?", "Please {ask}.", "I need to {ask}.", "Could you {ask} for me?"]
 # Questions about the result, for asks of the form "<verb> the <result>": "What is the area of a circle ...?"
 _RESULT_ASK = re.compile(r"^(?:find|get|calculate|compute|work out|look up|estimate|fetch|check) (the .+)$")
 _QUESTION_FRAMES = ["What is {result}{with_clauses}?", "What's {result}{with_clauses}?",
@@ -314,7 +315,6 @@ def _with(clauses: str) -> str:
     return (" with " if takes_with else " ") + clauses
 
 
-_BARE_FRAMES = ["{Ask}.", "Can you {ask}?", "Please {ask}.", "I need to {ask}.", "Could you {ask} for me?"]
 _CALL_THOUGHTS = ["I will call {name} to {ask}.", "The user wants to {ask}; {name} does that.",
                   "{name} can {ask}, so I will call it with the given values."]
 _NONE_THOUGHTS = ["None of the offered functions can {ask}.", "No offered function is able to {ask}.",
