@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentdistill.errors import UserError
-from agentdistill.evaluate.compare import compare_arms
+from agentdistill.evaluate.compare import compare_arms, plot_comparison
 
 
 def _eval(tmp_path: Path, name: str, correct: list[int], texts: list[str] | None = None) -> Path:
@@ -84,3 +84,30 @@ def test_cli_compare_prints_each_arm_per_seed_and_the_difference(tmp_path):
     assert "4 questions, 2 vs 2 seeds" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if "answer_correct_rate" in line)
     assert "0.250/0.250" in row and "0.500/0.500" in row and "+0.250" in row
+
+
+def test_the_plot_draws_one_panel_per_rate_both_arms_have(tmp_path):
+    from PIL import Image
+
+    a = [_eval(tmp_path, f"a{s}", [1, 0, 0, 0]) for s in range(3)]
+    b = [_eval(tmp_path, f"b{s}", [1, 1, 0, 0]) for s in range(3)]
+    one = plot_comparison(compare_arms(a, b, ["answer_correct_rate"]), tmp_path / "one.png", ("CE", "ULD"))
+    both = compare_arms(a, b, ["answer_correct_rate", "format_valid_rate"])
+    two = plot_comparison(both, tmp_path / "sub" / "two.png")
+    width_one, width_two = Image.open(one).size[0], Image.open(two).size[0]
+    assert width_two > 1.5 * width_one  # a second panel, not the first one stretched
+    with pytest.raises(UserError, match="nothing to plot"):
+        plot_comparison(compare_arms(a, b, ["tool_selection_accuracy"]), tmp_path / "none.png")
+
+
+def test_cli_compare_names_the_arms_and_refuses_a_third_label(tmp_path):
+    a, b = _eval(tmp_path, "a", [1, 0]), _eval(tmp_path, "b", [1, 1])
+    base = [sys.executable, "-m", "agentdistill.cli", "compare", "--a", str(a), "--b", str(b), "--metric",
+            "answer_correct_rate"]
+    env = {**os.environ, "COLUMNS": "200"}
+    ok = subprocess.run([*base, "--labels", "CE,ULD", "--plot", str(tmp_path / "p.png")], capture_output=True,
+                        text=True, timeout=120, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "ULD - CE on 2 questions" in ok.stdout and (tmp_path / "p.png").stat().st_size > 1000
+    bad = subprocess.run([*base, "--labels", "CE,ULD,KL"], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode != 0 and "names 3 arms" in bad.stdout + bad.stderr

@@ -113,6 +113,10 @@ def compare(
     b: list[Path] = typer.Option(..., "--b", help="An eval folder of arm B; once per training seed."),
     metric: list[str] = typer.Option(None, "--metric", help="A headline rate to compare (repeatable; default: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    plot: Path = typer.Option(None, "--plot", help="Also write a PNG: each rate's pooled value and seeds per arm, "
+                              "and B - A with its interval."),
+    labels: str = typer.Option("A,B", "--labels", help="Names of the two arms in the table and the plot, "
+                               "comma-separated."),
 ) -> None:
     """Compare two arms of evals (one per training seed each) question by question: B - A with 95% intervals.
 
@@ -122,14 +126,23 @@ def compare(
     import json
     from dataclasses import asdict
 
-    from agentdistill.evaluate.compare import compare_arms
+    from agentdistill.errors import UserError
+    from agentdistill.evaluate.compare import compare_arms, plot_comparison
 
+    names = [x.strip() for x in labels.split(",")]
+    if len(names) != 2 or not all(names):
+        raise UserError(f"--labels {labels!r} names {len(names)} arms.", hint="Give two names: --labels CE,ULD.")
     result = compare_arms(a, b, metric or None)
+    if plot is not None:
+        console.print(f"plot written to {plot_comparison(result, plot, (names[0], names[1]))}")
     if as_json:
         print(json.dumps(asdict(result), indent=2))
         return
-    table = Table(title=f"B - A on {result.n_questions} questions, {result.n_seeds[0]} vs {result.n_seeds[1]} seeds")
-    for column in ("metric", "A", "A per seed", "B", "B per seed", "B - A", "95% CI"):
+    a_name, b_name = names
+    table = Table(title=f"{b_name} - {a_name} on {result.n_questions} questions, "
+                        f"{result.n_seeds[0]} vs {result.n_seeds[1]} seeds")
+    for column in ("metric", a_name, f"{a_name} per seed", b_name, f"{b_name} per seed", f"{b_name} - {a_name}",
+                   "95% CI"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for r in result.rates:
         if r.a.value is None and r.b.value is None:

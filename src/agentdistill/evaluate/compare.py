@@ -101,3 +101,42 @@ def compare_arms(a_dirs: list[Path], b_dirs: list[Path], metrics: list[str] | No
         interval = [round(float(x), 4) for x in np.percentile(diffs, [2.5, 97.5])] if diffs.size else None
         rates.append(RateComparison(metric, a, b, b.value - a.value, interval))
     return ArmComparison(len(questions), (len(a_evals), len(b_evals)), rates)
+
+
+def plot_comparison(result: ArmComparison, path: Path, labels: tuple[str, str] = ("A", "B")) -> Path:
+    """A PNG with one panel per rate: each arm's pooled value as a bar, its seeds as dots, and B - A with its
+    95% interval in the panel's title, so a reader sees the seed spread beside the difference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [r for r in result.rates if r.a.value is not None and r.b.value is not None]
+    if not rates:
+        raise UserError("no rate has a value in both arms, so there is nothing to plot.",
+                        hint="Choose rates the evals measure with --metric.")
+    fig, axes = plt.subplots(1, len(rates), figsize=(2.6 * len(rates) + 0.6, 3.4), squeeze=False)
+    for ax, r in zip(axes[0], rates, strict=True):
+        for x, arm, color in ((0, r.a, "tab:blue"), (1, r.b, "tab:orange")):
+            ax.bar(x, arm.value, 0.6, color=color, alpha=0.35)
+            seeds = [v for v in arm.per_seed if v is not None]
+            ax.scatter([x + d for d in _spread(len(seeds))], seeds, color=color, s=18, zorder=3)
+        ax.set_xticks([0, 1], list(labels))
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+        ci = f"\n{r.interval[0]:+.2f}..{r.interval[1]:+.2f}" if r.interval else ""
+        ax.set_title(f"{r.metric.replace('_rate', '').replace('_', ' ')}\n{labels[1]} - {labels[0]} "
+                     f"{r.difference:+.3f}{ci}", fontsize=8)
+    fig.suptitle(f"{result.n_questions} questions; {result.n_seeds[0]} vs {result.n_seeds[1]} seeds "
+                 "(bars: pooled, dots: seeds)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _spread(n: int, width: float = 0.3) -> list[float]:
+    """x offsets that keep n seed dots on one bar apart."""
+    return [0.0] if n <= 1 else [-width / 2 + width * i / (n - 1) for i in range(n)]
