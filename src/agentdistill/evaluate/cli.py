@@ -132,13 +132,13 @@ def compare(
     names = [x.strip() for x in labels.split(",")]
     if len(names) != 2 or not all(names):
         raise UserError(f"--labels {labels!r} names {len(names)} arms.", hint="Give two names: --labels CE,ULD.")
+    a_name, b_name = names
     result = compare_arms(a, b, metric or None)
     if plot is not None:
-        console.print(f"plot written to {plot_comparison(result, plot, (names[0], names[1]))}")
+        console.print(f"plot written to {plot_comparison(result, plot, (a_name, b_name))}")
     if as_json:
         print(json.dumps(asdict(result), indent=2))
         return
-    a_name, b_name = names
     table = Table(title=f"{b_name} - {a_name} on {result.n_questions} questions, "
                         f"{result.n_seeds[0]} vs {result.n_seeds[1]} seeds")
     for column in ("metric", a_name, f"{a_name} per seed", b_name, f"{b_name} per seed", f"{b_name} - {a_name}",
