@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -70,9 +71,9 @@ def test_irrelevance_traces_offer_nothing_that_fits(traces):
     assert 0.2 < len(irrelevant) / len(traces[0]) < 0.3
     for t in irrelevant:
         asked = t.messages[-1]["content"]
-        offered_asks = {functions[s["name"]].ask for s in t.tools}
+        offered_asks = {ask for s in t.tools for ask in functions[s["name"]].asks}
         assert not any(ask in asked for ask in offered_asks), t.id
-    domain_of_ask = {f.ask: f.domain for f in functions.values()}
+    domain_of_ask = {ask: f.domain for f in functions.values() for ask in f.asks}
     asked_domains = [next(d for a, d in domain_of_ask.items() if a in t.messages[-1]["content"]) for t in irrelevant]
     near_misses = sum(d in {functions[s["name"]].domain for s in t.tools}
                       for t, d in zip(irrelevant, asked_domains, strict=True))
@@ -142,7 +143,24 @@ def test_questions_also_ask_about_the_result_and_join_their_values_as_a_sentence
     assert any(t.startswith("What is the area of a circle with a radius of ") for t in asked)
     assert not any(" with in " in t or " with with " in t for t in texts)
     assert not any(t.startswith("What") for t in (question_for(f, rng)[0] for f in catalogue()
-                                                    if f.ask.startswith("book ") for _ in range(20)))
+                                                    if f.asks[0].startswith("book ") for _ in range(20)))
+
+
+def test_each_function_is_asked_for_in_several_wordings_that_no_other_function_shares():
+    by_blueprint = {f.blueprint: f.asks for f in catalogue()}
+    assert all(len(set(asks)) == len(asks) >= 3 for asks in by_blueprint.values())
+    owners: dict[str, str] = {}
+    for blueprint, asks in by_blueprint.items():
+        for ask in asks:
+            assert owners.setdefault(ask, blueprint) == blueprint, ask
+            assert ask == ask.strip() and ask[0].islower() and not ask.endswith((".", "?", "!")), ask
+    f = next(f for f in catalogue() if f.name == "circle_area")
+    rng = random.Random(0)
+    used = Counter(question_for(f, rng)[2] for _ in range(200))
+    assert set(used) == set(f.asks)  # every wording reaches the traces
+    irrelevant = [t for t in make_traces(1000, 0, seed=5)[0] if "content" in t.messages[-1]]
+    asked = {ask for t in irrelevant for ask in owners if ask in t.messages[1]["content"].lower()}
+    assert len(asked) > len(by_blueprint)  # refusals too are worded every way
 
 
 def test_the_run_holds_traces_for_sft_and_the_dev_split_as_bfcl_files_that_its_own_calls_pass(tmp_path):

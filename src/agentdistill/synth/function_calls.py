@@ -88,7 +88,7 @@ class Param:
 class Function:
     name: str
     domain: str
-    ask: str  # what a person asks it to do, an imperative phrase
+    asks: tuple[str, ...]  # how a person asks it to do its job, imperative phrases
     blueprint: str
     description: str
     params: tuple[Param, ...]
@@ -119,7 +119,7 @@ def variants(domain: str, bp: Blueprint) -> list[Function]:
         if i % 2 and optional:
             dropped = optional[i // 2 % len(optional)]
             kept = tuple(p for p in params if p is not dropped)
-        out.append(Function(name, domain, bp.ask, bp.name, bp.description, kept))
+        out.append(Function(name, domain, bp.asks, bp.name, bp.description, kept))
     return out
 
 
@@ -328,8 +328,10 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def question_for(f: Function, rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """A person's request for ``f`` and the arguments it states (required ones always, optional ones sometimes)."""
+def question_for(f: Function, rng: random.Random) -> tuple[str, dict[str, Any], str]:
+    """A person's request for ``f``, the arguments it states (required ones always, optional ones sometimes)
+    and which of ``f``'s asks it words the job with."""
+    ask = rng.choice(f.asks)
     given = [p for p in f.params if p.required or rng.random() < OPTIONAL_GIVEN]
     if rng.random() < 0.3:
         rng.shuffle(given)
@@ -339,16 +341,16 @@ def question_for(f: Function, rng: random.Random) -> tuple[str, dict[str, Any]]:
         value, text = draw_value(p, rng)
         arguments[p.name] = value
         clauses.append(text if p.kind == "bool" else p.phrase.format(v=text))
-    result = _RESULT_ASK.match(f.ask)
+    result = _RESULT_ASK.match(ask)
     as_question = result is not None and rng.random() < QUESTION_FORM
     if not clauses:
         frames = _BARE_QUESTION_FRAMES if as_question else _BARE_FRAMES
-        return _cap(rng.choice(frames).format(ask=f.ask, result=result and result.group(1))), arguments
+        return _cap(rng.choice(frames).format(ask=ask, result=result and result.group(1))), arguments, ask
     joined = ", ".join(clauses[:-1]) + (" and " if len(clauses) > 1 else "") + clauses[-1]
     frame = rng.choice(_QUESTION_FRAMES if as_question else _FRAMES)
-    text = frame.format(ask=f.ask, Ask=_cap(f.ask), result=result and result.group(1), clauses=joined,
+    text = frame.format(ask=ask, Ask=_cap(ask), result=result and result.group(1), clauses=joined,
                         Clauses=_cap(joined), with_clauses=_with(joined))
-    return text, arguments
+    return text, arguments, ask
 
 
 # ------------------------------------------------------------------------------------------------ traces
@@ -385,13 +387,14 @@ def make_trace(i: int, split: str, pool: list[Function], irrelevant: bool, rng: 
     target = rng.choice(pool)
     n = rng.choices(list(N_TOOLS_WEIGHTS), weights=list(N_TOOLS_WEIGHTS.values()))[0]
     offered = _offered(target, pool, n, rng, include_target=not irrelevant)
-    question, arguments = question_for(target, rng)
+    question, arguments, ask = question_for(target, rng)
+    # the thought restates the request's own words, so the step from a paraphrase to the function is shown
     if irrelevant:
-        reply = {"role": "assistant", "thought": rng.choice(_NONE_THOUGHTS).format(ask=target.ask),
-                 "content": rng.choice(_NONE_ANSWERS).format(ask=target.ask)}
+        reply = {"role": "assistant", "thought": rng.choice(_NONE_THOUGHTS).format(ask=ask),
+                 "content": rng.choice(_NONE_ANSWERS).format(ask=ask)}
         outcome = Outcome(answer=reply["content"], steps=1, status="answered")
     else:
-        reply = {"role": "assistant", "thought": rng.choice(_CALL_THOUGHTS).format(name=target.name, ask=target.ask),
+        reply = {"role": "assistant", "thought": rng.choice(_CALL_THOUGHTS).format(name=target.name, ask=ask),
                  "tool_calls": [{"name": target.name, "arguments": arguments}]}
         outcome = Outcome(answer=None, steps=1, status="answered")
     trace_id = f"calls-{split}-{i:05d}"
