@@ -199,3 +199,16 @@ def test_a_saved_tokenizer_that_encodes_unlike_the_ggufs_is_refused(bundled_mode
     check_saved_tokenizer(read, read, tmp_path / "model.gguf")
     with pytest.raises(UserError, match=r"saved the tokenizer of .*model.gguf wrongly: .* as 90 tokens"):
         check_saved_tokenizer(broken, read, tmp_path / "model.gguf")
+
+
+def test_a_saved_tokenizer_whose_end_token_is_not_the_ggufs_is_refused(bundled_models):
+    """The fault of transformers 5.17 on SmolLM2's GGUF: eos saved as <|im_start|>, which later aborts llama.cpp."""
+    from agentdistill.models.convert import check_saved_end_token
+    from agentdistill.models.registry import gguf_path
+
+    gguf = gguf_path("smollm2-135m")
+    tok = load_tokenizer("smollm2-135m")
+    check_saved_end_token(tok, gguf)
+    tok.eos_token = "<|im_start|>"
+    with pytest.raises(UserError, match=r"end-of-sequence token '<\|im_start\|>' \(id 1\) where the GGUF names id 2"):
+        check_saved_end_token(tok, gguf)

@@ -58,6 +58,29 @@ def check_saved_tokenizer(saved: Any, read: Any, gguf: Path) -> None:
         )
 
 
+def check_saved_end_token(saved: Any, gguf: Path) -> None:
+    """Refuse a saved tokenizer whose end-of-sequence token is not the one ``gguf`` names.
+
+    transformers 5.17 saves SmolLM2's GGUF tokenizer with ``<|im_start|>`` as its eos token where the GGUF
+    says ``<|im_end|>``. A student fine-tuned from it saves that tokenizer with its adapter, and the GGUF
+    exported from the adapter then aborts llama.cpp (a C++ ``std::out_of_range``, the whole process gone)."""
+    import gguf as gguf_py
+    import transformers
+
+    field = gguf_py.GGUFReader(gguf).fields.get("tokenizer.ggml.eos_token_id")
+    if field is None:
+        return
+    want = int(field.parts[field.data[0]][0])
+    if saved.eos_token_id != want:
+        raise UserError(
+            f"transformers {transformers.__version__} saved the tokenizer of {gguf} with end-of-sequence token "
+            f"{saved.eos_token!r} (id {saved.eos_token_id}) where the GGUF names id {want} "
+            f"({saved.convert_ids_to_tokens(want)!r}).",
+            hint="Install the tested version (pip install -c constraints.txt transformers) and run "
+            "`agentdistill models prepare` again.",
+        )
+
+
 @torch.no_grad()
 def convert_gguf(gguf: Path, out_dir: Path, chat_template: str, end_of_turn: str) -> dict[str, Any]:
     """Write a plain HF model + tokenizer for ``gguf`` into ``out_dir``; return facts for the marker.
@@ -121,7 +144,9 @@ def convert_gguf(gguf: Path, out_dir: Path, chat_template: str, end_of_turn: str
         diff = (got - want).abs().max().item()
     if not diff <= LOGITS_ATOL:
         raise RuntimeError(f"converted model's logits differ from the GGUF model's by {diff:.3g}")
-    check_saved_tokenizer(AutoTokenizer.from_pretrained(out_dir), tok, gguf)
+    saved = AutoTokenizer.from_pretrained(out_dir)
+    check_saved_tokenizer(saved, tok, gguf)
+    check_saved_end_token(saved, gguf)
     _step(f"logits match (max |diff| = {diff:.2g})", t0)
 
     return {
