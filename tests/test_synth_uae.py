@@ -113,6 +113,38 @@ def test_the_teachers_queries_are_the_users_words_and_its_answers_hold_their_fac
     assert wrong <= 0.02 * stats["recorded"]  # the offline teacher's own answers are right for >= 98%
 
 
+def test_rules_are_also_asked_as_quantities_and_beside_the_askers_own_figures_and_still_searched(uae_run):
+    from agentdistill.records import Chunk
+
+    run, _, _, _ = uae_run
+    questions = read_records(run / "questions.jsonl", Question)
+    text_of = {c.id: c.text.lower() for c in read_records(run / "chunks.jsonl", Chunk)}
+    searches = [q for q in questions if q.kind == "lookup" and q.expect.tools == ["search_labour_law"]]
+    quantity = [(q, m.group(1)) for q in searches
+                if (m := re.search(r"(?:how many|number of) (days|weeks|months|years|hours)\b", q.text, re.I))]
+    assert len(quantity) > 0.05 * len(searches)
+    for q, unit in quantity:  # asked in a unit its own passage states a figure in
+        assert any(unit.lower().rstrip("s") in text_of[c] for c in q.source_chunk_ids), q.text
+    personal = [q for q in searches if re.search(r"(?:salary is|earn|with my employer for|worked there|into the job)",
+                                                q.text, re.I)]
+    assert len(personal) > 0.05 * len(searches)  # a figure shaped like a calculator's argument, and still a search
+
+
+def test_errands_outside_the_domain_are_declined_and_uncovered_work_topics_are_searched(uae_run):
+    from agentdistill.domains.uae_labour.questions import OFF_DOMAIN_TASKS, UNCOVERED_TOPICS
+    from agentdistill.domains.uae_labour.teacher import NOT_COVERED
+
+    run, _, _, _ = uae_run
+    questions = read_records(run / "questions.jsonl", Question)
+    errands = [q for q in questions if any(task in q.text.lower() for task in OFF_DOMAIN_TASKS)]
+    assert errands and all(q.kind == "no_tool" and q.answer_facts == ["decline"] for q in errands)
+    assert len({q.family for q in errands}) >= 3
+    uncovered = [q for q in questions if q.answer_facts == [NOT_COVERED]]
+    assert uncovered and all(q.expect.tools == ["search_labour_law"] for q in uncovered)
+    typed_plainly = [q for q in uncovered if q.family not in ("lookup.casual", "lookup.terse")]  # no typos
+    assert all(any(topic.lower() in q.text.lower() for topic in UNCOVERED_TOPICS) for q in typed_plainly)
+
+
 def test_a_second_run_resumes_with_nothing_to_do_and_exports_the_train_split(uae_run):
     run, _, _, _ = uae_run
     before = (run / "traces.jsonl").read_bytes(), (run / "traces.rejected.jsonl").read_bytes()

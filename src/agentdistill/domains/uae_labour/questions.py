@@ -13,7 +13,8 @@ Kinds (their shares come from QuestionsConfig.mix):
   and topics of the domain the documents do not cover (a search whose right answer says so).
 - calculation: scenarios for the domain calculators and the general tools.
 - multi_step: the rule from the documents, then a calculation; half ask about another topic's figure.
-- no_tool: greetings, thanks and out-of-scope requests, each family holding all three.
+- no_tool: greetings, thanks and requests outside the domain (small talk, errands), each family holding
+  all three.
 
 The writer knows which tools and arguments each question needs (``expect``) and what a right answer
 must contain (``answer_facts``): a calculation's figure is computed by the real tool from the expected
@@ -145,6 +146,30 @@ SEARCH_FAMILIES = {
                         "Article {n} of {law_alias} is about {topic}, right? What are the rules?",
                         "Someone quoted Art. {n} at me. What does the law say about {topic}?"],
 }
+# A rule asked as a quantity ("how many days ..."), for passages that state one in that unit: people ask the
+# figure a rule sets far more often than "the rules on" it, and a question that says "how many days" must not
+# read as a calculator's question because it asks a number. Each family words it its own way.
+QUANTITY_TEMPLATES = {
+    "plain": ["How many {unit} does the law set for {topic}?", "What is the number of {unit} for {topic}?",
+              "How many {unit} apply to {topic}?"],
+    "casual": ["how many {unit} for {topic}?", "{topic} - how many {unit} is it?",
+               "how many {unit} r we talking, {topic}"],
+    "first_person": ["How many {unit} do I get when it comes to {topic}?",
+                     "My contract says {n} {unit} for {topic}. Is that allowed?",
+                     "On {topic}, mine says {n} {unit} - is that legal?"],
+    "scenario": ["{story} How many {unit} does the law give for {topic}?",
+                 "{story} They told me {n} {unit} for {topic}. What does the law say?"],
+    "terse": ["{topic}: how many {unit}?", "{topic} - number of {unit}", "{unit} for {topic}?"],
+}
+# the units a passage states a figure in, as a quantity question names them
+_STATED_UNIT = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|fifteen|thirty|sixty|ninety)"
+                          r"[ -](days?|weeks?|months?|years?|hours?)\b", re.I)
+QUANTITY_SHARE = 0.3
+# A figure about the asker that a lookup does not need, shaped like a calculator's argument (a service
+# length, a salary): the question asks a rule, so the search is still the tool, whatever number it holds.
+PERSONAL_FIGURES = ["I've been with my employer for {dur}.", "My basic salary is {money}.",
+                    "I have worked there {dur} now.", "(I earn {money} a month.)", "I'm {dur} into the job."]
+PERSONAL_FIGURE_SHARE = 0.25
 QUESTION_TITLE_TEMPLATES = {"plain": ["Can you tell me {topic}?", "Can you explain {topic}?"],
                             "casual": ["{topic}?", "hey, {topic}?"],
                             "first_person": ["I want to understand {topic}."],
@@ -168,16 +193,35 @@ LAW_ALIASES = {"FDL 33/2021": "the labour law", "FDL 9/2022": "the domestic work
 # "Federal Decree-Law No. 33 of 2021": the long form laws are cited in
 _LAW_NO = re.compile(r"^(.*?)\s+(\d+)/(\d{4})$")
 
-# Topics of the domain that the example documents do not cover: a search finds nothing relevant and
-# the right answer says so. Each is kept only if the search tool really finds no passage for it.
+# Topics of work and employment that the example documents do not cover: a search finds nothing relevant
+# and the right answer says so. Each is kept only if the search tool really finds no passage for it. A
+# request outside work altogether (a car, a flat, a pet) is declined without a search: it is not a question
+# the documents could answer (OFF_DOMAIN_TASKS).
 UNCOVERED_TOPICS = [
-    "income tax on salaries", "the golden visa application for investors", "school fee allowances",
-    "company car allowances", "stock options for employees", "bonus and profit-sharing schemes",
-    "remote work from another country", "opening a company in a free zone", "driving licence conversion",
-    "sponsoring my parents' residence visa", "the retirement age for expatriates", "trade union membership",
-    "medical malpractice claims", "renting an apartment", "buying property in Dubai", "car insurance claims",
-    "university admissions", "traffic fines", "importing a pet", "VAT registration for a business",
+    "income tax on salaries", "school fee allowances", "company car allowances", "stock options for employees",
+    "bonus and profit-sharing schemes", "remote work from another country", "the retirement age for expatriates",
+    "trade union membership", "pension contributions for expatriates", "relocation allowances",
+    "employee share purchase plans", "performance reviews and appraisals", "tuition support for staff",
+    "a company phone allowance",
 ]
+# Practical errands outside work that people ask an assistant about: requests to decline, in every family.
+OFF_DOMAIN_TASKS = [
+    "apply for a golden visa as an investor", "open a company in a free zone", "convert my driving licence",
+    "sponsor my parents' residence visa", "file a medical malpractice claim", "rent an apartment",
+    "buy property in Dubai", "make a car insurance claim", "apply to a university", "pay a traffic fine",
+    "bring my pet into the country", "register my business for VAT", "get a fishing permit",
+    "book a driving test", "transfer money abroad cheaply", "get my degree certificate attested",
+]
+OFF_DOMAIN_TEMPLATES = {
+    "plain": ["How do I {task}?", "What are the steps to {task}?"],
+    "voiced": ["Off topic, but how do I {task}?", "Quick question: how can I {task}?"],
+    "casual": ["how do i {task}", "how to {task}?? pls"],
+    "polite": ["Could you kindly explain how to {task}?", "Would you tell me how I can {task}?"],
+    "chatty": ["My cousin is visiting next month and asked me something. How does one {task}?",
+               "Busy week here. Anyway, what do I need to {task}?"],
+    "mixed": ["how to {task}? 🙏", "{task} - help pls 😅"],
+}
+OFF_DOMAIN_SHARE = 0.35  # of the declines
 UNCOVERED_TEMPLATES = {
     "plain": ["What does the law say about {topic}?", "What are the rules on {topic}?", "Tell me about {topic}."],
     "casual": ["whats the rule on {topic}?", "hey, {topic} - how does it work?"],
@@ -674,6 +718,18 @@ def _law_as_written(template: str, forms: dict[str, str]) -> str:
     return forms["law"]
 
 
+def _plural(unit: str) -> str:
+    return unit if unit.endswith("s") else unit + "s"
+
+
+def _with_personal_figure(question: str, rng: random.Random) -> str:
+    """``question`` with a sentence about the asker's service or pay before or after it."""
+    dur, _ = rng.choice(duration_forms(rng.choice([3, 5, 8, 9, 14, 18, 26, 40, 60]), "months"))
+    money, _ = _money(rng)
+    figure = rng.choice(PERSONAL_FIGURES).format(dur=dur, money=money)
+    return f"{figure} {question}" if rng.random() < 0.5 else f"{question} {figure}"
+
+
 def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Persona], names: set[str],
              cluster_of: dict[str, int], rng: random.Random) -> tuple[list[_Candidate], list[_Candidate]]:
     """(searches, article requests) over every chunk, in every family."""
@@ -682,6 +738,7 @@ def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Pe
     for chunk, weights in zip(chunks, affinity, strict=True):
         topic, is_q = topic_of(title_of(chunk))
         cites = sorted(extract_citations(chunk.section_path))
+        units = sorted({_plural(u.lower()) for u in _STATED_UNIT.findall(chunk.text)})
         if "search_labour_law" in names:
             for _ in range(LOOKUPS_PER_CHUNK):
                 persona = rng.choices(personas, weights)[0]
@@ -690,11 +747,17 @@ def _lookups(chunks: list[Chunk], affinity: list[list[float]], personas: list[Pe
                     families = [f for f in families if f != "article_mention"]
                 family = rng.choice(families)
                 template = rng.choice((QUESTION_TITLE_TEMPLATES if is_q else SEARCH_FAMILIES)[family])
+                unit = ""
+                if units and family in QUANTITY_TEMPLATES and not is_q and rng.random() < QUANTITY_SHARE:
+                    template, unit = rng.choice(QUANTITY_TEMPLATES[family]), rng.choice(units)
                 lid, _, art = (rng.choice(cites) if cites else " Art. 0").rpartition(" Art. ")
                 forms = _law_forms(lid, art) if lid else {}
                 shown = _synonyms(topic, rng) if family != "plain" else topic
-                text = template.format(topic=shown, Topic=shown[:1].upper() + shown[1:], story=_story(rng),
-                                       n=int(art) if lid else 0, **forms)
+                n = rng.choice([3, 5, 7, 9, 10, 14, 20, 30, 45, 60, 90]) if unit else int(art) if lid else 0
+                text = template.format(topic=shown, Topic=shown[:1].upper() + shown[1:], story=_story(rng), n=n,
+                                       unit=unit, **forms)
+                if family not in ("terse", "scenario") and rng.random() < PERSONAL_FIGURE_SHARE:
+                    text = _with_personal_figure(text, rng)
                 searches.append(_Candidate(_voice(text, family, persona, rng), "lookup", f"lookup.{family}", persona,
                                            ["search_labour_law"], None, cluster_of.get(chunk.id, -1), (chunk.id,),
                                            hints=_search_hint(topic)))
@@ -794,6 +857,8 @@ def _no_tools(n: int, personas: list[Persona], rng: random.Random) -> list[_Cand
         persona = personas[i % len(personas)]
         pool = NO_TOOL_FAMILIES[family](reply, persona)
         text = pool[(i // (3 * len(families))) % len(pool)]
+        if reply == "decline" and rng.random() < OFF_DOMAIN_SHARE:
+            text = rng.choice(OFF_DOMAIN_TEMPLATES[family]).format(task=rng.choice(OFF_DOMAIN_TASKS))
         if family == "casual":
             text = casual(text, rng)
         out.append(_Candidate(text, "no_tool", f"no_tool.{family}", persona, [], None, facts=[reply]))
