@@ -87,6 +87,20 @@ def test_rule_teacher_eval_scores_what_it_did_and_resumes(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["constrain_tool_names"] is True
 
 
+def test_an_eval_resumes_with_its_model_file_named_from_the_run_or_from_the_working_directory(tmp_path):
+    from agentdistill.evaluate.runner import _check_same_model
+
+    run, out = tmp_path / "run", tmp_path / "run" / "eval" / "x"
+    out.mkdir(parents=True)
+    for name in ("a.gguf", "b.gguf"):
+        (run / name).write_bytes(b"GGUF")
+    meta = {"model": "a.gguf", "split": "test", "served_model": None}
+    _check_same_model(out, meta, run)
+    _check_same_model(out, {**meta, "model": str(run / "a.gguf")}, run)  # the same file, another spelling
+    with pytest.raises(UserError, match="holds an eval of model .*a.gguf"):
+        _check_same_model(out, {**meta, "model": "b.gguf"}, run)
+
+
 def test_max_questions_subsets_are_nested_and_bad_inputs_are_explained(tmp_path):
     make_run(tmp_path)
     three = [q.id for q in select_questions(tmp_path, "test", 3, seed=0)]

@@ -138,21 +138,26 @@ def _decoding(meta: dict[str, Any]) -> str:
     return ", ".join(f"{key}={bool(meta.get(key, False))}" for key in DECODING)
 
 
-def _identity(meta: dict[str, Any]) -> tuple[Any, ...]:
-    """What makes two evals the same: the model (for an endpoint, the served model: its port may change),
-    the split, and the decoding constraints."""
+def _identity(meta: dict[str, Any], run_dir: Path) -> tuple[Any, ...]:
+    """What makes two evals the same: the model (for an endpoint, the served model: its port may change; for a
+    file or folder, the path it resolves to, given relative to the run or to the working directory), the split,
+    and the decoding constraints."""
     model = meta.get("model") or ""
-    if model.startswith(("http://", "https://")) and meta.get("served_model"):
-        model = f"endpoint:{meta['served_model']}"
+    if model.startswith(("http://", "https://")):
+        if meta.get("served_model"):
+            model = f"endpoint:{meta['served_model']}"
+    elif model:
+        found = next((p for p in (run_dir / model, Path(model)) if p.exists()), None)
+        model = str(found.resolve()) if found else model
     return model, meta.get("split"), _decoding(meta)
 
 
-def _check_same_model(out_dir: Path, meta: dict[str, Any]) -> None:
+def _check_same_model(out_dir: Path, meta: dict[str, Any], run_dir: Path) -> None:
     """An eval folder belongs to one model: refuse to mix another model's answers into it."""
     path = out_dir / EVAL_META
     if path.exists():
         old = json.loads(path.read_text())
-        if _identity(old) != _identity(meta):
+        if _identity(old, run_dir) != _identity(meta, run_dir):
             raise UserError(
                 f"{out_dir} holds an eval of model {old.get('model')!r} on split {old.get('split')!r} with "
                 f"{_decoding(old)}, not of {meta['model']!r} on {meta['split']!r} with {_decoding(meta)}.",
@@ -194,7 +199,7 @@ def evaluate(
     meta = {"name": name, "model": model, "served_model": served_model, "split": split, **decoding_options(cfg),
             "precision": precision(model, cfg)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_model(out_dir, meta)
+    _check_same_model(out_dir, meta, run_dir)
 
     results_path = out_dir / RESULTS
     done = {qid for qid, row in load_results(results_path).items()
