@@ -212,3 +212,19 @@ def test_a_saved_tokenizer_whose_end_token_is_not_the_ggufs_is_refused(bundled_m
     tok.eos_token = "<|im_start|>"
     with pytest.raises(UserError, match=r"end-of-sequence token '<\|im_start\|>' \(id 1\) where the GGUF names id 2"):
         check_saved_end_token(tok, gguf)
+
+
+def test_an_adapters_tokenizer_with_another_end_token_than_its_base_gives_way_to_the_bases(bundled_models, tmp_path,
+                                                                                            capsys):
+    from agentdistill.models.registry import _adapter_tokenizer, prepare
+
+    base = prepare("smollm2-135m")
+    assert _adapter_tokenizer(tmp_path, base, "chatml").eos_token == "<|im_end|>"  # no tokenizer saved: the base's
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((base / name).read_bytes())
+    assert _adapter_tokenizer(tmp_path, base, "chatml").eos_token == "<|im_end|>"
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": "<|im_start|>"}))
+    assert _adapter_tokenizer(tmp_path, base, "chatml").eos_token == "<|im_end|>"
+    warned = " ".join(capsys.readouterr().err.split())
+    assert "'<|im_start|>'" in warned and "using the base model's" in warned

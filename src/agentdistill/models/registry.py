@@ -314,6 +314,24 @@ def _load_tokenizer_from(folder: Path, family: str) -> Any:
     return tok
 
 
+def _adapter_tokenizer(adapter: Path, base: Path, family: str) -> Any:
+    """The tokenizer saved with ``adapter``, or the base model's where the adapter has none or its
+    end-of-sequence token is not the base's. An adapter trained from a tokenizer that transformers 5.17 saved
+    wrongly carries ``<|im_start|>`` as eos; exported with it, the GGUF aborts llama.cpp."""
+    base_tok = _load_tokenizer_from(base, family)
+    if not (adapter / "tokenizer_config.json").is_file():
+        return base_tok
+    tok = _load_tokenizer_from(adapter, family)
+    if tok.eos_token != base_tok.eos_token:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] the tokenizer saved with {adapter} ends sequences "
+                                   f"with {tok.eos_token!r}, the base model's with {base_tok.eos_token!r}: "
+                                   "using the base model's")
+        return base_tok
+    return tok
+
+
 def load_tokenizer(name: str, cache_dir: Path | None = None) -> Any:
     """The model's tokenizer with our family chat template installed as ``.chat_template``."""
     folder = prepare(name, cache_dir)
@@ -380,8 +398,8 @@ def load_model(
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     # an adapter is merged in float32: added to bf16 weights, its small updates would be rounded away
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32 if adapter is not None else dtype)
-    tok_dir = Path(adapter) if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file() else folder
-    tokenizer = _load_tokenizer_from(tok_dir, family)
+    tokenizer = _adapter_tokenizer(Path(adapter), folder, family) if adapter is not None else \
+        _load_tokenizer_from(folder, family)
     if adapter is not None:
         from peft import PeftModel
 
