@@ -111,6 +111,19 @@ def test_numbers_are_written_as_people_write_them():
     assert all(1 <= v <= 5000000 for v in values)
 
 
+def test_fractions_are_said_as_percents_and_large_round_numbers_scaled():
+    rng = random.Random(2)
+    pct = Param.parse("rate:pct:0.010-0.150|Rate as a fraction.|at {v}")
+    drawn = [draw_value(pct, rng) for _ in range(200)]
+    assert all(0.01 <= value <= 0.15 for value, _ in drawn) and pct.schema()["type"] == "number"
+    for value, text in drawn:  # 0.073 is asked as "7.3%" or "7.3 percent"
+        assert float(text.rstrip("%").removesuffix(" percent")) == pytest.approx(value * 100), (value, text)
+    big = Param.parse("n:int:1000000-9000000|A sum.|{v} dollars")
+    texts = [draw_value(big, rng) for _ in range(300)]
+    scaled = [(v, t) for v, t in texts if t.endswith("million")]
+    assert scaled and all(round(float(t.split()[0]) * 1_000_000) == v for v, t in scaled)
+
+
 def test_free_text_values_are_often_invented_so_a_student_must_copy_them():
     city = Param.parse("city:str:Lisbon;Quebec City|City.|in {v}")
     rng = random.Random(0)

@@ -51,7 +51,8 @@ OPTIONAL_GIVEN = 0.4  # chance that a question states an optional parameter
 FRESH_VALUE = 0.5  # chance that a free-text value is invented, not one of the catalogue's examples
 ROUND_NUMBER = 0.35  # chance that a whole number is a round one (people ask about 2,000,000, not 1,983,417)
 QUESTION_FORM = 0.35  # chance that a question asks about the result ("What is the area of ...?")
-_SCHEMA_TYPES = {"int": "integer", "num": "number", "str": "string", "enum": "string", "bool": "boolean"}
+_SCHEMA_TYPES = {"int": "integer", "num": "number", "pct": "number", "str": "string", "enum": "string",
+                 "bool": "boolean"}
 _WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
 
@@ -59,7 +60,7 @@ _WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str  # int num str enum bool ints nums strs
+    kind: str  # int num pct str enum bool ints nums strs
     required: bool
     description: str
     phrase: str
@@ -69,7 +70,7 @@ class Param:
     def parse(cls, text: str) -> Param:
         head, description, phrase = text.split("|")
         name, kind, values = head.split(":", 2)
-        numeric = kind in ("int", "num", "ints", "nums")
+        numeric = kind in ("int", "num", "pct", "ints", "nums")
         # "lo-hi": split at the dash that follows a digit, so a bound may carry a sign
         parts = tuple(re.split(r"(?<=\d)-", values, maxsplit=1)) if numeric else tuple(values.split(";"))
         return cls(name.rstrip("?"), kind, not name.endswith("?"), description, phrase, parts)
@@ -154,10 +155,15 @@ def _number_text(value: float, decimals: int) -> str:
 
 
 def _say_int(value: int, rng: random.Random, is_year: bool = False) -> str:
-    """How a person writes a whole number: sometimes in words, sometimes with thousands separators (never a
-    year: nobody writes "the 2,017 season")."""
+    """How a person writes a whole number: sometimes in words, a round large one sometimes scaled ("2.5
+    million", "40 thousand"), sometimes with thousands separators (never a year: nobody writes "the 2,017
+    season")."""
     if 0 <= value <= 20 and rng.random() < 0.25:
         return _WORDS[value]
+    if not is_year and value >= 1_000_000 and value % 100_000 == 0 and rng.random() < 0.5:
+        return f"{value / 1_000_000:g} million"
+    if not is_year and value >= 10_000 and value % 1_000 == 0 and rng.random() < 0.25:
+        return f"{value // 1_000:,} thousand"
     if value >= 1000 and not is_year and rng.random() < 0.3:
         return f"{value:,}"
     return str(value)
@@ -249,6 +255,12 @@ def fresh_text(example: str, rng: random.Random) -> tuple[str, str] | None:
 
 def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
     """A value for ``p`` and how a question writes it."""
+    if p.kind == "pct":  # the schema's fraction, said as a percent
+        lo, hi = p.values
+        d = max(_decimals(lo), _decimals(hi))
+        value = round(rng.uniform(float(lo), float(hi)), d)
+        said = _number_text(value * 100, max(0, d - 2))
+        return value, rng.choice([f"{said}%", f"{said} percent"])
     if p.kind in ("int", "num"):
         lo, hi = p.values
         d = _decimals(lo) + _decimals(hi)

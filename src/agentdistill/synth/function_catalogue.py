@@ -13,6 +13,7 @@ A parameter is one string, ``name[?]:type:values|description|phrase``:
 
 - ``?`` after the name: optional (a question gives it only sometimes);
 - type: ``int``, ``num``, ``str``, ``enum``, ``bool``, or an array of them: ``ints``, ``nums``, ``strs``;
+  ``pct``: a number the schema takes as a fraction (0.05) and a question states as a percent ("5%");
 - values: ``lo-hi`` for numbers (a bound's decimals are the value's decimals), ``a;b;c`` choices for
   strings and enums, ``phrase if true;phrase if false`` for a boolean;
 - phrase: how a question states the value, ``{v}`` standing for it ("a radius of {v} cm"); empty for a
@@ -87,7 +88,7 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "get the fixed monthly repayment for a loan"),
            "Monthly payment of a fixed-rate loan.",
            "amount:int:1000-500000|Amount borrowed.|a loan of {v} dollars",
-           "rate:num:1.0-15.0|Annual interest rate in percent.|at {v} percent interest",
+           "rate:pct:0.010-0.150|Annual interest rate as a fraction (0.05 for 5%).|at {v} interest",
            "months:int:6-360|Length of the loan in months.|for {v} months"),
         _b("convert_currency", "convert", ("convert money from one currency to another",
            "exchange an amount into a different currency", "change cash into another currency",
@@ -106,7 +107,7 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "Split a bill evenly, tip included.",
            "total:num:10.0-900.0|Bill total before tip.|a bill of {v} dollars",
            "people:int:2-12|Number of people paying.|among {v} people",
-           "tip_percent?:int:5-25|Tip as a percent of the total.|with a {v} percent tip"),
+           "tip_rate?:pct:0.05-0.25|Tip as a fraction of the total (0.15 for 15%).|with a {v} tip"),
     ],
     "weather": [
         _b("current_weather", "get", ("check the current weather in a city", "see what the weather is like right now",
@@ -360,7 +361,7 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "Probability of exactly k successes in n trials.",
            "trials:int:1-50|Number of trials.|{v} trials",
            "successes:int:0-20|Number of successes.|exactly {v} successes",
-           "p:num:0.05-0.95|Success probability of one trial.|a success chance of {v}"),
+           "p:pct:0.05-0.95|Success probability of one trial, from 0 to 1.|a success chance of {v}"),
         _b("percentile", "get", ("get a percentile of a data set", "compute a quantile",
            "locate a cut point in the sorted values", "determine the rank-based cutoff"),
            "Value at a percentile of a list of numbers.",
