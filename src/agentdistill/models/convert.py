@@ -70,7 +70,7 @@ def check_saved_end_token(saved: Any, gguf: Path) -> None:
     field = gguf_py.GGUFReader(gguf).fields.get("tokenizer.ggml.eos_token_id")
     if field is None:
         return
-    want = int(field.parts[field.data[0]][0])
+    want = int(field.contents())
     if saved.eos_token_id != want:
         raise UserError(
             f"transformers {transformers.__version__} saved the tokenizer of {gguf} with end-of-sequence token "
