@@ -19,6 +19,7 @@ from agentdistill.evaluate.answer_check import (
     AnswerVerdict,
     check_answer,
     fact_in,
+    number_mentions,
     parse_figure,
     reply_kinds,
 )
@@ -54,6 +55,12 @@ def test_money_matches_however_it_is_written(written):
 def test_money_does_not_match_another_amount_a_bare_number_or_another_currency(written):
     assert not fact_in("AED 12,345.50", f"You will receive {written} in total.", LAW_CURRENCIES)[0]
     assert not fact_in("AED 12,345.50", f"You will receive {written} in total.")[0]
+
+
+def test_number_mentions_read_digits_words_scales_and_halves_where_they_stand():
+    text = "basic 20k, four and a half years, AED12,500 and twenty-one days, 1.2 million"
+    assert number_mentions(text) == [(6, 20000.0), (11, 4.5), (37, 12500.0), (48, 21.0), (65, 1_200_000.0)]
+    assert number_mentions("no figures here") == []
 
 
 def test_a_packs_currency_spellings_are_that_currency_only_in_its_run():

@@ -15,7 +15,16 @@ from agentdistill.records import Expect, Question, Trace
 from agentdistill.synth.filters import check_trace
 from agentdistill.synth.questions import load_corpus, load_personas
 from agentdistill.synth.schema_questions import schema_questions
-from agentdistill.synth.schema_teacher import SchemaTeacher, lookup_answer, passages, query_parameter, search_query
+from agentdistill.synth.schema_teacher import (
+    Call,
+    SchemaTeacher,
+    action_text,
+    in_mention_order,
+    lookup_answer,
+    passages,
+    query_parameter,
+    search_query,
+)
 from agentdistill.tools import load_tools
 
 SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop"
@@ -90,3 +99,29 @@ def test_messages_it_was_not_told_about_are_greeted_thanked_or_searched(shop):
     assert "welcome" in results[1].outcome.answer.lower() or "glad" in results[1].outcome.answer.lower()
     first = next(m for m in results[2].messages if m["role"] == "assistant")
     assert first["tool_calls"][0] == {"name": "search_policies", "arguments": {"query": "refunds paid"}}
+
+
+@pytest.mark.parametrize(("question", "arguments", "order"), [
+    ("A cook did 2h extra on my rest day; her basic is AED15,250.",
+     {"monthly_basic_salary": 15250, "overtime_hours": 2, "period": "rest_day"},
+     ["overtime_hours", "period", "monthly_basic_salary"]),
+    ("I earn 10,000 and my notice is 60 days; I worked 10 days of it.",  # one value twice: each takes its own place
+     {"contract_notice_days": 60, "days_already_served": 10, "monthly_wage": 10000},
+     ["monthly_wage", "contract_notice_days", "days_already_served"]),
+    ("Convert 42 km to miles.", {"to_unit": "miles", "from_unit": "km", "value": 42},
+     ["value", "from_unit", "to_unit"]),
+    ("leave after 2 years on 20k?", {"monthly_wage": 20000, "months_of_service": 24},  # said in years, wanted in months
+     ["months_of_service", "monthly_wage"]),
+    ("how much is it?", {"b": 1, "a": "x", "flag": True}, ["b", "a", "flag"]),  # nothing stated: the order is kept
+])
+def test_arguments_are_written_in_the_order_the_question_states_them(question, arguments, order):
+    ordered = in_mention_order(question, arguments)
+    assert list(ordered) == order and ordered == arguments
+
+
+
+def test_an_action_writes_its_arguments_in_the_order_the_question_states_them():
+    call = Call("overtime_pay", {"monthly_basic_salary": 15250, "overtime_hours": 2.5, "period": "rest_day"})
+    assert action_text("2.5 hours on my rest day, basic 15,250", call) == (
+        'Action: {"name": "overtime_pay", "arguments": {"overtime_hours": 2.5, "period": "rest_day", '
+        '"monthly_basic_salary": 15250}}')

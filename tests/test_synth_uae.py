@@ -130,6 +130,34 @@ def test_rules_are_also_asked_as_quantities_and_beside_the_askers_own_figures_an
     assert len(personal) > 0.05 * len(searches)  # a figure shaped like a calculator's argument, and still a search
 
 
+def test_calculations_of_every_family_carry_figures_they_do_not_need_anywhere_in_the_question(uae_run):
+    from agentdistill.domains.uae_labour.questions import BYSTANDERS, FIGURE_FAMILIES
+
+    run, _, _, _ = uae_run
+    openings = [b.split("{", 1)[0] for b in BYSTANDERS]
+    calculations = [q for q in read_records(run / "questions.jsonl", Question)
+                    if q.kind in ("calculation", "multi_step") and q.family.split(".")[1] not in FIGURE_FAMILIES]
+    carrying = [q for q in calculations if any(o.lower() in q.text.lower() for o in openings)]
+    assert 0.2 * len(calculations) < len(carrying) < 0.5 * len(calculations)
+    assert len({q.family for q in carrying}) >= 4
+    where = {"first" if q.text.lower().startswith(tuple(o.lower() for o in openings)) else "later" for q in carrying}
+    assert where == {"first", "later"}  # not always where a story stands
+
+
+def test_a_bystander_sentence_goes_between_sentences_and_leaves_them_as_they_were():
+    from agentdistill.domains.uae_labour.questions import BYSTANDER_SHARE, BYSTANDERS, with_bystander
+
+    texts = [f"My basic is {n},000 AED. I worked {n % 9 + 1} hours on my rest day. What am I owed?" for n in range(200)]
+    changed = [(t, with_bystander(t)) for t in texts if with_bystander(t) != t]
+    assert abs(len(changed) / len(texts) - BYSTANDER_SHARE) < 0.1
+    assert all(with_bystander(t) == w for t, w in changed)  # drawn from the text: the same every time
+    for before, after in changed:
+        added = [s for s in re.split(r"(?<=[.?!])\s+", after) if s not in before]
+        shapes = [r"\d+".join(map(re.escape, re.split(r"\{\w+\}", b))) for b in BYSTANDERS]
+        assert len(added) == 1 and any(re.fullmatch(shape, added[0]) for shape in shapes), after
+        assert after.replace(added[0], "").split() == before.split()
+
+
 def test_errands_outside_the_domain_are_declined_and_uncovered_work_topics_are_searched(uae_run):
     from agentdistill.domains.uae_labour.questions import OFF_DOMAIN_TASKS, UNCOVERED_TOPICS
     from agentdistill.domains.uae_labour.teacher import NOT_COVERED

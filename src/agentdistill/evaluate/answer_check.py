@@ -104,6 +104,7 @@ class _Tok:
     text: str  # the word lower-cased, the symbol, or the number as written
     value: float | None = None
     raw: str = ""  # as written: a currency code is told from a word by its capitals ("CHF", not "chf")
+    start: int = 0  # where it begins in the text read
 
 
 def _tokens(text: str) -> list[_Tok]:
@@ -113,19 +114,41 @@ def _tokens(text: str) -> list[_Tok]:
     for m in _TOKEN.finditer(text):
         num, sym, word = m.groups()
         if num:
-            out.append(_Tok("num", num, float(num.replace(",", ""))))
+            out.append(_Tok("num", num, float(num.replace(",", "")), start=m.start()))
         elif sym:
-            out.append(_Tok("sym", sym, raw=sym))
+            out.append(_Tok("sym", sym, raw=sym, start=m.start()))
         else:
             w = word.lower()
             if w in NUMBER_WORDS:
                 value = NUMBER_WORDS[w]
                 if out and out[-1].kind == "num" and out[-1].text in _TENS and 0 < value < 10:
-                    out[-1] = _Tok("num", f"{out[-1].text}-{w}", out[-1].value + value)  # type: ignore[operator]
+                    out[-1] = _Tok("num", f"{out[-1].text}-{w}", out[-1].value + value,  # type: ignore[operator]
+                                   start=out[-1].start)
                     continue
-                out.append(_Tok("num", w, float(value)))
+                out.append(_Tok("num", w, float(value), start=m.start()))
             else:
-                out.append(_Tok("word", w, raw=word))
+                out.append(_Tok("word", w, raw=word, start=m.start()))
+    return out
+
+
+_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}
+
+
+def number_mentions(text: str) -> list[tuple[int, float]]:
+    """Where ``text`` states a number, and its value: digits ("12,500", "4.5"), words ("twenty-one"), a scale
+    after them ("20k", "1.2 million") and a half after them ("four and a half")."""
+    tokens = _tokens(text)
+    out = []
+    for i, tok in enumerate(tokens):
+        if tok.kind != "num" or tok.value is None:
+            continue
+        value = tok.value
+        after = [t.text for t in tokens[i + 1 : i + 4]]
+        if after and after[0] in _SCALES:
+            value *= _SCALES[after[0]]
+        elif after == ["and", "a", "half"]:
+            value += 0.5
+        out.append((tok.start, value))
     return out
 
 

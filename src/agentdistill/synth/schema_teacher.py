@@ -31,6 +31,7 @@ from typing import Any
 
 from agentdistill.agent.wire import render_action
 from agentdistill.config import RunConfig
+from agentdistill.evaluate.answer_check import number_mentions
 from agentdistill.llm.base import Completion, GenerationRequest
 from agentdistill.tools.documents import CITATION_END, NOT_COVERED_OBSERVATION
 
@@ -244,6 +245,50 @@ class Call:
     arguments: dict[str, Any]
 
 
+# A value said in another unit than the argument's: years for months, weeks for days, a percent for a fraction.
+_SAID_AS = (1.0, 12.0, 7.0, 0.01)
+
+
+def _mention(question: str, value: Any, numbers: list[tuple[int, float]], taken: set[int]) -> int | None:
+    """Where ``question`` first states ``value`` at a place no other argument took, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return next((at for at, said in numbers if at not in taken
+                     and any(math.isclose(said * factor, value, rel_tol=1e-9) for factor in _SAID_AS)), None)
+    if isinstance(value, str) and value.strip():
+        text = value.lower().strip()
+        first = re.split(r"[_\s]+", text)[0]
+        for form in (text, text.replace("_", " "), *([first] if len(first) >= 3 else [])):
+            found = re.search(rf"(?<!\w){re.escape(form)}(?!\w)", question, re.I)
+            if found and found.start() not in taken:
+                return found.start()
+    return None
+
+
+def in_mention_order(question: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` in the order ``question`` states their values; those it does not state keep their order, last.
+
+    A student copies a call's values from the question. Written in the order it reads them, the copy runs left
+    to right; written in the schema's order, it searches back and forth and takes the first number it sees
+    for the first argument ("2h extra on my rest day; her basic is 15,250" -> a salary of 2).
+    """
+    numbers = number_mentions(question)
+    taken: set[int] = set()
+    placed = []
+    for i, (name, value) in enumerate(arguments.items()):
+        at = _mention(question, value, numbers, taken)
+        if at is not None:
+            taken.add(at)
+        placed.append((at if at is not None else math.inf, i, name))
+    return {name: arguments[name] for _, _, name in sorted(placed)}
+
+
+def action_text(question: str, call: Call) -> str:
+    """The wire text of ``call``'s action, its arguments in the order ``question`` states them."""
+    return render_action({"name": call.name, "arguments": in_mention_order(question, call.arguments)})
+
+
 @dataclass
 class Plan:
     """What the teacher will do: ``calls`` in order, then answer; or answer at once (``reply``)."""
@@ -356,7 +401,7 @@ class SchemaTeacher:
                 thought = f"{_pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {call.name}."
             else:
                 thought = _pick(_SECOND_STEP, question).format(tool=call.name)
-            return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
+            return f"Thought: {thought}\n{action_text(question, call)}"
         answer = self.compose_answer(plan, question, observations)
         thought = (f"{_pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {PLAN_ANSWER}." if searched
                    else _pick(_DONE, question))

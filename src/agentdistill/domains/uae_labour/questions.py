@@ -29,6 +29,7 @@ import logging
 import math
 import random
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,37 @@ ASIDES = [
     "My visa was renewed in {year}, by the way.", "I'm paid on the {day}th of each month.",
     "The company moved to a new office in {year}.", "I live {km} km from work, not that it matters.",
 ]
+
+
+# Figures a question does not need, put at any sentence boundary of the other families' calculations: with
+# stories only ever opening a question, a student learns to skip the first sentence's figures rather than
+# to bind each figure by the words around it ("Basic AED 31,250, 4 hrs at night. (I'm 43.)" -> 43 hours).
+# Sentences of their own, so that a held-out story or aside family still holds sentences it never saw; some
+# carry the units the tools take (years, days, hours), the near misses a person's message holds.
+BYSTANDERS = [
+    "My son turns {age} next month.", "There are {staff} of us in the branch.", "I commute {km} km each way.",
+    "The company was founded {n} years ago.", "Our office is on floor {floor}.", "I have {kids} kids at school here.",
+    "My team works {shift} hours a shift.", "Ramadan starts in {n} days.",
+]
+BYSTANDER_SHARE = 0.35
+FIGURE_FAMILIES = ("story", "aside")  # families whose figures that do not matter are their own wording
+_SENTENCE_GAP = re.compile(r"(?<=[.?!])\s+")
+
+
+def with_bystander(text: str) -> str:
+    """``text`` with, in ``BYSTANDER_SHARE`` of cases, a sentence whose figure it does not need at one of its
+    sentence boundaries (start, between sentences, end). Drawn from the text itself, not the writer's
+    random stream, so that every other question stays as it was."""
+    rng = random.Random(zlib.crc32(text.encode("utf-8")))
+    if rng.random() >= BYSTANDER_SHARE:
+        return text
+    sentence = rng.choice(BYSTANDERS).format(age=rng.randint(3, 70), staff=rng.choice([5, 9, 18, 45, 90, 200]),
+                                             km=rng.choice([7, 15, 30, 55]), n=rng.choice([3, 6, 14, 20, 35]),
+                                             floor=rng.randint(2, 40), kids=rng.randint(1, 4),
+                                             shift=rng.choice([6, 8, 9, 10, 12]))
+    parts = _SENTENCE_GAP.split(text.strip())
+    at = rng.randint(0, len(parts))
+    return " ".join([*parts[:at], sentence, *parts[at:]])
 
 
 def _story(rng: random.Random) -> str:
@@ -807,6 +839,8 @@ def _calculations(n: int, personas: list[Persona], names: set[str], rng: random.
             family = rng.choice(sorted(CALC_FAMILIES))
             tool = rng.choice(domain_tools)
             text, args = calculation(tool, rng.choice(CALC_FAMILIES[family][tool]), rng)
+            if family not in FIGURE_FAMILIES:
+                text = with_bystander(text)
         elif general_tools:
             family = rng.choice(sorted(GENERAL_FAMILIES))
             tool = rng.choice(general_tools)
@@ -841,6 +875,8 @@ def _multi_steps(n: int, chunks: list[Chunk], personas: list[Persona], names: se
         family = rng.choice(sorted(MULTI_FAMILIES))
         tail, args = calculation(tool, rng.choice(MULTI_TAILS[tool]), rng)
         text = rng.choice(MULTI_FAMILIES[family]).format(topic=_synonyms(topic, rng), tail=tail, story=_story(rng))
+        if family not in FIGURE_FAMILIES:
+            text = with_bystander(text)
         cluster = cluster_of.get(source[0], -1) if source else -1
         out.append(_Candidate(_voice(text, family, persona, rng), "multi_step", f"multi_step.{family}", persona,
                               ["search_labour_law", tool], {tool: args}, cluster, source, hints=_search_hint(topic)))

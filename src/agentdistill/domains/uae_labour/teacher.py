@@ -26,10 +26,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentdistill.agent.wire import render_action
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.synth.schema_teacher import Call, Plan
+from agentdistill.synth.schema_teacher import Call, Plan, action_text
 
 # A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
 # learns to finish a two-tool plan instead of answering after the first tool.
@@ -690,7 +689,7 @@ class RuleTeacher:
             else:
                 thought = _pick(_SECOND_STEP, key)
             thought = thought.format(topic=plan.topic or "this", tool=call.name)
-            return f"Thought: {thought}\n{render_action({'name': call.name, 'arguments': call.arguments})}"
+            return f"Thought: {thought}\n{action_text(question, call)}"
         answer = self.compose_answer(plan, question, observations)
         if read_law:
             thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {PLAN_ANSWER}."
