@@ -131,7 +131,7 @@ def _tokens(text: str) -> list[_Tok]:
     return out
 
 
-_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}
+_SCALES = {"k": 1e3, "thousand": 1e3, "mn": 1e6, "million": 1e6}  # not "m": metres and minutes
 
 
 def number_mentions(text: str) -> list[tuple[int, float]]:
