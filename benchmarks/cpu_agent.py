@@ -14,6 +14,9 @@ with ``agent.runtime.run_agents`` and the run's tools. Per variant it prints:
   pads each round into batches of 8; llama.cpp, one sequence, runs the round's requests one after another);
   for transformers fp32 and llama.cpp q4_k_m.
 
+``--lora`` adds the form ``agentdistill export --lora`` writes: its base GGUF with the f16 LoRA GGUF
+applied at run time, at each thread count.
+
 The llama.cpp variants are quantized from one source GGUF with llama.cpp's own quantizer
 (``llama_model_quantize``, files cached under ``--cache``): pass the f16 GGUF of ``agentdistill export`` as
 ``--gguf`` for variants that are each one quantization away from the model. Without it, the model's own GGUF is
@@ -161,6 +164,7 @@ def main() -> None:
     ap.add_argument("--gguf", type=Path, help="The source GGUF of the llama.cpp variants (default: the model's).")
     ap.add_argument("--quants", default="f16,q8_0,q4_k_m", help="llama.cpp variants, from: " + ", ".join(QUANTS))
     ap.add_argument("--threads", default="1,2", help="llama.cpp thread counts to measure q4_k_m with.")
+    ap.add_argument("--lora", type=Path, help="Also a LoRA GGUF of `agentdistill export --lora` on its base file.")
     ap.add_argument("--questions", type=int, default=20)
     ap.add_argument("--max-steps", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=96)
@@ -215,15 +219,20 @@ def main() -> None:
         if not (cpu_native_bf16() or args.bf16):
             report("transformers bf16", "not supported here: no AVX512-BF16 or AMX (emulated bf16 is slower)")
     threads = [int(t) for t in args.threads.split(",")]
+
+    def report_llama_cpp(label: str, path: Path, n: int, lockstep: bool) -> None:
+        llm = LlamaCppBackend(path, n_threads=n)
+        count = lambda text, m=llm.llama: len(m.tokenize(text.encode(), add_bos=False))  # noqa: E731
+        report(f"llama.cpp {label} ({n} thread{'s' if n > 1 else ''})",
+               measure(Timed(llm, count, llm.render), tools, questions, options, lockstep, llm.llama.reset))
+
     for quant in args.quants.split(","):
         path = quantized(source, quant, args.cache)
         for n in threads if quant == "q4_k_m" else threads[:1]:
-            llm = LlamaCppBackend(path, n_threads=n)
-            count = lambda text, m=llm.llama: len(m.tokenize(text.encode(), add_bos=False))  # noqa: E731
-            report(f"llama.cpp {quant} ({n} thread{'s' if n > 1 else ''})",
-                   measure(Timed(llm, count, llm.render), tools, questions, options,
-                           args.lockstep and quant == "q4_k_m" and n == threads[0], llm.llama.reset))
-            del llm
+            report_llama_cpp(quant, path, n, args.lockstep and quant == "q4_k_m" and n == threads[0])
+    if args.lora:  # the LoRA GGUF runs on the base its .json names (llm.llamacpp.model_and_lora)
+        for n in threads:
+            report_llama_cpp(f"{args.lora.name} on its base", args.lora, n, False)
 
     print_table(table, args, source, len(questions))
     args.out.parent.mkdir(parents=True, exist_ok=True)

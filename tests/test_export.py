@@ -20,6 +20,7 @@ from agentdistill.models.templates import FAMILIES, template_text, to_chat_messa
 
 STUDENT = "smollm2-135m"
 PARITY_NEW_TOKENS = 32
+LOGIT_PROMPTS = 5  # each a prefill of the whole agent prompt, twice (with and without the LoRA)
 # 20 prefills of an agent prompt by llama.cpp and transformers: a few minutes on 2 idle cores, but on 2 cores
 # shared with other work llama.cpp prefilled 10 tokens/s and the test passed pytest's default 900 s.
 LOADED_MACHINE_TIMEOUT_S = 2400
@@ -107,6 +108,29 @@ def test_without_the_converter_export_says_how_to_fetch_it(tmp_path: Path, monke
     assert str(tmp_path / "sdist") in err.value.hint
 
 
+def test_converters_are_unpacked_from_the_sdist_even_over_a_folder_that_lacks_the_lora_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A cache unpacked by an older agentdistill holds convert_hf_to_gguf.py alone; both converters must come
+    from the llama-cpp-python sdist the README's install downloads."""
+    from agentdistill.export.gguf import CONVERTER, LORA_CONVERTER, llama_cpp_version
+    from agentdistill.models.cache import cache_root
+
+    version = llama_cpp_version()
+    sdist = cache_root() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+    assert sdist.is_file(), f"the README's install downloads {sdist}"
+    monkeypatch.setenv("AGENTDISTILL_CACHE", str(tmp_path))
+    monkeypatch.delenv(CONVERTER_ENV, raising=False)
+    (tmp_path / "sdist").mkdir()
+    (tmp_path / "sdist" / sdist.name).symlink_to(sdist)
+    old = tmp_path / "llama.cpp" / version
+    old.mkdir(parents=True)
+    (old / CONVERTER).write_text("# an older unpack\n")
+    tree = find_converter()
+    assert tree == old
+    assert (tree / LORA_CONVERTER).is_file() and (tree / "gguf-py").is_dir()
+    assert (tree / CONVERTER).read_text() != "# an older unpack\n"
+
+
 def test_modelfile_names_the_gguf_the_roles_the_stops_and_greedy_decoding():
     text = modelfile_text("agent-q4_k_m.gguf", "chatml", "You are an agent.\nTools:\n- calculator(expression: str)")
     lines = text.splitlines()
@@ -119,6 +143,21 @@ def test_modelfile_names_the_gguf_the_roles_the_stops_and_greedy_decoding():
     assert 'SYSTEM """You are an agent.\nTools:\n- calculator(expression: str)"""' in text
     assert 'PARAMETER stop "<|im_end|>"' in lines and 'PARAMETER stop "Observation:"' in lines
     assert "PARAMETER temperature 0" in lines and "PARAMETER repeat_penalty 1.0" in lines
+
+
+def test_modelfile_of_a_lora_export_applies_the_adapter_to_the_base():
+    lines = modelfile_text("base.Q4_1.gguf", "chatml", "system", "agent-lora-f16.gguf").splitlines()
+    assert lines[:2] == ["FROM ./base.Q4_1.gguf", "ADAPTER ./agent-lora-f16.gguf"]
+    assert not any(line.startswith("ADAPTER") for line in modelfile_text("m.gguf", "chatml", "system").splitlines())
+
+
+def test_lora_is_refused_for_the_hf_folder(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from agentdistill.cli import app
+
+    result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--to", "hf", "--lora"])
+    assert isinstance(result.exception, UserError) and "--lora applies to --to gguf" in str(result.exception)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -135,8 +174,9 @@ def test_every_family_has_an_ollama_template_with_its_end_of_turn(family: str):
 # ---- slow: a real adapter merged, converted by llama.cpp's converter, run by llama.cpp ----------------------
 
 
-def _make_adapter(run_dir: Path) -> Path:
-    """A LoRA adapter with random A and B (init_lora_weights=False), B scaled so the model still writes text."""
+def _make_adapter(run_dir: Path, base_name: str = STUDENT) -> Path:
+    """A LoRA adapter with random A and B (init_lora_weights=False), B scaled so the model still writes text,
+    on ``base_name`` (a registry name or a model folder)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -144,7 +184,8 @@ def _make_adapter(run_dir: Path) -> Path:
     from agentdistill.models.registry import prepare
 
     out = run_dir / "adapters" / STUDENT
-    base = AutoModelForCausalLM.from_pretrained(prepare(STUDENT), dtype=torch.float32)
+    folder = prepare(base_name) if base_name == STUDENT else base_name
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     torch.manual_seed(0)
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
                       init_lora_weights=False)
@@ -156,7 +197,7 @@ def _make_adapter(run_dir: Path) -> Path:
     model.save_pretrained(out)
     cfg_file = out / "adapter_config.json"
     cfg = json.loads(cfg_file.read_text())
-    cfg["base_model_name_or_path"] = STUDENT  # as `agentdistill sft` records it
+    cfg["base_model_name_or_path"] = base_name  # as `agentdistill sft` records it
     cfg_file.write_text(json.dumps(cfg))
     return out
 
@@ -215,27 +256,23 @@ def test_merged_folder_is_a_plain_model_that_differs_from_its_base(merged: Path)
     assert changed > 0.05
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(LOADED_MACHINE_TIMEOUT_S)
-def test_f16_gguf_greedy_tokens_equal_the_merged_models(merged: Path, gguf_f16: Path):
-    """llama.cpp writes greedy replies; the merged model, shown each reply, would have chosen the same tokens.
+def _greedy_agreement(merged: Path, gguf: Path, lora: Path | None = None) -> tuple[float, int]:
+    """``(per-token agreement, replies identical)`` of llama.cpp's greedy replies to the 20 prompts with the
+    merged model's choices.
 
     One forward pass of the merged model over prompt + reply gives its greedy choice after every prefix of
     the reply; where all agree, its own greedy reply is this one, token for token.
     """
     import torch
-    from gguf import GGUFReader
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agentdistill.llm.llamacpp import default_threads
 
-    fields = GGUFReader(gguf_f16).fields
-    assert fields["tokenizer.chat_template"].contents() == llama_cpp_template("chatml")
-    assert fields["tokenizer.ggml.add_bos_token"].contents() is False
     tok = AutoTokenizer.from_pretrained(merged)
     model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
-    llm = Llama(str(gguf_f16), n_ctx=2048, logits_all=False, n_threads=default_threads(), seed=0, verbose=False)
+    llm = Llama(str(gguf), n_ctx=2048, n_threads=default_threads(), lora_path=str(lora) if lora else None,
+                seed=0, verbose=False)
     same = total = whole = 0
     try:
         for ids in _prompts(tok):
@@ -246,16 +283,28 @@ def test_f16_gguf_greedy_tokens_equal_the_merged_models(merged: Path, gguf_f16: 
                 if t == tok.eos_token_id or len(reply) == PARITY_NEW_TOKENS:
                     break
             with torch.inference_mode():
-                logits = model(torch.tensor([ids + reply])).logits[0, len(ids) - 1 : -1]
-            agree = logits.argmax(-1).tolist() == reply
-            same += sum(a == b for a, b in zip(logits.argmax(-1).tolist(), reply, strict=True))
+                chosen = model(torch.tensor([ids + reply])).logits[0, len(ids) - 1 : -1].argmax(-1).tolist()
+            same += sum(a == b for a, b in zip(chosen, reply, strict=True))
             total += len(reply)
-            whole += agree
+            whole += chosen == reply
     finally:
         llm.close()
-    print(f"f16 GGUF (llama.cpp) vs merged float32 model (transformers), 20 prompts, {total} greedy tokens: "
-          f"per-token agreement {same / total:.4f}, {whole}/20 replies identical")
-    assert same / total >= 0.99
+    return same / total, whole
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(LOADED_MACHINE_TIMEOUT_S)
+def test_f16_gguf_greedy_tokens_equal_the_merged_models(merged: Path, gguf_f16: Path):
+    """llama.cpp writes greedy replies; the merged model, shown each reply, would have chosen the same tokens."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(gguf_f16).fields
+    assert fields["tokenizer.chat_template"].contents() == llama_cpp_template("chatml")
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is False
+    agreement, whole = _greedy_agreement(merged, gguf_f16)
+    print(f"f16 GGUF (llama.cpp) vs merged float32 model (transformers), 20 prompts: "
+          f"per-token agreement {agreement:.4f}, {whole}/20 replies identical")
+    assert agreement >= 0.99
 
 
 @pytest.mark.slow
@@ -297,3 +346,111 @@ def test_export_of_a_run_without_an_adapter_exits_2_naming_sft(tmp_path: Path):
                            str(tmp_path), "--to", "hf"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "no adapter to export" in proc.stderr and "agentdistill sft" in proc.stderr
+
+
+# ---- slow: the adapter kept apart, a LoRA GGUF on the registry's own base GGUF --------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora_gguf(run_dir: Path) -> Path:
+    from typer.testing import CliRunner
+
+    from agentdistill.cli import app
+
+    out = run_dir / "export" / "lora"
+    result = CliRunner().invoke(app, ["export", "--run", str(run_dir), "--to", "ollama", "--lora", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out / f"{STUDENT}-lora-f16.gguf"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(LOADED_MACHINE_TIMEOUT_S)
+def test_lora_export_is_a_small_adapter_on_the_registrys_base_file_unchanged(lora_gguf: Path):
+    import numpy as np
+    from gguf import GGUFReader
+
+    from agentdistill.llm.llamacpp import model_and_lora
+    from agentdistill.models.registry import gguf_path
+
+    base, lora = model_and_lora(lora_gguf)
+    source = gguf_path(STUDENT)
+    assert lora == lora_gguf and base == lora_gguf.parent / source.name
+    assert GGUFReader(lora_gguf).fields["general.type"].contents() == "adapter"
+    print(f"sizes: LoRA {lora_gguf.stat().st_size / 2**20:.1f} MiB, base {base.stat().st_size / 2**20:.1f} MiB")
+    assert lora_gguf.stat().st_size < 0.1 * base.stat().st_size
+    written, bundled = GGUFReader(base), GGUFReader(source)
+    assert written.fields["tokenizer.chat_template"].contents() == llama_cpp_template("chatml")
+    assert written.fields["tokenizer.ggml.add_bos_token"].contents() is False
+    assert [t.name for t in written.tensors] == [t.name for t in bundled.tensors]
+    assert all(a.tensor_type == b.tensor_type and np.array_equal(a.data, b.data)
+               for a, b in zip(written.tensors, bundled.tensors, strict=True))
+    assert json.loads(lora_gguf.with_suffix(".json").read_text())["quant"] == "lora-f16"
+    assert (lora_gguf.parent / "Modelfile").read_text().startswith(f"FROM ./{base.name}\nADAPTER ./{lora_gguf.name}\n")
+    assert not [p for p in lora_gguf.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+def _last_logits_gap(merged: Path, gguf: Path, lora: Path | None = None) -> float:
+    """Mean |logit difference| between llama.cpp's and the merged model's next-token logits after the first
+    ``LOGIT_PROMPTS`` prompts."""
+    import numpy as np
+    import torch
+    from llama_cpp import Llama
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentdistill.llm.llamacpp import default_threads
+
+    tok = AutoTokenizer.from_pretrained(merged)
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    llm = Llama(str(gguf), n_ctx=2048, n_threads=default_threads(), lora_path=str(lora) if lora else None,
+                logits_all=True, seed=0, verbose=False)
+    gaps = []
+    try:
+        for ids in _prompts(tok)[:LOGIT_PROMPTS]:
+            llm.reset()
+            llm.eval(ids)
+            with torch.inference_mode():
+                want = model(torch.tensor([ids])).logits[0, -1].numpy()
+            gaps.append(float(np.abs(llm.scores[len(ids) - 1] - want).mean()))
+    finally:
+        llm.close()
+    return float(np.mean(gaps))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(LOADED_MACHINE_TIMEOUT_S)
+def test_lora_gguf_follows_the_merged_model_and_not_the_base_alone(merged: Path, lora_gguf: Path):
+    """The base file's 4-bit weights are the merged model's base weights, so base + LoRA in llama.cpp computes
+    what the merged float32 model computes, up to llama.cpp's rounding (it quantizes activations to 8 bits
+    for 4-bit weights); the base alone does not."""
+    from agentdistill.llm.llamacpp import model_and_lora
+
+    base, lora = model_and_lora(lora_gguf)
+    gap_with, gap_without = _last_logits_gap(merged, base, lora), _last_logits_gap(merged, base)
+    agreement, whole = _greedy_agreement(merged, base, lora)
+    print(f"base Q4_1 + LoRA f16 (llama.cpp) vs merged float32 model (transformers): mean |next-token logit "
+          f"difference| over {LOGIT_PROMPTS} prompts {gap_with:.3f} (the base alone {gap_without:.3f}); greedy "
+          f"per-token agreement over 20 prompts {agreement:.4f}, {whole}/20 replies identical")
+    assert gap_with < 0.5 * gap_without
+    assert agreement >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(LOADED_MACHINE_TIMEOUT_S)
+def test_lora_export_converts_a_base_that_has_no_gguf_at_the_quant_asked(merged: Path, tmp_path: Path):
+    from gguf import GGUFReader, LlamaFileType
+
+    from agentdistill.config import RunConfig
+    from agentdistill.export.lora import export_lora_gguf
+    from agentdistill.llm import make_llm
+    from agentdistill.llm.base import GenerationRequest
+
+    _make_adapter(tmp_path, base_name=str(merged))  # a plain HF folder as the base: no GGUF of its own
+    lora = export_lora_gguf(tmp_path, quant="q8_0")
+    base = lora.parent / json.loads(lora.with_suffix(".json").read_text())["base_gguf"]
+    assert base.name == f"{merged.name}-q8_0.gguf"
+    fields = GGUFReader(base).fields
+    assert fields["general.file_type"].contents() == LlamaFileType.MOSTLY_Q8_0
+    assert fields["tokenizer.chat_template"].contents() == llama_cpp_template("chatml")
+    llm = make_llm(str(lora), None, RunConfig())
+    (reply,) = llm.generate([GenerationRequest(messages=[{"role": "user", "content": "Hello!"}], max_tokens=8)])[0]
+    assert llm.lora_path == lora and reply.text.strip()

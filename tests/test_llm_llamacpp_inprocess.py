@@ -7,6 +7,8 @@ it writes parses.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agentdistill.agent.runtime import run_agents
@@ -153,6 +155,56 @@ def test_make_llm_takes_a_gguf_path_relative_to_the_run(tmp_path):
     assert backend.family == "chatml"
     with pytest.raises(UserError, match="does not exist"):
         make_llm("export/missing.gguf", tmp_path, RunConfig())
+
+
+def _adapter_gguf(path, **fields) -> None:
+    """A GGUF with a LoRA adapter's header and one small tensor, as convert_lora_to_gguf.py writes them."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(path, arch="llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((4, 8), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    if fields:
+        path.with_suffix(".json").write_text(json.dumps(fields))
+
+
+def test_a_lora_gguf_runs_on_the_base_its_json_names(tmp_path):
+    from agentdistill.llm.llamacpp import model_and_lora
+    from agentdistill.models.registry import gguf_path
+
+    base = tmp_path / "base.gguf"
+    base.symlink_to(gguf_path("smollm2-135m"))
+    assert model_and_lora(base) == (base, None)  # a model GGUF runs on its own
+    _adapter_gguf(tmp_path / "agent-lora-f16.gguf", base_gguf="base.gguf")
+    assert model_and_lora(tmp_path / "agent-lora-f16.gguf") == (base, tmp_path / "agent-lora-f16.gguf")
+
+
+def test_a_lora_gguf_without_its_base_says_what_is_missing(tmp_path):
+    from agentdistill.llm.llamacpp import model_and_lora
+
+    _adapter_gguf(tmp_path / "alone.gguf")
+    with pytest.raises(UserError, match="nothing names the base model") as err:
+        model_and_lora(tmp_path / "alone.gguf")
+    assert "alone.json" in err.value.hint
+    _adapter_gguf(tmp_path / "moved.gguf", base_gguf="gone.gguf")
+    with pytest.raises(UserError, match="gone.gguf of the LoRA adapter .* does not exist"):
+        model_and_lora(tmp_path / "moved.gguf")
+
+
+def test_a_truncated_gguf_is_named_as_unreadable(tmp_path):
+    from agentdistill.llm.llamacpp import model_and_lora
+    from agentdistill.models.registry import gguf_path
+
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(gguf_path("smollm2-135m").read_bytes()[:4096])
+    with pytest.raises(UserError, match="cut.gguf is not a readable GGUF file"):
+        model_and_lora(cut)
 
 
 def test_every_step_parses_under_the_step_grammar(llm):

@@ -27,7 +27,10 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -38,9 +41,10 @@ from agentdistill.run_layout import RunLayout, gguf_name
 console = Console(stderr=True)
 QUANTS = ("f16", "q8_0", "q4_k_m")
 CONVERTER = "convert_hf_to_gguf.py"
+LORA_CONVERTER = "convert_lora_to_gguf.py"  # a PEFT adapter as a LoRA GGUF (export/lora.py)
 CONVERTER_ENV = "AGENTDISTILL_LLAMA_CPP"  # a llama.cpp source tree to take the converter from instead
-# What of the sdist's vendor/llama.cpp the converter needs.
-CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/")
+# What of the sdist's vendor/llama.cpp the converters need.
+CONVERTER_PARTS = (CONVERTER, LORA_CONVERTER, "conversion/", "gguf-py/")
 _GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 
 
@@ -69,7 +73,7 @@ def sdist_hint(version: str) -> str:
 
 
 def find_converter() -> Path:
-    """The folder holding llama.cpp's ``convert_hf_to_gguf.py``, unpacked once from the sdist if need be.
+    """The folder holding llama.cpp's converters, unpacked once from the sdist if need be.
 
     Looked for in ``$AGENTDISTILL_LLAMA_CPP``, then ``<cache>/llama.cpp/<version>/``, then unpacked from
     ``<cache>/sdist/llama_cpp_python-<version>.tar.gz`` (``<version>``: the installed llama-cpp-python's).
@@ -84,14 +88,18 @@ def find_converter() -> Path:
         return tree
     version = llama_cpp_version()
     dest = cache_root() / "llama.cpp" / version
-    if (dest / CONVERTER).is_file():
+
+    def complete() -> bool:  # a folder unpacked by an older agentdistill may lack the LoRA converter
+        return all((dest / script).is_file() for script in (CONVERTER, LORA_CONVERTER))
+
+    if complete():
         return dest
     sdist = cache_root() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
     if not sdist.is_file():
         raise UserError(f"llama.cpp's GGUF converter is not here: no {dest / CONVERTER} and no {sdist} to take "
                         "it from.", hint=sdist_hint(version))
     with locked(dest):
-        if not (dest / CONVERTER).is_file():
+        if not complete():
             with console.status(f"unpacking llama.cpp's converter from {sdist.name}"):
                 write_folder_atomically(dest, lambda tmp: _unpack_converter(sdist, tmp))
     return dest
@@ -109,23 +117,31 @@ def _unpack_converter(sdist: Path, out: Path) -> None:
         tar.extractall(out, members=members, filter="data")
 
 
-def convert_to_f16(hf_dir: Path, out_file: Path) -> Path:
-    """Run llama.cpp's converter on an HF folder; ``out_file`` is written only when the conversion succeeded."""
-    converter = find_converter()
+def run_converter(script: str, args: list[str], out_file: Path, what: str) -> Path:
+    """Run llama.cpp's converter ``script`` with ``args`` to write an f16 ``out_file``, written only when the
+    conversion succeeded."""
+    tree = find_converter()
+    if not (tree / script).is_file():
+        raise UserError(f"{tree} holds no {script}.", hint=f"Point {CONVERTER_ENV} at a newer llama.cpp source tree.")
     tmp = out_file.with_name(f".tmp-{os.getpid()}-{out_file.name}")
-    # offline: the converter reads only the folder; gguf-py beside it is imported unless NO_LOCAL_GGUF is set
+    # offline: the converters read only local folders; gguf-py beside them is imported unless NO_LOCAL_GGUF is set
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("NO_LOCAL_GGUF", None)
-    cmd = [sys.executable, str(converter / CONVERTER), str(hf_dir), "--outtype", "f16", "--outfile", str(tmp)]
-    with console.status(f"converting to GGUF f16 with llama.cpp's {CONVERTER}"):
+    cmd = [sys.executable, str(tree / script), *args, "--outtype", "f16", "--outfile", str(tmp)]
+    with console.status(f"{what} with llama.cpp's {script}"):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise UserError(f"llama.cpp's converter failed (exit {proc.returncode}):\n{tail}",
+        raise UserError(f"llama.cpp's {script} failed (exit {proc.returncode}):\n{tail}",
                         hint="Its architecture may be newer than this llama.cpp; see the message above.")
     os.replace(tmp, out_file)
     return out_file
+
+
+def convert_to_f16(hf_dir: Path, out_file: Path) -> Path:
+    """An HF model folder as an f16 GGUF."""
+    return run_converter(CONVERTER, [str(hf_dir)], out_file, "converting to GGUF f16")
 
 
 def quantize(src: Path, dst: Path, quant: str, threads: int | None = None) -> Path:
@@ -164,30 +180,48 @@ def export_gguf(run_dir: Path, adapter: Path | None = None, quant: str = "q8_0",
     find_converter()  # fail before the slow merge when it is missing
     adapter = find_adapter(run_dir, adapter)
     out_dir = Path(out_dir) if out_dir is not None else RunLayout(run_dir).export_gguf
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = adapter.name
-    target = out_dir / gguf_name(name, quant)
-    work = out_dir / f".tmp-{name}-{os.getpid()}"
+    target = out_dir / gguf_name(adapter.name, quant)
+    with converter_folder(target) as hf_dir:
+        model, tokenizer, family = load_merged(adapter)
+        facts = {"adapter": str(adapter), "family": family, **adapter_facts(adapter), "quant": quant}
+        save_for_converter(model, tokenizer, family, facts, hf_dir)
+        del model  # the converter loads the folder in another process
+        gguf_from_folder(hf_dir, target, quant, facts)
+    console.print(f"GGUF written to {target} ({facts['size_bytes'] / 2**20:.0f} MiB, {quant}, "
+                  f"{time.perf_counter() - t0:.0f} s)")
+    return target
+
+
+@contextmanager
+def converter_folder(target: Path) -> Iterator[Path]:
+    """A temp folder beside ``target`` for the HF model the converter reads, removed afterwards."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.parent / f".tmp-{target.stem}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "hf").mkdir(parents=True)
     try:
-        model, tokenizer, family = load_merged(adapter)
-        facts = {"adapter": str(adapter), "family": family, **adapter_facts(adapter), "quant": quant}
-        with console.status("saving the merged model for the converter"):
-            save_merged(model, tokenizer, work / "hf", llama_cpp_template(family), facts)
-        del model
-        _no_bos_added(work / "hf")
-        f16 = convert_to_f16(work / "hf", work / f"{name}-f16.gguf")
-        if quant == "f16":
-            os.replace(f16, target)
-        else:
-            quantize(f16, target, quant)
+        yield work / "hf"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def save_for_converter(model: Any, tokenizer: Any, family: str, facts: dict[str, Any], hf_dir: Path) -> None:
+    """``model`` saved for the converter with the family's chat template, llama.cpp told to add no BOS."""
+    with console.status("saving the model for the converter"):
+        save_merged(model, tokenizer, hf_dir, llama_cpp_template(family), facts)
+    _no_bos_added(hf_dir)
+
+
+def gguf_from_folder(hf_dir: Path, target: Path, quant: str, facts: dict[str, Any]) -> Path:
+    """The GGUF file ``target`` at ``quant`` from the HF folder ``hf_dir``; ``facts`` and the file's size go
+    to ``<target>.json``."""
+    f16 = convert_to_f16(hf_dir, hf_dir.parent / f"{target.stem}-f16.gguf")
+    if quant == "f16":
+        os.replace(f16, target)
+    else:
+        quantize(f16, target, quant)
     facts["size_bytes"] = target.stat().st_size
     target.with_suffix(".json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-    console.print(f"GGUF written to {target} ({facts['size_bytes'] / 2**20:.0f} MiB, {quant}, "
-                  f"{time.perf_counter() - t0:.0f} s)")
     return target
 
 

@@ -54,27 +54,31 @@ def _quoted(text: str) -> str:
     return f'"""{text}"""'
 
 
-def modelfile_text(gguf_name: str, family: str, system: str) -> str:
-    """The Modelfile for the GGUF file ``gguf_name`` (in the same folder) of a ``family`` model."""
+def modelfile_text(gguf_name: str, family: str, system: str, adapter_name: str | None = None) -> str:
+    """The Modelfile for the GGUF file ``gguf_name`` (in the same folder) of a ``family`` model, with the
+    LoRA GGUF ``adapter_name`` (in the same folder) applied to it when given."""
     from agentdistill.agent.wire import STOP_SEQUENCES
     from agentdistill.models.templates import END_OF_TURN
 
     if family not in TEMPLATES:
         raise UserError(f"no Ollama template for chat family {family!r}.", hint=f"Supported: {', '.join(TEMPLATES)}.")
-    lines = [f"FROM ./{gguf_name}", "", f"TEMPLATE {_quoted(TEMPLATES[family])}", "", f"SYSTEM {_quoted(system)}", ""]
+    lines = [f"FROM ./{gguf_name}", *([f"ADAPTER ./{adapter_name}"] if adapter_name else []), ""]
+    lines += [f"TEMPLATE {_quoted(TEMPLATES[family])}", "", f"SYSTEM {_quoted(system)}", ""]
     stops = dict.fromkeys([END_OF_TURN[family], *(s.strip() for s in STOP_SEQUENCES)])
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines += [f"PARAMETER {k} {v}" for k, v in PARAMETERS.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(run_dir: Path, gguf: Path, family: str) -> Path:
-    """Write ``Modelfile`` beside ``gguf``, its SYSTEM the run's system prompt with the run's tools."""
+def write_modelfile(run_dir: Path, gguf: Path, family: str, adapter: Path | None = None) -> Path:
+    """Write ``Modelfile`` beside ``gguf`` (and the LoRA GGUF ``adapter``, in the same folder), its SYSTEM the
+    run's system prompt with the run's tools."""
     from agentdistill.agent.prompt import system_prompt
     from agentdistill.config import load_run_config
     from agentdistill.tools import load_tools
 
     tools = load_tools(load_run_config(run_dir), Path(run_dir))
     path = Path(gguf).parent / MODELFILE
-    path.write_text(modelfile_text(Path(gguf).name, family, system_prompt(tools)), encoding="utf-8")
+    text = modelfile_text(Path(gguf).name, family, system_prompt(tools), Path(adapter).name if adapter else None)
+    path.write_text(text, encoding="utf-8")
     return path

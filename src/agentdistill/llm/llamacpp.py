@@ -22,10 +22,15 @@ Generation stops at the family's end-of-turn token (or any end-of-generation tok
 stop sequence, or after ``max_tokens``. A request's step grammar (GBNF of the text after its prefix,
 llm.grammar) is applied by llama.cpp's grammar sampler, which masks every token that would leave the
 grammar. Per-token logprobs are not returned (they need llama.cpp to keep every position's logits).
+
+A LoRA GGUF (written by ``agentdistill export --lora``) runs on its base: the model file is the base GGUF
+that ``<lora>.json`` names, and llama.cpp adds the adapter's low-rank update to each adapted layer as it
+computes, in f16, on the base's own (4-bit) weights.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -43,6 +48,8 @@ DEFAULT_N_CTX = 8192
 # Sequences decoded side by side in one batch (see the module docstring); more than a few only adds memory.
 MAX_INSTANCES = 4
 THREADS_ENV = "AGENTDISTILL_LLAMA_THREADS"
+# The key of <lora>.json (written beside a LoRA GGUF by `agentdistill export --lora`) naming its base GGUF.
+LORA_BASE_KEY = "base_gguf"
 
 
 def usable_cores() -> int:
@@ -74,6 +81,34 @@ def default_instances(threads: int) -> int:
     return max(1, min(MAX_INSTANCES, usable_cores() // threads))
 
 
+def model_and_lora(path: Path) -> tuple[Path, Path | None]:
+    """``(model GGUF, LoRA GGUF or None)`` for the file ``path``: a LoRA GGUF (``general.type`` adapter) runs on
+    the base GGUF that ``<lora>.json`` beside it names, a model GGUF on its own."""
+    import gguf
+
+    try:
+        kind = gguf.GGUFReader(path, "r").get_field(gguf.Keys.General.TYPE)
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path} is not a readable GGUF file ({e}).",
+                        hint="Export it again (agentdistill export --to gguf) or pass another .gguf file.") from e
+    if kind is None or kind.contents() != "adapter":
+        return path, None
+    meta = path.with_suffix(".json")
+    try:
+        base_name = json.loads(meta.read_text(encoding="utf-8")).get(LORA_BASE_KEY)
+    except (OSError, ValueError, AttributeError):
+        base_name = None
+    if not isinstance(base_name, str) or not base_name:
+        raise UserError(f"{path} is a LoRA adapter, and nothing names the base model it applies to.",
+                        hint=f"`agentdistill export --lora` writes {meta.name} beside it with "
+                             f'{{"{LORA_BASE_KEY}": "<base>.gguf"}}; write one, or export again.')
+    base = path.parent / base_name
+    if not base.is_file():
+        raise UserError(f"the base model {base} of the LoRA adapter {path} does not exist.",
+                        hint="Keep the base GGUF that export wrote beside the adapter, or export again.")
+    return base, path
+
+
 class LlamaCppBackend:
     def __init__(self, model_path: str | Path, *, name: str | None = None, family: str | None = None,
                  n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, n_instances: int | None = None,
@@ -88,7 +123,10 @@ class LlamaCppBackend:
         path = Path(model_path).expanduser().resolve()
         if not path.is_file():
             raise UserError(f"GGUF model {path} does not exist.", hint="Pass the path of a .gguf file.")
+        if lora_path is None:
+            path, lora_path = model_and_lora(path)
         self.path = path
+        self.lora_path = lora_path
         self.name = name or str(model_path)
         self.family = family or resolve(str(path)).family
         self.threads = n_threads or default_threads()
