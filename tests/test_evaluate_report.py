@@ -99,3 +99,14 @@ def test_report_shows_answer_correctness_per_family_and_each_verdict(tmp_path):
     assert "answer <span class='bad'>wrong</span> (the answer does not state 7 miles; offline)" in wrong
     assert "answer facts 7 miles" in wrong and "<span class='bad'>failure</span>" in wrong
     assert "answer <span class='ok'>correct</span>" in _render_trace(rows["q0"])
+
+
+def test_report_compares_the_distilled_student_with_the_sft_student_on_their_common_questions(tmp_path):
+    cfg = make_run(tmp_path)
+    evaluate(tmp_path, cfg, "rule", name="student-sft", quiet=True)
+    assert "Distillation against SFT alone" not in write_report(tmp_path).read_text()  # no pair yet
+    evaluate(tmp_path, cfg, "rule", max_questions=3, name="student-uld", quiet=True)
+    page = write_report(tmp_path).read_text()
+    section = page.split("Distillation against SFT alone", 1)[1].split("<h2>", 1)[0]
+    assert "student: 3 questions" in section  # paired on the questions both answered
+    assert "<td>task_success_rate</td>" in section and "+0.000" in section  # the same model on both sides

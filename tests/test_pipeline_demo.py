@@ -101,6 +101,37 @@ def test_with_llama_cpp_the_evals_run_on_gguf_files_and_the_adapter_is_exported_
         assert "student" in plain["eval untuned student"]
 
 
+def test_with_distill_the_student_distills_as_long_as_sft_trained_and_is_evaluated_the_same_way(
+        tmp_path, monkeypatch):
+    from agentdistill.config import RunConfig
+    from agentdistill.pipeline import stages as pipeline_stages
+
+    monkeypatch.setattr(pipeline_stages, "gguf_evals_available", lambda: True)
+    cfg = RunConfig()
+    cfg.export.gguf_quant = "q8_0"
+    stages = {s.name: s for s in pipeline_stages.build_stages(cfg, tmp_path, distill=True)}
+    names = list(stages)
+    assert names.index("eval sft student") < names.index("sft teacher") < names.index("teacher cache") \
+        < names.index("distill") < names.index("export distilled student") < names.index("eval distilled student")
+    assert stages["export distilled student"].args[-6:] == ["--adapter", "adapters/smollm2-135m-uld", "--to", "gguf",
+                                                            "--quant", "q8_0"]
+    assert "export/gguf/smollm2-135m-uld-q8_0.gguf" in stages["eval distilled student"].args
+    assert stages["eval distilled student"].args[-1] == "smollm2-135m-uld"
+    assert stages["eval sft student"].args[-1] == "smollm2-135m-sft"  # the pair the report compares
+
+    distill = stages["distill"]
+    assert distill.args_at_start(tmp_path) == []  # no SFT adapter yet: the configured steps
+    adapter = tmp_path / "adapters" / "smollm2-135m"
+    adapter.mkdir(parents=True)
+    (adapter / "agentdistill.json").write_text(json.dumps({"steps": 248, "planned_steps": 298}))
+    assert distill.args_at_start(tmp_path) == ["--max-steps", "248"]  # the steps SFT got, not those planned
+    cfg.distill.max_steps = 50
+    assert stages["distill"].args_at_start(tmp_path) == []  # the user's own choice stands
+
+    cfg.distill.teacher = "runs/earlier/adapters/gemma3-270m"  # a teacher from an earlier run of the same data
+    assert "sft teacher" not in {s.name for s in pipeline_stages.build_stages(cfg, tmp_path, distill=True)}
+
+
 def test_the_summary_table_prints_every_rate_whole_on_an_80_column_terminal(tmp_path, capfd, monkeypatch):
     from agentdistill.pipeline.cli import print_summary
 

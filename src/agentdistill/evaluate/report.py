@@ -21,7 +21,7 @@ from agentdistill.agent.wire import render_message
 from agentdistill.errors import UserError
 from agentdistill.evaluate.runner import load_results
 from agentdistill.jsonl import write_text_atomic
-from agentdistill.run_layout import ADAPTER_META, METRICS, RESULTS, RunLayout
+from agentdistill.run_layout import ADAPTER_META, METRICS, RESULTS, SFT_EVAL_SUFFIX, ULD_SUFFIX, RunLayout
 
 # (metrics key, column label, higher is better)
 COLUMNS = [
@@ -261,6 +261,33 @@ def _adapters_table(run_dir: Path) -> str:
             f"<th>train loss</th><th>s/step</th><th>examples</th></tr>{''.join(rows)}</table>")
 
 
+def _distill_table(evals: list[dict[str, Any]]) -> str:
+    """SFT + ULD against SFT alone, question by question with paired 95% intervals, for every student evaluated
+    as both ``<student>-sft`` and ``<student>-uld`` (the names `demo --distill` gives them); empty when none is."""
+    from agentdistill.evaluate.compare import compare_arms
+
+    by_name = {m["name"]: m for m in evals}
+    parts = []
+    for name in sorted(by_name):
+        student = name.removesuffix(SFT_EVAL_SUFFIX)
+        distilled = by_name.get(f"{student}{ULD_SUFFIX}")
+        if student == name or distilled is None:
+            continue
+        result = compare_arms([by_name[name]["_dir"]], [distilled["_dir"]])
+        rows = "".join(
+            f"<tr><td>{html.escape(r.metric)}</td><td class='num'>{_fmt(r.a.value)}</td>"
+            f"<td class='num'>{_fmt(r.b.value)}</td><td class='num'>{r.difference:+.3f}</td>"
+            f"<td class='num'>{r.interval[0]:+.3f}..{r.interval[1]:+.3f}</td></tr>"
+            for r in result.rates if r.difference is not None and r.interval is not None)
+        parts.append(f"<h3>{html.escape(student)}: {result.n_questions} questions</h3><table><tr><th>rate</th>"
+                     f"<th>SFT</th><th>SFT + ULD</th><th>difference</th><th>95% interval</th></tr>{rows}</table>")
+    if not parts:
+        return ""
+    return ("<h2>Distillation against SFT alone</h2><p class='sub'>Both students trained on the same traces for the "
+            "same steps; the interval resamples the questions both answered (paired). One seed per arm: "
+            "`agentdistill compare` takes several.</p>" + "".join(parts))
+
+
 def _bfcl_table(run_dir: Path) -> str:
     """BFCL accuracy per category of every model benched into <run>/bench/bfcl/ (``agentdistill bench bfcl
     --run``), with 95% Wilson intervals; empty when none was."""
@@ -313,7 +340,8 @@ def build_report(run_dir: Path) -> str:
         parts += ["<h2>By phrasing family</h2>", families]
     parts += ["<h2>By persona (task success)</h2>",
               _breakdown_table(evals, "per_persona", "task_success_rate", "persona"),
-              "<h2>By tool</h2>", _per_tool_table(evals), _adapters_table(run_dir), _bfcl_table(run_dir),
+              "<h2>By tool</h2>", _per_tool_table(evals), _distill_table(evals), _adapters_table(run_dir),
+              _bfcl_table(run_dir),
               "<h2>Example traces</h2>"]
     for m in evals:
         rows = list(load_results(m["_dir"] / RESULTS).values())

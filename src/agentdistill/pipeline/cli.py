@@ -113,7 +113,10 @@ def demo(
     distill: bool = typer.Option(
         False,
         "--distill/--no-distill",
-        help="Also SFT the Gemma teacher, cache it and distill it into the student (ULD).",
+        help="Also compare distillation with SFT alone: SFT the Gemma teacher (or take distill.teacher from an "
+        "earlier run), cache its top-k, distill it into the student (CE + ULD) for as many steps as SFT "
+        "trained, evaluate it as the SFT student was; report.html shows the difference with intervals. "
+        "Rerun on a finished demo's --run to add only these stages.",
     ),
     overrides: ConfigOverrides = None,
 ) -> None:

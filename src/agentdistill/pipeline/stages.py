@@ -7,6 +7,7 @@ A stage is skipped when its outputs are complete; an incomplete stage is run aga
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.console import Console
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.pipeline.time_budget import GGUF_EXPORT_SECONDS, add_stage_seconds, sft_budget
-from agentdistill.run_layout import RunLayout
+from agentdistill.run_layout import ADAPTER_META, SFT_EVAL_SUFFIX, ULD_SUFFIX, RunLayout
 
 console = Console(stderr=True)
 
@@ -69,7 +70,6 @@ def gguf_evals_available() -> bool:
 def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     run = ["--run", str(run_dir)]
     student = cfg.models.student
-    teacher = cfg.models.teacher
     paths = [str(p) for p in cfg.corpus.paths]
     sizes = [n for n in (cfg.eval.max_questions, cfg.eval.baseline_max_questions) if n is not None]
     baseline_subset = ["--max-questions", str(min(sizes))] if cfg.eval.baseline_max_questions is not None else []
@@ -78,6 +78,7 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
     relative = RunLayout(Path())  # paths as a command names them: relative to the run
     tuned_gguf = relative.gguf(student, quant).as_posix()  # export's file for the adapter adapters/<student>
     untuned = f"{student}-untuned"  # its folder under eval/
+    sft_eval = f"{student}{SFT_EVAL_SUFFIX}"
     untuned_eval = Stage(
         "eval untuned student",
         ["eval", *run, "--model", f"{student}@gguf" if gguf else "student", "--name", untuned, *baseline_subset],
@@ -102,26 +103,55 @@ def build_stages(cfg: RunConfig, run_dir: Path, distill: bool) -> list[Stage]:
           if gguf else []),
         Stage(
             "eval sft student",
-            ["eval", *run, "--model", tuned_gguf if gguf else student_adapter(cfg), "--name", f"{student}-sft"],
-            lambda run_dir: RunLayout(run_dir).eval_done(f"{student}-sft"),
+            ["eval", *run, "--model", tuned_gguf if gguf else student_adapter(cfg), "--name", sft_eval],
+            lambda run_dir: RunLayout(run_dir).eval_done(sft_eval),
         ),
     ]
     if distill:
-        stages += [
-            Stage(
-                "sft teacher", ["sft", *run, "--model", "teacher"],
-                lambda run_dir: RunLayout(run_dir).adapter_done(teacher),
-            ),
-            Stage("teacher cache", ["teacher-cache", *run], lambda run_dir: RunLayout(run_dir).teacher_cache_done()),
-            Stage("distill", ["distill", *run], lambda run_dir: RunLayout(run_dir).uld_adapter_done(student)),
-            Stage(
-                "eval distilled student",
-                ["eval", *run, "--model", relative.uld_adapter(student).as_posix(), "--name", f"{student}-uld"],
-                lambda run_dir: RunLayout(run_dir).eval_done(f"{student}-uld"),
-            ),
-        ]
+        stages += distill_stages(cfg, run_dir, gguf)
     stages.append(Stage("report", ["report", *run], lambda _: False))  # cheap: always refreshed
     return stages
+
+
+def distill_stages(cfg: RunConfig, run_dir: Path, gguf: bool) -> list[Stage]:
+    """The comparison SFT + ULD against SFT alone: the teacher (trained here unless distill.teacher names one
+    from an earlier run), its cache, the student distilled for as many steps as the SFT student trained (same
+    data, seed and evaluation path), exported and evaluated as the SFT student was; the report compares the two
+    on the same questions with paired intervals."""
+    run = ["--run", str(run_dir)]
+    student, teacher, quant = cfg.models.student, cfg.models.teacher, cfg.export.gguf_quant
+    distilled = RunLayout(Path()).uld_adapter(student)  # as a command names it: relative to the run
+    stages = []
+    if cfg.distill.teacher is None:
+        stages.append(Stage("sft teacher", ["sft", *run, "--model", "teacher"],
+                            lambda run_dir: RunLayout(run_dir).adapter_done(teacher)))
+    stages += [
+        Stage("teacher cache", ["teacher-cache", *run], lambda run_dir: RunLayout(run_dir).teacher_cache_done()),
+        Stage("distill", ["distill", *run], lambda run_dir: RunLayout(run_dir).uld_adapter_done(student),
+              args_at_start=lambda run_dir: _steps_of_sft(cfg, run_dir)),
+    ]
+    if gguf:
+        stages.append(Stage("export distilled student",
+                            ["export", *run, "--adapter", distilled.as_posix(), "--to", "gguf", "--quant", quant],
+                            lambda run_dir: RunLayout(run_dir).gguf_done(distilled.name, quant)))
+    model = RunLayout(Path()).gguf(distilled.name, quant).as_posix() if gguf else distilled.as_posix()
+    name = f"{student}{ULD_SUFFIX}"
+    stages.append(Stage("eval distilled student", ["eval", *run, "--model", model, "--name", name],
+                        lambda run_dir: RunLayout(run_dir).eval_done(name)))
+    return stages
+
+
+def _steps_of_sft(cfg: RunConfig, run_dir: Path) -> list[str]:
+    """``--max-steps`` of the SFT student, so that both arms train equally long; none when distill.max_steps is
+    set (the user's choice) or the SFT adapter records no steps."""
+    if cfg.distill.max_steps is not None:
+        return []
+    meta = RunLayout(run_dir).adapter(cfg.models.student) / ADAPTER_META
+    try:
+        steps = json.loads(meta.read_text(encoding="utf-8"))["steps"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return ["--max-steps", str(steps)] if isinstance(steps, int) and steps > 0 else []
 
 
 def _sft_budget_args(cfg: RunConfig, run_dir: Path, before_sft: list[Stage], untuned_eval_stage: str,
