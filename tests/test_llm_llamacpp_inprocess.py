@@ -238,3 +238,41 @@ def test_grammar_changes_what_is_decoded(llm):
     assert bound.text.startswith("Thought: ") and ("\nAction: {" in bound.text or "\nAnswer: " in bound.text)
     if bound.finish_reason == "stop":  # an answer may run on for lines until max_tokens; a finished step parses
         parse_step(bound.text)
+
+
+def test_grammar_checked_after_the_pick_decodes_what_llama_cpps_grammar_sampler_decodes(llm):
+    """The backend asks the grammar only about the token the model picked, and about the whole vocabulary when
+    that one is refused; greedy, that must give llama.cpp's grammar-first tokens exactly, refusals included."""
+    import llama_cpp
+
+    from agentdistill.agent.prompt import system_prompt
+    from agentdistill.llm import llamacpp
+    from agentdistill.llm.grammar import step_grammar
+
+    tools = load_tools(RunConfig(), None)
+    grammar = step_grammar(tools)
+    refused = []
+    original = llamacpp.CheckedGrammarSampler._allowed
+
+    def counted(self, tokens, logits):
+        allowed = original(self, tokens, logits)
+        refused.append(len(allowed) == 1 and not allowed[0])
+        return allowed
+
+    sequence = llm._sequences[0]
+    vocab = sequence.llama._model.vocab
+    for question in ("Tell me a joke.", "What is 17 * 23?", "How many days of leave after 2 years?"):
+        messages = [{"role": "system", "content": system_prompt(tools)}, {"role": "user", "content": question}]
+        prompt = sequence.tokenize(llm.render(messages))
+        reference: list[int] = []
+        sequence.llama.next_sampler = None  # llama-cpp-python's own chain: the grammar over every token, then greedy
+        for token in sequence.llama.generate(prompt, temp=0.0, repeat_penalty=1.0,
+                                             grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)):
+            if llama_cpp.llama_vocab_is_eog(vocab, token) or len(reference) == 60:
+                break
+            reference.append(token)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(llamacpp.CheckedGrammarSampler, "_allowed", counted)
+            got = greedy(llm, messages, max_tokens=60, grammar=grammar)
+        assert got.text == sequence.llama.detokenize(reference).decode("utf-8", errors="ignore")
+    assert any(refused), "no pick was refused: the whole-vocabulary path went untested"
