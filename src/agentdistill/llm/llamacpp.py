@@ -205,10 +205,6 @@ def _llama_class() -> type:
     return Llama_
 
 
-def _Llama(*args: Any, **kwargs: Any) -> Any:
-    return _llama_class()(*args, **kwargs)
-
-
 class _Sequence:
     """One ``Llama`` of the file: a key/value cache, its prompt cache, its sampler seeds and grammars.
     Used by one thread at a time."""
@@ -216,12 +212,12 @@ class _Sequence:
     def __init__(self, path: Path, family: str, *, threads: int, n_ctx: int, lora_path: str | None, seed: int):
         from agentdistill.models.templates import END_OF_TURN
 
-        self.llama = _Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                           lora_path=lora_path, seed=seed, verbose=False)
+        self.llama = _llama_class()(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                                    lora_path=lora_path, seed=seed, verbose=False)
         eot = self.llama.tokenize(END_OF_TURN[family].encode(), add_bos=False, special=True)
         self._end_ids = set(eot) if len(eot) == 1 else set()
-        self._rng = random.Random(seed)  # a fresh seed per sample: llama.cpp reseeds every generate() alike
-        self._grammars: dict[str, Any] = {}
+        self._rng = random.Random(seed)  # seeds each sample's draws, so that n samples of one prompt differ
+        self._grammars: dict[str, _Grammar] = {}
 
     def tokenize(self, text: str) -> list[int]:
         # the template writes its BOS itself where the family has one, so none is added here
