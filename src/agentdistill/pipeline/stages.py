@@ -7,7 +7,6 @@ A stage is skipped when its outputs are complete; an incomplete stage is run aga
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from rich.console import Console
 from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.pipeline.time_budget import GGUF_EXPORT_SECONDS, add_stage_seconds, sft_budget
-from agentdistill.run_layout import ADAPTER_META, SFT_EVAL_SUFFIX, ULD_SUFFIX, RunLayout
+from agentdistill.run_layout import SFT_EVAL_SUFFIX, ULD_SUFFIX, RunLayout
 
 console = Console(stderr=True)
 
@@ -144,13 +143,11 @@ def distill_stages(cfg: RunConfig, run_dir: Path, gguf: bool) -> list[Stage]:
 def _steps_of_sft(cfg: RunConfig, run_dir: Path) -> list[str]:
     """``--max-steps`` of the SFT student, so that both arms train equally long; none when distill.max_steps is
     set (the user's choice) or the SFT adapter records no steps."""
+    from agentdistill.export.merge import adapter_facts
+
     if cfg.distill.max_steps is not None:
         return []
-    meta = RunLayout(run_dir).adapter(cfg.models.student) / ADAPTER_META
-    try:
-        steps = json.loads(meta.read_text(encoding="utf-8"))["steps"]
-    except (OSError, ValueError, KeyError):
-        return []
+    steps = adapter_facts(RunLayout(run_dir).adapter(cfg.models.student)).get("steps")
     return ["--max-steps", str(steps)] if isinstance(steps, int) and steps > 0 else []
 
 
