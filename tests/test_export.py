@@ -15,8 +15,9 @@ import pytest
 from agentdistill.errors import UserError
 from agentdistill.export.gguf import CONVERTER_ENV, check_quant, export_gguf, find_converter, llama_cpp_template
 from agentdistill.export.merge import export_hf, find_adapter
-from agentdistill.export.ollama import TEMPLATES, modelfile_text
+from agentdistill.export.ollama import TEMPLATES, modelfile_text, write_modelfile
 from agentdistill.models.templates import FAMILIES, template_text, to_chat_messages
+from agentdistill.run_layout import MODELFILE_SUFFIX
 
 STUDENT = "smollm2-135m"
 PARITY_NEW_TOKENS = 32
@@ -318,14 +319,17 @@ def test_q4_k_m_from_the_command_line_is_smaller_and_generates(run_dir: Path, gg
     from agentdistill.llm.llamacpp import default_threads
     from agentdistill.tools import load_tools
 
+    f16_modelfile = write_modelfile(run_dir, gguf_f16, "chatml").read_text()
     result = CliRunner().invoke(app, ["export", "--run", str(run_dir), "--to", "ollama", "--quant", "q4_k_m"])
     assert result.exit_code == 0, result.output
     q4 = run_dir / "export" / "gguf" / f"{STUDENT}-q4_k_m.gguf"
     print(f"sizes: f16 {gguf_f16.stat().st_size / 2**20:.1f} MiB, q4_k_m {q4.stat().st_size / 2**20:.1f} MiB")
     assert q4.stat().st_size < 0.6 * gguf_f16.stat().st_size
     assert not [p for p in q4.parent.iterdir() if p.name.startswith(".tmp")]  # no temp file or folder is left
-    modelfile = (q4.parent / "Modelfile").read_text()
+    modelfile = q4.with_suffix(MODELFILE_SUFFIX).read_text()
     assert modelfile.startswith(f"FROM ./{q4.name}\n")
+    # the f16 file's own Modelfile, written before into the same folder, is left as it was
+    assert gguf_f16.with_suffix(MODELFILE_SUFFIX).read_text() == f16_modelfile
     tools = load_tools(load_run_config(run_dir), run_dir).names()
     assert tools and all(f"- {name}(" in modelfile for name in tools)  # the run's tools are in its system prompt
     llm = Llama(str(q4), n_ctx=512, n_threads=default_threads(), seed=0, verbose=False)
@@ -385,7 +389,8 @@ def test_lora_export_is_a_small_adapter_on_the_registrys_base_file_unchanged(lor
     assert all(a.tensor_type == b.tensor_type and np.array_equal(a.data, b.data)
                for a, b in zip(written.tensors, bundled.tensors, strict=True))
     assert json.loads(lora_gguf.with_suffix(".json").read_text())["quant"] == "lora-f16"
-    assert (lora_gguf.parent / "Modelfile").read_text().startswith(f"FROM ./{base.name}\nADAPTER ./{lora_gguf.name}\n")
+    modelfile = lora_gguf.with_suffix(MODELFILE_SUFFIX).read_text()
+    assert modelfile.startswith(f"FROM ./{base.name}\nADAPTER ./{lora_gguf.name}\n")
     assert not [p for p in lora_gguf.parent.iterdir() if p.name.startswith(".tmp")]
 
 

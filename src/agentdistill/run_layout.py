@@ -22,7 +22,7 @@ else). ``RunLayout(run_dir)`` gives each path by what it is::
       eval/<name>/                          eval: eval.json, results.jsonl, metrics.json
       bench/bfcl/<name>/                    bench bfcl: results.jsonl, metrics.json
       report.html                           report
-      export/hf/ export/gguf/<m>-<q>.gguf   export (export.json in the merged model, a Modelfile beside the GGUF)
+      export/hf/ export/gguf/<m>-<q>.gguf   export (export.json in the merged model, <m>-<q>.Modelfile beside the GGUF)
       stage_seconds.json                    the pipeline: seconds each stage took
       .locks/<stage>.lock                   run_lock: one writer per run and stage
 
@@ -83,7 +83,8 @@ REPORT = "report.html"
 EXPORT_HF = "hf"
 EXPORT_GGUF = "gguf"
 EXPORT_META = "export.json"  # not the model cache's marker: that would make the folder stand for its base model
-MODELFILE = "Modelfile"  # Ollama's, beside the GGUF file
+# Ollama's, beside the GGUF file and named after it: two exports into one folder keep one each
+MODELFILE_SUFFIX = ".Modelfile"
 # the pipeline
 STAGE_SECONDS = "stage_seconds.json"
 LOCKS = ".locks"
@@ -95,7 +96,7 @@ LOCK_SUFFIX = ".lock"
 OWNED_NAMES = frozenset({
     CONFIG_RESOLVED, CHUNKS, CLUSTERS, INGEST_MANIFEST, INGEST_REPORT, QUESTIONS, QUESTIONS_RAW, QUESTIONS_STATS,
     TRACES, TRACES_REJECTED, TRACES_STATS, TRL_EXPORT, SHAREGPT_EXPORT, DATASET_INFO, TEACHER_CACHE, ADAPTERS,
-    ADAPTER_META, CHECKPOINTS, CHECKPOINT_SPENT, EVAL_META, RESULTS, METRICS, REPORT, EXPORT_META, MODELFILE,
+    ADAPTER_META, CHECKPOINTS, CHECKPOINT_SPENT, EVAL_META, RESULTS, METRICS, REPORT, EXPORT_META, MODELFILE_SUFFIX,
     STAGE_SECONDS, LOCKS,
 })
 

@@ -1,4 +1,4 @@
-"""An Ollama Modelfile beside an exported GGUF: ``ollama create NAME -f Modelfile`` makes the agent a model.
+"""An Ollama Modelfile beside an exported GGUF: ``ollama create NAME -f NAME.Modelfile`` makes the agent a model.
 
 Ollama renders a conversation with its own Go template, not the GGUF's Jinja one, so the TEMPLATE here
 writes each family's turns as models/templates/<family>.jinja does: a ``tool`` message (Ollama's name
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentdistill.errors import UserError
-from agentdistill.run_layout import MODELFILE
+from agentdistill.run_layout import MODELFILE_SUFFIX
 
 # Go text/template per family; ``{{ .Content }}`` of a tool message is the tool's raw result.
 _ACTIONS = ('{{ range .ToolCalls }}\nAction: {"name": "{{ .Function.Name }}", '
@@ -71,14 +71,15 @@ def modelfile_text(gguf_name: str, family: str, system: str, adapter_name: str |
 
 
 def write_modelfile(run_dir: Path, gguf: Path, family: str, adapter: Path | None = None) -> Path:
-    """Write ``Modelfile`` beside ``gguf`` (and the LoRA GGUF ``adapter``, in the same folder), its SYSTEM the
-    run's system prompt with the run's tools."""
+    """Write ``<name>.Modelfile`` beside ``gguf`` (and the LoRA GGUF ``adapter``, in the same folder), named
+    after the adapter's GGUF when given, else the model's; its SYSTEM the run's system prompt with the run's
+    tools."""
     from agentdistill.agent.prompt import system_prompt
     from agentdistill.config import load_run_config
     from agentdistill.tools import load_tools
 
     tools = load_tools(load_run_config(run_dir), Path(run_dir))
-    path = Path(gguf).parent / MODELFILE
+    path = Path(gguf).parent / f"{Path(adapter or gguf).stem}{MODELFILE_SUFFIX}"
     text = modelfile_text(Path(gguf).name, family, system_prompt(tools), Path(adapter).name if adapter else None)
     path.write_text(text, encoding="utf-8")
     return path
