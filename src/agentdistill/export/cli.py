@@ -61,11 +61,9 @@ def export(
 
         adapter_gguf: Path | None = export_lora_gguf(run, adapter, quant and check_quant(quant), out)
         gguf, _ = model_and_lora(adapter_gguf)
-        name = adapter_gguf.stem
     else:
         adapter_gguf = None
         gguf = export_gguf(run, adapter, check_quant(quant or cfg.export.gguf_quant), out)
-        name = gguf.stem
     if to == "ollama" or cfg.export.ollama:
         modelfile = write_modelfile(run, gguf, resolve(str(gguf)).family, adapter_gguf)
-        typer.echo(f"Ollama: cd {modelfile.parent} && ollama create {name} -f {modelfile.name}")
+        typer.echo(f"Ollama: cd {modelfile.parent} && ollama create {modelfile.stem} -f {modelfile.name}")
