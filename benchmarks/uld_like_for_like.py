@@ -403,7 +403,7 @@ def kernel_sweep(n, vs, dim, vt, k, sigma, device, args) -> list[dict]:
     uld.FUSED_ULD = False
     ce_sum, dist_sum, want = uld._chunk(x, lab, qq, tt, None, torch.ones_like(w, dtype=torch.bool), "uld", k, 1.0,
                                         1.0 / n, 1.0 / n, True)  # fmt: skip
-    check = {"rows": m, "fell_back": got is None}
+    check = {"rows": m, "not_taken": got is None, "slow_rows (listed, whole)": uld_kernel.slow_rows()}
     if got is not None:
         gw, gg = out[:m].float(), want.float()
         check.update(
@@ -443,9 +443,9 @@ def kernel_sweep(n, vs, dim, vt, k, sigma, device, args) -> list[dict]:
         print(f"  profiler failed: {exc!r}")
     uld.FUSED_ULD = False
     add("the fused kernel alone, all rows in one call", kernel_alone)
-    for stop in (1, 2, 3):
+    for stop, what in ((1, "stats only"), (2, "stats and select"), (3, "stats, select, dense")):
         uld_kernel._STOP_AFTER = stop
-        add(f"  kernel, passes 1-{stop} only (cumulative)", kernel_alone)
+        add(f"  kernel, {what} (cumulative)", kernel_alone)
     uld_kernel._STOP_AFTER = 4
     add("chunked CE (ours, no ULD)", grad_of(lambda: chunked_ce(leaf, labels), leaf))
     h_leaf = hidden.clone().requires_grad_()
@@ -456,18 +456,16 @@ def kernel_sweep(n, vs, dim, vt, k, sigma, device, args) -> list[dict]:
     uld.FUSED_ULD = False
     add("fused CE (hidden, ours, no ULD)", grad_of(lambda: fused_linear_ce(h_leaf, weight, labels), h_leaf))
 
-    names = ("BLOCK_V", "NUM_WARPS", "GROUP", "SELECT_WARPS", "GRAD_BLOCK", "GRAD_WARPS")
-    default = {name: getattr(uld_kernel, name) for name in names}
-    names = (*names, "TILE")
+    names = ("BLOCK_V", "TILE", "NUM_WARPS", "GROUP", "SELECT_WARPS", "STEP_BITS", "GRAD_BLOCK", "GRAD_WARPS")
     default = {name: getattr(uld_kernel, name) for name in names}
     for change in [
-        {}, {"NUM_WARPS": 8}, {"TILE": 1024}, {"BLOCK_V": 16384}, {"SELECT_WARPS": 8},
-        {"GRAD_BLOCK": 4096, "GRAD_WARPS": 8},
+        {}, {"STEP_BITS": 1}, {"STEP_BITS": 4}, {"GROUP": 64}, {"BLOCK_V": 32768}, {"SELECT_WARPS": 4},
     ]:  # fmt: skip
         for name, value in change.items():
             setattr(uld_kernel, name, value)
         add("kernel alone, " + (", ".join(f"{a} {b}" for a, b in change.items()) or "defaults"), kernel_alone)
-        regs = [(k.name, getattr(k, "n_regs", None), getattr(k, "n_spills", None)) for k in uld_kernel._LAST]
+        regs = [(k.name, getattr(k, "n_regs", None), getattr(k, "n_spills", None))
+                for k in {k.name: k for k in uld_kernel._LAST[0]}.values()]
         rows[-1]["note"] = f"(name, registers, spills): {regs}"
         print(f"    {rows[-1]['note']}", flush=True)
         for name, value in default.items():

@@ -73,9 +73,9 @@ def test_kernel_equals_plain_path_float32(k, monkeypatch):
 
 @cuda
 def test_top_k_all_in_one_block(monkeypatch):
-    # the row's whole top k sits in one of the kernel's blocks (pass 1 keeps each block's own top k), and in
-    # another row it straddles two blocks; +40 puts the rest > 32 nats down (a peaked row); float32, so the
-    # indices and the gradient must agree exactly
+    # the row's whole top k sits in one of the kernel's blocks, and in another row it straddles two blocks (so
+    # the chosen groups come from one block, or from two); +40 puts the rest > 32 nats down (a peaked row);
+    # float32, so the indices and the gradient must agree exactly
     x, _, labels, mask, q, tail = case(8, 40_000, 9000, 256, torch.float32, 5)
     x[2, 9000:9300] += 40.0
     x[5, uld_kernel.BLOCK_V - 150 : uld_kernel.BLOCK_V + 150] += 40.0
@@ -83,6 +83,9 @@ def test_top_k_all_in_one_block(monkeypatch):
     valid = (labels != IGNORE_INDEX).float()
     got = uld_kernel.ce_uld_grad(x, labels, q, tail, 0.3 * mask.float(), valid / 6, 256, out)
     assert got is not None
+    # 300 raised logits fill a few groups: the logits above the K-th group maximum (300 + about 256) outgrow the
+    # sort, and both rows are selected by bisection over their listed groups
+    assert uld_kernel.slow_rows() == (2, 0)
     ce_sum, dist_sum, want = plain_chunk(x, labels, q, tail, mask, 256, 1 / 6, 0.3, monkeypatch)
     torch.testing.assert_close(got[0].sum(), ce_sum, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close((got[1] * mask.float()).sum(), dist_sum, rtol=1e-5, atol=1e-6)
@@ -136,19 +139,63 @@ def test_bf16_distill_loss_matches_float64_reference(monkeypatch):
     assert got.distill.item() == pytest.approx(plain.distill.item(), rel=1e-4)
 
 
+def _losses_and_grads(x, labels, q, tail, mask, k, monkeypatch):
+    """distill_loss's loss and gradient with the kernel, then with the plain path."""
+    out = []
+    for fused in (True, False):
+        monkeypatch.setattr(uld, "FUSED_ULD", fused)
+        leaf = x.clone().requires_grad_()
+        got = distill_loss(leaf, labels, q, tail, mask, top_k=k)
+        out += [got.loss.item(), torch.autograd.grad(got.loss, leaf)[0]]
+    return out
+
+
 @cuda
-def test_tied_rows_fall_back_to_the_plain_path(monkeypatch):
+def test_tied_rows_take_the_exact_slow_selection(monkeypatch):
+    # a flat row: every logit ties with the K-th, far more candidates than the kernel's buffers hold; the row is
+    # selected the slow exact way in the same launch (no fallback to the plain path, no sync)
     x, _, labels, mask, q, tail = case(16, 20_000, 3000, 256, torch.float32, 3)
-    x[5] = 1.5  # a flat row: every logit is a candidate, more than the kernel sorts
+    x[5] = 1.5
     out = torch.empty_like(x)
     valid = (labels != IGNORE_INDEX).float()
-    assert uld_kernel.ce_uld_grad(x, labels, q, tail, mask.float(), valid, 256, out) is None
-    leaf = x.clone().requires_grad_()
-    got = distill_loss(leaf, labels, q, tail, mask, top_k=256)
-    (got_grad,) = torch.autograd.grad(got.loss, leaf)
-    monkeypatch.setattr(uld, "FUSED_ULD", False)
-    leaf2 = x.clone().requires_grad_()
-    want = distill_loss(leaf2, labels, q, tail, mask, top_k=256)
-    (want_grad,) = torch.autograd.grad(want.loss, leaf2)
-    assert got.loss.item() == pytest.approx(want.loss.item(), rel=1e-6)
-    torch.testing.assert_close(got_grad, want_grad)
+    assert uld_kernel.ce_uld_grad(x, labels, q, tail, mask.float(), valid, 256, out) is not None
+    assert uld_kernel.slow_rows() == (0, 1)  # every group maximum ties: no list of groups, the whole row
+    got_loss, got_grad, want_loss, want_grad = _losses_and_grads(x, labels, q, tail, mask, 256, monkeypatch)
+    assert got_loss == pytest.approx(want_loss, rel=1e-6)
+    others = torch.arange(16, device=x.device) != 5
+    torch.testing.assert_close(got_grad[others], want_grad[others], rtol=1e-4, atol=1e-8)
+    # in the flat row any K of the tied logits are a top K: the same gradient values, maybe at other places
+    torch.testing.assert_close(got_grad[5].sort().values, want_grad[5].sort().values, rtol=1e-4, atol=1e-8)
+
+
+@cuda
+def test_peaked_row_takes_the_exact_slow_selection(monkeypatch):
+    # fewer than K logits within RANGE nats of the row's max: the histograms cannot bound the K-th logit
+    x, _, labels, mask, q, tail = case(6, 20_000, 3000, 64, torch.float32, 4)
+    x[2] = -500.0
+    x[2, 7] = 300.0
+    x[2, 100:110] = 250.0
+    out = torch.empty_like(x)
+    valid = (labels != IGNORE_INDEX).float()
+    assert uld_kernel.ce_uld_grad(x, labels, q, tail, mask.float(), valid, 64, out) is not None
+    assert uld_kernel.slow_rows() == (0, 1)  # the rest ties at -500
+    got_loss, got_grad, want_loss, want_grad = _losses_and_grads(x, labels, q, tail, mask, 64, monkeypatch)
+    assert got_loss == pytest.approx(want_loss, rel=1e-6)
+    others = torch.arange(6, device=x.device) != 2
+    torch.testing.assert_close(got_grad[others], want_grad[others], rtol=1e-4, atol=1e-8)
+    torch.testing.assert_close(got_grad[2].sort().values, want_grad[2].sort().values, rtol=1e-4, atol=1e-8)
+
+
+@cuda
+@pytest.mark.parametrize("step_bits", [1, 3, 4])
+def test_the_search_step_does_not_change_the_result(step_bits, monkeypatch):
+    # the K-th group maximum decided 1, 3 or 4 bits a pass: the same numbers as 2 bits, bit for bit
+    x, _, labels, mask, q, tail = case(37, 70_001, 9000, 256, torch.bfloat16, 8)
+    valid = (labels != IGNORE_INDEX).float()
+    outs = []
+    for bits in (2, step_bits):
+        monkeypatch.setattr(uld_kernel, "STEP_BITS", bits)
+        outs.append(torch.full_like(x, float("nan")))
+        got = uld_kernel.ce_uld_grad(x, labels, q, tail, 0.2 * mask.float(), valid / 7, 256, outs[-1])
+        assert got is not None
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)

@@ -273,7 +273,7 @@ def _chunk(
         out = torch.empty_like(x) if out is None else out
         w = has_teacher.float()
         done = uld_kernel.ce_uld_grad(x, labels, q, q_tail, dist_scale * w, ce_scale * valid.float(), k, out)
-        if done is not None:  # None: a row had too many tied candidates; the plain path below rewrites out
+        if done is not None:  # None: shapes the kernel does not take (decided without a sync); the plain path
             return done[0].sum(), (done[1] * w).sum(), out
     lab = labels.clamp(min=0)
     lse = row_lse(x)
@@ -447,7 +447,10 @@ def distill_loss(
     labels, q, q_tail, ids, mask = _prepare(
         logits.shape[0], vocab, labels, teacher_probs, teacher_tail, teacher_mask, teacher_ids, kind, top_k
     )
-    chunk = chunk_tokens or auto_chunk_tokens(vocab, _fast(logits))
+    # the fused kernel keeps nothing of the chunk's size beyond the gradient, so it takes every row at once
+    whole = kind == "uld" and temperature == 1.0 and FUSED_ULD and _fast(logits) and uld_kernel.available(logits)
+    whole = whole and uld_kernel.takes(logits.shape[0], vocab, top_k, q.shape[1])
+    chunk = chunk_tokens or (max(1, logits.shape[0]) if whole else auto_chunk_tokens(vocab, _fast(logits)))
     opts = _Opts(kind, top_k, float(temperature), float(weight), chunk)
     return LossParts(*_DistillFromLogits.apply(logits, labels, q, q_tail, ids, mask, opts))
 
