@@ -56,7 +56,7 @@ GRAD_WARPS = 16
 MAX_CAP = 4096  # the most candidates sorted in registers
 MAX_GROUPS = 8192  # group maxima of a row held in registers by the select (groups grow for larger vocabularies)
 # low bits of a float32 key that are zero for the input dtype (a bf16 logit in float32 has 16 zero low bits), so
-# the bisection over keys takes 32 - SHIFT steps
+# the search over keys decides 32 - SHIFT bits
 _KEY_SHIFT = {torch.bfloat16: 16, torch.float16: 13, torch.float32: 0}
 _LAST: list = []  # the last call's compiled kernels (registers and spills: benchmarks/uld_like_for_like.py)
 _STOP_AFTER = 4  # benchmarks/uld_like_for_like.py --kernel-sweep times passes 1..n by stopping early (returns None)
@@ -105,12 +105,12 @@ def ce_uld_grad(
     iw = torch.empty(rows * (gcap + cap + ks + 1 + 1), dtype=torch.int32, device=dev)
     part_m, part_s, stats, sparse_v, top_v = fw.split(
         [rows * n_blocks, rows * n_blocks, 4 * rows, rows * (ks + 1), rows * cap])
-    gsel, top_i, sparse_i, fell_back = iw.split([rows * gcap, rows * cap, rows * (ks + 1), rows])
+    gsel, top_i, sparse_i, slow_flag = iw.split([rows * gcap, rows * cap, rows * (ks + 1), rows])
     gmax = torch.empty(rows, n_groups, dtype=x.dtype, device=dev)
     q = q.float().contiguous()
     select_args = (
         x, x.stride(0), labels.contiguous(), q, q.stride(0), q_tail.float().contiguous(), a.float().contiguous(),
-        ce_w.float().contiguous(), part_m, part_s, gmax, gsel, top_v, top_i, stats, sparse_i, sparse_v, fell_back,
+        ce_w.float().contiguous(), part_m, part_s, gmax, gsel, top_v, top_i, stats, sparse_i, sparse_v, slow_flag,
         vocab, n_blocks, n_groups, rows,
     )  # fmt: skip
     select_consts = dict(K=ks, KQ=kq, GS=group, GT=TILE // group, NGP=triton.next_power_of_2(n_groups), GCAP=gcap,
@@ -130,12 +130,12 @@ def ce_uld_grad(
         return None
     kernels.append(_sparse_kernel[(rows,)](
         out, out.stride(0), sparse_i, sparse_v, KS=ks + 1, KP=triton.next_power_of_2(ks + 1), num_warps=4))
-    _LAST[:] = [kernels, fell_back]
+    _LAST[:] = [kernels, slow_flag]
     return stats[2 * rows : 3 * rows], stats[3 * rows :]
 
 
 def slow_rows() -> tuple[int, int]:
-    """Rows of the last call selected by bisection over their listed groups' logits, and over the whole row
+    """Rows of the last call selected by the slow search over their listed groups' logits, and over the whole row
     (syncs with the device; diagnostics only)."""
     if not _LAST:
         return 0, 0
@@ -181,9 +181,9 @@ if triton is not None:
     def _exact_candidates(xrow, gs_row, tv_row, ti_row, n, listed, n_cols, K, GS: tl.constexpr, GT: tl.constexpr,
                           SHIFT: tl.constexpr):  # fmt: skip
         # the slow exact selection, over the n listed groups (their logits >= the K-th group maximum did not fit
-        # the sort) or over all the row's groups (the groups did not fit their list): the K-th largest key by
-        # bisection as in _kth_largest, each step counting over the groups' logits (from L2, or from memory for
-        # a whole row); then the keys above it and the first of those equal to it, K in all, as candidates
+        # the sort) or over all the row's groups (the groups did not fit their list): the K-th largest key by the
+        # search of _kth_largest, a bit a step, each step counting over the groups' logits (from L2, or from
+        # memory for a whole row); then the keys above it and the first of those equal to it, K in all
         lo = tl.full([], -(2 ** (31 - SHIFT)), tl.int64)
         hi = tl.full([], 2 ** (31 - SHIFT), tl.int64)
         for _ in range(32 - SHIFT):
