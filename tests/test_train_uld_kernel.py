@@ -150,40 +150,33 @@ def _losses_and_grads(x, labels, q, tail, mask, k, monkeypatch):
     return out
 
 
-@cuda
-def test_tied_rows_take_the_exact_slow_selection(monkeypatch):
-    # a flat row: every logit ties with the K-th, far more candidates than the kernel's buffers hold; the row is
-    # selected the slow exact way in the same launch (no fallback to the plain path, no sync)
-    x, _, labels, mask, q, tail = case(16, 20_000, 3000, 256, torch.float32, 3)
-    x[5] = 1.5
-    out = torch.empty_like(x)
-    valid = (labels != IGNORE_INDEX).float()
-    assert uld_kernel.ce_uld_grad(x, labels, q, tail, mask.float(), valid, 256, out) is not None
-    assert uld_kernel.slow_rows() == (0, 1)  # every group maximum ties: no list of groups, the whole row
-    got_loss, got_grad, want_loss, want_grad = _losses_and_grads(x, labels, q, tail, mask, 256, monkeypatch)
-    assert got_loss == pytest.approx(want_loss, rel=1e-6)
-    others = torch.arange(16, device=x.device) != 5
-    torch.testing.assert_close(got_grad[others], want_grad[others], rtol=1e-4, atol=1e-8)
-    # in the flat row any K of the tied logits are a top K: the same gradient values, maybe at other places
-    torch.testing.assert_close(got_grad[5].sort().values, want_grad[5].sort().values, rtol=1e-4, atol=1e-8)
+def flat(x):  # every logit ties with the K-th: far more candidates than the kernel's buffers hold
+    x[:] = 1.5
+
+
+def peaked(x):  # a few logits far above a rest that ties at -500
+    x[:] = -500.0
+    x[7] = 300.0
+    x[100:110] = 250.0
 
 
 @cuda
-def test_peaked_row_takes_the_exact_slow_selection(monkeypatch):
-    # fewer than K logits within RANGE nats of the row's max: the histograms cannot bound the K-th logit
-    x, _, labels, mask, q, tail = case(6, 20_000, 3000, 64, torch.float32, 4)
-    x[2] = -500.0
-    x[2, 7] = 300.0
-    x[2, 100:110] = 250.0
+@pytest.mark.parametrize("shape_row", [flat, peaked])
+def test_rows_whose_group_maxima_tie_take_the_exact_slow_selection(shape_row, monkeypatch):
+    # the K-th group maximum is shared by more groups than their list holds: the row is searched whole, exactly,
+    # in the same launch (no fallback to the plain path, no sync)
+    x, _, labels, mask, q, tail = case(16, 20_000, 3000, 64, torch.float32, 3)
+    shape_row(x[5])
     out = torch.empty_like(x)
     valid = (labels != IGNORE_INDEX).float()
     assert uld_kernel.ce_uld_grad(x, labels, q, tail, mask.float(), valid, 64, out) is not None
-    assert uld_kernel.slow_rows() == (0, 1)  # the rest ties at -500
+    assert uld_kernel.slow_rows() == (0, 1)
     got_loss, got_grad, want_loss, want_grad = _losses_and_grads(x, labels, q, tail, mask, 64, monkeypatch)
     assert got_loss == pytest.approx(want_loss, rel=1e-6)
-    others = torch.arange(6, device=x.device) != 2
+    others = torch.arange(16, device=x.device) != 5
     torch.testing.assert_close(got_grad[others], want_grad[others], rtol=1e-4, atol=1e-8)
-    torch.testing.assert_close(got_grad[2].sort().values, want_grad[2].sort().values, rtol=1e-4, atol=1e-8)
+    # any K of the tied logits are a top K: the same gradient values, maybe at other places
+    torch.testing.assert_close(got_grad[5].sort().values, want_grad[5].sort().values, rtol=1e-4, atol=1e-8)
 
 
 @cuda
