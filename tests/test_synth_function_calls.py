@@ -128,11 +128,31 @@ def test_free_text_values_are_often_invented_so_a_student_must_copy_them():
     city = Param.parse("city:str:Lisbon;Quebec City|City.|in {v}")
     rng = random.Random(0)
     drawn = [draw_value(city, rng) for _ in range(300)]
-    invented = [value for value, _ in drawn if value not in ("Lisbon", "Quebec City")]
-    assert 0.35 < len(invented) / len(drawn) < 0.65 and len(set(invented)) > 100
+    cities = [value.split(", ")[0] for value, _ in drawn]  # some come with their region
+    invented = [value for value in cities if value not in ("Lisbon", "Quebec City")]
+    assert 0.35 < len(invented) / len(cities) < 0.65 and len(set(invented)) > 100
     assert all(value == text for value, text in drawn)  # a name is written as it is called
     assert all(value[0].isupper() for value in invented)  # in the example's case
     assert fresh_text("SELECT * FROM items", rng) is None  # nothing is invented where it would not parse
+
+
+def test_values_no_form_is_asked_for_are_copied_whole_as_written():
+    # places with their region, codes and paths with their punctuation, seasons as spans: the call holds what
+    # the question says, character for character (BFCL's answers keep "Denver, Colorado" and "2022/AL2562")
+    rng = random.Random(2)
+    city = Param.parse("city:str:Lisbon;Denver|City.|in {v}")
+    places = [draw_value(city, rng) for _ in range(300)]
+    with_region = [value for value, said in places if ", " in value]
+    assert 0.2 < len(with_region) / len(places) < 0.5 and all(value == said for value, said in places)
+    assert {"Lisbon, Portugal", "Denver, CO"} <= set(with_region)
+    for example, shape in [("2024/INV/0331", r"\d{4}/[A-Z]{3}/\d{4}"), ("LH778812", r"[A-Z]{2}\d{6}"),
+                           ("~/reports/q3_review.pdf", r"~/[a-z]+/[a-z]\d_[a-z]+\.pdf"), ("2023-24", r"\d{4}-\d{2}")]:
+        fresh = {fresh_text(example, rng) for _ in range(20)}
+        assert all(value == said and re.fullmatch(shape, value) for value, said in fresh), (example, fresh)
+        assert len(fresh) > 10
+    season = fresh_text("2023-24", rng)[0]
+    assert int(season[2:4]) + 1 == int(season[5:]) or season.endswith("-00")  # a span of two years
+    assert fresh_text("H2O", rng) is None and fresh_text("10.0.0.1", rng) is None  # formulas, addresses: kept
 
 
 def test_dates_and_times_are_written_as_people_write_them_and_called_in_the_schemas_form():

@@ -10,8 +10,11 @@ blueprints from everyday and technical domains, each in a few named variants) an
   schema wants ISO dates and 24-hour times, units, optional parameters sometimes given, sometimes left
   out); the reply is one ``Action:`` with the stated values in the schema's form, so the call validates
   against the offered schema. Half the free-text values are fresh ones shaped like the catalogue's
-  examples (invented names, any date): a student that saw only a few cities learns to prefer them over
-  the question's words, where it has to copy;
+  examples (invented names, any date, codes and paths of the same shape): a student that saw only a few
+  cities learns to prefer them over the question's words, where it has to copy. A value is converted
+  only where the description asks a form (an ISO date, a 24-hour time, a fraction); otherwise it is
+  copied whole, as written: a place with its region ("Lima, Peru"), a code with its punctuation
+  ("2024/INV/0331"), a time or a season in the person's words ("tomorrow morning", "2023-24");
 - **irrelevance**: the question asks what a function that is *not* offered does (often while a
   near miss from the same domain is offered); the reply is an ``Answer:`` saying no offered function
   can do it.
@@ -51,6 +54,7 @@ OPTIONAL_GIVEN = 0.4  # chance that a question states an optional parameter
 FRESH_VALUE = 0.5  # chance that a free-text value is invented, not one of the catalogue's examples
 ROUND_NUMBER = 0.35  # chance that a whole number is a round one (people ask about 2,000,000, not 1,983,417)
 QUESTION_FORM = 0.35  # chance that a question asks about the result ("What is the area of ...?")
+QUALIFIED_PLACE = 0.35  # chance that a city comes with its region or country, copied whole ("Denver, Colorado")
 _SCHEMA_TYPES = {"int": "integer", "num": "number", "pct": "number", "str": "string", "enum": "string",
                  "bool": "boolean"}
 _WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
@@ -183,6 +187,12 @@ _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augu
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLOCK = re.compile(r"^\d{2}:\d{2}$")
 _WORDY = re.compile(r"^[A-Za-z][A-Za-z' .-]*$")
+_CODE = re.compile(r"^(?=.*(?:\d{3}|[/#~]))[\w./~:#+-]+$")  # an identifier or a path (not a formula, not an address)
+_SEASON = re.compile(r"^\d{4}(?:([/-])\d{2})?$")  # a year, or a span of two ("2023-24")
+_RUNS = re.compile(r"[A-Za-z]+|\d+|[^A-Za-z\d]+")
+_REGIONS = {"Lisbon": "Portugal", "Nairobi": "Kenya", "Osaka": "Japan", "Toronto": "Ontario", "Lima": "Peru",
+            "Krakow": "Poland", "Denver": "CO", "Hanoi": "Vietnam", "Auckland": "New Zealand", "Bergen": "Norway",
+            "Porto": "Portugal", "Accra": "Ghana", "Seville": "Spain", "Quebec City": "QC"}
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "ch", "sh", "tr", "st", "gr",
            "th", "kl", "w", "h", "j", "qu"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "io", "y"]
@@ -227,6 +237,31 @@ def _shaped_like(example: str, rng: random.Random) -> str:
     return " ".join(out)
 
 
+def _shaped_code(example: str, rng: random.Random) -> str:
+    """An identifier or a path of ``example``'s shape: its punctuation and file extension kept, other digits
+    and letters new (short capital runs stay capitals: "LH778812" -> "QK305961", "~/reports/q3.pdf" ->
+    "~/bralit/k8.pdf")."""
+    runs = _RUNS.findall(example)
+    out = []
+    for i, run in enumerate(runs):
+        if run.isdigit():
+            out.append("".join(rng.choice("0123456789") for _ in run))
+        elif not run.isalpha() or (i > 0 and runs[i - 1] == "." and i == len(runs) - 1):
+            out.append(run)  # punctuation, or the extension
+        elif run.isupper() and len(run) <= 4:
+            out.append("".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in run))
+        else:
+            word = (_invented_word(rng) * 3)[: max(len(run), 1)]
+            out.append(word.upper() if run.isupper() else word.capitalize() if run[0].isupper() else word)
+    return "".join(out)
+
+
+def _with_region(city: str, rng: random.Random) -> str:
+    """A city as people often write it, with its region or country ("Lima, Peru"); an invented city gets one of
+    the known regions."""
+    return f"{city}, {_REGIONS.get(city) or rng.choice(sorted(set(_REGIONS.values())))}"
+
+
 def _say_text(value: str, rng: random.Random) -> str:
     """How a question writes a listed value: ISO dates and clock times as people write them."""
     if _ISO_DATE.match(value):
@@ -249,6 +284,14 @@ def fresh_text(example: str, rng: random.Random) -> tuple[str, str] | None:
         return value, _say_text(value, rng)
     if _WORDY.match(example):
         value = _shaped_like(example, rng)
+        return value, value
+    season = _SEASON.match(example)
+    if season:
+        year = rng.randint(1995, 2030)
+        value = f"{year}{season.group(1)}{(year + 1) % 100:02d}" if season.group(1) else str(year)
+        return value, value
+    if _CODE.match(example):
+        value = _shaped_code(example, rng)
         return value, value
     return None
 
@@ -278,7 +321,10 @@ def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
     if p.kind == "str":
         value = rng.choice(p.values)
         fresh = fresh_text(value, rng) if rng.random() < FRESH_VALUE else None
-        return fresh or (value, _say_text(value, rng))
+        value, said = fresh or (value, _say_text(value, rng))
+        if set(p.values) <= set(_REGIONS) and rng.random() < QUALIFIED_PLACE:
+            value = said = _with_region(value, rng)
+        return value, said
     if p.kind == "bool":
         value = rng.random() < 0.5
         return value, p.values[0] if value else p.values[1]

@@ -108,6 +108,11 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "total:num:10.0-900.0|Bill total before tip.|a bill of {v} dollars",
            "people:int:2-12|Number of people paying.|among {v} people",
            "tip_rate?:pct:0.05-0.25|Tip as a fraction of the total (0.15 for 15%).|with a {v} tip"),
+        _b("order_status", "check", ("check where an online order is", "track a purchase",
+           "see whether my order has shipped", "find out when a parcel will arrive"),
+           "Shipping status of an order.",
+           "order_id:str:ORD-58213;A1B2-77Q;2024/INV/0331;#448812|Order number exactly as on the receipt.|order {v}",
+           "notify?:bool:and text me when it moves;without notifications|Send a message when the status changes.|"),
     ],
     "weather": [
         _b("current_weather", "get", ("check the current weather in a city", "see what the weather is like right now",
@@ -154,6 +159,13 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "Running pace in minutes per kilometre.",
            "distance_km:num:1.0-42.2|Distance run in kilometres.|{v} km",
            "minutes:int:5-300|Time taken in minutes.|in {v} minutes"),
+        _b("league_table", "get", ("show the league table for a season", "see the final standings of a season",
+           "look up who topped the league that year", "pull up the table at the end of a season"),
+           "Final table of a competition in one season.",
+           "league:str:Premier Division;Coastal League;Northern Cup;Metro Basketball League|Competition name.|of "
+           "the {v}",
+           "season:str:2019;2021/22;2023-24;2018|The season as written: a year or a span such as 2023-24.|for the {v} "
+           "season"),
     ],
     "music": [
         _b("song", "find", ("find a song by its title", "search the music catalogue for a track", "look up a tune",
@@ -225,6 +237,11 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "Hours between the local times of two cities.",
            f"city_a:str:{CITIES}|First city.|between {{v}}",
            f"city_b:str:{CITIES}|Second city.|and {{v}}"),
+        _b("baggage_status", "track", ("find out where my checked bag is", "trace a lost suitcase",
+           "check on luggage that did not arrive", "see whether a checked bag made the flight"),
+           "Where a checked bag is, by its tag number.",
+           "tag:str:LH778812;AA104233;BA990021;KL550187|Baggage tag number as printed on the tag.|with tag {v}",
+           "airport?:str:LIS;NBO;KIX;YYZ|Airport code.|at {v}"),
     ],
     "databases": [
         _b("run_sql_query", "run", ("run a SQL query on a database", "execute a read-only query",
@@ -369,6 +386,12 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "percent:int:1-99|Which percentile.|the {v}th percentile"),
     ],
     "text": [
+        _b("file_summary", "summarize", ("summarize a document on disk", "give me the gist of a saved file",
+           "sum up what a stored document says", "condense a file into a few lines"),
+           "Short summary of a text file.",
+           "path:str:~/reports/q3_review.pdf;/var/log/app.log;C:/Users/ana/notes.txt;./data/sales_2024.csv|Path of the "
+           "file, exactly as given.|the file {v}",
+           "max_words?:int:20-200|Longest summary in words.|in at most {v} words"),
         _b("count_words", "count", ("count the words in a text", "find out how many words there are",
            "get the word count", "check how many terms appear"),
            "Number of words in a piece of text.",
@@ -413,6 +436,12 @@ CATALOGUE: dict[str, list[Blueprint]] = {
            "message:str:call the dentist;water the plants;pay the rent|Reminder text.|to {v}",
            "time:str:08:00;12:30;18:45;21:15|Time of day, HH:MM.|at {v}",
            "repeat?:enum:daily;weekly;monthly|How often it repeats.|repeating {v}"),
+        _b("note_for_later", "save", ("jot down a note for a given time", "leave myself a note about something",
+           "keep a memo for a set time", "park a thought until a certain time"),
+           "Save a short note with a time, kept in the person's own words.",
+           "note:str:buy milk;call mum;renew the passport;book the vet|The note.|saying {v}",
+           "when:str:3pm;tomorrow morning;next Friday;half past nine;June 2026|When, in the person's own words.|for "
+           "{v}"),
     ],
     "real_estate": [
         _b("mortgage_affordability", "estimate", ("estimate how much house someone can afford",
