@@ -45,7 +45,7 @@ from agentdistill.evaluate.bfcl_runner import messages_for
 from agentdistill.jsonl import write_json_atomic
 from agentdistill.records import Outcome, Trace
 from agentdistill.run_layout import RunLayout
-from agentdistill.synth.function_catalogue import CATALOGUE, Blueprint
+from agentdistill.synth.function_catalogue import CATALOGUE, CITY_REGIONS, Blueprint
 
 TEACHER = "synth-calls"
 N_TOOLS_WEIGHTS = {1: 0.35, 2: 0.2, 3: 0.2, 4: 0.15, 5: 0.1}  # BFCL simple and irrelevance offer one function
@@ -190,9 +190,6 @@ _WORDY = re.compile(r"^[A-Za-z][A-Za-z' .-]*$")
 _CODE = re.compile(r"^(?=.*(?:\d{3}|[/#~]))[\w./~:#+-]+$")  # an identifier or a path (not a formula, not an address)
 _SEASON = re.compile(r"^\d{4}(?:([/-])\d{2})?$")  # a year, or a span of two ("2023-24")
 _RUNS = re.compile(r"[A-Za-z]+|\d+|[^A-Za-z\d]+")
-_REGIONS = {"Lisbon": "Portugal", "Nairobi": "Kenya", "Osaka": "Japan", "Toronto": "Ontario", "Lima": "Peru",
-            "Krakow": "Poland", "Denver": "CO", "Hanoi": "Vietnam", "Auckland": "New Zealand", "Bergen": "Norway",
-            "Porto": "Portugal", "Accra": "Ghana", "Seville": "Spain", "Quebec City": "QC"}
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "ch", "sh", "tr", "st", "gr",
            "th", "kl", "w", "h", "j", "qu"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "io", "y"]
@@ -259,7 +256,7 @@ def _shaped_code(example: str, rng: random.Random) -> str:
 def _with_region(city: str, rng: random.Random) -> str:
     """A city as people often write it, with its region or country ("Lima, Peru"); an invented city gets one of
     the known regions."""
-    return f"{city}, {_REGIONS.get(city) or rng.choice(sorted(set(_REGIONS.values())))}"
+    return f"{city}, {CITY_REGIONS.get(city) or rng.choice(sorted(set(CITY_REGIONS.values())))}"
 
 
 def _say_text(value: str, rng: random.Random) -> str:
@@ -322,7 +319,7 @@ def draw_value(p: Param, rng: random.Random) -> tuple[Any, str]:
         value = rng.choice(p.values)
         fresh = fresh_text(value, rng) if rng.random() < FRESH_VALUE else None
         value, said = fresh or (value, _say_text(value, rng))
-        if set(p.values) <= set(_REGIONS) and rng.random() < QUALIFIED_PLACE:
+        if set(p.values) <= set(CITY_REGIONS) and rng.random() < QUALIFIED_PLACE:
             value = said = _with_region(value, rng)
         return value, said
     if p.kind == "bool":

@@ -38,7 +38,11 @@ def _b(name: str, verb: str, asks: tuple[str, ...], description: str, *params: s
     return Blueprint(name, verb, asks, description, params)
 
 
-CITIES = "Lisbon;Nairobi;Osaka;Toronto;Lima;Krakow;Denver;Hanoi;Auckland;Bergen;Porto;Accra;Seville;Quebec City"
+# the cities free-text place parameters draw from, each with the region or country a question may add to it
+CITY_REGIONS = {"Lisbon": "Portugal", "Nairobi": "Kenya", "Osaka": "Japan", "Toronto": "Ontario", "Lima": "Peru",
+                "Krakow": "Poland", "Denver": "CO", "Hanoi": "Vietnam", "Auckland": "New Zealand", "Bergen": "Norway",
+                "Porto": "Portugal", "Accra": "Ghana", "Seville": "Spain", "Quebec City": "QC"}
+CITIES = ";".join(CITY_REGIONS)
 PEOPLE = "Maria Lopez;Kenji Sato;Amara Obi;Liam Walsh;Priya Nair;Tomas Novak;Sofia Rossi;Omar Haddad"
 CURRENCIES = "USD;EUR;JPY;GBP;CAD;INR;BRL;CHF"
 
