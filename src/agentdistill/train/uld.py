@@ -92,6 +92,11 @@ def _fast(x: Tensor) -> bool:
     return FAST_KERNELS and triton is not None and x.is_cuda
 
 
+def _fused(x: Tensor, kind: str, temperature: float) -> bool:
+    """Whether CE + ULD of ``x`` goes through uld_kernel.py (the gradient wanted too, and a shape it takes)."""
+    return kind == "uld" and temperature == 1.0 and FUSED_ULD and _fast(x) and uld_kernel.available(x)
+
+
 def auto_chunk_tokens(vocab_size: int, fast: bool = False) -> int:
     """Tokens per chunk: a [chunk, vocab] buffer of about 256 MiB in the input dtype on the fast path, and a
     float32 one of 128 MiB on the plain path (which makes about three float32 temporaries per chunk)."""
@@ -269,7 +274,7 @@ def _chunk(
     """
     t = temperature
     valid = labels != IGNORE_INDEX
-    if kind == "uld" and t == 1.0 and want_grad and FUSED_ULD and _fast(x) and uld_kernel.available(x):
+    if want_grad and _fused(x, kind, t):
         out = torch.empty_like(x) if out is None else out
         w = has_teacher.float()
         done = uld_kernel.ce_uld_grad(x, labels, q, q_tail, dist_scale * w, ce_scale * valid.float(), k, out)
@@ -448,8 +453,7 @@ def distill_loss(
         logits.shape[0], vocab, labels, teacher_probs, teacher_tail, teacher_mask, teacher_ids, kind, top_k
     )
     # the fused kernel keeps nothing of the chunk's size beyond the gradient, so it takes every row at once
-    whole = kind == "uld" and temperature == 1.0 and FUSED_ULD and _fast(logits) and uld_kernel.available(logits)
-    whole = whole and uld_kernel.takes(logits.shape[0], vocab, top_k, q.shape[1])
+    whole = _fused(logits, kind, temperature) and uld_kernel.takes(logits.shape[0], vocab, top_k, q.shape[1])
     chunk = chunk_tokens or (max(1, logits.shape[0]) if whole else auto_chunk_tokens(vocab, _fast(logits)))
     opts = _Opts(kind, top_k, float(temperature), float(weight), chunk)
     return LossParts(*_DistillFromLogits.apply(logits, labels, q, q_tail, ids, mask, opts))

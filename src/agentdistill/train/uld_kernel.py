@@ -167,6 +167,17 @@ if triton is not None:
         return lo
 
     @triton.jit
+    def _append(tv_row, ti_row, v, cols, sel, base, cap):
+        # the selected logits of a [GT, GS] tile (value, column) written in row order from place ``base`` on,
+        # those that fit below ``cap``; returns how many were selected (more than fit, when they overflow)
+        per_group = tl.sum(sel.to(tl.int32), 1)
+        pos = base + tl.cumsum(per_group, 0)[:, None] - per_group[:, None] + tl.cumsum(sel.to(tl.int32), 1) - 1
+        keep = sel & (pos < cap)
+        tl.store(tv_row + pos, v, mask=keep)
+        tl.store(ti_row + pos, cols, mask=keep)
+        return tl.sum(per_group, 0)
+
+    @triton.jit
     def _group_tile(xrow, gs_row, t, n, listed, n_cols, GS: tl.constexpr, GT: tl.constexpr):
         # groups t..t+GT of the listed ones (listed) or of the row's (not listed): their logits [GT, GS] (-inf for
         # padding), columns and mask
@@ -202,12 +213,7 @@ if triton is not None:
                 v, cols, ok = _group_tile(xrow, gs_row, t, n, listed, n_cols, GS, GT)
                 key = _sortable(v.to(tl.int32, bitcast=True)) >> SHIFT
                 sel = tl.where(equal == 1, key == lo, key > lo) & ok
-                per_group = tl.sum(sel.to(tl.int32), 1)
-                pos = taken + tl.cumsum(per_group, 0)[:, None] - per_group[:, None] + tl.cumsum(sel.to(tl.int32), 1) - 1
-                sel = sel & (pos < K)
-                tl.store(tv_row + pos, v, mask=sel)
-                tl.store(ti_row + pos, cols, mask=sel)
-                taken += tl.sum(tl.sum(sel.to(tl.int32), 1), 0)
+                taken = tl.minimum(taken + _append(tv_row, ti_row, v, cols, sel, taken, K), K)
         return taken
 
     @triton.jit
@@ -249,12 +255,7 @@ if triton is not None:
             for t in range(0, n_g, GT):
                 v, cols, ok = _group_tile(xrow, gs_row, t, n_g, listed, n_cols, GS, GT)
                 sel2 = ((_sortable(v.to(tl.int32, bitcast=True)) >> SHIFT) >= tk) & ok
-                per_group = tl.sum(sel2.to(tl.int32), 1)
-                pos2 = n_c + tl.cumsum(per_group, 0)[:, None] - per_group[:, None] + tl.cumsum(sel2.to(tl.int32), 1) - 1
-                keep = sel2 & (pos2 < CAP)
-                tl.store(tv_row + pos2, v, mask=keep)
-                tl.store(ti_row + pos2, cols, mask=keep)
-                n_c += tl.sum(per_group, 0)
+                n_c += _append(tv_row, ti_row, v, cols, sel2, n_c, CAP)
         slow = (n_g > GCAP) | (n_c > CAP)
         if slow:
             tl.debug_barrier()
