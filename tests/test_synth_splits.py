@@ -297,3 +297,23 @@ def test_a_kinds_held_out_families_are_shared_among_its_tools():
             assert sum(f.startswith("lookup.s") for f in families) <= 1, (seed, held, families)
             assert sum(f.startswith("lookup.a") for f in families) <= 1, (seed, held, families)
         assert len({q.family for q in out if q.split == "train" and q.family.startswith("lookup.s")}) >= 4
+
+
+def test_a_style_held_out_is_held_out_for_every_kind_written_in_it():
+    # searches and calculations both come terse and plain: were terse calculations held out while terse
+    # searches were trained, the student would learn that terse wording means a search
+    styles = ["terse", "plain", "chatty", "story", "formal", "casual"]
+    qs = []
+    for i in range(240):
+        kind, tool = [("lookup", "search_labour_law"), ("calculation", "calculator"), ("no_tool", None)][i % 3]
+        style = styles[(i // 3) % len(styles)] if kind != "no_tool" else styles[(i // 3) % 3]
+        qs.append(Question(id=f"q{i}", text="t", persona="p", cluster=-1, kind=kind, family=f"{kind}.{style}",
+                           expect=Expect(tools=[tool] if tool else [])))
+    for seed in range(10):
+        out, _ = assign_splits(qs, 0.2, seed=seed, dev_fraction=0.15)
+        side_of = {q.family: q.split for q in out}
+        held = {f.split(".", 1)[1] for f, s in side_of.items() if s != "train"}
+        assert held, seed
+        for style in held:
+            assert len({s for f, s in side_of.items() if f.endswith(f".{style}")}) == 1, (seed, style, side_of)
+        assert {s for f, s in side_of.items() if f.startswith("calculation.")} >= {"train", "test"}, seed

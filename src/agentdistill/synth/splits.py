@@ -5,11 +5,13 @@ one phrasing family ("calculation.shorthand_numbers": "20k", "$12,000") share th
 row split puts the answer, or the phrasing, of many held-out questions into training, and the held-out
 score measures memory. So a question's side is fixed by two things.
 
-- Its phrasing family. Per kind (a family's prefix before the first dot), the kind's families are sorted
-  and then shuffled by the kind's own seeded stream; test takes the first whole families (test_fraction
-  of them, at least one when the kind has two or more), dev the next ones (dev_fraction of them, at least
-  one when the kind has three or more), train the rest, and always at least one. A family whose holdout
-  would leave some expected tool without a training question is passed over.
+- Its phrasing family ("<kind>.<style>"). Per kind, the kind's families are sorted and then shuffled by
+  the kind's own seeded stream; test takes the first whole families (test_fraction of them, at least one
+  when the kind has two or more), dev the next ones (dev_fraction of them, at least one when the kind has
+  three or more), train the rest, and always at least one. A family whose holdout would leave some
+  expected tool without a training question is passed over. Families of one style go to one side
+  whatever their kind ("lookup.terse" with "calculation.terse"), so a held-out style is one the student
+  never saw, not one it saw only on other kinds of question.
 - Its topic, when it has source chunks. Questions are linked into components: two questions are in one
   component when they share a source chunk or a group key (their cluster, or the documents of their
   chunks). Components are shuffled (seeded) and whole ones go to test, then to dev: first one component
@@ -126,6 +128,15 @@ def _family_counts(n: int, test_fraction: float, dev_fraction: float) -> tuple[i
     return n_test, min(n_dev, n - 1 - n_test)
 
 
+def _kind(family: str) -> str:
+    return family.split(".", 1)[0]
+
+
+def _style(family: str) -> str:
+    """A family's way of writing, whatever it asks: "lookup.terse" and "calculation.terse" share "terse"."""
+    return family.split(".", 1)[-1]
+
+
 def _family_sides(questions: list[Question], test_fraction: float, dev_fraction: float,
                   seed: int) -> dict[str, str]:
     """Each phrasing family's side: per kind, sorted, shuffled by the kind's own stream, then test takes
@@ -135,39 +146,78 @@ def _family_sides(questions: list[Question], test_fraction: float, dev_fraction:
     side more than its share of one tool's families. The last keeps a kind whose tools have families of
     their own (searches and article requests are both lookups) from losing most of one tool's wording: held
     out by kind alone, four of the six search families once went to dev and test and none of the four
-    article ones."""
+    article ones.
+
+    Families of different kinds written the same way ("lookup.terse", "calculation.terse") go to one side
+    together, and a family is passed over when one of them cannot follow it (its kind has no share left
+    there, or a tool needs it). Held out alone, a style trained only on the other kinds' questions tells the
+    student the kind: terse calculations held out beside trained terse searches read as searches. Together,
+    a held-out style is one the student never saw, which is what a held-out score is meant to measure."""
     families_of: dict[str, set[str]] = defaultdict(set)
     tools_of: dict[str, Counter[str]] = defaultdict(Counter)
     train_tools: Counter[str] = Counter()
     for q in questions:
         train_tools.update(_tool_signature(q))
         if q.family:
-            families_of[q.family.split(".", 1)[0]].add(q.family)
+            families_of[_kind(q.family)].add(q.family)
             tools_of[q.family].update(_tool_signature(q))
     side = {f: "train" for fams in families_of.values() for f in fams}
+    same_style: dict[str, list[str]] = defaultdict(list)
+    for f in sorted(side):
+        same_style[_style(f)].append(f)
     train_families = Counter(t for f in side for t in tools_of[f])  # per tool: the training families using it
+    orders: dict[str, list[str]] = {}
+    quotas: dict[str, dict[str, int]] = {}
     for kind in sorted(families_of):
-        order = sorted(families_of[kind])
-        random.Random(f"{seed}:families:{kind}").shuffle(order)
-        n_test, n_dev = _family_counts(len(order), test_fraction, dev_fraction)
-        kind_families = Counter(t for f in order for t in tools_of[f])  # per tool: this kind's families using it
-        for held, k, fraction in zip(HELD_OUT, (n_test, n_dev), (test_fraction, dev_fraction), strict=True):
-            held_families: Counter[str] = Counter()
-            share = {t: max(1, int(fraction * n + 0.5)) for t, n in kind_families.items()}
-            for f in order:
-                if k == 0:
-                    break
-                if side[f] != "train" or any(train_tools[t] <= c for t, c in tools_of[f].items()):
+        orders[kind] = sorted(families_of[kind])
+        random.Random(f"{seed}:families:{kind}").shuffle(orders[kind])
+        quotas[kind] = dict(zip(HELD_OUT, _family_counts(len(orders[kind]), test_fraction, dev_fraction),
+                                strict=True))
+    kind_families = {kind: Counter(t for f in order for t in tools_of[f]) for kind, order in orders.items()}
+    for held, fraction in zip(HELD_OUT, (test_fraction, dev_fraction), strict=True):
+        held_families: Counter[tuple[str, str]] = Counter()  # per (kind, tool): families held out to this side
+        share = {(kind, t): max(1, int(fraction * n + 0.5))  # per (kind, tool): at most this many held out here
+                 for kind, counts in kind_families.items() for t, n in counts.items()}
+        # First a style only where every kind written in it has room on this side; then, for a kind that
+        # would otherwise not be measured there, one of its styles even past another kind's share. The kinds
+        # with the fewest families choose first: they have the fewest ways to be held out.
+        for strict in (True, False):
+            for kind in sorted(orders, key=lambda k: (len(orders[k]), k)):
+                if not strict and (quotas[kind][held] == 0 or held in {side[f] for f in orders[kind]}):
                     continue
-                if any(train_families[t] <= MIN_TRAIN_FAMILIES_PER_TOOL or held_families[t] >= share[t]
-                       for t in tools_of[f]):
-                    continue
-                train_tools.subtract(tools_of[f])
-                train_families.subtract(tools_of[f].keys())
-                held_families.update(tools_of[f].keys())
-                side[f] = held
-                k -= 1
+                for f in orders[kind]:
+                    if quotas[kind][held] <= 0:
+                        break
+                    group = [g for g in same_style[_style(f)] if side[g] == "train"]
+                    if f not in group or (strict and any(quotas[_kind(g)][held] <= 0 for g in group)):
+                        continue
+                    if not _can_hold_out(group, tools_of, train_tools, train_families, held_families, share):
+                        continue
+                    for g in group:
+                        train_tools.subtract(tools_of[g])
+                        train_families.subtract(tools_of[g].keys())
+                        held_families.update((_kind(g), t) for t in tools_of[g])
+                        quotas[_kind(g)][held] -= 1
+                        side[g] = held
+                    if not strict:
+                        break
     return side
+
+
+def _can_hold_out(group: list[str], tools_of: dict[str, Counter[str]], train_tools: Counter[str],
+                  train_families: Counter[str], held_families: Counter[tuple[str, str]],
+                  share: dict[tuple[str, str], int]) -> bool:
+    """Whether the families of ``group`` can leave training together: every tool keeps training questions
+    and ``MIN_TRAIN_FAMILIES_PER_TOOL`` families, and no kind gets more than its share of a tool's families
+    held out on one side."""
+    questions_leaving: Counter[str] = Counter()
+    for f in group:
+        questions_leaving.update(tools_of[f])
+    families_leaving = Counter(t for f in group for t in tools_of[f])
+    held_leaving = Counter((_kind(f), t) for f in group for t in tools_of[f])
+    return not any(train_tools[t] <= n for t, n in questions_leaving.items()) and not any(
+        train_families[t] - n < MIN_TRAIN_FAMILIES_PER_TOOL for t, n in families_leaving.items()) and not any(
+        held_families[kt] + n > share[kt] for kt, n in held_leaving.items())
 
 
 def assign_splits(
