@@ -345,11 +345,31 @@ def test_the_teacher_follows_known_questions_through_the_runtime(general_tools):
 
 def test_a_notice_calculation_states_the_pay_in_lieu_as_well_as_the_period():
     from agentdistill.domains.uae_labour.calculators import notice_period
-    from agentdistill.domains.uae_labour.teacher import answer_facts_of_calculation, calc_answer
+    from agentdistill.domains.uae_labour.teacher import answer_facts_of_calculation
 
     obs = notice_period(contract_notice_days=14, monthly_wage=23250, days_already_served=8)
     assert answer_facts_of_calculation("notice_period", obs) == ["30 days", "AED 17,050.00"]
-    assert "AED 17,050.00" in calc_answer("notice_period", obs, "key")
+    plan = Plan(calls=[Call("notice_period", {"contract_notice_days": 14, "monthly_wage": 23250})])
+    answer = RuleTeacher().compose_answer(plan, "notice pay?", [("notice_period", obs)])
+    assert "30 days" in answer and "AED 17,050.00" in answer
+
+
+def test_a_two_tool_answer_opens_with_the_computed_figure_in_the_tools_own_sentences():
+    # with quoted answers the reply may only be sentences the tools returned: an answer learnt as a paraphrase
+    # of the calculator, after the passage, cannot be decoded, and the student quotes the passage alone
+    from agentdistill.agent.quotes import quotable_sentences
+    from agentdistill.domains.uae_labour.calculators import overtime_pay
+
+    passage = ("[1] Working Hours and Overtime > Overtime (Federal Decree-Law 33/2021, Art. 19): Overtime is paid "
+               "at the hourly basic wage plus 25% (Federal Decree-Law 33/2021, Art. 19). Night hours get 50%.")
+    computed = overtime_pay(monthly_basic_salary=7750, overtime_hours=20)
+    plan = Plan(calls=[Call("search_labour_law", {"query": "overtime"}),
+                       Call("overtime_pay", {"monthly_basic_salary": 7750, "overtime_hours": 20})], topic="overtime")
+    answer = RuleTeacher().compose_answer(plan, "overtime rules, and the pay for 20 hours on AED 7,750?",
+                                          [("search_labour_law", passage), ("overtime_pay", computed)])
+    result = " ".join(quotable_sentences([computed]))
+    assert answer.startswith(result + " "), answer
+    assert "hourly basic wage plus 25%" in answer[len(result):]
 
 
 def test_the_best_sentence_is_kept_when_a_longer_one_comes_first_in_the_passage():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,15 @@ def result_text(observation: str, max_chars: int = 320) -> str:
             break
         kept = f"{kept} {s}".strip()
     return kept or text[:max_chars].rsplit(" ", 1)[0]
+
+
+def results_first(observations: list[tuple[str, str]],
+                  reads: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """``(tool, observation)`` pairs in the order an answer states them: what a tool computed before what was
+    read (``reads`` tells the reading tools), each group in call order. A two-tool question asks for the
+    figure, the passage is context; and with ``agent.quote_answers`` an answer is the tools' own sentences,
+    so an answer that opens with the result's sentence, as the student learnt, can be decoded verbatim."""
+    return sorted(observations, key=lambda pair: reads(pair[0]))
 
 
 # ----------------------------------------------------------------------------- thoughts and replies
@@ -409,7 +418,7 @@ class SchemaTeacher:
 
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
         parts = []
-        for name, obs in observations:
+        for name, obs in results_first(observations, reads=self._is_search):
             if obs.lstrip().startswith("Error"):
                 parts.append(f"I could not get that information: {obs.strip()[7:200]}")
             elif self._is_search(name):

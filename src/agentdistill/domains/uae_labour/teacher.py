@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.synth.schema_teacher import Call, Plan, action_text
+from agentdistill.synth.schema_teacher import Call, Plan, action_text, result_text, results_first
 
 # A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
 # learns to finish a two-tool plan instead of answering after the first tool.
@@ -441,82 +441,6 @@ def best_sentences(observation: str, topic: str, max_sentences: int = 2, max_cha
     return text, "; ".join(_citation_text(c) for c in cites[:2])
 
 
-def _cite(observation: str) -> str:
-    from agentdistill.domains.uae_labour.citations import extract_citations
-
-    cites = sorted(extract_citations(observation))
-    return "; ".join(_citation_text(c) for c in cites[:2])
-
-
-def _money(text: str) -> str | None:
-    m = re.search(r"AED [\d,]+(?:\.\d+)?", text)
-    return m.group(0) if m else None
-
-
-def calc_answer(name: str, obs: str, key: str) -> str:
-    """A short answer sentence from a calculator's observation, with its citation."""
-    cite = _cite(obs)
-    tail = f" ({cite})." if cite else "."
-    if name == "calculate_gratuity":
-        if obs.startswith("No gratuity"):
-            return "No gratuity is due yet: it requires at least one year of continuous service" + tail
-        m = re.search(r"gratuity: (AED [\d,.]+) for ([\d.,]+) years", obs)
-        if m:
-            capped = " after the cap of two years' wage" if "capped" in obs else ""
-            lead = _pick(["The end-of-service gratuity is", "The gratuity comes to", "The gratuity due is"], key)
-            return f"{lead} {m.group(1)} for {m.group(2)} years of service{capped}" + tail
-    if name == "annual_leave":
-        if obs.startswith("No annual leave"):
-            return ("No annual leave is earned yet: leave starts once service exceeds six months, at 2 days per "
-                    "month" + tail)
-        m = re.search(r"Annual leave: (\d+) days \(2 days x (\d+) months", obs)
-        if m:
-            return (f"The worker is entitled to {m.group(1)} days of paid annual leave (2 days for each of "
-                    f"{m.group(2)} months)") + tail
-        m = re.search(r"(\d+) months is (\d+) full years?(?: plus (\d+) months, for which ([\d.]+) days)?", obs)
-        if m:
-            extra = (f", plus {m.group(4)} days pro rata for the extra {m.group(3)} months if service ends"
-                     if m.group(3) else "")
-            return f"The worker is entitled to 30 days of paid annual leave for each full year of service{extra}" + tail
-    if name == "overtime_pay":
-        m = re.search(r"Overtime pay: (AED [\d,.]+) = ([\d.,]+) h x hourly basic wage (AED [\d,.]+) .*? x ([\d.]+)",
-                      obs)
-        if m:
-            return (f"The overtime pay is at least {m.group(1)}: {m.group(2)} hours at the hourly basic wage of "
-                    f"{m.group(3)} times {m.group(4)}") + tail
-    if name == "notice_period":
-        m = re.search(r"Notice period: (\d+) days", obs)
-        if m:
-            text = f"The notice period is {m.group(1)} days"
-            if "below the legal minimum" in obs:
-                text += ", because the law sets a minimum of 30 days"
-            elif "above the legal maximum" in obs:
-                text += ", because the law allows at most 90 days"
-            pay = _NOTICE_PAY.search(obs)
-            if pay:
-                text += f"; if it is not worked, the pay in lieu is {pay.group(1)}"
-            return text + tail
-    if name == "calculator":
-        m = re.match(r"(.*) = (\S+)$", obs.strip())
-        if m:
-            return _pick([f"{m.group(1)} = {m.group(2)}.", f"The result is {m.group(2)}."], key)
-    if name == "convert_units":
-        m = re.match(r"(.*) = (.*)$", obs.strip())
-        if m:
-            return f"{m.group(1)} is {m.group(2)}."
-    if name == "date_diff":
-        m = re.match(r"From (\S+) to (\S+): (-?\d+) days = (.*?) \(", obs)
-        if m:
-            return f"There are {m.group(3)} days from {m.group(1)} to {m.group(2)}, that is {m.group(4)}."
-    if name == "add_days":
-        m = re.match(r"(\S+) ([+-]) (\d+) days = (\S+) \((\w+)\)", obs)
-        if m:
-            rel = "after" if m.group(2) == "+" else "before"
-            return f"{m.group(3)} days {rel} {m.group(1)} is {m.group(4)}, a {m.group(5)}."
-    first = obs.strip().split("\n")[0]
-    return first if first.endswith(".") else first + "."
-
-
 # ----------------------------------------------------------------------------- thoughts and replies
 
 # A first thought's first word names the decision ("Searching", "Article", "Computing", "Plain arithmetic",
@@ -701,7 +625,7 @@ class RuleTeacher:
 
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
         parts = []
-        for name, obs in observations:
+        for name, obs in results_first(observations, reads=lambda name: name in _READS_LAW):
             if obs.lstrip().startswith("Error"):
                 parts.append(f"I could not get that information: {obs.strip()[7:200]}")
             elif name in _READS_LAW:
@@ -715,7 +639,7 @@ class RuleTeacher:
                                             must_cite=self._wanted_article(plan) if name == "get_article" else None)
                 parts.append(f"{text} ({cite})." if cite and text else text)
             else:
-                parts.append(calc_answer(name, obs, question))
+                parts.append(result_text(obs))
         answer = " ".join(p.strip() for p in parts if p.strip())
         return answer or "I could not find this in the documents."
 
