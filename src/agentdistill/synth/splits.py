@@ -139,20 +139,22 @@ def _style(family: str) -> str:
 
 def _family_sides(questions: list[Question], test_fraction: float, dev_fraction: float,
                   seed: int) -> dict[str, str]:
-    """Each phrasing family's side: per kind, sorted, shuffled by the kind's own stream, then test takes
-    the first families, dev the next and train the rest, passing over a family that holds some expected
-    tool's last training questions (topics are all still train's here; their split protects tools again),
-    would leave a tool fewer than ``MIN_TRAIN_FAMILIES_PER_TOOL`` training families, or would give a held-out
-    side more than its share of one tool's families. The last keeps a kind whose tools have families of
-    their own (searches and article requests are both lookups) from losing most of one tool's wording: held
-    out by kind alone, four of the six search families once went to dev and test and none of the four
-    article ones.
+    """Each phrasing family's side. Each kind's families are sorted and shuffled by the kind's own stream;
+    then for test and then dev, kind by kind (those with the fewest families first), the kind's next families
+    are held out until the kind's share (``_family_counts``) is filled. A family is passed over when it holds
+    some expected tool's last training questions (topics are all still train's here; their split protects
+    tools again), would leave a tool fewer than ``MIN_TRAIN_FAMILIES_PER_TOOL`` training families, or would
+    give a held-out side more than its share of one tool's families within a kind. The last keeps a kind
+    whose tools have families of their own (searches and article requests are both lookups) from losing
+    most of one tool's wording: held out by kind alone, four of the six search families once went to dev
+    and test and none of the four article ones.
 
     Families of different kinds written the same way ("lookup.terse", "calculation.terse") go to one side
     together, and a family is passed over when one of them cannot follow it (its kind has no share left
-    there, or a tool needs it). Held out alone, a style trained only on the other kinds' questions tells the
-    student the kind: terse calculations held out beside trained terse searches read as searches. Together,
-    a held-out style is one the student never saw, which is what a held-out score is meant to measure."""
+    there, or a tool needs it), unless its kind would otherwise have no family on that side. Held out alone,
+    a style trained only on the other kinds' questions tells the student the kind: terse calculations held
+    out beside trained terse searches read as searches. Together, a held-out style is one the student never
+    saw, which is what a held-out score is meant to measure."""
     families_of: dict[str, set[str]] = defaultdict(set)
     tools_of: dict[str, Counter[str]] = defaultdict(Counter)
     train_tools: Counter[str] = Counter()
@@ -210,14 +212,15 @@ def _can_hold_out(group: list[str], tools_of: dict[str, Counter[str]], train_too
     """Whether the families of ``group`` can leave training together: every tool keeps training questions
     and ``MIN_TRAIN_FAMILIES_PER_TOOL`` families, and no kind gets more than its share of a tool's families
     held out on one side."""
-    questions_leaving: Counter[str] = Counter()
+    questions_leaving: Counter[str] = Counter()  # per tool
     for f in group:
         questions_leaving.update(tools_of[f])
-    families_leaving = Counter(t for f in group for t in tools_of[f])
-    held_leaving = Counter((_kind(f), t) for f in group for t in tools_of[f])
-    return not any(train_tools[t] <= n for t, n in questions_leaving.items()) and not any(
-        train_families[t] - n < MIN_TRAIN_FAMILIES_PER_TOOL for t, n in families_leaving.items()) and not any(
-        held_families[kt] + n > share[kt] for kt, n in held_leaving.items())
+    families_leaving = Counter(t for f in group for t in tools_of[f])  # per tool
+    held_leaving = Counter((_kind(f), t) for f in group for t in tools_of[f])  # per (kind, tool)
+    keeps_questions = all(train_tools[t] > n for t, n in questions_leaving.items())
+    keeps_families = all(train_families[t] - n >= MIN_TRAIN_FAMILIES_PER_TOOL for t, n in families_leaving.items())
+    within_share = all(held_families[kt] + n <= share[kt] for kt, n in held_leaving.items())
+    return keeps_questions and keeps_families and within_share
 
 
 def assign_splits(
