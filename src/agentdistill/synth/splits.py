@@ -30,7 +30,8 @@ trained and, where there are enough of them, also in dev and test.
 
 The split depends on the set of questions, not their order: families are sorted and components ordered by
 topic before the seeded shuffles, and each tool signature is shuffled by its own stream in question-id
-order. So adding calculation questions does not move the held-out topics.
+order. So adding calculation questions in the families already written does not move the held-out
+topics. A family that appears or vanishes can: a style is held out for every kind written in it.
 
 ``check_disjoint`` then proves what the eval relies on: no source chunk and no phrasing family is used by
 questions of two splits.
