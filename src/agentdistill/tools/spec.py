@@ -138,7 +138,7 @@ class Tool:
         return m.group(1) if m else self.description
 
     def signature(self) -> str:
-        """A compact call signature, e.g. ``search_documents(query: str, top_k?: int)``."""
+        """A compact call signature, e.g. ``convert_units(value: number, from_unit: str, to_unit: str)``."""
         required = set(self.parameters.get("required", []))
         parts = [f"{p}{'' if p in required else '?'}: {_short_type(s)}"
                  for p, s in self.parameters.get("properties", {}).items()]

@@ -17,7 +17,14 @@ from agentdistill.config import RunConfig
 from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import KNOWN_LAWS, law_name, resolve_law
 from agentdistill.run_layout import RunLayout
-from agentdistill.tools.documents import MAX_TOP_K, NOT_COVERED_OBSERVATION, OBSERVATION_CHARS, DocumentSearch, trim
+from agentdistill.tools.documents import (
+    DEFAULT_TOP_K,
+    NOT_COVERED_OBSERVATION,
+    OBSERVATION_CHARS,
+    DocumentSearch,
+    TopK,
+    trim,
+)
 
 __all__ = ["NOT_COVERED_OBSERVATION", "LabourLawLookup"]
 
@@ -48,17 +55,13 @@ class LabourLawLookup:
                 self._chunks = read_records(RunLayout(self._need_run()).chunks, Chunk)
             return self._chunks
 
-    def search_labour_law(self, query: str, top_k: int = 3, *, asked: str | None = None) -> str:
+    def search_labour_law(self, query: str, top_k: TopK = DEFAULT_TOP_K, *, asked: str | None = None) -> str:
         """Search the UAE labour law for passages about a topic.
 
         Args:
             query: What to look for, in plain words, e.g. "annual leave during probation".
             top_k: How many passages to return (1 to 5).
         """
-        if not query.strip():
-            raise ValueError("query is empty; say what to look for, e.g. \"overtime pay at night\"")
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         return self._documents.search_documents(query, top_k, asked=asked)
 
     def get_article(self, law: str, article: int) -> str:
@@ -90,14 +93,25 @@ class LabourLawLookup:
                             for c in extract_citations(ch.section_path + "\n" + ch.text) if c.startswith(lid + " ")})
             listing = ", ".join(map(str, cited)) if cited else "none"
             return f"No passage covers {law_name(lid)}, Art. {article}. Articles of this law in the corpus: {listing}."
-        parts = [c.text if c in by_section else _sentences_citing(c.text, wanted) for c in found]
+        parts = [_article_first(c.text, wanted, keep_rest=c in by_section) for c in found]
         each = OBSERVATION_CHARS // len(found)
         return "\n".join(f"[{i}] {c.section_path}: {trim(text, max(each - len(c.section_path), 200))}"
                          for i, (c, text) in enumerate(zip(found, parts, strict=True), start=1))
 
 
-def _sentences_citing(text: str, wanted: str) -> str:
-    """The sentences of a passage that cite ``wanted``: the rest of the passage is about other things."""
-    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(text.split()))
-    picked = [s for s in sentences if wanted in extract_citations(s)]
-    return " ".join(picked) if picked else text
+def _article_first(text: str, wanted: str, keep_rest: bool) -> str:
+    """A passage's sentences that cite ``wanted`` first, then (with ``keep_rest``) the rest in text order.
+
+    A passage filed under several articles states each in its own sentences; asked for one, the reader (and a
+    student that answers from the first sentences it is shown) should meet that article's own words first,
+    and they must survive the observation's length limit. A passage that only mentions the article keeps
+    just the sentences that cite it: the rest is about other things.
+    """
+    heading, _, body = text.partition("\n\n") if text.startswith("#") else ("", "", text)
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(body.split()))
+    citing = [i for i, s in enumerate(sentences) if wanted in extract_citations(s)]
+    if not citing:
+        return text
+    order = citing + ([i for i in range(len(sentences)) if i not in citing] if keep_rest else [])
+    body = " ".join(sentences[i] for i in order)
+    return f"{heading}\n\n{body}" if heading else body
