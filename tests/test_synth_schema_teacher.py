@@ -135,3 +135,20 @@ def test_an_action_writes_its_arguments_in_the_order_the_question_states_them():
     assert action_text("2.5 hours on my rest day, basic 15,250", call) == (
         'Action: {"name": "overtime_pay", "arguments": {"overtime_hours": 2.5, "period": "rest_day", '
         '"monthly_basic_salary": 15250}}')
+
+
+def test_an_action_states_every_optional_named_choice_at_its_default_unless_the_question_fixes_it():
+    spec = {"name": "overtime_pay", "parameters": {"type": "object", "required": ["overtime_hours"], "properties": {
+        "overtime_hours": {"type": "number"},
+        "period": {"type": "string", "enum": ["normal", "night"], "default": "normal"},
+        "shift_worker": {"type": "boolean", "default": False},
+        "top_k": {"type": "integer", "enum": [1, 2, 3], "default": 3},  # a range, not a choice: left out
+        "note": {"type": "string", "default": ""},  # free text, not a choice: left out
+    }}}
+    plain = action_text("3 hours of overtime?", Call("overtime_pay", {"overtime_hours": 3}), spec)
+    assert plain == ('Action: {"name": "overtime_pay", "arguments": {"overtime_hours": 3, "period": "normal", '
+                     '"shift_worker": false}}')
+    night = action_text("3 hours at night?", Call("overtime_pay", {"overtime_hours": 3, "period": "night"}), spec)
+    assert '"period": "night"' in night and '"normal"' not in night
+    assert action_text("3 hours?", Call("overtime_pay", {"overtime_hours": 3})) == (
+        'Action: {"name": "overtime_pay", "arguments": {"overtime_hours": 3}}')  # no spec: nothing to state

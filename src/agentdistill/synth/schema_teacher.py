@@ -293,9 +293,30 @@ def in_mention_order(question: str, arguments: dict[str, Any]) -> dict[str, Any]
     return {name: arguments[name] for _, _, name in sorted(placed)}
 
 
-def action_text(question: str, call: Call) -> str:
-    """The wire text of ``call``'s action, its arguments in the order ``question`` states them."""
-    return render_action({"name": call.name, "arguments": in_mention_order(question, call.arguments)})
+def with_choices_stated(arguments: dict[str, Any], spec: dict[str, Any] | None) -> dict[str, Any]:
+    """``arguments`` with every optional named choice of the tool (a string enum, a boolean) they leave out, at
+    its default.
+
+    Left out, an optional choice is decided at the token that closes the call, after the other values and far
+    from the words that decide it, and a small student leaves it out ("15h at night" paid at the day rate) or
+    adds it where nothing asks for it. Written in every call, it is one of the schema's few values, picked like
+    any other argument. A numeric enum is a range (how many results), not a choice of the question's.
+    """
+    params = (spec or {}).get("parameters") or {}
+    required = set(params.get("required") or [])
+    stated = dict(arguments)
+    for name, schema in (params.get("properties") or {}).items():
+        named_choice = schema.get("type") == "boolean" or (schema.get("type") == "string" and "enum" in schema)
+        if name not in stated and name not in required and named_choice and "default" in schema:
+            stated[name] = schema["default"]
+    return stated
+
+
+def action_text(question: str, call: Call, spec: dict[str, Any] | None = None) -> str:
+    """The wire text of ``call``'s action, its tool's named choices stated (``with_choices_stated``, given its
+    ``spec``) and its arguments in the order ``question`` states them."""
+    arguments = with_choices_stated(call.arguments, spec)
+    return render_action({"name": call.name, "arguments": in_mention_order(question, arguments)})
 
 
 @dataclass
@@ -410,7 +431,7 @@ class SchemaTeacher:
                 thought = f"{_pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {call.name}."
             else:
                 thought = _pick(_SECOND_STEP, question).format(tool=call.name)
-            return f"Thought: {thought}\n{action_text(question, call)}"
+            return f"Thought: {thought}\n{action_text(question, call, self.specs.get(call.name))}"
         answer = self.compose_answer(plan, question, observations)
         thought = (f"{_pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {PLAN_ANSWER}." if searched
                    else _pick(_DONE, question))

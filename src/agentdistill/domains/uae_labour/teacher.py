@@ -566,11 +566,15 @@ class RuleTeacher:
     def __init__(self, run_dir: Path | None = None, cfg: RunConfig | None = None, *,
                  tool_names: Iterable[str] | None = None, domain: str = "UAE labour law",
                  domain_terms: Iterable[str] = DEFAULT_DOMAIN_TERMS):
-        if tool_names is None and cfg is not None:
-            from agentdistill.tools import load_tools
+        from agentdistill.config import RunConfig, ToolsConfig
+        from agentdistill.tools import load_tools
 
-            tool_names = load_tools(cfg, run_dir).names()  # cheap: lookups open the corpus on first call
+        # cheap: lookups open the corpus on first call; without a config, every tool this teacher knows
+        registry = load_tools(cfg or RunConfig(tools=ToolsConfig(packs=["uae_labour", "general"])), run_dir)
+        if tool_names is None and cfg is not None:
+            tool_names = registry.names()
         self.tool_names = set(tool_names) if tool_names is not None else None
+        self.specs = {s["name"]: s for s in registry.specs()}
         self.domain = domain
         self.domain_terms = frozenset(domain_terms)
 
@@ -613,7 +617,7 @@ class RuleTeacher:
             else:
                 thought = _pick(_SECOND_STEP, key)
             thought = thought.format(topic=plan.topic or "this", tool=call.name)
-            return f"Thought: {thought}\n{action_text(question, call)}"
+            return f"Thought: {thought}\n{action_text(question, call, self.specs.get(call.name))}"
         answer = self.compose_answer(plan, question, observations)
         if read_law:
             thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {PLAN_ANSWER}."
