@@ -21,8 +21,10 @@ from agentdistill.synth.schema_teacher import (
     action_text,
     in_mention_order,
     lookup_answer,
+    opening_words,
     passages,
     query_parameter,
+    reply_step,
     result_text,
     search_query,
 )
@@ -152,3 +154,17 @@ def test_an_action_states_every_optional_named_choice_at_its_default_unless_the_
     assert '"period": "night"' in night and '"normal"' not in night
     assert action_text("3 hours?", Call("overtime_pay", {"overtime_hours": 3})) == (
         'Action: {"name": "overtime_pay", "arguments": {"overtime_hours": 3}}')  # no spec: nothing to state
+
+
+@pytest.mark.parametrize(("message", "kind", "said"), [
+    ("Hi", "greeting", "Hi"), ("Good morning.", "greeting", "Good morning"),
+    ("Hello, who am I talking to?", "greeting", "Hello"), ("Thank you, that was helpful.", "thanks", "Thank you"),
+    ("I really appreciate your help, thank you.", "thanks", "I really appreciate your"),
+])
+def test_a_replys_thought_quotes_the_users_opening_words_and_names_their_kind_after_them(message, kind, said):
+    assert opening_words(message) == said
+    thought, answer = reply_step(kind, message, "the shop").split("\n")
+    named = {"greeting": ("is a greeting", "says hello"), "thanks": ("is a thank-you", "thanks me")}[kind]
+    assert thought.startswith(f'Thought: No tool is needed: "{said}" ')
+    assert thought.split(f'"{said}" ')[1].startswith(named)
+    assert answer.startswith("Answer: ") and "the shop" in answer

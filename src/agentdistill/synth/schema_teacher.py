@@ -217,7 +217,8 @@ def results_first(observations: list[tuple[str, str]],
 
 # ----------------------------------------------------------------------------- thoughts and replies
 
-def _pick(options: list[str], key: str) -> str:
+def pick(options: list[str], key: str) -> str:
+    """One of ``options``, the same one every time for ``key`` (a question's wording varies the teacher's)."""
     return options[int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) % len(options)]
 
 
@@ -232,19 +233,43 @@ _SECOND_STEP = ["Another step: {tool} gives the next result.", "Another tool is 
                 "Another step: now {tool} with the values given."]
 _DONE = ["Done: I have what I need to answer.", "Done: the result answers the question.",
          "Done: that gives the answer."]
-_REPLIES = {
-    "greeting": (["No tool is needed: this is a greeting.", "No tool is needed; the user says hello."],
-                 ["Hello! I can help with questions about {domain}. What would you like to know?",
-                  "Hi! Ask me anything about {domain}.", "Hello! How can I help you with {domain} today?"]),
-    "thanks": (["No tool is needed: the user is thanking me.", "No tool is needed for a thank-you."],
-               ["You're welcome! Let me know if you have another question about {domain}.",
-                "Glad to help. Ask again if anything else about {domain} comes up.",
-                "You're welcome. I'm here if you need anything else on {domain}."]),
-    "decline": (["No tool covers this: it is outside {domain}, so I should politely decline.",
-                 "No tool can answer this: it is not about {domain}."],
-                ["I'm sorry, I can only help with {domain}, so I can't answer that.",
-                 "Sorry, that is outside what I can help with: I answer questions about {domain}."]),
+# A reply's thought quotes the user's opening words and names what they are right after them ("Hi" is a
+# greeting): the kind is then decided next to the words that show it. Thoughts that opened alike for every
+# kind ("No tool is needed: the user is ...") left it to a habit, and students thanked people who said "Hi".
+REPLY_THOUGHTS = {
+    "greeting": ['No tool is needed: "{said}" is a greeting.',
+                 'No tool is needed: "{said}" says hello, so I can reply.'],
+    "thanks": ['No tool is needed: "{said}" is a thank-you.',
+               'No tool is needed: "{said}" thanks me, so I can reply.'],
+    "decline": ["No tool covers this: it is outside {domain}, so I should politely decline.",
+                "No tool covers this topic and it is not about {domain}; I will decline.",
+                "No tool can answer this: the question is not about {domain}."],
 }
+_REPLIES = {
+    "greeting": ["Hello! I can help with questions about {domain}. What would you like to know?",
+                 "Hi! Ask me anything about {domain}.", "Hello! How can I help you with {domain} today?"],
+    "thanks": ["You're welcome! Let me know if you have another question about {domain}.",
+               "Glad to help. Ask again if anything else about {domain} comes up.",
+               "You're welcome. I'm here if you need anything else on {domain}."],
+    "decline": ["I'm sorry, I can only help with {domain}, so I can't answer that.",
+                "Sorry, that is outside what I can help with: I answer questions about {domain}."],
+}
+
+
+def opening_words(message: str, max_words: int = 4) -> str:
+    """A message's words up to its first punctuation mark, at most ``max_words``: what a reply's thought quotes."""
+    first = re.split(r"[.,!?;:\n\"]", message.strip(), maxsplit=1)[0]
+    return " ".join(first.split()[:max_words]) or message.strip()[:20].replace('"', "")
+
+
+def reply_step(kind: str, question: str, domain: str, replies: dict[str, list[str]] | None = None) -> str:
+    """The wire text of a reply without a tool: ``kind``'s thought (``REPLY_THOUGHTS``), then one of ``replies``
+    (a pack's own wording of each kind; the generic ``_REPLIES`` by default)."""
+    thought = pick(REPLY_THOUGHTS[kind], question).format(said=opening_words(question), domain=domain)
+    answer = pick((replies or _REPLIES)[kind], question + "#").format(domain=domain)
+    return f"Thought: {thought}\nAnswer: {answer}"
+
+
 NOT_COVERED_ANSWER = "The documents I can search do not cover {topic}, so I cannot answer this from them."
 
 
@@ -414,27 +439,25 @@ class SchemaTeacher:
         observations = [(m["name"], m["content"]) for m in after if m["role"] == "tool"]
         plan = self.plan(question)
         if plan.reply is not None:
-            thoughts, replies = _REPLIES[plan.reply]
-            return (f"Thought: {_pick(thoughts, question).format(domain=self.domain)}\n"
-                    f"Answer: {_pick(replies, question + '#').format(domain=self.domain)}")
+            return reply_step(plan.reply, question, self.domain)
         searched = bool(observations) and self._is_search(observations[-1][0])
         failed = any(content.lstrip().startswith("Error") for _, content in observations)
         if k < len(plan.calls) and not failed:
             call = plan.calls[k]
             upcoming = plan.calls[k + 1].name if k + 1 < len(plan.calls) else PLAN_ANSWER
             if k == 0 and self._is_search(call.name):
-                thought = f"{_pick(_SEARCH_THOUGHTS, question).format(topic=plan.topic)}; {PLAN_MARKER} {upcoming}."
+                thought = f"{pick(_SEARCH_THOUGHTS, question).format(topic=plan.topic)}; {PLAN_MARKER} {upcoming}."
             elif k == 0:
-                thought = _pick(_TOOL_THOUGHTS, question).format(tool=call.name,
+                thought = pick(_TOOL_THOUGHTS, question).format(tool=call.name,
                                                                  purpose=purpose(self.specs.get(call.name, {})))
             elif searched:
-                thought = f"{_pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {call.name}."
+                thought = f"{pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {call.name}."
             else:
-                thought = _pick(_SECOND_STEP, question).format(tool=call.name)
+                thought = pick(_SECOND_STEP, question).format(tool=call.name)
             return f"Thought: {thought}\n{action_text(question, call, self.specs.get(call.name))}"
         answer = self.compose_answer(plan, question, observations)
-        thought = (f"{_pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {PLAN_ANSWER}." if searched
-                   else _pick(_DONE, question))
+        thought = (f"{pick(_HAVE_PASSAGES, question)}; {PLAN_MARKER} {PLAN_ANSWER}." if searched
+                   else pick(_DONE, question))
         return f"Thought: {thought}\nAnswer: {answer}"
 
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:

@@ -19,7 +19,6 @@ decision, not one string.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Iterable
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.synth.schema_teacher import Call, Plan, action_text, result_text, results_first
+from agentdistill.synth.schema_teacher import Call, Plan, action_text, pick, reply_step, result_text, results_first
 
 # A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
 # learns to finish a two-tool plan instead of answering after the first tool.
@@ -350,11 +349,6 @@ def route(question: str, tool_names: Iterable[str] | None = None,
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 
 
-def _pick(options: list[str], key: str) -> str:
-    h = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16)
-    return options[h % len(options)]
-
-
 def _citation_text(normalized: str) -> str:
     """"FDL 33/2021 Art. 51" -> "Federal Decree-Law 33/2021, Art. 51" (how the corpus writes it)."""
     from agentdistill.domains.uae_labour.laws import format_citation
@@ -501,25 +495,19 @@ _ANSWER_THOUGHTS = ["Done: I have what I need to answer.", "Done: the result ans
                     "Done: that gives the answer."]
 _ANSWER_THOUGHTS_CITED = ["Done: I have what I need to answer.", "Done: now I can answer and cite the source.",
                           "Done: the result answers the question, with its article."]
+# the pack's own wording of each reply without a tool (the thoughts are the generic teacher's, REPLY_THOUGHTS)
 _REPLIES = {
-    "greeting": (["No tool is needed: this is a greeting.",
-                  "No tool is needed; the user is saying hello, so I can reply directly."],
-                 ["Hello! I can help with questions about {domain}, such as leave, gratuity, overtime and notice "
-                  "periods. What would you like to know?",
-                  "Hi! Ask me anything about {domain}, for example your leave, gratuity or notice period.",
-                  "Hello! How can I help you with {domain} today?"]),
-    "thanks": (["No tool is needed: the user is thanking me.",
-                "No tool is needed for a thank-you; I can reply directly."],
-               ["You're welcome! Let me know if you have another question about {domain}.",
-                "Glad to help. Feel free to ask if anything else about {domain} comes up.",
-                "You're welcome. I'm here if you need anything else on {domain}."]),
-    "decline": (["No tool covers this: it is outside {domain}, so I should politely decline.",
-                 "No tool covers this topic and it is not about {domain}; I will decline.",
-                 "No tool can answer this: the question is not about {domain}."],
-                ["I'm sorry, I can only help with {domain} and related calculations, so I can't answer that.",
-                 "Sorry, that is outside what I can help with: I answer questions about {domain}.",
-                 "I can't help with that, I'm afraid. I can answer questions about {domain}, such as leave, pay "
-                 "and end-of-service rules."]),
+    "greeting": ["Hello! I can help with questions about {domain}, such as leave, gratuity, overtime and notice "
+                 "periods. What would you like to know?",
+                 "Hi! Ask me anything about {domain}, for example your leave, gratuity or notice period.",
+                 "Hello! How can I help you with {domain} today?"],
+    "thanks": ["You're welcome! Let me know if you have another question about {domain}.",
+               "Glad to help. Feel free to ask if anything else about {domain} comes up.",
+               "You're welcome. I'm here if you need anything else on {domain}."],
+    "decline": ["I'm sorry, I can only help with {domain} and related calculations, so I can't answer that.",
+                "Sorry, that is outside what I can help with: I answer questions about {domain}.",
+                "I can't help with that, I'm afraid. I can answer questions about {domain}, such as leave, pay "
+                "and end-of-service rules."],
 }
 
 
@@ -600,31 +588,29 @@ class RuleTeacher:
         plan = self.plan(question)
         key = question
         if plan.reply is not None:
-            thoughts, replies = _REPLIES[plan.reply]
-            return (f"Thought: {_pick(thoughts, key).format(domain=self.domain)}\n"
-                    f"Answer: {_pick(replies, key + '#').format(domain=self.domain)}")
+            return reply_step(plan.reply, question, self.domain, _REPLIES)
         k = len(done)
         read_law = bool(observations) and observations[-1][0] in _READS_LAW
         if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
             call = plan.calls[k]
             if k == 0:
-                thought = _pick(_THOUGHTS.get(call.name, [_OTHER_TOOL_THOUGHT]), key)
+                thought = pick(_THOUGHTS.get(call.name, [_OTHER_TOOL_THOUGHT]), key)
                 if call.name in _READS_LAW:
                     upcoming = plan.calls[1].name if len(plan.calls) > 1 else PLAN_ANSWER
                     thought = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
             elif read_law:
-                thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
+                thought = f"{pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
             else:
-                thought = _pick(_SECOND_STEP, key)
+                thought = pick(_SECOND_STEP, key)
             thought = thought.format(topic=plan.topic or "this", tool=call.name)
             return f"Thought: {thought}\n{action_text(question, call, self.specs.get(call.name))}"
         answer = self.compose_answer(plan, question, observations)
         if read_law:
-            thought = f"{_pick(_HAVE_RULES, key)}; {PLAN_MARKER} {PLAN_ANSWER}."
+            thought = f"{pick(_HAVE_RULES, key)}; {PLAN_MARKER} {PLAN_ANSWER}."
         else:
             from agentdistill.domains.uae_labour.citations import extract_citations
 
-            thought = _pick(_ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS, key)
+            thought = pick(_ANSWER_THOUGHTS_CITED if extract_citations(answer) else _ANSWER_THOUGHTS, key)
         return f"Thought: {thought}\nAnswer: {answer}"
 
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
