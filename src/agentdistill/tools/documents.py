@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from agentdistill.config import RunConfig
 from agentdistill.run_layout import RunLayout
@@ -28,10 +28,10 @@ from agentdistill.tools.spec import Tool
 
 OBSERVATION_CHARS = 1200  # ~300 tokens: what one observation may take of a small model's context
 DEFAULT_TOP_K = 3
-MAX_TOP_K = 5
 # The passages a search may return, as the closed set it is: a model then writes one of them, or leaves the
 # default, where a plain integer let a small one write a figure of the question there ("top_k": 45).
 TopK = Literal[1, 2, 3, 4, 5]
+MAX_TOP_K = max(get_args(TopK))
 NOT_COVERED_OBSERVATION = "No passage in the documents is about"
 CITATION_END = ": "  # where a passage's citation ends; citations never hold it (see ``citation``)
 
