@@ -258,6 +258,19 @@ def test_more_calculations_move_no_topic_and_no_greeting():
     assert {first[i] for i in same} == {"train", "dev", "test"}
 
 
+def test_more_questions_about_some_passages_move_no_topic():
+    # two-tool questions search passages drawn at random: how many land on each topic must not decide
+    # which topics are held out, or two versions of the data are measured on different topics
+    lookups = [Question(id=f"g{i}", text="t", persona="p", cluster=i % 8, source_chunk_ids=[f"c{i}"],
+                        expect=Expect(tools=["s"])) for i in range(80)]
+    searched = [Question(id=f"m{i}-{j}", text="t", persona="p", cluster=i % 8, source_chunk_ids=[f"c{i}"],
+                         expect=Expect(tools=["s", "calc"])) for i in range(80) for j in range(i % 8)]
+    first = {q.id: q.split for q in assign_splits(lookups, 0.2, seed=5, dev_fraction=0.15).questions}
+    again = {q.id: q.split for q in assign_splits(lookups + searched, 0.2, seed=5, dev_fraction=0.15).questions}
+    assert [first[q.id] for q in lookups] == [again[q.id] for q in lookups]
+    assert {first[q.id] for q in lookups} == {"train", "dev", "test"}
+
+
 # --- the check the eval relies on, and bad shares --------------------------------------------------------
 
 def test_a_shared_chunk_is_refused_with_a_hint():

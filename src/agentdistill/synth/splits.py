@@ -16,7 +16,7 @@ score measures memory. So a question's side is fixed by two things.
   component when they share a source chunk or a group key (their cluster, or the documents of their
   chunks). Components are shuffled (seeded) and whole ones go to test, then to dev: first one component
   for each kind that can be held out there (rarest kind first), then greedily up to the side's share of
-  the grounded questions, never taking a tool's last training question.
+  the passages questions were written from, never taking a tool's last training question.
 
 A question goes to a held-out side only when its family and its topic are both held out to that side, or
 it has no source chunk and its family is held out there; train keeps only questions whose family and
@@ -30,7 +30,8 @@ trained and, where there are enough of them, also in dev and test.
 
 The split depends on the set of questions, not their order: families are sorted and components ordered by
 topic before the seeded shuffles, and each tool signature is shuffled by its own stream in question-id
-order. So adding calculation questions in the families already written does not move the held-out
+order, and a topic's share is counted in passages, not questions. So adding calculation questions in the
+families already written, or writing two-tool questions about other passages, does not move the held-out
 topics. A family that appears or vanishes can: a style is held out for every kind written in it.
 
 ``check_disjoint`` then proves what the eval relies on: no source chunk and no phrasing family is used by
@@ -260,7 +261,11 @@ def assign_splits(
     comps = components(questions, by, chunk_doc)
     rng.shuffle(comps)
     topic = {i: "train" for comp in comps for i in comp}
-    n_grounded = len(topic)
+    # A topic's size is the passages it holds, not the questions drawn from them: then a change to how
+    # some kind of question is written (which passages two-tool questions happen to search) does not move
+    # the held-out topics, and two versions of the data are measured on the same ones.
+    passages = [len({c for i in comp for c in questions[i].source_chunk_ids}) for comp in comps]
+    n_grounded = sum(passages)
     # A question can stay in train only while its family is train's (or it has none); the ungrounded
     # family-less ones are split per tool signature below, which keeps one of each in train.
     train_tools: Counter[str] = Counter()
@@ -274,9 +279,10 @@ def assign_splits(
         target = round(fraction * n_grounded)
         n_held = 0
 
-        def hold_out(comp: list[int], held: str = held, target: int = target) -> bool:
+        def hold_out(j: int, held: str = held, target: int = target) -> bool:
             nonlocal n_held
-            if n_held + len(comp) > target + max(1, target // 10):  # 10% slack: components are lumpy
+            comp = comps[j]
+            if n_held + passages[j] > target + max(1, target // 10):  # 10% slack: components are lumpy
                 return False
             leaving = Counter(t for i in comp if fam(i) in (None, "train") for t in _tool_signature(questions[i]))
             if any(train_tools[t] <= k for t, k in leaving.items()):
@@ -284,7 +290,7 @@ def assign_splits(
             train_tools.subtract(leaving)
             for i in comp:
                 topic[i] = held
-            n_held += len(comp)
+            n_held += passages[j]
             return True
 
         # Components are whole topics, and one kind of question may come from a few topics only (the bundled
@@ -294,16 +300,16 @@ def assign_splits(
         kinds_of = [{questions[i].kind or "?" for i in comp if fam(i) in (None, held)} for comp in comps]
         kinds = sorted({k for ks in kinds_of for k in ks}, key=lambda k: (sum(k in ks for ks in kinds_of), k))
         for kind in kinds if target else []:
-            holding = [comp for comp, ks in zip(comps, kinds_of, strict=True) if kind in ks]
-            if all(topic[comp[0]] != held for comp in holding):
-                for comp in holding:
-                    if topic[comp[0]] == "train" and hold_out(comp):
+            holding = [j for j, ks in enumerate(kinds_of) if kind in ks]
+            if all(topic[comps[j][0]] != held for j in holding):
+                for j in holding:
+                    if topic[comps[j][0]] == "train" and hold_out(j):
                         break
-        for comp in comps:
+        for j, comp in enumerate(comps):
             if n_held >= target:
                 break
             if topic[comp[0]] == "train":
-                hold_out(comp)
+                hold_out(j)
 
     # --- each question's side: its family's and its topic's when they agree
     split: list[str | None] = [None] * len(questions)
