@@ -27,12 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
-from agentdistill.synth.schema_teacher import Call, Plan, action_text, pick, reply_step, result_text, results_first
-
-# A thought that has a tool's result names what comes next ("...; next: overtime_pay."), so a student
-# learns to finish a two-tool plan instead of answering after the first tool.
-PLAN_MARKER = "next:"
-PLAN_ANSWER = "the answer"
+from agentdistill.synth.schema_teacher import (
+    PLAN_ANSWER,
+    PLAN_MARKER,
+    Call,
+    Plan,
+    action_text,
+    pick,
+    reading_thought,
+    reply_step,
+    result_text,
+    results_first,
+)
 
 if TYPE_CHECKING:
     from agentdistill.config import RunConfig
@@ -597,7 +603,7 @@ class RuleTeacher:
                 thought = pick(_THOUGHTS.get(call.name, [_OTHER_TOOL_THOUGHT]), key)
                 if call.name in _READS_LAW:
                     upcoming = plan.calls[1].name if len(plan.calls) > 1 else PLAN_ANSWER
-                    thought = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
+                    thought = reading_thought(thought, upcoming)
             elif read_law:
                 thought = f"{pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
             else:
