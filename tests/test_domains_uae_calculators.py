@@ -65,17 +65,6 @@ def test_gratuity_rejects_impossible_values_with_a_message(bad):
         calculate_gratuity(**bad)
 
 
-def test_service_is_taken_in_the_units_it_is_stated_in_and_the_parts_add_up():
-    # "180 months", "15 years" and "14 years and 12 months" are one length of service
-    assert calculate_gratuity(9000, months_of_service=180) == calculate_gratuity(9000, 15)
-    assert calculate_gratuity(9000, years_of_service=14, months_of_service=12) == calculate_gratuity(9000, 15)
-    assert annual_leave(years_of_service=2) == annual_leave(24)
-    assert annual_leave(months_of_service=3, years_of_service=1) == annual_leave(15)
-    for calculator, salary in ((calculate_gratuity, {"monthly_basic_salary": 9000}), (annual_leave, {})):
-        with pytest.raises(ValueError, match="years_of_service or months_of_service"):
-            calculator(**salary)
-
-
 # -- annual leave (Art. 29) ---------------------------------------------------------------------
 
 def test_annual_leave_two_days_per_month_between_six_months_and_a_year():

@@ -39,22 +39,7 @@ def _check(name: str, value: float, *, positive: bool = False) -> None:
         raise ValueError(f"{name} must be {'greater than zero' if positive else 'zero or more'}, got {value}")
 
 
-def _service_months(years: float, months: float) -> float:
-    """A length of service given in years, months or both ("2 years and 6 months"), in months.
-
-    The calculators take service in the units the person used, so a model copies "30 months" rather than
-    converting it: small models copy figures well and divide them badly.
-    """
-    _check("years_of_service", years)
-    _check("months_of_service", months)
-    if years == 0 and months == 0:
-        raise ValueError("the length of service is missing: give years_of_service or months_of_service "
-                         "(or both, for \"2 years and 6 months\")")
-    return months + 12 * years
-
-
-def calculate_gratuity(monthly_basic_salary: float, years_of_service: float = 0, months_of_service: float = 0,
-                       unpaid_absence_days: float = 0) -> str:
+def calculate_gratuity(monthly_basic_salary: float, years_of_service: float, unpaid_absence_days: float = 0) -> str:
     """End-of-service gratuity of a foreign full-time worker.
 
     Federal Decree-Law 33/2021, Art. 51: the wage of 21 days per year for the first five years and of
@@ -63,12 +48,11 @@ def calculate_gratuity(monthly_basic_salary: float, years_of_service: float = 0,
 
     Args:
         monthly_basic_salary: Last monthly basic wage in AED (without housing or other allowances).
-        years_of_service: Continuous service in years, as stated, e.g. 6.5 for "6.5 years".
-        months_of_service: Continuous service in months, as stated, e.g. 30 for "30 months"; added to the years.
+        years_of_service: Continuous service in years, e.g. 6.5.
         unpaid_absence_days: Days of unpaid absence; they do not count as service.
     """
     _check("monthly_basic_salary", monthly_basic_salary, positive=True)
-    years_of_service = _service_months(years_of_service, months_of_service) / 12
+    _check("years_of_service", years_of_service)
     _check("unpaid_absence_days", unpaid_absence_days)
     service_days = years_of_service * DAYS_PER_YEAR - unpaid_absence_days
     years = max(service_days, 0) / DAYS_PER_YEAR
@@ -90,17 +74,16 @@ def calculate_gratuity(monthly_basic_salary: float, years_of_service: float = 0,
     return text + f" {cite}."
 
 
-def annual_leave(months_of_service: float = 0, years_of_service: float = 0) -> str:
+def annual_leave(months_of_service: float) -> str:
     """Days of paid annual leave for a length of service.
 
     Federal Decree-Law 33/2021, Art. 29: two days per month of service when service is more than six
     months and less than one year; 30 days for each year of service after that.
 
     Args:
-        months_of_service: Length of service in months, as stated, e.g. 8 for "8 months".
-        years_of_service: Length of service in years, as stated, e.g. 2 for "2 years"; added to the months.
+        months_of_service: Length of service in months, e.g. 8 or 30.
     """
-    months_of_service = _service_months(years_of_service, months_of_service)
+    _check("months_of_service", months_of_service)
     cite = f"({LAW}, Art. 29)"
     months = int(months_of_service)  # leave accrues per completed month
     if months_of_service <= 6:
