@@ -265,7 +265,7 @@ def assign_splits(
     # some kind of question is written (which passages two-tool questions happen to search) does not move
     # the held-out topics, and two versions of the data are measured on the same ones.
     passages = [len({c for i in comp for c in questions[i].source_chunk_ids}) for comp in comps]
-    n_grounded = sum(passages)
+    n_passages = sum(passages)
     # A question can stay in train only while its family is train's (or it has none); the ungrounded
     # family-less ones are split per tool signature below, which keeps one of each in train.
     train_tools: Counter[str] = Counter()
@@ -276,7 +276,7 @@ def assign_splits(
                         if fam(i) is None and not q.source_chunk_ids for t in _tool_signature(q)})
 
     for held, fraction in zip(HELD_OUT, (test_fraction, dev_fraction), strict=True):
-        target = round(fraction * n_grounded)
+        target = round(fraction * n_passages)
         n_held = 0
 
         def hold_out(j: int, held: str = held, target: int = target) -> bool:
