@@ -28,7 +28,7 @@ def answer(text: str) -> str:
     return f"Thought: I know the answer now.\nAnswer: {text}"
 
 
-GRATUITY = act("calculate_gratuity", monthly_basic_salary=9000, years_of_service=7)
+GRATUITY = act("calculate_gratuity", monthly_basic_salary=9000, length_of_service=7)
 
 
 class Script:
@@ -80,7 +80,7 @@ def test_action_then_answer_is_answered_with_a_canonical_trace(tools):
     assert roles == ["system", "user", "assistant", "tool", "assistant"]
     assert "calculate_gratuity(monthly_basic_salary: number" in result.messages[0]["content"]
     assert result.messages[2]["tool_calls"] == [
-        {"name": "calculate_gratuity", "arguments": {"monthly_basic_salary": 9000, "years_of_service": 7}}]
+        {"name": "calculate_gratuity", "arguments": {"monthly_basic_salary": 9000, "length_of_service": 7}}]
     assert result.messages[3]["name"] == "calculate_gratuity"
     assert "AED 49,500.00" in result.messages[3]["content"]  # the real tool ran
     assert result.parse_errors == 0 and result.raw_steps[0] == GRATUITY
@@ -125,7 +125,7 @@ def test_unknown_tool_becomes_an_observation_not_a_crash(tools):
 
 
 def test_wrong_argument_types_are_explained_to_the_model(tools):
-    bad = act("calculate_gratuity", monthly_basic_salary="9000 AED", years_of_service=7)
+    bad = act("calculate_gratuity", monthly_basic_salary="9000 AED", length_of_service=7)
     llm = Script({"q": [bad, GRATUITY, answer("AED 49,500")]})
     result = run_agent(llm, tools, "q")
     assert result.outcome.status == "answered"
@@ -134,7 +134,7 @@ def test_wrong_argument_types_are_explained_to_the_model(tools):
 
 
 def test_an_endless_repeat_is_stopped_by_the_loop_guard(tools):
-    llm = Script({"q": [act("annual_leave", months_of_service=8)]})  # forever the same call
+    llm = Script({"q": [act("annual_leave", length_of_service=8)]})  # forever the same call
     result = run_agent(llm, tools, "q", max_steps=6)
     assert result.outcome.status == "loop"
     assert result.outcome.steps == 2  # stopped at the first repeat, not at max_steps
@@ -164,12 +164,12 @@ def test_a_backend_failure_ends_only_its_own_conversation(tools):
 
 
 def test_self_consistency_drops_unparseable_and_invalid_candidates_then_votes(tools):
-    valid = act("annual_leave", months_of_service=8)
+    valid = act("annual_leave", length_of_service=8)
     invalid = act("annual_leave", months="eight")
     llm = Script({"q": [["garbage", invalid, invalid, invalid, valid], answer("16 days")]})
     result = run_agent(llm, tools, "q", self_consistency=5)
     assert llm.batches[0][0].n == 5 and llm.batches[0][0].temperature == pytest.approx(0.7)
-    assert result.messages[2]["tool_calls"] == [{"name": "annual_leave", "arguments": {"months_of_service": 8}}]
+    assert result.messages[2]["tool_calls"] == [{"name": "annual_leave", "arguments": {"length_of_service": 8}}]
     assert result.outcome.status == "answered"
 
 

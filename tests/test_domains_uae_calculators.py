@@ -25,7 +25,7 @@ def aed(text: str) -> float:
 
 def test_gratuity_first_five_years_is_21_days_per_year():
     # 9,000 / 30 = 300 a day; 3 years x 21 days = 63 days; 63 x 300 = 18,900
-    out = calculate_gratuity(monthly_basic_salary=9000, years_of_service=3)
+    out = calculate_gratuity(monthly_basic_salary=9000, length_of_service=3)
     assert aed(out) == 18900.00
     assert "FDL 33/2021 Art. 51" in extract_citations(out)
 
@@ -57,12 +57,22 @@ def test_no_gratuity_under_one_year_and_unpaid_absence_does_not_count():
     assert aed(calculate_gratuity(9000, 2, unpaid_absence_days=73)) == 11340.00
 
 
-@pytest.mark.parametrize("bad", [{"monthly_basic_salary": 0, "years_of_service": 2},
-                                 {"monthly_basic_salary": 5000, "years_of_service": -1},
-                                 {"monthly_basic_salary": float("nan"), "years_of_service": 2}])
+@pytest.mark.parametrize("bad", [{"monthly_basic_salary": 0, "length_of_service": 2},
+                                 {"monthly_basic_salary": 5000, "length_of_service": -1},
+                                 {"monthly_basic_salary": float("nan"), "length_of_service": 2}])
 def test_gratuity_rejects_impossible_values_with_a_message(bad):
     with pytest.raises(ValueError, match="must be"):
         calculate_gratuity(**bad)
+
+
+def test_service_is_taken_as_a_figure_in_the_unit_it_is_stated_in():
+    # "180 months" and "15 years" are one length of service; so are "2 years" and "24 months" of leave
+    assert calculate_gratuity(9000, 180, "months") == calculate_gratuity(9000, 15, "years")
+    assert calculate_gratuity(9000, 15) == calculate_gratuity(9000, 15, "years")  # gratuity is mostly said in years
+    assert annual_leave(2, "years") == annual_leave(24, "months") == annual_leave(24)
+    for calculator, salary in ((calculate_gratuity, {"monthly_basic_salary": 9000}), (annual_leave, {})):
+        with pytest.raises(ValueError, match="service_unit must be 'years' or 'months', got 'weeks'"):
+            calculator(**salary, length_of_service=3, service_unit="weeks")
 
 
 # -- annual leave (Art. 29) ---------------------------------------------------------------------

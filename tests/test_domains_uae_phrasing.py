@@ -39,14 +39,19 @@ def test_money_is_written_in_the_forms_people_use():
     assert not any("k" in f.split()[0] for f in money_forms(12345, ["AED"], ["dirhams"]) if f[0].isdigit())
 
 
-def test_a_duration_in_another_unit_keeps_the_value_of_the_tools_unit():
+def test_a_duration_states_its_figures_in_the_units_it_is_written_in():
     years = dict(duration_forms(4.5, "years"))
-    assert years["four and a half years"] == 4.5
-    assert years["54 months"] == 4.5
-    assert years["4 years and 6 months"] == 4.5
+    assert years["four and a half years"] == {"years": 4.5}
+    assert years["54 months"] == {"months": 54}
+    assert years["4 years and 6 months"] == {"years": 4, "months": 6}
     months = dict(duration_forms(24, "months"))
-    assert months["2 years"] == 24 and months["two years"] == 24 and months["24 months"] == 24
-    assert dict(duration_forms(18, "months"))["a year and a half"] == 18
+    assert months["2 years"] == months["two years"] == {"years": 2} and months["24 months"] == {"months": 24}
+    assert dict(duration_forms(18, "months"))["a year and a half"] == {"years": 1.5}
+    assert dict(duration_forms(15, "months"))["1 year and 3 months"] == {"years": 1, "months": 3}
+    for value, unit in ((4.5, "years"), (0.5, "years"), (7, "months"), (30, "months")):
+        for text, parts in duration_forms(value, unit):  # every form holds the same length of service
+            total = 12 * parts.get("years", 0) + parts.get("months", 0)
+            assert total == (12 * value if unit == "years" else value), text
     with pytest.raises(ValueError, match="unit"):
         duration_forms(3, "weeks")
 

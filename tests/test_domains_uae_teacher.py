@@ -20,10 +20,18 @@ from agentdistill.tools import load_tools
     ("question", "tools", "args"),
     [
         ("I earn a basic salary of AED 12,000 and have worked here for 7 years. What gratuity am I owed?",
-         ["calculate_gratuity"], {"monthly_basic_salary": 12000, "years_of_service": 7}),
+         ["calculate_gratuity"], {"monthly_basic_salary": 12000, "length_of_service": 7, "service_unit": "years"}),
         ("What is the end-of-service gratuity for 6.5 years of service at a basic wage of AED 9,250?",
-         ["calculate_gratuity"], {"monthly_basic_salary": 9250, "years_of_service": 6.5}),
-        ("How much annual leave do I get after 9 months of service?", ["annual_leave"], {"months_of_service": 9}),
+         ["calculate_gratuity"], {"monthly_basic_salary": 9250, "length_of_service": 6.5, "service_unit": "years"}),
+        ("How much annual leave do I get after 9 months of service?", ["annual_leave"],
+         {"length_of_service": 9, "service_unit": "months"}),
+        # the service as the question states it: a figure and its unit, "2 years and 6 months" in months
+        ("My basic is AED 9,000 and I have 30 months of service. What gratuity am I owed?", ["calculate_gratuity"],
+         {"monthly_basic_salary": 9000, "length_of_service": 30, "service_unit": "months"}),
+        ("What gratuity after 2 years and 6 months on a basic salary of AED 9,000?", ["calculate_gratuity"],
+         {"monthly_basic_salary": 9000, "length_of_service": 30, "service_unit": "months"}),
+        ("How much annual leave after 2 years of service?", ["annual_leave"],
+         {"length_of_service": 2, "service_unit": "years"}),
         ("I worked 12 extra hours between 10 pm and 4 am on a basic salary of AED 15,500. How much overtime?",
          ["overtime_pay"], {"monthly_basic_salary": 15500, "overtime_hours": 12, "period": "night"}),
         ("How much overtime pay do I owe for 4 hours on the weekly rest day at a basic salary of AED 6,000?",
@@ -156,9 +164,24 @@ def test_a_first_thought_opens_with_a_word_of_its_own_decision():
         step = parse_step(teacher.next_step([{"role": "user", "content": question}]))
         tool = step.tool_calls[0]["name"] if step.tool_calls else "no tool"
         decision = "domain calculation" if tool in DOMAIN_CALCULATORS else tool
+        if "next: the answer" not in step.thought and "next:" in step.thought:
+            decision += ", then a calculation"
         decisions_of.setdefault(step.thought.split()[0].strip(":,;"), set()).add(decision)
     assert all(len(decisions) == 1 for decisions in decisions_of.values()), decisions_of
-    assert len(decisions_of) == 6  # domain calculation, calculator, units, article, search, no tool
+    # domain calculation, calculator, units, article, search, search then a calculation, no tool
+    assert len(decisions_of) == 7
+
+
+def test_a_two_tool_plan_names_its_second_tool_in_its_first_words():
+    # decided only at the plan's end, after the copied query, students left the second tool out
+    teacher = RuleTeacher()
+    both = parse_step(teacher.next_step([{"role": "user", "content": "What does the law say about overtime pay, "
+                                                                     "and what is the pay for 3 hours on a basic "
+                                                                     "salary of AED 6,000?"}]))
+    assert both.thought.startswith("Two steps, then overtime_pay:") and both.thought.endswith("next: overtime_pay.")
+    assert both.tool_calls[0]["name"] == "search_labour_law"
+    one = parse_step(teacher.next_step([{"role": "user", "content": "Can you explain the rules on probation?"}]))
+    assert one.thought.startswith("Searching") and one.thought.endswith("next: the answer.")
 
 
 def test_a_domain_calculation_does_not_open_with_a_word_of_its_question():
@@ -302,9 +325,9 @@ def test_a_known_question_is_planned_from_what_its_writer_recorded():
     from agentdistill.domains.uae_labour.teacher import plan_from_expect
 
     text = "whats the EOSB on 20k basic after four and a half years?"
-    plan = plan_from_expect(text, ["calculate_gratuity"],
-                            {"calculate_gratuity": {"monthly_basic_salary": 20000, "years_of_service": 4.5}}, [])
-    assert plan.calls == [Call("calculate_gratuity", {"monthly_basic_salary": 20000, "years_of_service": 4.5})]
+    asked = {"monthly_basic_salary": 20000, "length_of_service": 4.5, "service_unit": "years"}
+    plan = plan_from_expect(text, ["calculate_gratuity"], {"calculate_gratuity": asked}, [])
+    assert plan.calls == [Call("calculate_gratuity", asked)]
     assert route(text).tools != ["calculate_gratuity"]  # the wording alone would not have found it
     two = plan_from_expect("hey, how does overtime work here? and what is the overtime pay for 3h on 6k?",
                            ["search_labour_law", "overtime_pay"],

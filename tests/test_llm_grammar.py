@@ -71,13 +71,14 @@ def test_arguments_may_come_in_any_order(llm, tools):
 
 @pytest.mark.parametrize("step", [
     'Thought: t\nAction: {"name": "calculate_overtime_pay", "arguments": {}}',  # no such tool
-    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months_of_service": "24"}}',  # a string for a number
+    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"length_of_service": "24"}}',  # a string for a number
     'Thought: t\nAction: {"name": "annual_leave", "arguments": {"overtime_pay": 25}}',  # another tool's argument
-    'Thought: t\nAction: {"name": "calculate_gratuity", "arguments": {"years_of_service": 4.5}}',  # salary missing
+    'Thought: t\nAction: {"name": "calculate_gratuity", "arguments": {"length_of_service": 4.5}}',  # salary missing
     'Thought: t\nAction: {"name": "get_article", "arguments": {"law": "FDL", "article": 5.5}}',  # no integer
-    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months_of_service": 2, "months_of_service": 3}}',
+    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"length_of_service": 2, "length_of_service": 3}}',
     'Thought: t\nAction: {"name": "overtime_pay", "arguments": {"monthly_basic_salary": 1, "overtime_hours": 2, '
     '"period": "weekend"}}',  # not one of the enum's values
+    'Thought: t\nAction: {"name": "annual_leave", "arguments": {"length_of_service": 2, "service_unit": "weeks"}}',
     'Thought: t\nAction: 25 percent and 50 percent at night',  # not an action object
     "Thought: t\nAnswer: ",  # an empty answer
     "Thought: I have what I need.",  # a thought and no action or answer after it
@@ -89,7 +90,7 @@ def test_the_grammar_refuses_what_the_wire_format_or_the_schema_forbids(llm, too
 
 
 def test_a_step_holds_one_action_unless_more_are_allowed(llm, tools):
-    one = 'Action: {"name": "annual_leave", "arguments": {"months_of_service": 24}}'
+    one = 'Action: {"name": "annual_leave", "arguments": {"length_of_service": 24}}'
     two = f"Thought: t\n{one}\n{one}"
     assert not in_grammar(llm, step_grammar(tools), two)
     assert in_grammar(llm, step_grammar(tools, max_actions=2), two)
@@ -143,14 +144,15 @@ def test_llama_cpp_reads_the_grammar(tools):
     assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools, quotes=QUOTES), verbose=False) is not None
 
 
-# Phrasings a person writes whose right arguments are numbers nobody wrote: the retired rule that took numbers
-# only from the user's text refused all three; the grammar constrains the type, never the value.
+# Phrasings a person writes: figures nobody wrote as digits ("20k", "four and a half years"), which the retired
+# rule that took numbers only from the user's text refused, and a service in a unit other than the tool's default.
+# The grammar constrains the type, never the value.
 NATURAL = [
     ("My salary is 20k and I worked 11 years, what's my end of service?",
-     "calculate_gratuity", {"monthly_basic_salary": 20000, "years_of_service": 11}),
+     "calculate_gratuity", {"monthly_basic_salary": 20000, "length_of_service": 11, "service_unit": "years"}),
     ("I'm resigning after four and a half years on AED12,000",
-     "calculate_gratuity", {"monthly_basic_salary": 12000, "years_of_service": 4.5}),
-    ("How much vacation after 2 years?", "annual_leave", {"months_of_service": 24}),
+     "calculate_gratuity", {"monthly_basic_salary": 12000, "length_of_service": 4.5, "service_unit": "years"}),
+    ("How much vacation after 2 years?", "annual_leave", {"length_of_service": 2, "service_unit": "years"}),
 ]
 
 

@@ -154,7 +154,8 @@ def test_tool_calling_round_trip_with_the_clients_own_tool(rule_server, tiny_run
     assert choice.finish_reason == "tool_calls", choice
     call = choice.message.tool_calls[0]
     assert call.type == "function" and call.function.name == "calculate_gratuity"
-    assert json.loads(call.function.arguments) == {"monthly_basic_salary": 10000, "years_of_service": 5}
+    assert json.loads(call.function.arguments) == {"monthly_basic_salary": 10000, "length_of_service": 5,
+                                                  "service_unit": "years"}
     assert choice.message.model_extra["reasoning_content"]  # the thought travels beside the call
 
     # the client runs its tool and sends the result back as a role "tool" message
@@ -174,7 +175,7 @@ def test_tool_calling_streams_the_call_in_openai_chunks(rule_server, tiny_run):
     chunks = list(stream)
     calls = [tc for ch in chunks for tc in (ch.choices[0].delta.tool_calls or [])]
     assert [tc.function.name for tc in calls] == ["calculate_gratuity"]
-    assert json.loads(calls[0].function.arguments)["years_of_service"] == 5
+    assert json.loads(calls[0].function.arguments)["length_of_service"] == 5
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 

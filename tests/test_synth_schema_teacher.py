@@ -85,13 +85,16 @@ def test_a_lookup_answer_quotes_the_best_passage_with_its_citation(shop):
     assert cite in [c for c, _ in passages(observation)] and "30 days" in trace.outcome.answer
 
 
-def test_a_two_tool_answer_states_the_computed_result_before_the_passage(shop):
+def test_a_two_tool_plan_opens_with_its_second_tool_and_answers_with_its_result_first(shop):
     run, cfg, tools, questions = shop
     two_tool = [q for q in questions if q.kind == "multi_step"][:3]
     assert two_tool
     for trace in record(SchemaTeacher(run, cfg), tools, two_tool):
         computed = [m["content"] for m in trace.messages if m["role"] == "tool" and m["name"] != "search_policies"]
         assert computed and trace.outcome.answer.startswith(result_text(computed[-1])), trace.outcome.answer
+        second = next(m for m in trace.messages if m["role"] == "tool" and m["name"] != "search_policies")["name"]
+        first_thought = next(m for m in trace.messages if m["role"] == "assistant")["thought"]
+        assert first_thought.startswith(f"Two steps, then {second}:"), first_thought  # decided in its first words
 
 
 def test_a_topic_the_documents_do_not_cover_is_said_to_be_not_covered(shop):

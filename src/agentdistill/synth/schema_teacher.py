@@ -233,6 +233,20 @@ _SECOND_STEP = ["Another step: {tool} gives the next result.", "Another tool is 
                 "Another step: now {tool} with the values given."]
 _DONE = ["Done: I have what I need to answer.", "Done: the result answers the question.",
          "Done: that gives the answer."]
+# A plan that reads the documents and then computes says so in its first words ("Two steps, then
+# overtime_pay: Searching ..."), where a student decides, on the question alone. Said only at the end
+# ("...; next: overtime_pay."), after the query it had copied, the second tool was left out by students
+# for most two-tool questions: they wrote the "next: the answer" of every single search.
+TWO_STEPS = "Two steps, then {tool}:"
+
+
+def reading_thought(thought: str, upcoming: str) -> str:
+    """The first thought of a plan that reads the documents, ending with what comes next (a tool or the
+    answer), and opening with the two steps when a tool comes next."""
+    planned = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
+    return planned if upcoming == PLAN_ANSWER else f"{TWO_STEPS.format(tool=upcoming)} {planned}"
+
+
 # A reply's thought quotes the user's opening words and names what they are right after them ("Hi" is a
 # greeting): the kind is then decided next to the words that show it. Thoughts that opened alike for every
 # kind ("No tool is needed: the user is ...") left it to a habit, and students thanked people who said "Hi".
@@ -446,7 +460,7 @@ class SchemaTeacher:
             call = plan.calls[k]
             upcoming = plan.calls[k + 1].name if k + 1 < len(plan.calls) else PLAN_ANSWER
             if k == 0 and self._is_search(call.name):
-                thought = f"{pick(_SEARCH_THOUGHTS, question).format(topic=plan.topic)}; {PLAN_MARKER} {upcoming}."
+                thought = reading_thought(pick(_SEARCH_THOUGHTS, question).format(topic=plan.topic), upcoming)
             elif k == 0:
                 thought = pick(_TOOL_THOUGHTS, question).format(tool=call.name,
                                                                  purpose=purpose(self.specs.get(call.name, {})))

@@ -39,7 +39,23 @@ def _check(name: str, value: float, *, positive: bool = False) -> None:
         raise ValueError(f"{name} must be {'greater than zero' if positive else 'zero or more'}, got {value}")
 
 
-def calculate_gratuity(monthly_basic_salary: float, years_of_service: float, unpaid_absence_days: float = 0) -> str:
+ServiceUnit = Literal["years", "months"]
+
+
+def _service_months(length: float, unit: str) -> float:
+    """A length of service in the unit the person used ("30 months", "2.5 years"), in months.
+
+    The calculators take service as it is stated, a figure and its unit, so a model copies "30 months"
+    rather than converting it: small models copy figures well and divide them badly.
+    """
+    _check("length_of_service", length)
+    if unit not in ("years", "months"):
+        raise ValueError(f"service_unit must be 'years' or 'months', got {unit!r}")
+    return length * 12 if unit == "years" else length
+
+
+def calculate_gratuity(monthly_basic_salary: float, length_of_service: float, service_unit: ServiceUnit = "years",
+                       unpaid_absence_days: float = 0) -> str:
     """End-of-service gratuity of a foreign full-time worker.
 
     Federal Decree-Law 33/2021, Art. 51: the wage of 21 days per year for the first five years and of
@@ -48,11 +64,12 @@ def calculate_gratuity(monthly_basic_salary: float, years_of_service: float, unp
 
     Args:
         monthly_basic_salary: Last monthly basic wage in AED (without housing or other allowances).
-        years_of_service: Continuous service in years, e.g. 6.5.
+        length_of_service: Continuous service as stated, e.g. 6.5 for "6.5 years" or 30 for "30 months".
+        service_unit: The unit the service is stated in, "years" or "months".
         unpaid_absence_days: Days of unpaid absence; they do not count as service.
     """
     _check("monthly_basic_salary", monthly_basic_salary, positive=True)
-    _check("years_of_service", years_of_service)
+    years_of_service = _service_months(length_of_service, service_unit) / 12
     _check("unpaid_absence_days", unpaid_absence_days)
     service_days = years_of_service * DAYS_PER_YEAR - unpaid_absence_days
     years = max(service_days, 0) / DAYS_PER_YEAR
@@ -74,16 +91,17 @@ def calculate_gratuity(monthly_basic_salary: float, years_of_service: float, unp
     return text + f" {cite}."
 
 
-def annual_leave(months_of_service: float) -> str:
+def annual_leave(length_of_service: float, service_unit: ServiceUnit = "months") -> str:
     """Days of paid annual leave for a length of service.
 
     Federal Decree-Law 33/2021, Art. 29: two days per month of service when service is more than six
     months and less than one year; 30 days for each year of service after that.
 
     Args:
-        months_of_service: Length of service in months, e.g. 8 or 30.
+        length_of_service: Length of service as stated, e.g. 8 for "8 months" or 2 for "2 years".
+        service_unit: The unit the service is stated in, "months" or "years".
     """
-    _check("months_of_service", months_of_service)
+    months_of_service = _service_months(length_of_service, service_unit)
     cite = f"({LAW}, Art. 29)"
     months = int(months_of_service)  # leave accrues per completed month
     if months_of_service <= 6:

@@ -68,41 +68,42 @@ def money_forms(value: float, currency_codes: list[str], currency_words: list[st
     return forms
 
 
-def duration_forms(value: float, unit: str) -> list[tuple[str, float]]:
-    """How a duration is written, each with its value in ``unit`` ("years" or "months").
+def duration_forms(value: float, unit: str) -> list[tuple[str, dict[str, float]]]:
+    """How a duration of ``value`` ``unit`` ("years" or "months") is written, each form with the figures it
+    states by unit: "30 months" -> {"months": 30}, "2 years and 6 months" -> {"years": 2, "months": 6}.
 
-    A value in years is also written in months ("30 months" for 2.5 years) and as "2 years and 6
-    months"; a value in months also in years where that is a whole or half number ("2 years" for 24).
+    A value in years is also written in months ("30 months" for 2.5 years) and in years and months; a value
+    in months also in years where that is a whole or half number ("2 years" for 24) and in years and months.
     """
     if unit not in ("years", "months"):
         raise ValueError(f"unit must be years or months, got {unit!r}")
-    singular = unit[:-1]
-    forms: list[tuple[str, float]] = []
-    n = plain_number(value)
-    forms.append((f"{n} {singular if value == 1 else unit}", value))
-    words = number_words(value)
-    if words:
-        forms.append((f"{'one' if words == 'one' else words} {singular if value == 1 else unit}", value))
-    if unit == "years":
-        months = round(value * 12)
-        forms.append((f"{months} months", value))
-        whole, rest = divmod(months, 12)
-        if whole and rest:
-            forms.append((f"{whole} year{'s' if whole > 1 else ''} and {rest} month{'s' if rest > 1 else ''}", value))
-        if value == 1.5:
-            forms.append(("a year and a half", value))
-        if value >= 1:
-            forms.append((f"{n} yrs", value))
-    else:
-        years = value / 12
-        if years * 2 == int(years * 2) and years >= 1:
-            y = plain_number(years)
-            forms.append((f"{y} year{'s' if years != 1 else ''}", value))
-            yw = number_words(years)
-            if yw:
-                forms.append((f"{'a' if yw == 'one' else yw} year{'s' if years != 1 else ''}", value))
-            if years == 1.5:
-                forms.append(("a year and a half", value))
+    months = round(value * 12) if unit == "years" else value
+    years = int(months / 12) if float(months / 12).is_integer() else months / 12
+    forms: list[tuple[str, dict[str, float]]] = []
+    if unit == "months" or float(months).is_integer():
+        forms += [(text, {"months": months}) for text in _counted(months, "month")]
+    if years * 2 == int(years * 2) and years >= 1 or unit == "years":
+        forms += [(text, {"years": years}) for text in _counted(years, "year")]
+        if years >= 1:
+            forms.append((f"{plain_number(years)} {'yr' if years == 1 else 'yrs'}", {"years": years}))
+        if years == 1.5:
+            forms.append(("a year and a half", {"years": years}))
+    whole, rest = divmod(int(months), 12)
+    if whole and rest and float(months).is_integer():
+        forms.append((f"{whole} year{'s' if whole > 1 else ''} and {rest} month{'s' if rest > 1 else ''}",
+                      {"years": whole, "months": rest}))
+    return forms
+
+
+def _counted(n: float, singular: str) -> list[str]:
+    """ "3 months", "three months", "1 year", "one year": a count of a unit in figures and in words."""
+    noun = singular if n == 1 else singular + "s"
+    forms = [f"{plain_number(n)} {noun}"]
+    words = number_words(n)
+    if words == "a half":
+        forms.append(f"half a {singular}")
+    elif words:
+        forms.append(f"{words} {noun}")
     return forms
 
 

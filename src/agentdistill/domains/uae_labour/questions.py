@@ -674,13 +674,16 @@ def calculation(tool: str, template: str, rng: random.Random) -> tuple[str, dict
     """A domain calculation question from ``template`` with sampled quantities, and the arguments it fixes."""
     money, salary = _money(rng)
     story, aside = _story(rng), _aside(rng)
-    if tool == "calculate_gratuity":
-        dur, years = rng.choice(duration_forms(_years(rng), "years"))
-        text = template.format(money=money, dur=dur, story=story, aside=aside)
-        return text, {"monthly_basic_salary": salary, "years_of_service": years}
-    if tool == "annual_leave":
-        dur, months = rng.choice(duration_forms(rng.randint(3, 72), "months"))
-        return template.format(dur=dur, story=story, aside=aside), {"months_of_service": int(months)}
+    if tool in ("calculate_gratuity", "annual_leave"):
+        # the service in the units the question states it, as the calculators take it
+        value, unit = (_years(rng), "years") if tool == "calculate_gratuity" else (rng.randint(3, 72), "months")
+        dur, parts = rng.choice(duration_forms(value, unit))
+        args = {"monthly_basic_salary": salary} if tool == "calculate_gratuity" else {}
+        # "2 years and 6 months" is one length in the smaller unit
+        said_in = "months" if "months" in parts else "years"
+        length = 12 * parts.get("years", 0) + parts["months"] if said_in == "months" else parts["years"]
+        args |= {"length_of_service": length, "service_unit": said_in}
+        return template.format(money=money, dur=dur, story=story, aside=aside), args
     if tool == "overtime_pay":
         hours = rng.choice([1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 1.5, 2.5, 7.5])
         phrase, period = rng.choice(PERIODS)

@@ -34,6 +34,7 @@ from agentdistill.synth.schema_teacher import (
     Plan,
     action_text,
     pick,
+    reading_thought,
     reply_step,
     result_text,
     results_first,
@@ -237,16 +238,21 @@ def answer_facts_of_calculation(name: str, observation: str) -> list[str]:
     return [m.group(0)] if m else []
 
 
+def _service(q: str) -> dict[str, Any]:
+    """A length of service as the question states it: a figure and its unit, "2 years and 6 months" in months."""
+    years, months = _first(_YEARS, q), _first(_MONTHS, q)
+    if months is not None:
+        return {"length_of_service": number(str(12 * (years or 0) + months)), "service_unit": "months"}
+    return {"length_of_service": years, "service_unit": "years"} if years is not None else {}
+
+
 def _calculation(q: str) -> Call | None:
     """The domain calculation a question asks for, if its numbers are all there."""
     money = _first(_MONEY, q)
     if _GRATUITY.search(q) and money is not None:
-        years = _first(_YEARS, q)
-        if years is None:
-            months = _first(_MONTHS, q)
-            years = None if months is None else round(months / 12, 4)
-        if years is not None:
-            args: dict[str, Any] = {"monthly_basic_salary": money, "years_of_service": years}
+        service = _service(q)
+        if service:
+            args: dict[str, Any] = {"monthly_basic_salary": money, **service}
             unpaid = _first(_UNPAID, q)
             if unpaid:
                 args["unpaid_absence_days"] = unpaid
@@ -263,12 +269,9 @@ def _calculation(q: str) -> Call | None:
                 args["shift_worker"] = True
             return Call("overtime_pay", args)
     if _LEAVE.search(q) and money is None:
-        months = _first(_MONTHS, q)
-        if months is None:
-            years = _first(_YEARS, q)
-            months = None if years is None else number(str(years * 12))
-        if months is not None:
-            return Call("annual_leave", {"months_of_service": months})
+        service = _service(q)
+        if service:
+            return Call("annual_leave", service)
     if _NOTICE.search(q):
         days = _first(_CONTRACT_NOTICE, q)
         if days is not None:
@@ -602,7 +605,7 @@ class RuleTeacher:
                 thought = pick(_THOUGHTS.get(call.name, [_OTHER_TOOL_THOUGHT]), key)
                 if call.name in _READS_LAW:
                     upcoming = plan.calls[1].name if len(plan.calls) > 1 else PLAN_ANSWER
-                    thought = f"{thought.rstrip('.')}; {PLAN_MARKER} {upcoming}."
+                    thought = reading_thought(thought, upcoming)
             elif read_law:
                 thought = f"{pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
             else:
