@@ -234,9 +234,10 @@ _SECOND_STEP = ["Another step: {tool} gives the next result.", "Another tool is 
 _DONE = ["Done: I have what I need to answer.", "Done: the result answers the question.",
          "Done: that gives the answer."]
 # A plan that reads the documents and then computes says so in its first words ("Two steps, then
-# overtime_pay: Searching ..."), where a student decides, on the question alone. Said only at the end
-# ("...; next: overtime_pay."), after the query it had copied, the second tool was left out by students
-# for most two-tool questions: they wrote the "next: the answer" of every single search.
+# <tool>: Searching ..."), where a student decides, on the question alone. Said only at the end
+# ("...; next: <tool>."), after the query it had copied, the second tool was left out by students for
+# most two-tool questions: they wrote the "next: the answer" of every single search. Students mostly
+# still open with the search's words, so this alone does not settle the second tool.
 TWO_STEPS = "Two steps, then {tool}:"
 
 
