@@ -15,7 +15,7 @@ Bad values raise ValueError: the tool registry turns that into an observation th
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 DAYS_PER_MONTH = 30  # Art. 67
 DAYS_PER_YEAR = 365  # Art. 67
@@ -49,9 +49,18 @@ def _service_months(length: float, unit: str) -> float:
     rather than converting it: small models copy figures well and divide them badly.
     """
     _check("length_of_service", length)
-    if unit not in ("years", "months"):
+    if unit not in get_args(ServiceUnit):
         raise ValueError(f"service_unit must be 'years' or 'months', got {unit!r}")
     return length * 12 if unit == "years" else length
+
+
+def service_arguments(years: float | None, months: float | None) -> dict[str, float | str]:
+    """The calculators' service arguments for a length stated in years, months or both: "2 years and 6 months"
+    is one length in the smaller unit, 30 months. Empty when neither is stated."""
+    if months is not None:
+        length = 12 * (years or 0) + months
+        return {"length_of_service": int(length) if float(length).is_integer() else length, "service_unit": "months"}
+    return {} if years is None else {"length_of_service": years, "service_unit": "years"}
 
 
 def calculate_gratuity(monthly_basic_salary: float, length_of_service: float, service_unit: ServiceUnit = "years",

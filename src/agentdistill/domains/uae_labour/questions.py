@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentdistill.config import RunConfig
+from agentdistill.domains.uae_labour.calculators import service_arguments
 from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import format_citation, resolve_law
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
@@ -679,10 +680,7 @@ def calculation(tool: str, template: str, rng: random.Random) -> tuple[str, dict
         value, unit = (_years(rng), "years") if tool == "calculate_gratuity" else (rng.randint(3, 72), "months")
         dur, parts = rng.choice(duration_forms(value, unit))
         args = {"monthly_basic_salary": salary} if tool == "calculate_gratuity" else {}
-        # "2 years and 6 months" is one length in the smaller unit
-        said_in = "months" if "months" in parts else "years"
-        length = 12 * parts.get("years", 0) + parts["months"] if said_in == "months" else parts["years"]
-        args |= {"length_of_service": length, "service_unit": said_in}
+        args |= service_arguments(parts.get("years"), parts.get("months"))
         return template.format(money=money, dur=dur, story=story, aside=aside), args
     if tool == "overtime_pay":
         hours = rng.choice([1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 1.5, 2.5, 7.5])

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentdistill.domains.uae_labour.calculators import service_arguments
 from agentdistill.domains.uae_labour.lookup import NOT_COVERED_OBSERVATION
 from agentdistill.llm.base import Completion, GenerationRequest
 from agentdistill.synth.schema_teacher import (
@@ -238,12 +239,9 @@ def answer_facts_of_calculation(name: str, observation: str) -> list[str]:
     return [m.group(0)] if m else []
 
 
-def _service(q: str) -> dict[str, Any]:
-    """A length of service as the question states it: a figure and its unit, "2 years and 6 months" in months."""
-    years, months = _first(_YEARS, q), _first(_MONTHS, q)
-    if months is not None:
-        return {"length_of_service": number(str(12 * (years or 0) + months)), "service_unit": "months"}
-    return {"length_of_service": years, "service_unit": "years"} if years is not None else {}
+def _service(q: str) -> dict[str, float | str]:
+    """A length of service as the question states it: a figure and its unit."""
+    return service_arguments(_first(_YEARS, q), _first(_MONTHS, q))
 
 
 def _calculation(q: str) -> Call | None:
