@@ -63,6 +63,13 @@ def test_number_mentions_read_digits_words_scales_and_halves_where_they_stand():
     assert number_mentions("no figures here") == []
 
 
+def test_number_mentions_read_hundreds_written_out():
+    assert number_mentions("one hundred and twenty days") == [(0, 120.0)]
+    assert number_mentions("two hundred sixty-five months, three hundred years") == [(0, 265.0), (31, 300.0)]
+    assert number_mentions("one hundred and 20 days") == [(0, 100.0), (16, 20.0)]  # digits after words: two figures
+    assert number_mentions("five hundred thousand") == [(0, 500_000.0)]
+
+
 def test_a_packs_currency_spellings_are_that_currency_only_in_its_run():
     shop = load_pack("shop").currencies
     for written in ("Dhs 500", "500 dirhams", "dh 500"):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from fault_server import MODEL, fault_server
 
+from agentdistill.agent.figures import stated_figures
 from agentdistill.agent.prompt import example_call, system_prompt
 from agentdistill.agent.runtime import run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES, parse_step, render_action, render_assistant
@@ -128,6 +129,31 @@ def test_with_quotes_an_answer_is_one_to_three_of_them_verbatim(llm, tools):
     assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} I hope this helps.")
 
 
+def action(name: str, **arguments) -> str:
+    return "Thought: t\n" + render_action({"name": name, "arguments": arguments})
+
+
+def test_with_figures_a_number_argument_is_one_the_conversation_stated(llm, tools):
+    grammar = step_grammar(tools, figures=stated_figures(["2 years and 6 months on a basic of 5.5k: my gratuity?"]))
+    assert in_grammar(llm, grammar, action("calculate_gratuity", monthly_basic_salary=5500, length_of_service=30,
+                                           service_unit="months"))
+    assert in_grammar(llm, grammar, action("calculate_gratuity", length_of_service=2.5, monthly_basic_salary=5500))
+    assert not in_grammar(llm, grammar, action("calculate_gratuity", monthly_basic_salary=55000,
+                                               length_of_service=30))  # a figure nobody stated
+    assert not in_grammar(llm, grammar, action("annual_leave", length_of_service=24))
+    assert in_grammar(llm, grammar, action("calculate_gratuity", monthly_basic_salary=5500, length_of_service=30,
+                                           unpaid_absence_days=0))  # an optional number at its default
+    assert in_grammar(llm, grammar, action("search_labour_law", query="gratuity for 30 months"))  # strings are free
+
+
+def test_with_no_figures_stated_a_tool_that_needs_one_cannot_be_called(llm, tools):
+    grammar = step_grammar(tools, figures=[])
+    assert not in_grammar(llm, grammar, action("overtime_pay", overtime_hours=36, monthly_basic_salary=1800))
+    assert not in_grammar(llm, grammar, action("get_article", law="Federal Decree-Law 33/2021", article=29))
+    assert in_grammar(llm, grammar, action("search_labour_law", query="overtime pay on a rest day"))
+    assert in_grammar(llm, grammar, "Thought: t\nAnswer: Hello!")
+
+
 def test_a_batch_may_hold_more_grammars_than_the_backend_keeps(llm, tools):
     # quoted answers give every conversation at its answer step a grammar of its own
     grammars = [step_grammar(tools, quotes=[f"Sentence {i}."]) for i in range(MAX_GRAMMARS + 2)]
@@ -142,11 +168,13 @@ def test_llama_cpp_reads_the_grammar(tools):
     llama_cpp = pytest.importorskip("llama_cpp")
     assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools), verbose=False) is not None
     assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools, quotes=QUOTES), verbose=False) is not None
+    figures = stated_figures(["2 years and 6 months on a basic of 5.5k"])
+    assert llama_cpp.LlamaGrammar.from_string(step_grammar(tools, figures=figures), verbose=False) is not None
 
 
 # Phrasings a person writes: figures nobody wrote as digits ("20k", "four and a half years"), which the retired
 # rule that took numbers only from the user's text refused, and a service in a unit other than the tool's default.
-# The grammar constrains the type, never the value.
+# The grammar constrains the type, and with the figures stated only to those, read as people write them.
 NATURAL = [
     ("My salary is 20k and I worked 11 years, what's my end of service?",
      "calculate_gratuity", {"monthly_basic_salary": 20000, "length_of_service": 11, "service_unit": "years"}),
@@ -156,13 +184,15 @@ NATURAL = [
 ]
 
 
+@pytest.mark.parametrize("figures", [False, True])
 @pytest.mark.parametrize(("question", "tool", "arguments"), NATURAL)
-def test_natural_phrasing_decodes_into_the_right_arguments(llm, tools, question, tool, arguments):
+def test_natural_phrasing_decodes_into_the_right_arguments(llm, tools, question, tool, arguments, figures):
     """Force-feed the right reply through the logits processor the local backend builds: no token of it is
     refused, and the turn may end after it."""
     reply = f"Thought: I will compute it with {tool}.\n" + render_action({"name": tool, "arguments": arguments})
     ids = llm.tokenizer.encode(reply, add_special_tokens=False)
-    processor = GrammarProcessor(llm.grammar_tokenizer(), [step_grammar(tools)], 0, llm.eos_ids)
+    grammar = step_grammar(tools, figures=stated_figures([question]) if figures else None)
+    processor = GrammarProcessor(llm.grammar_tokenizer(), [grammar], 0, llm.eos_ids)
     vocab = llm.model.get_output_embeddings().weight.shape[0]
     for k in range(len(ids) + 1):
         scores = processor(torch.tensor([ids[:k]]), torch.zeros(1, vocab))
@@ -208,6 +238,22 @@ def test_the_runtime_decodes_every_step_of_a_conversation_under_the_grammar(llm,
         for m in assistant:
             for call in m.get("tool_calls", []):
                 assert tools.validate(call["name"], call["arguments"]) is None
+
+
+def test_with_figures_from_the_conversation_every_number_the_runtime_passes_was_stated(llm, tools):
+    results = dict(run_agents(llm, tools, [QUESTIONS[0], QUESTIONS[3]], max_steps=2, max_tokens=64,
+                              constrain_tool_names=True, constrain_arguments=True, figures_from_conversation=True,
+                              first_thought_prefix="Thought: I"))
+    numbers = []
+    for result in results.values():
+        said = [m["content"] for m in result.messages if m["role"] in ("user", "tool")]
+        for m in result.messages:
+            for call in m.get("tool_calls", []):
+                for value in call["arguments"].values():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        numbers.append(value)
+                        assert value in stated_figures(said) + [0], (call, said[0])
+    assert numbers  # the untuned student does call a tool with figures: not checked vacuously
 
 
 def test_a_server_that_is_not_llama_cpp_is_sent_no_grammar(tools):

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentdistill.agent.figures import stated_figures
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.quotes import observations, quotable_sentences
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
@@ -48,6 +49,7 @@ from agentdistill.tools.registry import ToolRegistry
 FORMAT_ERROR = "format_error"  # the tool name on observations that answer an unparseable reply
 FORMAT_HINT = 'Write Thought: <one sentence>, then Action: {"name": "<tool>", "arguments": {...}} or Answer: <answer>.'
 SELF_CONSISTENCY_TEMPERATURE = 0.7
+_MAX_BUILT = 256  # step grammars kept: one per conversation step where quotes or figures make them differ
 
 
 @dataclass
@@ -210,13 +212,15 @@ def agent_options(cfg: AgentConfig) -> dict[str, Any]:
     """The ``run_agents`` keyword arguments that the ``agent`` config section sets."""
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
-            "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers}
+            "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers,
+            "figures_from_conversation": cfg.figures_from_conversation}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
+               figures_from_conversation: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -227,14 +231,16 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``constrain_tool_names`` decodes every step under the step grammar of the tools (llm.grammar: a thought
     line, then an action naming a registered tool, or an answer), and with ``constrain_arguments`` an action's
     arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it. With
-    ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py).
+    ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), and with
+    ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
     system = system if system is not None else system_prompt(tools)
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
-    grammars = _Grammars(tools, constrain_arguments, quote_answers) if constrain_tool_names else None
+    grammars = (_Grammars(tools, constrain_arguments, quote_answers, constrain_arguments and figures_from_conversation)
+                if constrain_tool_names else None)
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
@@ -263,27 +269,29 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
 
 
 class _Grammars:
-    """The step grammar of a run's tools after each prefix, built once per prefix; None after a prefix the
-    grammar cannot continue (one that does not start the thought line): that turn is decoded free. With
-    ``quotes``, a conversation that has tool results gets a grammar of its own, whose answer quotes them."""
+    """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
+    that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
+    tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
+    figures it stated. A grammar is built once for each prefix, quotes and figures."""
 
-    def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False):
-        self.specs, self.arguments, self.quotes = tools.specs(), arguments, quotes
-        self.built: dict[str, str | None] = {}
+    def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False):
+        self.specs, self.arguments, self.quotes, self.figures = tools.specs(), arguments, quotes, figures
+        self.built: dict[tuple[str, tuple[str, ...], tuple[float, ...] | None], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]]) -> str | None:
-        sentences = quotable_sentences(observations(messages, skip=[FORMAT_ERROR])) if self.quotes else []
-        if sentences:
+        results = observations(messages, skip=[FORMAT_ERROR])
+        sentences = tuple(quotable_sentences(results)) if self.quotes else ()
+        said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        figures = tuple(stated_figures(said + results)) if self.figures else None
+        key = (prefix, sentences, figures)
+        if key not in self.built:
+            if len(self.built) >= _MAX_BUILT:
+                self.built.pop(next(iter(self.built)))
             try:
-                return step_grammar(self.specs, prefix, self.arguments, quotes=sentences)
+                self.built[key] = step_grammar(self.specs, prefix, self.arguments, quotes=sentences, figures=figures)
             except ValueError:
-                return None
-        if prefix not in self.built:
-            try:
-                self.built[prefix] = step_grammar(self.specs, prefix, self.arguments)
-            except ValueError:
-                self.built[prefix] = None
-        return self.built[prefix]
+                self.built[key] = None
+        return self.built[key]
 
 
 def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,

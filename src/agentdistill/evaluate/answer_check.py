@@ -135,19 +135,28 @@ _SCALES = {"k": 1e3, "thousand": 1e3, "mn": 1e6, "million": 1e6}  # not "m": met
 
 
 def number_mentions(text: str) -> list[tuple[int, float]]:
-    """Where ``text`` states a number, and its value: digits ("12,500", "4.5"), words ("twenty-one"), a scale
-    after them ("20k", "1.2 million") and a half after them ("four and a half")."""
+    """Where ``text`` states a number, and its value: digits ("12,500", "4.5"), words ("twenty-one", "one hundred
+    and twenty"), a scale after them ("20k", "1.2 million") and a half after them ("four and a half")."""
     tokens = _tokens(text)
     out = []
-    for i, tok in enumerate(tokens):
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
         if tok.kind != "num" or tok.value is None:
+            i += 1
             continue
-        value = tok.value
-        after = [t.text for t in tokens[i + 1 : i + 4]]
+        value, i = tok.value, i + 1
+        if i < len(tokens) and tokens[i].text == "hundred":
+            value, i = value * 100, i + 1
+            j = i + 1 if i < len(tokens) and tokens[i].text == "and" else i  # "one hundred (and) twenty"
+            tens = tokens[j] if j < len(tokens) else None
+            if tens and tens.kind == "num" and tens.value is not None and tens.value < 100 and tens.text[0].isalpha():
+                value, i = value + tens.value, j + 1
+        after = [t.text for t in tokens[i : i + 3]]
         if after and after[0] in _SCALES:
-            value *= _SCALES[after[0]]
+            value, i = value * _SCALES[after[0]], i + 1
         elif after == ["and", "a", "half"]:
-            value += 0.5
+            value, i = value + 0.5, i + 3
         out.append((tok.start, value))
     return out
 

@@ -47,6 +47,10 @@ def eval_model(
         "--quote-answers/--free-answers", "quote_answers",
         "With the grammar, an answer after a tool call quotes one to three sentences of the tools' results, "
         "or is free"),
+    figures_from_conversation: bool = _decoding_option(
+        "--figures-from-conversation/--free-figures", "figures_from_conversation",
+        "With the grammar and its arguments, an action's number arguments are figures the user or the tools "
+        "stated ('5.5k' as 5500), or any number"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -76,7 +80,7 @@ def eval_model(
     with run_lock(run, f"eval-{name or default_name(model, run, planned, served_model)}"):
         cfg = open_run(run, config)
         decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
-                    "quote_answers": quote_answers}
+                    "quote_answers": quote_answers, "figures_from_conversation": figures_from_conversation}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)

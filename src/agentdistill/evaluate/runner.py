@@ -116,7 +116,7 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 
 # agent options an eval records
-DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers")
+DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "figures_from_conversation")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, bool]:

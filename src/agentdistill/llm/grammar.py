@@ -19,8 +19,9 @@ string, an enum's or boolean's values, a number (an integer without a point), an
 object. Ranges, patterns and formats are left to the registry's validation after the call.
 
 What it never forbids: any thought, any tool, any value of the right type, and without ``quotes`` any answer.
-It restricts syntax, not content (docs/design.md, "How quality is judged"); the one exception, off by default,
-is ``quotes``: an answer made of sentences the tools returned (agent/quotes.py).
+It restricts syntax, not content (docs/design.md, "How quality is judged"); the two exceptions, off by default,
+are ``quotes``: an answer made of sentences the tools returned (agent/quotes.py), and ``figures``: number
+arguments that the conversation stated (agent/figures.py).
 
 A backend that prefills the start of a turn (``GenerationRequest.prefix``) either advances its matcher over
 the prefix, or decodes under ``step_grammar(tools, prefix)``: the rest of the step after a prefix that ends
@@ -30,6 +31,7 @@ inside the thought line ("Thought: I should").
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -69,18 +71,22 @@ def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
 
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
-                 max_quotes: int = MAX_QUOTES, max_actions: int = 1) -> str:
+                 max_quotes: int = MAX_QUOTES, max_actions: int = 1, figures: Sequence[float] | None = None) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
     it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
     arguments are any JSON object, not its tool's. With ``quotes`` an answer is one to ``max_quotes`` of them,
     verbatim, separated by a space (agent/quotes.py says why). With ``max_actions`` above one a step may call
-    up to that many tools at once, one ``Action:`` line each (parallel calls, as the prompt's hint writes them)."""
+    up to that many tools at once, one ``Action:`` line each (parallel calls, as the prompt's hint writes them).
+    With ``figures`` (and ``arguments``) a number argument is one of them or its schema's default, an optional
+    one without such a value is left out, and a tool with a required one cannot be called (agent/figures.py)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
     for i, spec in enumerate(specs):
-        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules) if arguments else "object"
+        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules, figures) if arguments else "object"
+        if args is None:
+            continue
         calls.append(f'"{_literal(json.dumps(spec["name"]))}, \\"arguments\\": " {args}')
     if calls:
         rules["action"] = f'"{_literal(ACTION)} {{\\"name\\": " ({" | ".join(calls)}) "}}"'
@@ -115,42 +121,71 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _value_rule(schema: dict[str, Any], name: str, rules: dict[str, str]) -> str:
-    """A GBNF expression for a JSON value that ``schema`` allows (its type, enum, items, properties)."""
+def _value_rule(schema: dict[str, Any], name: str, rules: dict[str, str],
+                figures: Sequence[float] | None = None) -> str | None:
+    """A GBNF expression for a JSON value that ``schema`` allows (its type, enum, items, properties); with
+    ``figures``, a number is one of them; None where no value is allowed."""
     if "const" in schema:
         return f'"{_literal(json.dumps(schema["const"]))}"'
     if "enum" in schema:
         return "(" + " | ".join(f'"{_literal(json.dumps(v))}"' for v in schema["enum"]) + ")"
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return "(" + " | ".join(_value_rule(s, f"{name}-{k}", rules) for k, s in enumerate(schema[key])) + ")"
+            return _either([_value_rule(s, f"{name}-{k}", rules, figures) for k, s in enumerate(schema[key])])
     kind = schema.get("type")
     if isinstance(kind, list):
-        return "(" + " | ".join(_value_rule({**schema, "type": k}, f"{name}-{k}", rules) for k in kind) + ")"
+        return _either([_value_rule({**schema, "type": k}, f"{name}-{k}", rules, figures) for k in kind])
     if kind == "array":
-        item = _value_rule(schema.get("items") or {}, f"{name}-item", rules)
-        rules[name] = f'"[" ({item} (", " {item})*)? "]"'
+        item = _value_rule(schema.get("items") or {}, f"{name}-item", rules, figures)
+        rules[name] = f'"[" ({item} (", " {item})*)? "]"' if item else '"[]"'
         return name
     if kind == "object":
-        return _object_rule(schema, name, rules)
+        return _object_rule(schema, name, rules, figures)
+    if kind in ("integer", "number") and figures is not None:
+        return _figure_rule(schema, kind, figures)
     return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
             "null": "null"}.get(kind, "value")
 
 
-def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str]) -> str:
+def _either(options: list[str | None]) -> str | None:
+    """The alternatives that can be written, or None where none can."""
+    allowed = [o for o in options if o]
+    return "(" + " | ".join(allowed) + ")" if allowed else None
+
+
+def _figure_rule(schema: dict[str, Any], kind: str, figures: Sequence[float]) -> str | None:
+    """The figures a number of ``schema`` may take (its default too), within its bounds; None where none fits."""
+    default = schema.get("default")
+    candidates = [*figures, *([default] if isinstance(default, int | float) and not isinstance(default, bool) else [])]
+    low, high = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
+    allowed = sorted({_json_number(f) for f in candidates
+                      if low <= f <= high and (kind == "number" or float(f).is_integer())})
+    return _either([f'"{f}"' for f in allowed])
+
+
+def _json_number(value: float) -> str:
+    """``value`` as json.dumps writes an integer and a short decimal: 30, 2.5 (never 30.0)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str],
+                 figures: Sequence[float] | None = None) -> str | None:
     """A rule for an object of ``schema``'s properties: each at most once, the required ones all present.
 
     Up to ANY_ORDER_MAX properties in any order (a rule per set of properties written: ``name-s<bits>``),
-    more in the schema's order; an object without properties is any object."""
+    more in the schema's order; an object without properties is any object. A property no value of which
+    can be written is left out, and where it is required the object cannot be written (None)."""
     properties = schema.get("properties")
     if not properties:
         return "object"
-    keys = list(properties)
+    values = {key: _value_rule(properties[key], f"{name}-a{k}", rules, figures) for k, key in enumerate(properties)}
     required = {k for k in schema.get("required", []) if k in properties}
+    if any(values[key] is None for key in required):
+        return None
+    keys = [key for key in properties if values[key] is not None]
     pairs = []
-    for k, key in enumerate(keys):
-        value = _value_rule(properties[key], f"{name}-a{k}", rules)
-        pairs.append(f'"{_literal(json.dumps(key))}: " {value}')
+    for key in keys:
+        pairs.append(f'"{_literal(json.dumps(key))}: " {values[key]}')
     must = sum(1 << k for k, key in enumerate(keys) if key in required)
     any_order = len(keys) <= ANY_ORDER_MAX
 
