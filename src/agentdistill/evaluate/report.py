@@ -134,9 +134,9 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
             ci = f"<span class='ci'>[{interval[0]:.2f}, {interval[1]:.2f}]</span>" if interval else ""
             cells.append(f"<td class='{cls}'>{_fmt(v)}{ci}</td>")
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
-        quoted = (", answers quoted" if m.get("quote_answers") else "") + (
+        rules = (", answers quoted" if m.get("quote_answers") else "") + (
             ", figures from the conversation" if m.get("figures_from_conversation") else "")
-        decoding = (f"<br><span class='ci'>{constrained} constrained{quoted}</span>"
+        decoding = (f"<br><span class='ci'>{constrained} constrained{rules}</span>"
                     if m.get("constrain_tool_names") else "")
         rows.append(f"<tr><td>{html.escape(m['name'])}{decoding}</td><td class='num'>{m.get('n', '-')}</td>"
                     f"{''.join(cells)}</tr>")
