@@ -8,7 +8,7 @@ action's number arguments are decoded under a grammar (llm/grammar.py, ``figures
 figures the user and the tools stated: the model still chooses which, but every number it passes is one the
 conversation holds, and a tool whose required numbers the conversation does not hold cannot be called.
 
-A figure is read as people write it (evaluate/answer_check.py, ``number_mentions``: "20k", "AED 12,500",
+A figure is read as people write it (evaluate/answer_check.py, ``number_mentions``: "20k", "12,500",
 "four and a half", "one hundred and twenty"; "trhee", with two letters swapped, too), with its negative (a
 count of days "before" a date), and a length in two units ("2 years and 6 months", "1 week and 3 days") also
 in the smaller unit (30, 10) and, where it is a round figure there, in the larger (2.5).
