@@ -279,9 +279,9 @@ class _Grammars:
         self.built: dict[tuple[str, tuple[str, ...], tuple[float, ...] | None], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]]) -> str | None:
-        results = observations(messages, skip=[FORMAT_ERROR])
+        results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results)) if self.quotes else ()
-        said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
         figures = tuple(stated_figures(said + results)) if self.figures else None
         key = (prefix, sentences, figures)
         if key not in self.built:
