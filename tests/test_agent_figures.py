@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from agentdistill.agent.figures import stated_figures
+from agentdistill.agent.figures import (
+    CLOCK,
+    MONEY,
+    Figure,
+    argument_units,
+    figure_values,
+    named_units,
+    stated_figures,
+    takes,
+)
 
 
 @pytest.mark.parametrize(("text", "figure"), [
@@ -17,13 +26,52 @@ from agentdistill.agent.figures import stated_figures
     ("what date is 180 days before 2022-06-22?", -180),
 ])
 def test_a_figure_as_people_write_it_is_stated(text, figure):
-    assert figure in stated_figures([text])
+    assert figure in figure_values(stated_figures([text]))
 
 
 def test_only_what_the_texts_state_is_a_figure():
-    figures = stated_figures(["My salary is 5.5k and I worked 2 years and 6 months.", "Gratuity: AED 5,775.00"])
+    said = ["My salary is 5.5k and I worked 2 years and 6 months.", "Gratuity: AED 5,775.00"]
+    figures = figure_values(stated_figures(said))
     assert figures == sorted({f * sign for f in (5500, 2, 6, 30, 2.5, 5775) for sign in (1, -1)})
     assert 55000 not in figures and 5.5 not in figures  # "5.5k" is one figure, not its digits
     assert 1.58 not in stated_figures(["1 year and 7 months"])  # not a round figure in years
     assert stated_figures(["Tell me about overtime pay on a rest day."]) == []
     assert stated_figures(["Is there a limit?"]) == []  # a word of its own, not "three" misspelt
+
+
+@pytest.mark.parametrize(("text", "figure"), [
+    ("4.5 yrs of service", Figure(4.5, "year")), ("worked 2h extra", Figure(2, "hour")),
+    ("a 60-day notice", Figure(60, "day")), ("2 years and 6 months", Figure(30, "month")),
+    ("2 years and 6 months", Figure(2.5, "year")), ("basic AED 38,750", Figure(38750, MONEY)),
+    ("basic 5.5k AED", Figure(5500, MONEY)), ("Dhs 38,250", Figure(38250, MONEY)),
+    ("12000 dirhams", Figure(12000, MONEY)), ("$20", Figure(20, MONEY)), ("between 10 pm and 4 am", Figure(10, CLOCK)),
+    ("basic salary of 6,000", Figure(6000)), ("Our company has 20 staff", Figure(20)), ("8 HRS", Figure(8, "hour")),
+])
+def test_a_figure_keeps_the_unit_it_was_stated_in(text, figure):
+    assert figure in stated_figures([text], currencies={"dhs": "AED", "dirhams": "AED", "aed": "AED"})
+
+
+@pytest.mark.parametrize(("name", "description", "units"), [
+    ("overtime_hours", "Hours worked beyond the normal 8-hour day (or on the rest day).", {"hour"}),
+    ("monthly_basic_salary", "Last monthly basic wage (without allowances).", {MONEY}),  # "monthly" is no unit
+    ("amount", "The price in EUR.", {MONEY}),
+    ("length_of_service", 'Service as stated, e.g. 6.5 for "6.5 years" or 30 for "30 months".', {"year", "month"}),
+    ("contractNoticeDays", "", {"day"}), ("article", "The article number, e.g. 51.", set()),
+    ("value", "The number to convert.", set()),
+])
+def test_an_argument_takes_the_units_its_name_or_description_names(name, description, units):
+    assert argument_units(name, {"description": description}) == units
+
+
+def test_a_figure_goes_only_to_an_argument_of_its_unit_or_of_none():
+    figures = stated_figures(["4.5 yrs of service and 28,750 AED basic; 3 kids"])
+    salary, service, any_unit = frozenset({MONEY}), frozenset({"year", "month"}), frozenset()
+    assert [f.value for f in figures if f.value > 0 and takes(f, salary)] == [3, 28750]
+    assert [f.value for f in figures if f.value > 0 and takes(f, service)] == [3, 4.5]
+    assert [f.value for f in figures if f.value > 0 and takes(f, any_unit)] == [3, 4.5, 28750]
+
+
+def test_the_units_a_conversation_names():
+    assert named_units(["4.5 yrs of service for our HR policy, basic monthly salary 9k"]) == {"year"}
+    assert named_units(["How many weeks is 45 days?"]) == {"week", "day"}
+    assert named_units(["1h of overtime"]) == {"hour"}

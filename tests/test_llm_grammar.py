@@ -9,7 +9,7 @@ import pytest
 import torch
 from fault_server import MODEL, fault_server
 
-from agentdistill.agent.figures import stated_figures
+from agentdistill.agent.figures import figure_values, named_units, stated_figures, without_units
 from agentdistill.agent.prompt import example_call, system_prompt
 from agentdistill.agent.runtime import run_agents
 from agentdistill.agent.wire import STOP_SEQUENCES, parse_step, render_action, render_assistant
@@ -146,6 +146,25 @@ def test_with_figures_a_number_argument_is_one_the_conversation_stated(llm, tool
     assert in_grammar(llm, grammar, action("search_labour_law", query="gratuity for 30 months"))  # strings are free
 
 
+def test_by_unit_a_figure_goes_only_to_an_argument_of_its_unit(llm, tools):
+    said = ["Gratuity for 4.5 yrs of service and 28,750 AED basic, no unpaid leave?"]
+    grammar = step_grammar(tools, figures=stated_figures(said), units=named_units(said))
+    right = dict(monthly_basic_salary=28750, length_of_service=4.5, service_unit="years")
+    assert in_grammar(llm, grammar, action("calculate_gratuity", **right))
+    assert in_grammar(llm, grammar, action("calculate_gratuity", **right, unpaid_absence_days=0))  # its default
+    assert not in_grammar(llm, grammar, action("calculate_gratuity", **{**right, "monthly_basic_salary": 4.5}))
+    assert not in_grammar(llm, grammar, action("calculate_gratuity", **{**right, "length_of_service": 28750}))
+    assert not in_grammar(llm, grammar, action("calculate_gratuity", **{**right, "service_unit": "months"}))
+    assert not in_grammar(llm, grammar, action("calculate_gratuity", **right, unpaid_absence_days=4.5))
+    night = ["My basic salary is AED 38,750. What is my overtime pay for 1h between 10 pm and 4 am?"]
+    grammar = step_grammar(tools, figures=stated_figures(night), units=named_units(night))
+    one_hour = action("overtime_pay", overtime_hours=1, monthly_basic_salary=38750, period="night")
+    assert in_grammar(llm, grammar, one_hour)
+    assert not in_grammar(llm, grammar, action("overtime_pay", overtime_hours=10, monthly_basic_salary=38750))
+    bare = step_grammar(tools, figures=without_units(stated_figures(night)))  # the rule off: any stated figure
+    assert in_grammar(llm, bare, action("overtime_pay", overtime_hours=10, monthly_basic_salary=38750))
+
+
 def test_with_no_figures_stated_a_tool_that_needs_one_cannot_be_called(llm, tools):
     grammar = step_grammar(tools, figures=[])
     assert not in_grammar(llm, grammar, action("overtime_pay", overtime_hours=36, monthly_basic_salary=1800))
@@ -184,14 +203,16 @@ NATURAL = [
 ]
 
 
-@pytest.mark.parametrize("figures", [False, True])
+@pytest.mark.parametrize("figures", [None, "bare", "by unit"])
 @pytest.mark.parametrize(("question", "tool", "arguments"), NATURAL)
 def test_natural_phrasing_decodes_into_the_right_arguments(llm, tools, question, tool, arguments, figures):
     """Force-feed the right reply through the logits processor the local backend builds: no token of it is
     refused, and the turn may end after it."""
     reply = f"Thought: I will compute it with {tool}.\n" + render_action({"name": tool, "arguments": arguments})
     ids = llm.tokenizer.encode(reply, add_special_tokens=False)
-    grammar = step_grammar(tools, figures=stated_figures([question]) if figures else None)
+    stated = stated_figures([question])
+    grammar = step_grammar(tools, figures=None if figures is None else stated if figures == "by unit" else
+                           without_units(stated), units=named_units([question]) if figures == "by unit" else None)
     processor = GrammarProcessor(llm.grammar_tokenizer(), [grammar], 0, llm.eos_ids)
     vocab = llm.model.get_output_embeddings().weight.shape[0]
     for k in range(len(ids) + 1):
@@ -254,7 +275,7 @@ def test_with_figures_from_the_conversation_every_number_the_runtime_passes_was_
                 for key, value in call["arguments"].items():
                     if isinstance(value, int | float) and not isinstance(value, bool):
                         numbers.append(value)
-                        allowed = [*stated_figures(said), defaults[call["name"]][key]]
+                        allowed = [*figure_values(stated_figures(said)), defaults[call["name"]][key]]
                         assert value in allowed, (call, said[0])
     assert numbers  # the untuned student does call a tool with figures: not checked vacuously
 

@@ -116,6 +116,10 @@ class AgentConfig(Section):
     # ("5.5k", "one hundred and twenty", "2 years and 6 months" as 30): a small student otherwise writes figures
     # of its own, or calls a calculator with invented ones where the question states none (agent/figures.py).
     figures_from_conversation: bool = False
+    # ... and each figure goes only to an argument of the unit it was stated in ("4.5 yrs" not as a salary, "10 pm"
+    # not as hours, "EUR 38,750" not as days), and a choice among units ("years"/"months") only to a unit the
+    # conversation names: a small student otherwise puts a figure into another argument's place (agent/figures.py).
+    figures_by_unit: bool = False
 
     @model_validator(mode="before")
     @classmethod

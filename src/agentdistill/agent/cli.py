@@ -55,6 +55,7 @@ def chat(
     Each question is its own conversation; an empty line, "exit" or Ctrl-D ends the chat.
     """
     from agentdistill.agent.runtime import agent_options, run_agent
+    from agentdistill.domains import currency_aliases
     from agentdistill.llm import make_llm
     from agentdistill.tools import load_tools
 
@@ -65,7 +66,7 @@ def chat(
     with console.status(f"loading {model} ..."):
         llm = make_llm(model, run, cfg, served_model=served_model, batch_size=1)
     console.print(f"[bold]{llm.name}[/bold] with tools: {', '.join(tools.names())}")
-    options = {**agent_options(cfg.agent), "on_event": _print_event}
+    options = {**agent_options(cfg.agent, currency_aliases(cfg)), "on_event": _print_event}
     options["max_steps"] = max_steps or options["max_steps"]
     options["self_consistency"] = self_consistency or options["self_consistency"]
     while True:

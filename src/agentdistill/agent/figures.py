@@ -12,33 +12,135 @@ A figure is read as people write it (evaluate/answer_check.py, ``number_mentions
 "four and a half", "one hundred and twenty"; "trhee", with two letters swapped, too), with its negative (a
 count of days "before" a date), and a length in two units ("2 years and 6 months", "1 week and 3 days") also
 in the smaller unit (30, 10) and, where it is a round figure there, in the larger (2.5).
+
+With ``agent.figures_by_unit`` too, each figure keeps the unit it was stated in, read from the word beside it
+(a length of time: "4.5 yrs", "2h", "60-day"; money: "EUR 12,000", "5.5k EUR", a currency the run's packs
+spell; a time of day: "10 pm"; a percentage), and a number argument that names a unit takes only figures of
+that unit or figures stated bare (``argument_units``: "overtime_hours" takes "2h" but not "10 pm" or "EUR
+38,750"; a salary takes money, not "4.5 yrs"); a choice among units ("years" or "months") takes only a unit
+the conversation names, or its default (``named_units``). A small student otherwise puts a figure into
+another argument's place: a salary of 4.5 for "4.5 yrs ... 28,750 EUR basic", a contract notice of 39,750
+days, the "6" of "6 months" as days of unpaid absence, "4.5 years" as months.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from agentdistill.evaluate.answer_check import NUMBER_WORDS, STOP_WORDS, number_mentions
+from agentdistill.currencies import currency
+from agentdistill.evaluate.answer_check import NUMBER_WORDS, STOP_WORDS, number_mentions_in_context
 
 # a larger unit, the smaller one a length may go on in, and how many of the smaller make one of the larger
 _UNIT_PAIRS = (("year", "month", 12), ("week", "day", 7), ("hour", "minute", 60))
 _UNIT_SPELLINGS = {"year": ("year", "yr"), "month": ("month", "mo", "mth"), "week": ("week", "wk"),
                    "day": ("day",), "hour": ("hour", "hr", "h"), "minute": ("minute", "min")}
+MONEY, CLOCK, PERCENT = "money", "clock", "percent"  # the units a figure may have besides a length of time
+_CLOCK_WORDS = ("am", "pm", "a.m", "p.m", "o'clock")
+_PERCENT_WORDS = ("%", "percent", "percentage")
+# words of an argument's name that make it an amount of money (with a currency in its description, too)
+_MONEY_WORDS = frozenset({"salary", "salaries", "wage", "wages", "pay", "price", "cost", "fee", "income"})
 _NUMBER_WORDS = [*NUMBER_WORDS, "hundred", "thousand", "million"]
 _DECIMALS = 6  # "2.3k" is 2299.9999999999995 in floating point; a figure is rounded to this many places
 
 
-def stated_figures(texts: Iterable[str]) -> list[float]:
-    """Every figure ``texts`` state, as the numbers an argument may take, sorted."""
-    figures: set[float] = set()
+@dataclass(frozen=True)
+class Figure:
+    """A figure the conversation states, and the unit it was stated in: a length of time ("year", "month", "week",
+    "day", "hour", "minute"), MONEY, CLOCK (a time of day), PERCENT, or None (stated bare, or in a unit of none of
+    these kinds)."""
+
+    value: float
+    unit: str | None = None
+
+
+def stated_figures(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> list[Figure]:
+    """Every figure ``texts`` state, with its unit, as the numbers an argument may take, sorted; ``currencies``:
+    the run's packs' currency spellings (``domains.currency_aliases``)."""
+    figures: set[Figure] = set()
     for text in map(_mend_number_words, texts):
-        mentions = number_mentions(text)
-        figures.update(value for _, value in mentions)
-        for (start, value), (next_start, next_value) in zip(mentions, mentions[1:], strict=False):
+        mentions = number_mentions_in_context(text)
+        figures.update(Figure(value, _unit_beside(before, after, currencies)) for _, value, before, after in mentions)
+        for (start, value, _, _), (next_start, next_value, _, _) in zip(mentions, mentions[1:], strict=False):
             figures.update(_two_unit_length(text[start:next_start], value, text[next_start:], next_value))
-    figures = {round(f, _DECIMALS) for f in figures}
-    return sorted(figures | {-f for f in figures if f})
+    figures = {Figure(round(f.value, _DECIMALS), f.unit) for f in figures}
+    return sorted(figures | {Figure(-f.value, f.unit) for f in figures if f.value}, key=_figure_order)
+
+
+def _figure_order(figure: Figure) -> tuple[float, str]:
+    return figure.value, figure.unit or ""
+
+
+def figure_values(figures: Iterable[Figure]) -> list[float]:
+    """The distinct values of ``figures``, sorted."""
+    return sorted({f.value for f in figures})
+
+
+def without_units(figures: Iterable[Figure]) -> list[Figure]:
+    """``figures`` as if stated bare: every argument may take each of them."""
+    return [Figure(v) for v in figure_values(figures)]
+
+
+def named_units(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The lengths of time ``texts`` name: beside a figure ("4.5 yrs", "2h") or as a word of three letters or more
+    ("how many weeks"; not "HR" in "our HR policy")."""
+    texts = list(texts)
+    words = (w for text in texts for w in re.findall(r"[a-z]{3,}", text.lower()))
+    beside = {f.unit for f in stated_figures(texts, currencies)}
+    return frozenset(u for u in {*map(_time_unit, words), *beside} if u in _UNIT_SPELLINGS)
+
+
+def argument_units(name: str, schema: Mapping[str, Any], currencies: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The units a number argument takes, read from its name, or where the name names none from its description:
+    the lengths of time it names ("overtime_hours"; "e.g. 6.5 for '6.5 years' or 30 for '30 months'") and MONEY
+    for a salary, a wage, a price (a word of its name) or a currency its description names. Empty: any unit."""
+    in_name = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").split()
+    units = _units_named(in_name, currencies, money_words=True)
+    return units or _units_named(re.findall(r"[A-Za-z]+|[$€£]", str(schema.get("description") or "")), currencies)
+
+
+def takes(figure: Figure, units: frozenset[str]) -> bool:
+    """Whether an argument of ``units`` (``argument_units``) may take ``figure``: one stated bare, or in its unit."""
+    return figure.unit is None or not units or figure.unit in units
+
+
+def unit_choice(value: Any) -> str | None:
+    """The length of time an enum value names ("years" -> "year"), or None for a value that names none."""
+    return _time_unit(value.lower()) if isinstance(value, str) else None
+
+
+def _units_named(words: Sequence[str], currencies: Mapping[str, str] | None, money_words: bool = False
+                 ) -> frozenset[str]:
+    """The lengths of time ``words`` name, and MONEY where one spells a currency (or, with ``money_words``, is a
+    word of a salary or a price)."""
+    units = {unit for unit in (_time_unit(w.lower()) for w in words) if unit}
+    if any((money_words and w.lower() in _MONEY_WORDS) or _currency(w, currencies) for w in words):
+        units.add(MONEY)
+    return frozenset(units)
+
+
+def _unit_beside(before: str, after: str, currencies: Mapping[str, str] | None) -> str | None:
+    """The unit a figure was stated in, from the words written just before and after it."""
+    word = after.lower()
+    if unit := _time_unit(word):
+        return unit
+    if word in _CLOCK_WORDS:
+        return CLOCK
+    if word in _PERCENT_WORDS:
+        return PERCENT
+    return MONEY if _currency(after, currencies) or _currency(before, currencies) else None
+
+
+def _currency(word: str, currencies: Mapping[str, str] | None) -> bool:
+    """Whether ``word`` (as written) spells a currency; a unit's abbreviation in capitals ("8 HRS") does not."""
+    return bool(word) and _time_unit(word.lower()) is None and currency(word, currencies) is not None
+
+
+def _time_unit(word: str) -> str | None:
+    """The length of time ``word`` names (any spelling, singular or plural, two letters swapped), or None."""
+    return next((unit for unit in _UNIT_SPELLINGS if _is_unit(word, unit)), None)
 
 
 def _mend_number_words(text: str) -> str:
@@ -64,7 +166,7 @@ def _swapped(word: str, right: str) -> bool:
     return word[i] == right[j] and word[j] == right[i]
 
 
-def _two_unit_length(first: str, value: float, second: str, next_value: float) -> list[float]:
+def _two_unit_length(first: str, value: float, second: str, next_value: float) -> list[Figure]:
     """The length that "2 years and 6 months" states (``first`` is "2 years and ", ``second`` from "6 months" on):
     in the smaller unit, and in the larger where that is a figure to two decimals; empty for anything else."""
     words = re.findall(r"[a-z]+", first.lower())
@@ -77,7 +179,7 @@ def _two_unit_length(first: str, value: float, second: str, next_value: float) -
         if _is_unit(words[-1], larger) and _is_unit(after.group(1), smaller):
             length = value * ratio + next_value
             in_larger = length / ratio
-            return [length] + ([in_larger] if round(in_larger, 2) == in_larger else [])
+            return [Figure(length, smaller)] + ([Figure(in_larger, larger)] if round(in_larger, 2) == in_larger else [])
     return []
 
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdistill.agent.figures import stated_figures
+from agentdistill.agent.figures import named_units, stated_figures, without_units
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.quotes import observations, quotable_sentences
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
@@ -208,19 +208,22 @@ def _generate(llm: LLM, requests: list[GenerationRequest]) -> list[list[Completi
     return out
 
 
-def agent_options(cfg: AgentConfig) -> dict[str, Any]:
-    """The ``run_agents`` keyword arguments that the ``agent`` config section sets."""
+def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``run_agents`` keyword arguments that the ``agent`` config section sets; ``currencies``: the run's packs'
+    currency spellings (``domains.currency_aliases``), by which a figure is read as money."""
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers,
-            "figures_from_conversation": cfg.figures_from_conversation}
+            "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
+            "currencies": dict(currencies or {})}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
-               figures_from_conversation: bool = False,
+               figures_from_conversation: bool = False, figures_by_unit: bool = False,
+               currencies: Mapping[str, str] | None = None,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -232,14 +235,17 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     line, then an action naming a registered tool, or an answer), and with ``constrain_arguments`` an action's
     arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it. With
     ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), and with
-    ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py).
+    ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py),
+    with ``figures_by_unit`` each into an argument of the unit it was stated in (``currencies``: the run's packs'
+    currency spellings, for money).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
     system = system if system is not None else system_prompt(tools)
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
-    grammars = (_Grammars(tools, constrain_arguments, quote_answers, constrain_arguments and figures_from_conversation)
+    figures = constrain_arguments and figures_from_conversation
+    grammars = (_Grammars(tools, constrain_arguments, quote_answers, figures, figures and figures_by_unit, currencies)
                 if constrain_tool_names else None)
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
@@ -272,23 +278,31 @@ class _Grammars:
     """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
-    figures it stated. A grammar is built once for each prefix, quotes and figures."""
+    figures it stated, and with ``units`` each into an argument of its unit. A grammar is built once for each
+    prefix, quotes, figures and units."""
 
-    def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False):
+    def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
+                 units: bool = False, currencies: Mapping[str, str] | None = None):
         self.specs, self.arguments, self.quotes, self.figures = tools.specs(), arguments, quotes, figures
-        self.built: dict[tuple[str, tuple[str, ...], tuple[float, ...] | None], str | None] = {}
+        self.units, self.currencies = units, currencies
+        self.built: dict[tuple[Any, ...], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]]) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results)) if self.quotes else ()
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
-        figures = tuple(stated_figures(said + results)) if self.figures else None
-        key = (prefix, sentences, figures)
+        figures = units = None
+        if self.figures:
+            stated = stated_figures(said + results, self.currencies)
+            figures = tuple(stated if self.units else without_units(stated))
+            units = named_units(said + results, self.currencies) if self.units else None
+        key = (prefix, sentences, figures, units)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
             try:
-                self.built[key] = step_grammar(self.specs, prefix, self.arguments, quotes=sentences, figures=figures)
+                self.built[key] = step_grammar(self.specs, prefix, self.arguments, quotes=sentences, figures=figures,
+                                               units=units)
             except ValueError:
                 self.built[key] = None
         return self.built[key]

@@ -137,6 +137,12 @@ _SCALES = {"k": 1e3, "thousand": 1e3, "mn": 1e6, "million": 1e6}  # not "m": met
 def number_mentions(text: str) -> list[tuple[int, float]]:
     """Where ``text`` states a number, and its value: digits ("12,500", "4.5"), words ("twenty-one", "one hundred
     and twenty"), a scale after them ("20k", "1.2 million") and a half after them ("four and a half")."""
+    return [(start, value) for start, value, _, _ in number_mentions_in_context(text)]
+
+
+def number_mentions_in_context(text: str) -> list[tuple[int, float, str, str]]:
+    """``number_mentions`` with the word or symbol written just before each mention and just after it, as written
+    ("" at either end): what a unit or a currency beside the number is read from ("EUR 12,000", "4.5 yrs")."""
     tokens = _tokens(text)
     out = []
     i = 0
@@ -145,6 +151,7 @@ def number_mentions(text: str) -> list[tuple[int, float]]:
         if tok.kind != "num" or tok.value is None:
             i += 1
             continue
+        first = i
         value, i = tok.value, i + 1
         if i < len(tokens) and tokens[i].text == "hundred":
             value, i = value * 100, i + 1
@@ -157,7 +164,9 @@ def number_mentions(text: str) -> list[tuple[int, float]]:
             value, i = value * _SCALES[after[0]], i + 1
         elif after == ["and", "a", "half"]:
             value, i = value + 0.5, i + 3
-        out.append((tok.start, value))
+        before_word = tokens[first - 1].raw or tokens[first - 1].text if first else ""
+        after_word = tokens[i].raw or tokens[i].text if i < len(tokens) else ""
+        out.append((tok.start, value, before_word, after_word))
     return out
 
 

@@ -51,6 +51,10 @@ def eval_model(
         "--figures-from-conversation/--free-figures", "figures_from_conversation",
         "With the grammar and its arguments, an action's number arguments are figures the user or the tools "
         "stated ('5.5k' as 5500), or any number"),
+    figures_by_unit: bool = _decoding_option(
+        "--figures-by-unit/--figures-any-argument", "figures_by_unit",
+        "With figures from the conversation, a figure goes only to an argument of the unit it was stated in "
+        "('4.5 yrs' not as a salary), or to any number argument"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -80,7 +84,8 @@ def eval_model(
     with run_lock(run, f"eval-{name or default_name(model, run, planned, served_model)}"):
         cfg = open_run(run, config)
         decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
-                    "quote_answers": quote_answers, "figures_from_conversation": figures_from_conversation}
+                    "quote_answers": quote_answers, "figures_from_conversation": figures_from_conversation,
+                    "figures_by_unit": figures_by_unit}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)

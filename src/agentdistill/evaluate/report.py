@@ -135,7 +135,8 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
             cells.append(f"<td class='{cls}'>{_fmt(v)}{ci}</td>")
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
         rules = (", answers quoted" if m.get("quote_answers") else "") + (
-            ", figures from the conversation" if m.get("figures_from_conversation") else "")
+            ", figures from the conversation" if m.get("figures_from_conversation") else "") + (
+            " by unit" if m.get("figures_from_conversation") and m.get("figures_by_unit") else "")
         decoding = (f"<br><span class='ci'>{constrained} constrained{rules}</span>"
                     if m.get("constrain_tool_names") else "")
         rows.append(f"<tr><td>{html.escape(m['name'])}{decoding}</td><td class='num'>{m.get('n', '-')}</td>"

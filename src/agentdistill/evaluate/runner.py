@@ -116,7 +116,8 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 
 # agent options an eval records
-DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "figures_from_conversation")
+DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "figures_from_conversation",
+            "figures_by_unit")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, bool]:
@@ -226,7 +227,7 @@ def evaluate(
             for start in range(0, len(todo), group):
                 batch = todo[start : start + group]
                 for i, res in run_agents(llm, tools, [q.text for q in batch], max_tokens=cfg.eval.max_new_tokens,
-                                         **agent_options(cfg.agent)):
+                                         **agent_options(cfg.agent, currencies)):
                     q = batch[i]
                     answered = res.outcome.answer if res.outcome.status == "answered" else None
                     verdict = judge.check(q, answered, observation_texts(res.messages)) if judge else None

@@ -21,7 +21,8 @@ object. Ranges, patterns and formats are left to the registry's validation after
 What it never forbids: any thought, any tool, any value of the right type, and without ``quotes`` any answer.
 It restricts syntax, not content (docs/design.md, "How quality is judged"); the two exceptions, off by default,
 are ``quotes``: an answer made of sentences the tools returned (agent/quotes.py), and ``figures``: number
-arguments that the conversation stated (agent/figures.py).
+arguments that the conversation stated (agent/figures.py), each into an argument of its unit, and with ``units``
+a choice among units only of a unit the conversation names.
 
 A backend that prefills the start of a turn (``GenerationRequest.prefix``) either advances its matcher over
 the prefix, or decodes under ``step_grammar(tools, prefix)``: the rest of the step after a prefix that ends
@@ -32,9 +33,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from agentdistill.agent.figures import Figure, argument_units, figure_values, takes, unit_choice
 from agentdistill.agent.wire import ACTION, ANSWER, OBSERVATION, THOUGHT
 
 # a tool with at most this many arguments takes them in any order: one rule per set of arguments written
@@ -71,7 +73,8 @@ def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
 
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
-                 max_quotes: int = MAX_QUOTES, max_actions: int = 1, figures: Sequence[float] | None = None) -> str:
+                 max_quotes: int = MAX_QUOTES, max_actions: int = 1, figures: Sequence[Figure] | None = None,
+                 units: Collection[str] | None = None) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
     it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
@@ -79,12 +82,15 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     verbatim, separated by a space (agent/quotes.py says why). With ``max_actions`` above one a step may call
     up to that many tools at once, one ``Action:`` line each (parallel calls, as the prompt's hint writes them).
     With ``figures`` (and ``arguments``) a number argument is one of them or its schema's default, an optional
-    one without such a value is left out, and a tool with a required one cannot be called (agent/figures.py)."""
+    one without such a value is left out, and a tool with a required one cannot be called; a figure with a unit
+    goes only to an argument that takes that unit or names none (``figures.argument_units``). With ``units``, an
+    enum value that names a length of time ("years") is allowed only where ``units`` holds it, or as the default
+    (agent/figures.py)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
     for i, spec in enumerate(specs):
-        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules, figures) if arguments else "object"
+        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules, figures, units) if arguments else "object"
         if args is None:
             continue
         calls.append(f'"{_literal(json.dumps(spec["name"]))}, \\"arguments\\": " {args}')
@@ -121,30 +127,37 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _value_rule(schema: dict[str, Any], name: str, rules: dict[str, str],
-                figures: Sequence[float] | None = None) -> str | None:
+def _value_rule(schema: dict[str, Any], name: str, rules: dict[str, str], figures: Sequence[Figure] | None = None,
+                units: Collection[str] | None = None) -> str | None:
     """A GBNF expression for a JSON value that ``schema`` allows (its type, enum, items, properties); with
-    ``figures``, a number is one of them; None where no value is allowed."""
+    ``figures``, a number is one of them; with ``units``, an enum's lengths of time are those; None where no value
+    is allowed."""
     if "const" in schema:
         return f'"{_literal(json.dumps(schema["const"]))}"'
     if "enum" in schema:
-        return "(" + " | ".join(f'"{_literal(json.dumps(v))}"' for v in schema["enum"]) + ")"
+        return _either([f'"{_literal(json.dumps(v))}"' for v in schema["enum"] if _unit_allowed(v, schema, units)])
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return _either([_value_rule(s, f"{name}-{k}", rules, figures) for k, s in enumerate(schema[key])])
+            return _either([_value_rule(s, f"{name}-{k}", rules, figures, units) for k, s in enumerate(schema[key])])
     kind = schema.get("type")
     if isinstance(kind, list):
-        return _either([_value_rule({**schema, "type": k}, f"{name}-{k}", rules, figures) for k in kind])
+        return _either([_value_rule({**schema, "type": k}, f"{name}-{k}", rules, figures, units) for k in kind])
     if kind == "array":
-        item = _value_rule(schema.get("items") or {}, f"{name}-item", rules, figures)
+        item = _value_rule(schema.get("items") or {}, f"{name}-item", rules, figures, units)
         rules[name] = f'"[" ({item} (", " {item})*)? "]"' if item else '"[]"'
         return name
     if kind == "object":
-        return _object_rule(schema, name, rules, figures)
+        return _object_rule(schema, name, rules, figures, units)
     if kind in ("integer", "number") and figures is not None:
         return _figure_rule(schema, kind, figures)
     return {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
             "null": "null"}.get(kind, "value")
+
+
+def _unit_allowed(value: Any, schema: dict[str, Any], units: Collection[str] | None) -> bool:
+    """Whether an enum value may be written: one that names no length of time, the default, or one of ``units``."""
+    unit = unit_choice(value)
+    return units is None or unit is None or unit in units or value == schema.get("default")
 
 
 def _either(options: list[str | None]) -> str | None:
@@ -153,10 +166,11 @@ def _either(options: list[str | None]) -> str | None:
     return "(" + " | ".join(allowed) + ")" if allowed else None
 
 
-def _figure_rule(schema: dict[str, Any], kind: str, figures: Sequence[float]) -> str | None:
+def _figure_rule(schema: dict[str, Any], kind: str, figures: Sequence[Figure]) -> str | None:
     """The figures a number of ``schema`` may take (its default too), within its bounds; None where none fits."""
     default = schema.get("default")
-    candidates = [*figures, *([default] if isinstance(default, int | float) and not isinstance(default, bool) else [])]
+    stated_default = isinstance(default, int | float) and not isinstance(default, bool)
+    candidates = [*figure_values(figures), *([default] if stated_default else [])]
     low, high = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
     allowed = sorted({_json_number(f) for f in candidates
                       if low <= f <= high and (kind == "number" or float(f).is_integer())})
@@ -168,8 +182,8 @@ def _json_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str],
-                 figures: Sequence[float] | None = None) -> str | None:
+def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str], figures: Sequence[Figure] | None = None,
+                 units: Collection[str] | None = None) -> str | None:
     """A rule for an object of ``schema``'s properties: each at most once, the required ones all present.
 
     Up to ANY_ORDER_MAX properties in any order (a rule per set of properties written: ``name-s<bits>``),
@@ -178,7 +192,8 @@ def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str],
     properties = schema.get("properties")
     if not properties:
         return "object"
-    values = {key: _value_rule(properties[key], f"{name}-a{k}", rules, figures) for k, key in enumerate(properties)}
+    values = {key: _value_rule(properties[key], f"{name}-a{k}", rules, _taken(figures, key, properties[key]), units)
+              for k, key in enumerate(properties)}
     required = {k for k in schema.get("required", []) if k in properties}
     if any(values[key] is None for key in required):
         return None
@@ -210,6 +225,14 @@ def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str],
         return rule
 
     return f'"{{" {state(0, True)}'
+
+
+def _taken(figures: Sequence[Figure] | None, key: str, schema: dict[str, Any]) -> list[Figure] | None:
+    """The figures argument ``key`` of ``schema`` may take: those of its unit and those stated bare."""
+    if figures is None:
+        return None
+    units = argument_units(key, schema)
+    return [f for f in figures if takes(f, units)]
 
 
 def _line_not_opening(words: Iterable[str], name: str, rules: dict[str, str]) -> str:

@@ -64,7 +64,7 @@ def serve(
     import uvicorn
 
     from agentdistill.agent.runtime import agent_options
-    from agentdistill.domains import citation_style
+    from agentdistill.domains import citation_style, currency_aliases
     from agentdistill.llm import make_llm
     from agentdistill.serve.app import Limits, Served, create_app
     from agentdistill.serve.batcher import Batcher
@@ -88,8 +88,9 @@ def serve(
     llm = make_llm(model, run, cfg, served_model=served_model, batch_size=batch)
     name = served_name(model, cfg, served_model)
     served = Served(name=name, batcher=Batcher(llm, max_batch=batch), tools=tools,
-                    agent_options=agent_options(cfg.agent), constrain=cfg.agent.constrain_tool_names,
-                    constrain_arguments=cfg.agent.constrain_arguments, citations=citation_style(cfg))
+                    agent_options=agent_options(cfg.agent, currency_aliases(cfg)),
+                    constrain=cfg.agent.constrain_tool_names, constrain_arguments=cfg.agent.constrain_arguments,
+                    citations=citation_style(cfg))
     limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens, timeout_s=timeout,
                     default_max_tokens=min(cfg.eval.max_new_tokens, max_tokens), max_in_flight=max_in_flight)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:

@@ -135,7 +135,7 @@ def run_traces(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Console 
             for b in range(0, len(todo), size):
                 block = todo[b : b + size]
                 # the teacher answers in its own words: quoting is how a small student reads what it was given
-                options = {**agent_options(cfg.agent), "quote_answers": False}
+                options = {**agent_options(cfg.agent, currencies), "quote_answers": False}
                 results = run_agents(llm, tools, [q.text for q in block], max_tokens=cfg.teacher.max_tokens,
                                      **options)
                 for i, result in results:
