@@ -1,5 +1,6 @@
 """The sentences an answer may quote (agent/quotes.py): a search result's passages without their citations,
-split into whole sentences, the sentence a passage's cut leaves unfinished left out."""
+split into whole sentences, the sentence a passage's cut leaves unfinished left out unless it is the passage's
+only one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ def test_a_search_result_gives_its_passages_whole_sentences_without_their_citati
         "A worker earns 30 days a year (Federal Decree-Law 33/2021, Art. 29).",  # no split inside "Art. 29"
         "Leave should be taken in the year it is earned.",
         "Mourning leave is paid!", "Is it?", "Yes."]
+
+
+def test_a_passage_cut_inside_its_only_sentence_offers_what_was_shown_of_it():
+    search = ("[1] Wages > Deductions (Federal Decree-Law 33/2021, Art. 25): An employer may take money out of a "
+              "worker's wage only in the cases the law lists: repaying a loan; contributions for ...\n"
+              "[2] Leave > Annual leave (Federal Decree-Law 33/2021, Art. 29): A worker earns 30 days a year. "
+              "When a ...")
+    assert quotable_sentences([search]) == [
+        "An employer may take money out of a worker's wage only in the cases the law lists: repaying a loan; "
+        "contributions for",  # the teacher's answer quotes it so: the passage shows nothing else
+        "A worker earns 30 days a year."]  # a passage with a whole sentence does not offer its cut one
 
 
 def test_a_tool_result_without_passages_is_quoted_as_written_and_repeats_are_offered_once():

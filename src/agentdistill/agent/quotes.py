@@ -10,7 +10,9 @@ An answer with no tool call before it (a greeting, a decline) is not constrained
 
 A search observation is one passage a line, ``[n] <citation>: <text>`` (tools/documents.py); the
 citation is dropped, since the sentences carry their own. A passage cut short ends in `` ...``: its last,
-unfinished sentence is not offered.
+unfinished sentence is not offered, unless it is the passage's only one, as when the passage opens with a
+sentence longer than the observation leaves it. Then what was shown of it is offered (without the `` ...``):
+the teacher's answer quotes it so (the passage's only words), and a student refused it quoted another passage.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ def quotable_sentences(observations: Iterable[str]) -> list[str]:
         for line in text.splitlines():
             if _PASSAGE_HEAD.match(line) and CITATION_END in line:
                 line = line.split(CITATION_END, 1)[1]
-            for sentence in _SENTENCE_END.split(line.strip()):
-                sentence = sentence.strip()
-                if sentence and not sentence.endswith(_CUT) and sentence not in out:
-                    out.append(sentence)
-    return out[:MAX_SENTENCES]
+            sentences = [s.strip() for s in _SENTENCE_END.split(line.strip()) if s.strip()]
+            if sentences and sentences[-1].endswith(_CUT):  # the passage was cut inside its last sentence
+                cut = sentences.pop().removesuffix(_CUT).rstrip()
+                if not sentences and cut:  # its only sentence: what the reader was shown of it is all it has
+                    sentences.append(cut)
+            out.extend(sentences)
+    return list(dict.fromkeys(out))[:MAX_SENTENCES]
 
 
 def observations(messages: list[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:
