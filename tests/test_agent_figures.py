@@ -23,7 +23,8 @@ from agentdistill.agent.figures import (
     ("2 years and 6 months", 30), ("2 years and 6 months", 2.5), ("1 year, 7 months", 19),
     ("i've worked 2 yaers and 6 motnhs", 30), ("3 wks and 2 days", 23), ("1 hour and 30 minutes", 90),
     ("leave after trhee years", 3), ("three hunrded months", 300),
-    ("what date is 180 days before 2022-06-22?", -180),
+    ("what date is 180 days before 2022-06-22?", -180), ("gratuity for half a year", 0.5),
+    ("worked a year and a half", 1.5), ("an hour of overtime", 1),
 ])
 def test_a_figure_as_people_write_it_is_stated(text, figure):
     assert figure in figure_values(stated_figures([text]))
@@ -37,6 +38,7 @@ def test_only_what_the_texts_state_is_a_figure():
     assert 1.58 not in stated_figures(["1 year and 7 months"])  # not a round figure in years
     assert stated_figures(["Tell me about overtime pay on a rest day."]) == []
     assert stated_figures(["Is there a limit?"]) == []  # a word of its own, not "three" misspelt
+    assert figure_values(stated_figures(["I earn 12,000 a month"])) == [-12000, 12000]  # "a month": per month
 
 
 @pytest.mark.parametrize(("text", "figure"), [

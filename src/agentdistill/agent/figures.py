@@ -60,7 +60,7 @@ def stated_figures(texts: Iterable[str], currencies: Mapping[str, str] | None = 
     """Every figure ``texts`` state, with its unit, as the numbers an argument may take, sorted; ``currencies``:
     the run's packs' currency spellings (``domains.currency_aliases``)."""
     figures: set[Figure] = set()
-    for text in map(_mend_number_words, texts):
+    for text in (_lengths_in_words(_mend_number_words(t)) for t in texts):
         mentions = number_mentions_in_context(text)
         figures.update(Figure(value, _unit_beside(before, after, currencies)) for _, value, before, after in mentions)
         for (start, value, _, _), (next_start, next_value, _, _) in zip(mentions, mentions[1:], strict=False):
@@ -153,6 +153,17 @@ def _mend_number_words(text: str) -> str:
         return next((n for n in _NUMBER_WORDS if _swapped(word.lower(), n)), word)
 
     return re.sub(r"[A-Za-z]{4,}", mend, text)
+
+
+_UNIT_WORD = r"(years?|yrs?|months?|weeks?|days?|hours?|hrs?)\b"
+
+
+def _lengths_in_words(text: str) -> str:
+    """``text`` with a length written without a digit or number word as one: "half a year" as "0.5 year", "a year
+    and a half" as "1.5 year", "an hour" as "1 hour"."""
+    text = re.sub(rf"\bhalf an? {_UNIT_WORD}", r"0.5 \1", text, flags=re.I)
+    text = re.sub(rf"\ban? {_UNIT_WORD} and a half\b", r"1.5 \1", text, flags=re.I)
+    return re.sub(rf"(?<![\d,.] )\ban? {_UNIT_WORD}", r"1 \1", text, flags=re.I)
 
 
 def _swapped(word: str, right: str) -> bool:
