@@ -74,6 +74,6 @@ def test_a_figure_goes_only_to_an_argument_of_its_unit_or_of_none():
 
 
 def test_the_units_a_conversation_names():
-    assert named_units(["4.5 yrs of service for our HR policy, basic monthly salary 9k"]) == {"year"}
-    assert named_units(["How many weeks is 45 days?"]) == {"week", "day"}
-    assert named_units(["1h of overtime"]) == {"hour"}
+    for said, units in [(["4.5 yrs of service for our HR policy, basic monthly salary 9k"], {"year"}),
+                        (["How many weeks is 45 days?"], {"week", "day"}), (["1h of overtime"], {"hour"})]:
+        assert named_units(said, stated_figures(said)) == units

@@ -148,7 +148,7 @@ def test_with_figures_a_number_argument_is_one_the_conversation_stated(llm, tool
 
 def test_by_unit_a_figure_goes_only_to_an_argument_of_its_unit(llm, tools):
     said = ["Gratuity for 4.5 yrs of service and 28,750 AED basic, no unpaid leave?"]
-    grammar = step_grammar(tools, figures=stated_figures(said), units=named_units(said))
+    grammar = step_grammar(tools, figures=stated_figures(said), units=named_units(said, stated_figures(said)))
     right = dict(monthly_basic_salary=28750, length_of_service=4.5, service_unit="years")
     assert in_grammar(llm, grammar, action("calculate_gratuity", **right))
     assert in_grammar(llm, grammar, action("calculate_gratuity", **right, unpaid_absence_days=0))  # its default
@@ -157,7 +157,7 @@ def test_by_unit_a_figure_goes_only_to_an_argument_of_its_unit(llm, tools):
     assert not in_grammar(llm, grammar, action("calculate_gratuity", **{**right, "service_unit": "months"}))
     assert not in_grammar(llm, grammar, action("calculate_gratuity", **right, unpaid_absence_days=4.5))
     night = ["My basic salary is AED 38,750. What is my overtime pay for 1h between 10 pm and 4 am?"]
-    grammar = step_grammar(tools, figures=stated_figures(night), units=named_units(night))
+    grammar = step_grammar(tools, figures=stated_figures(night), units=named_units(night, stated_figures(night)))
     one_hour = action("overtime_pay", overtime_hours=1, monthly_basic_salary=38750, period="night")
     assert in_grammar(llm, grammar, one_hour)
     assert not in_grammar(llm, grammar, action("overtime_pay", overtime_hours=10, monthly_basic_salary=38750))
@@ -211,8 +211,9 @@ def test_natural_phrasing_decodes_into_the_right_arguments(llm, tools, question,
     reply = f"Thought: I will compute it with {tool}.\n" + render_action({"name": tool, "arguments": arguments})
     ids = llm.tokenizer.encode(reply, add_special_tokens=False)
     stated = stated_figures([question])
-    grammar = step_grammar(tools, figures=None if figures is None else stated if figures == "by unit" else
-                           without_units(stated), units=named_units([question]) if figures == "by unit" else None)
+    by_unit = figures == "by unit"
+    grammar = step_grammar(tools, figures=None if figures is None else stated if by_unit else without_units(stated),
+                           units=named_units([question], stated) if by_unit else None)
     processor = GrammarProcessor(llm.grammar_tokenizer(), [grammar], 0, llm.eos_ids)
     vocab = llm.model.get_output_embeddings().weight.shape[0]
     for k in range(len(ids) + 1):

@@ -83,22 +83,21 @@ def without_units(figures: Iterable[Figure]) -> list[Figure]:
     return [Figure(v) for v in figure_values(figures)]
 
 
-def named_units(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The lengths of time ``texts`` name: beside a figure ("4.5 yrs", "2h") or as a word of three letters or more
-    ("how many weeks"; not "HR" in "our HR policy")."""
-    texts = list(texts)
+def named_units(texts: Iterable[str], figures: Iterable[Figure]) -> frozenset[str]:
+    """The lengths of time ``texts`` name: beside one of their ``figures`` (``stated_figures(texts)``: "4.5 yrs",
+    "2h") or as a word of three letters or more ("how many weeks"; not "HR" in "our HR policy")."""
     words = (w for text in texts for w in re.findall(r"[a-z]{3,}", text.lower()))
-    beside = {f.unit for f in stated_figures(texts, currencies)}
+    beside = {f.unit for f in figures}
     return frozenset(u for u in {*map(_time_unit, words), *beside} if u in _UNIT_SPELLINGS)
 
 
-def argument_units(name: str, schema: Mapping[str, Any], currencies: Mapping[str, str] | None = None) -> frozenset[str]:
+def argument_units(name: str, schema: Mapping[str, Any]) -> frozenset[str]:
     """The units a number argument takes, read from its name, or where the name names none from its description:
     the lengths of time it names ("overtime_hours"; "e.g. 6.5 for '6.5 years' or 30 for '30 months'") and MONEY
     for a salary, a wage, a price (a word of its name) or a currency its description names. Empty: any unit."""
     in_name = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").split()
-    units = _units_named(in_name, currencies, money_words=True)
-    return units or _units_named(re.findall(r"[A-Za-z]+|[$€£]", str(schema.get("description") or "")), currencies)
+    units = _units_named(in_name, money_words=True)
+    return units or _units_named(re.findall(r"[A-Za-z]+|[$€£]", str(schema.get("description") or "")))
 
 
 def takes(figure: Figure, units: frozenset[str]) -> bool:
@@ -111,12 +110,11 @@ def unit_choice(value: Any) -> str | None:
     return _time_unit(value.lower()) if isinstance(value, str) else None
 
 
-def _units_named(words: Sequence[str], currencies: Mapping[str, str] | None, money_words: bool = False
-                 ) -> frozenset[str]:
-    """The lengths of time ``words`` name, and MONEY where one spells a currency (or, with ``money_words``, is a
-    word of a salary or a price)."""
+def _units_named(words: Sequence[str], money_words: bool = False) -> frozenset[str]:
+    """The lengths of time ``words`` name, and MONEY where one spells a currency (a symbol, a common name or a code;
+    or, with ``money_words``, is a word of a salary or a price)."""
     units = {unit for unit in (_time_unit(w.lower()) for w in words) if unit}
-    if any((money_words and w.lower() in _MONEY_WORDS) or _currency(w, currencies) for w in words):
+    if any((money_words and w.lower() in _MONEY_WORDS) or _currency(w, None) for w in words):
         units.add(MONEY)
     return frozenset(units)
 

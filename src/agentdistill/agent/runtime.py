@@ -295,7 +295,7 @@ class _Grammars:
         if self.figures:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
-            units = named_units(said + results, self.currencies) if self.units else None
+            units = named_units(said + results, stated) if self.units else None
         key = (prefix, sentences, figures, units)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
