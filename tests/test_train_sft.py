@@ -361,6 +361,29 @@ def test_max_examples_takes_a_seeded_sample_across_the_file(tmp_path):
     assert ids != order[:10]  # not just the head of the file
 
 
+def test_traces_that_call_two_tools_add_copies_of_their_first_turn(tmp_path):
+    from agentdistill.train.data import load_train_traces
+
+    traces = make_run(tmp_path, n=8)
+    two_tools = traces[1].model_copy(update={"id": "t-two", "messages": traces[1].messages[:-1] + [
+        {"role": "assistant", "thought": "Now the arithmetic.",
+         "tool_calls": [{"name": "calculator", "arguments": {"expression": "30 * 1.5"}}]},
+        {"role": "tool", "name": "calculator", "content": "45"},
+        traces[1].messages[-1],
+    ]})
+    twice_one_tool = traces[0].model_copy(update={"id": "t-twice", "messages": traces[0].messages[:-1] + [
+        traces[0].messages[2], traces[0].messages[3], traces[0].messages[-1]]})
+    write_records(tmp_path / "traces.jsonl", [*traces, two_tools, twice_one_tool])
+
+    plain, _ = load_train_traces(tmp_path)
+    repeated, _ = load_train_traces(tmp_path, multi_tool_first_turns=2)
+    assert [t.id for t in repeated] == [t.id for t in plain] + ["t-two#first-turn-1", "t-two#first-turn-2"]
+    assert repeated[-1].messages == two_tools.messages[:3]  # the plan's first step only
+    # with a sample, the copies come whether or not the sample kept the whole trace
+    sampled, _ = load_train_traces(tmp_path, 3, seed=0, first_turns_of_rest=True, multi_tool_first_turns=1)
+    assert len(sampled) == 10 + 1 and sampled[-1].id == "t-two#first-turn-1"
+
+
 def test_the_traces_max_examples_leaves_out_join_as_their_first_turn(tmp_path):
     from agentdistill.models.registry import load_tokenizer
     from agentdistill.train.data import load_train_traces, tokenize_traces

@@ -120,6 +120,10 @@ class AgentConfig(Section):
     # not as hours, "EUR 38,750" not as days), and a choice among units ("years"/"months") only to a unit the
     # conversation names: a small student otherwise puts a figure into another argument's place (agent/figures.py).
     figures_by_unit: bool = False
+    # The first step after a user message whose relevance to the tools' data (a search's closest passage, as a
+    # cosine similarity) is at least this calls a tool: a small student otherwise declines or greets a
+    # question its documents answer ("I'm pregnant, can they fire me?" as out of scope). None: off.
+    act_above_relevance: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -205,6 +209,10 @@ class SFTConfig(Section):
     # The answered train traces that max_examples leaves out are still trained on, cut after their first
     # assistant turn (train.data.first_turn): the tool decision, at about a tenth of a whole trace's cost.
     first_turns_of_rest: bool = False
+    # Extra copies of the first assistant turn of each answered train trace that calls two tools or more: the
+    # step where the student chooses a plan of several tools, a rarer choice in the data than any one-tool plan
+    # (train.data.first_turn; a copy costs about a tenth of a whole trace).
+    multi_tool_first_turns: int = Field(default=0, ge=0)
     bf16: bool | None = None  # None: on CUDA with bf16, or a CPU with native bf16 matmuls (AVX512-BF16 / AMX)
     share_prefix: bool = True  # run the system prompt all examples share once per batch (train/shared_prefix.py)
     # NEFTune (Jain et al. 2023): uniform noise of this scale on the input embeddings while training, a

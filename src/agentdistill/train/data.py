@@ -39,13 +39,15 @@ class DataStats:
 
 
 def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int = 0,
-                      first_turns_of_rest: bool = False) -> tuple[list[Trace], int]:
+                      first_turns_of_rest: bool = False,
+                      multi_tool_first_turns: int = 0) -> tuple[list[Trace], int]:
     """The answered traces of the train split, in file order; also the number of train traces seen.
 
     With ``max_examples``, a seeded random sample of that many (kept in file order): the file is
     ordered by source passage, so its first N traces would cover only part of the corpus. With
     ``first_turns_of_rest`` the traces the sample leaves out follow it cut after their first assistant
-    turn (see ``first_turn``).
+    turn (see ``first_turn``). Last come ``multi_tool_first_turns`` copies of the first turn of every
+    answered trace that calls more than one tool, sampled or not.
     """
     path = RunLayout(run_dir).traces
     if not path.exists():
@@ -63,22 +65,32 @@ def load_train_traces(run_dir: Path, max_examples: int | None = None, seed: int 
         sample = [answered[i] for i in keep]
         if first_turns_of_rest:
             sample += [first_turn(answered[i]) for i in sorted(set(range(len(answered))) - set(keep))]
-        answered = sample
-    return answered, len(train)
+    else:
+        sample = list(answered)
+    sample += [first_turn(t, copy) for t in answered if len(set(called_tools(t))) > 1
+               for copy in range(1, multi_tool_first_turns + 1)]
+    return sample, len(train)
+
+
+def called_tools(trace: Trace) -> list[str]:
+    """The names of the tools ``trace`` calls, in order, repeats kept."""
+    return [call["name"] for m in trace.messages if m["role"] == "assistant" for call in m.get("tool_calls") or []]
 
 
 def configured_train_traces(run_dir: Path, cfg: RunConfig) -> tuple[list[Trace], int]:
     """``load_train_traces`` as the run's config sets it. SFT, the teacher cache and distillation all read
     their traces here, so the cache always holds exactly the examples distillation trains on."""
-    return load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed, cfg.sft.first_turns_of_rest)
+    return load_train_traces(run_dir, cfg.sft.max_examples, cfg.seed, cfg.sft.first_turns_of_rest,
+                             cfg.sft.multi_tool_first_turns)
 
 
-def first_turn(trace: Trace) -> Trace:
+def first_turn(trace: Trace, copy: int = 0) -> Trace:
     """``trace`` cut after its first assistant turn: the system prompt, the question and the step that picks
     a tool (or answers). That step is where a small student goes wrong most, and without the observations and
-    later turns it costs about a tenth of the whole trace's tokens."""
+    later turns it costs about a tenth of the whole trace's tokens. ``copy`` numbers repeated cuts' ids."""
     end = next(i for i, m in enumerate(trace.messages) if m["role"] == "assistant") + 1
-    return trace.model_copy(update={"id": f"{trace.id}#first-turn", "messages": trace.messages[:end]})
+    suffix = f"#first-turn-{copy}" if copy else "#first-turn"
+    return trace.model_copy(update={"id": trace.id + suffix, "messages": trace.messages[:end]})
 
 
 def tokenize_traces(traces: list[Trace], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], DataStats]:
