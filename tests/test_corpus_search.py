@@ -131,3 +131,10 @@ def test_the_query_alone_says_whether_the_documents_cover_it_and_the_asked_words
     assert both.startswith("[1] Law > Art. 30 > Maternity leave: ") and "[2] Law > Art. 29 > Annual leave" in both
     under = floored.search_documents("leave days for a mother", 2, asked="gratuity")  # 0.58: under the floor
     assert under == floored.search_documents("leave days for a mother", 2)
+
+
+def test_the_search_tool_reports_how_relevant_its_closest_passage_is_to_a_message(searcher):
+    tool = document_search(searcher).tool()
+    assert tool.relevance is not None
+    assert tool.relevance("leave days for a mother") == pytest.approx(1.0)
+    assert tool.relevance("gratuity") > tool.relevance("hello there") == 0.0

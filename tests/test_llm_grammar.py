@@ -98,6 +98,13 @@ def test_a_step_holds_one_action_unless_more_are_allowed(llm, tools):
     assert not in_grammar(llm, step_grammar(tools, max_actions=2), f"{two}\n{one}")
 
 
+def test_without_answer_a_step_must_call_a_tool(llm, tools):
+    call, greeting = steps_of(tools)[0], "Thought: A greeting.\nAnswer: Hello! How can I help?"
+    assert in_grammar(llm, step_grammar(tools, answer=False), call)
+    assert not in_grammar(llm, step_grammar(tools, answer=False), greeting)
+    assert in_grammar(llm, step_grammar(tools), greeting)
+
+
 def test_without_argument_schemas_any_object_is_an_action_of_a_registered_tool(llm, tools):
     loose = step_grammar(tools, arguments=False)
     assert in_grammar(llm, loose, 'Thought: t\nAction: {"name": "annual_leave", "arguments": {"months": "24"}}')

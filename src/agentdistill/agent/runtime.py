@@ -215,7 +215,7 @@ def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None)
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers,
             "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
-            "currencies": dict(currencies or {})}
+            "act_above_relevance": cfg.act_above_relevance, "currencies": dict(currencies or {})}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
@@ -223,7 +223,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
                figures_from_conversation: bool = False, figures_by_unit: bool = False,
-               currencies: Mapping[str, str] | None = None,
+               act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -237,7 +237,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), and with
     ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py),
     with ``figures_by_unit`` each into an argument of the unit it was stated in (``currencies``: the run's packs'
-    currency spellings, for money).
+    currency spellings, for money). With ``act_above_relevance`` the first step after a user message whose
+    relevance to the tools' data (``ToolRegistry.relevance``) is at least that calls a tool: a small student
+    otherwise declines or greets a question its documents answer.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -253,7 +255,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p, c.messages) if grammars else None)
+                                      grammar=grammars.after(p, c.messages, _may_answer(tools, c.messages,
+                                                                                        act_above_relevance))
+                                      if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -274,12 +278,21 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
+def _may_answer(tools: ToolRegistry, messages: list[dict[str, Any]], act_above: float | None) -> bool:
+    """False where the step answers the user's latest message directly and the tools hold data at least
+    ``act_above`` relevant to it."""
+    if act_above is None or messages[-1].get("role") != "user":
+        return True
+    relevance = tools.relevance(str(messages[-1].get("content") or ""))
+    return relevance is None or relevance < act_above
+
+
 class _Grammars:
     """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
-    figures it stated, and with ``units`` each into an argument of its unit. A grammar is built once for each
-    prefix, quotes, figures and units."""
+    figures it stated, and with ``units`` each into an argument of its unit; without ``answer``, one that must
+    call a tool. A grammar is built once for each prefix, quotes, figures, units and answer."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None):
@@ -287,7 +300,7 @@ class _Grammars:
         self.units, self.currencies = units, currencies
         self.built: dict[tuple[Any, ...], str | None] = {}
 
-    def after(self, prefix: str, messages: list[dict[str, Any]]) -> str | None:
+    def after(self, prefix: str, messages: list[dict[str, Any]], answer: bool = True) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results)) if self.quotes else ()
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
@@ -296,13 +309,13 @@ class _Grammars:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
             units = named_units(said + results, stated) if self.units else None
-        key = (prefix, sentences, figures, units)
+        key = (prefix, sentences, figures, units, answer)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
             try:
                 self.built[key] = step_grammar(self.specs, prefix, self.arguments, quotes=sentences, figures=figures,
-                                               units=units)
+                                               units=units, answer=answer)
             except ValueError:
                 self.built[key] = None
         return self.built[key]

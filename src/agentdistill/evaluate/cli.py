@@ -26,6 +26,22 @@ def _decoding_option(flags: str, key: str, what: str) -> bool:
     return typer.Option(None, flags, help=f"{what} (default: agent.{key}). Give the other setting its own --name.")
 
 
+def _similarity_or_off(text: str, flag: str) -> float | None:
+    """A cosine similarity in [0, 1] from ``text``, or None for "off"."""
+    from agentdistill.errors import UserError
+
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise UserError(f"{flag} {text!r} is neither a similarity between 0 and 1 nor 'off'.",
+                        hint=f"e.g. {flag} 0.4, or {flag} off")
+    return value
+
+
 def eval_model(
     run: RunDir,
     model: ModelName = "student",
@@ -55,6 +71,11 @@ def eval_model(
         "--figures-by-unit/--figures-any-argument", "figures_by_unit",
         "With figures from the conversation, a figure goes only to an argument of the unit it was stated in "
         "('4.5 yrs' not as a salary), or to any number argument"),
+    act_above_relevance: str = typer.Option(
+        None, "--act-above-relevance", metavar="SIMILARITY|off",
+        help="With the grammar, the first step after a question whose closest passage scores at least this cosine "
+        "similarity calls a tool instead of replying unaided, or 'off' (default: agent.act_above_relevance). "
+        "Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -89,6 +110,8 @@ def eval_model(
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)
+        if act_above_relevance is not None:
+            cfg.agent.act_above_relevance = _similarity_or_off(act_above_relevance, "--act-above-relevance")
         metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                            served_model=served_model, questions_file=questions)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")

@@ -117,10 +117,10 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 # agent options an eval records
 DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "figures_from_conversation",
-            "figures_by_unit")
+            "figures_by_unit", "act_above_relevance")
 
 
-def decoding_options(cfg: RunConfig) -> dict[str, bool]:
+def decoding_options(cfg: RunConfig) -> dict[str, Any]:
     """The agent options that change how a model's replies are decoded, as an eval records them."""
     return {key: getattr(cfg.agent, key) for key in DECODING}
 
@@ -136,7 +136,7 @@ def precision(model: str, cfg: RunConfig) -> str | None:
 
 def _decoding(meta: dict[str, Any]) -> str:
     """Which constraints the eval decoded with (evals written before an option had none of it)."""
-    return ", ".join(f"{key}={bool(meta.get(key, False))}" for key in DECODING)
+    return ", ".join(f"{key}={meta.get(key) or False}" for key in DECODING)
 
 
 def _identity(meta: dict[str, Any], run_dir: Path) -> tuple[Any, ...]:

@@ -74,7 +74,7 @@ def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
                  max_quotes: int = MAX_QUOTES, max_actions: int = 1, figures: Sequence[Figure] | None = None,
-                 units: Collection[str] | None = None) -> str:
+                 units: Collection[str] | None = None, answer: bool = True) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
     ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
     it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
@@ -85,7 +85,7 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     one without such a value is left out, and a tool with a required one cannot be called; a figure with a unit
     goes only to an argument that takes that unit or names none (``figures.argument_units``). With ``units``, an
     enum value that names a length of time ("years") is allowed only where ``units`` holds it, or as the default
-    (agent/figures.py)."""
+    (agent/figures.py). Without ``answer`` the step must call a tool (where one can be called)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
@@ -103,7 +103,7 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
         rules["answer"] = f'"{_literal(ANSWER)} " [^ \\n] [^\\n]* ("\\n" answer-line)*'
         rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
     actions = "action" if max_actions <= 1 else f'action ("\\n" action){{0,{max_actions - 1}}}'
-    body = f"({actions} | answer)" if calls else "answer"
+    body = (f"({actions} | answer)" if answer else actions) if calls else "answer"
     rules["root"] = f'{_rest_of_thought(prefix)} "\\n" {body}'
     rules["thought"] = "[^\\n]*"  # a rule of its own, so that llguidance reads it as one lexeme (10x faster)
     out = [f"root ::= {rules.pop('root')}"] + [f"{name} ::= {rule}" for name, rule in rules.items()]

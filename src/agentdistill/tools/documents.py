@@ -119,11 +119,20 @@ class DocumentSearch:
             lines.append(f"[{i}] {cite}{CITATION_END}{trim(hit.chunk.text, passage_chars(len(hits), len(cite)))}")
         return "\n".join(lines)
 
-    def tool(self, name: str = "search_documents", description: str | None = None) -> Tool:
-        """The search as a tool; the first search opens the index and loads the embedder (seconds to a minute
-        on a busy CPU), so it may run longer than other tools before it counts as hung."""
+    def relevance(self, text: str) -> float:
+        """The cosine similarity of ``text`` to its closest passage (0 when the documents hold none)."""
+        best = self._open().dense(text, 1)
+        return best[0][1] if best else 0.0
+
+    def tool(self, name: str = "search_documents", description: str | None = None, fn: Any = None) -> Tool:
+        """The search as a tool (``fn``: a wrapper of ``search_documents`` under another name and docstring),
+        reporting its ``relevance``; the first search opens the index and loads the embedder (seconds to a
+        minute on a busy CPU), so it may run longer than other tools before it counts as hung."""
         timeout = max(self.cfg.tools.timeout_s, 120.0) if self.cfg is not None else 120.0
-        return Tool.from_function(self.search_documents, name=name, description=description, timeout_s=timeout)
+        tool = Tool.from_function(fn or self.search_documents, name=name if fn is None else None,
+                                  description=description, timeout_s=timeout)
+        tool.relevance = self.relevance
+        return tool
 
 
 def warm_up(registry: Any, name: str = "search_documents") -> None:

@@ -95,6 +95,9 @@ class Tool:
     fn: Callable[..., Any]
     timeout_s: float | None = None  # None: the registry's default
     takes_asked: bool = False
+    # How closely what the tool holds matches a message (a cosine similarity; a search over documents has one):
+    # the runtime's ``act_above_relevance`` reads it to keep the student from answering such a message unaided.
+    relevance: Callable[[str], float] | None = None
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], name: str | None = None, description: str | None = None,

@@ -30,9 +30,7 @@ PERSONAS = [
 
 def tools(cfg: RunConfig, run_dir: Path | None) -> list[Tool]:
     lookup = LabourLawLookup(run_dir, cfg)
-    # The first search loads the embedder and opens the index (seconds to a minute on a busy CPU):
-    # that must not read as a hung tool, so search gets a longer timeout than the others.
-    search = Tool.from_function(lookup.search_labour_law, timeout_s=max(cfg.tools.timeout_s, 120.0))
+    search = lookup.documents.tool(fn=lookup.search_labour_law)  # the documents search under the law's name
     fns = [lookup.get_article, calculate_gratuity, annual_leave, overtime_pay, notice_period]
     return [search, *(Tool.from_function(f) for f in fns)]
 

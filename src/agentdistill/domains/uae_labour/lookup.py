@@ -35,7 +35,7 @@ class LabourLawLookup:
     def __init__(self, run_dir: Path | None, cfg: RunConfig | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.cfg = cfg
-        self._documents = DocumentSearch(run_dir, cfg)
+        self.documents = DocumentSearch(run_dir, cfg)
         self._chunks: list[Any] | None = None
         self._lock = threading.Lock()  # a call that timed out may still be opening the index
 
@@ -62,7 +62,7 @@ class LabourLawLookup:
             query: What to look for, in plain words, e.g. "annual leave during probation".
             top_k: How many passages to return (1 to 5).
         """
-        return self._documents.search_documents(query, top_k, asked=asked)
+        return self.documents.search_documents(query, top_k, asked=asked)
 
     def get_article(self, law: str, article: int) -> str:
         """Get the passages that explain one article of a UAE labour law.
