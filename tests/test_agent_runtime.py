@@ -254,7 +254,7 @@ def test_a_tool_that_takes_asked_receives_the_question_the_model_was_asked():
     assert asked_of == [("paternity", "how many days off do new fathers get?")]
 
 
-def test_a_question_the_tools_data_covers_gets_a_first_step_that_must_call_a_tool():
+def test_a_question_the_tools_data_covers_gets_a_first_step_that_must_call_one_of_those_tools():
     from agentdistill.tools import ToolRegistry
     from agentdistill.tools.spec import Tool
 
@@ -266,17 +266,22 @@ def test_a_question_the_tools_data_covers_gets_a_first_step_that_must_call_a_too
         """
         return "Maternity leave is 60 days."
 
+    def add(a: float, b: float) -> float:
+        """Add two numbers."""
+        return a + b
+
     covered = {"can they fire me for being pregnant?": 0.6, "hello!": 0.1}
     search = Tool.from_function(find)
     search.relevance = covered.__getitem__
-    tools = ToolRegistry([search])
+    tools = ToolRegistry([search, add])
     llm = Script({"can they fire me for being pregnant?": [act("find", query="pregnancy dismissal"), answer("no")],
                   "hello!": [answer("Hello! How can I help?")]})
     done = dict(run_agents(llm, tools, list(covered), constrain_tool_names=True, act_above_relevance=0.4))
     assert all(r.outcome.status == "answered" for r in done.values())
     first = {r.messages[1]["content"]: r.grammar for r in llm.batches[0]}
-    assert "answer" not in first["can they fire me for being pregnant?"].split("\n")[0]  # root: an action only
-    assert "| answer" in first["hello!"].split("\n")[0]  # too far from the data to need it
+    covered_step = first["can they fire me for being pregnant?"]
+    assert "answer" not in covered_step.split("\n")[0] and '"add' not in covered_step  # a search, nothing else
+    assert "| answer" in first["hello!"].split("\n")[0] and '"add' in first["hello!"]  # too far from the data
     after_the_search = llm.batches[1][0]
     assert after_the_search.messages[-1]["role"] == "tool" and "| answer" in after_the_search.grammar.split("\n")[0]
     unruled = Script({"can they fire me for being pregnant?": [answer("I cannot help with that.")]})

@@ -237,8 +237,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), and with
     ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py),
     with ``figures_by_unit`` each into an argument of the unit it was stated in (``currencies``: the run's packs'
-    currency spellings, for money). With ``act_above_relevance`` the first step after a user message whose
-    relevance to the tools' data (``ToolRegistry.relevance``) is at least that calls a tool: a small student
+    currency spellings, for money). With ``act_above_relevance`` the first step after a user message to which
+    a tool's data is at least that relevant (``ToolRegistry.relevant``) calls one of those tools: a small student
     otherwise declines or greets a question its documents answer.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
@@ -255,8 +255,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p, c.messages, _may_answer(tools, c.messages,
-                                                                                        act_above_relevance))
+                                      grammar=grammars.after(p, c.messages, _must_call(tools, c.messages,
+                                                                                       act_above_relevance))
                                       if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
@@ -278,21 +278,20 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
-def _may_answer(tools: ToolRegistry, messages: list[dict[str, Any]], act_above: float | None) -> bool:
-    """False where the step answers the user's latest message directly and the tools hold data at least
-    ``act_above`` relevant to it."""
+def _must_call(tools: ToolRegistry, messages: list[dict[str, Any]], act_above: float | None) -> tuple[str, ...]:
+    """The tools one of which the step must call: where it answers the user's latest message directly, those
+    whose data is at least ``act_above`` relevant to it; else none (the step may answer)."""
     if act_above is None or messages[-1].get("role") != "user":
-        return True
-    relevance = tools.relevance(str(messages[-1].get("content") or ""))
-    return relevance is None or relevance < act_above
+        return ()
+    return tuple(tools.relevant(str(messages[-1].get("content") or ""), act_above))
 
 
 class _Grammars:
     """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
-    figures it stated, and with ``units`` each into an argument of its unit; without ``answer``, one that must
-    call a tool. A grammar is built once for each prefix, quotes, figures, units and answer."""
+    figures it stated, and with ``units`` each into an argument of its unit; with ``must_call``, one that must
+    call one of those tools. A grammar is built once for each prefix, quotes, figures, units and must_call."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None):
@@ -300,7 +299,7 @@ class _Grammars:
         self.units, self.currencies = units, currencies
         self.built: dict[tuple[Any, ...], str | None] = {}
 
-    def after(self, prefix: str, messages: list[dict[str, Any]], answer: bool = True) -> str | None:
+    def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = ()) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results)) if self.quotes else ()
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
@@ -309,13 +308,14 @@ class _Grammars:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
             units = named_units(said + results, stated) if self.units else None
-        key = (prefix, sentences, figures, units, answer)
+        key = (prefix, sentences, figures, units, must_call)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
             try:
-                self.built[key] = step_grammar(self.specs, prefix, self.arguments, quotes=sentences, figures=figures,
-                                               units=units, answer=answer)
+                specs = [s for s in self.specs if s["name"] in must_call] if must_call else self.specs
+                self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
+                                               units=units, answer=not must_call)
             except ValueError:
                 self.built[key] = None
         return self.built[key]

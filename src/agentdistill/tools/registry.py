@@ -75,17 +75,18 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def relevance(self, text: str) -> float | None:
-        """The highest relevance to ``text`` that a tool reports (``Tool.relevance``); None when no tool
-        reports one or none could (an index not yet built)."""
-        scores = []
+    def relevant(self, text: str, floor: float) -> list[str]:
+        """The tools whose data is at least ``floor`` relevant to ``text`` (``Tool.relevance``); a tool that cannot
+        tell (an index not yet built) is not among them."""
+        names = []
         for tool in self._tools.values():
             if tool.relevance is not None:
                 try:
-                    scores.append(tool.relevance(text))
+                    if tool.relevance(text) >= floor:
+                        names.append(tool.name)
                 except Exception:  # noqa: BLE001 - a tool that cannot tell leaves the decision to the model
                     continue
-        return max(scores, default=None)
+        return names
 
     def validate(self, name: str, arguments: Any) -> str | None:
         """None when the call is well-formed, else a message for the model saying what to change."""
