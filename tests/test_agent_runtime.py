@@ -254,7 +254,7 @@ def test_a_tool_that_takes_asked_receives_the_question_the_model_was_asked():
     assert asked_of == [("paternity", "how many days off do new fathers get?")]
 
 
-def test_a_question_the_tools_data_covers_gets_a_first_step_that_must_call_one_of_those_tools():
+def test_an_unaided_answer_to_a_question_the_tools_data_covers_is_decoded_again_calling_one_of_those_tools():
     from agentdistill.tools import ToolRegistry
     from agentdistill.tools.spec import Tool
 
@@ -270,20 +270,21 @@ def test_a_question_the_tools_data_covers_gets_a_first_step_that_must_call_one_o
         """Add two numbers."""
         return a + b
 
-    covered = {"can they fire me for being pregnant?": 0.6, "hello!": 0.1}
+    pregnant, hello, sum_ = "can they fire me for being pregnant?", "hello!", "what is 60 days plus 5 days?"
     search = Tool.from_function(find)
-    search.relevance = covered.__getitem__
+    search.relevance = {pregnant: 0.6, hello: 0.1, sum_: 0.5}.__getitem__
     tools = ToolRegistry([search, add])
-    llm = Script({"can they fire me for being pregnant?": [act("find", query="pregnancy dismissal"), answer("no")],
-                  "hello!": [answer("Hello! How can I help?")]})
-    done = dict(run_agents(llm, tools, list(covered), constrain_tool_names=True, act_above_relevance=0.4))
-    assert all(r.outcome.status == "answered" for r in done.values())
-    first = {r.messages[1]["content"]: r.grammar for r in llm.batches[0]}
-    covered_step = first["can they fire me for being pregnant?"]
-    assert "answer" not in covered_step.split("\n")[0] and '"add' not in covered_step  # a search, nothing else
-    assert "| answer" in first["hello!"].split("\n")[0] and '"add' in first["hello!"]  # too far from the data
-    after_the_search = llm.batches[1][0]
-    assert after_the_search.messages[-1]["role"] == "tool" and "| answer" in after_the_search.grammar.split("\n")[0]
-    unruled = Script({"can they fire me for being pregnant?": [answer("I cannot help with that.")]})
-    list(run_agents(unruled, tools, ["can they fire me for being pregnant?"], constrain_tool_names=True))
-    assert "| answer" in unruled.batches[0][0].grammar.split("\n")[0]  # off by default
+    llm = Script({pregnant: [answer("I cannot help with that."), act("find", query="pregnancy dismissal"),
+                             answer("no")],
+                  hello: [answer("Hello! How can I help?")],
+                  sum_: [act("add", a=60, b=5), answer("65 days")]})
+    done = dict(run_agents(llm, tools, [pregnant, hello, sum_], constrain_tool_names=True, act_above_relevance=0.4))
+    assert [done[i].outcome.answer for i in range(3)] == ["no", "Hello! How can I help?", "65 days"]
+    assert [m["tool_calls"][0]["name"] for m in done[0].messages if m.get("tool_calls")] == ["find"]
+    grammars = [[r.grammar for r in batch if r.messages[1]["content"] == pregnant] for batch in llm.batches]
+    first, again = grammars[0][0], grammars[1][0]
+    assert "| answer" in first.split("\n")[0]  # the student chooses first
+    assert "answer" not in again.split("\n")[0] and '"add' not in again  # then a search, nothing else
+    assert len(llm.batches[1]) == 2  # the greeting, far from the data, stood: only the unaided answer went again
+    unruled = Script({pregnant: [answer("I cannot help with that.")]})
+    assert run_agent(unruled, tools, pregnant, constrain_tool_names=True).outcome.answer == "I cannot help with that."

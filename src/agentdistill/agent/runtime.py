@@ -122,6 +122,7 @@ class _Conversation:
     raw_steps: list[str] = field(default_factory=list)
     busy_s: float = 0.0  # becomes AgentResult.latency_s
     result: AgentResult | None = None
+    must_call: tuple[str, ...] = ()  # the tools the next step must call: it answered unaided what they cover
 
 
 class _Loop:
@@ -237,9 +238,10 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), and with
     ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py),
     with ``figures_by_unit`` each into an argument of the unit it was stated in (``currencies``: the run's packs'
-    currency spellings, for money). With ``act_above_relevance`` the first step after a user message to which
-    a tool's data is at least that relevant (``ToolRegistry.relevant``) calls one of those tools: a small student
-    otherwise declines or greets a question its documents answer.
+    currency spellings, for money). With ``act_above_relevance``, a first step after a user message that answers
+    it unaided, where a tool's data is at least that relevant to it (``ToolRegistry.relevant``), is decoded
+    again under a grammar that calls one of those tools: a small student otherwise declines or greets a
+    question its documents answer.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -255,9 +257,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p, c.messages, _must_call(tools, c.messages,
-                                                                                       act_above_relevance))
-                                      if grammars else None)
+                                      grammar=grammars.after(p, c.messages, c.must_call) if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -270,7 +270,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
             else:
                 timed = [comp.elapsed_s for comp in out if comp.elapsed_s is not None]
                 c.busy_s += max(timed) if timed else round_s
-                loop.advance(c, out)
+                c.must_call = _must_call(tools, c, out, act_above_relevance) if grammars else ()
+                if not c.must_call:
+                    loop.advance(c, out)
             if c.result is not None:
                 yield c.index, c.result
             else:
@@ -278,12 +280,17 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
-def _must_call(tools: ToolRegistry, messages: list[dict[str, Any]], act_above: float | None) -> tuple[str, ...]:
-    """The tools one of which the step must call: where it answers the user's latest message directly, those
-    whose data is at least ``act_above`` relevant to it; else none (the step may answer)."""
-    if act_above is None or messages[-1].get("role") != "user":
+def _must_call(tools: ToolRegistry, c: _Conversation, completions: list[Completion],
+               act_above: float | None) -> tuple[str, ...]:
+    """The tools one of which ``c``'s step must call instead of ``completions``: where they answer the user's
+    latest message unaided (and this step was not already decoded again), those whose data is at least
+    ``act_above`` relevant to it; else none, and the step stands."""
+    if act_above is None or c.must_call or c.messages[-1].get("role") != "user":
         return ()
-    return tuple(tools.relevant(str(messages[-1].get("content") or ""), act_above))
+    _, step, _ = choose_step([comp.text for comp in completions], tools)
+    if step is None or not step.is_answer:
+        return ()
+    return tuple(tools.relevant(str(c.messages[-1].get("content") or ""), act_above))
 
 
 class _Grammars:
