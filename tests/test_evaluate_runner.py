@@ -273,3 +273,16 @@ def test_cli_eval_on_a_question_file_uses_all_its_questions_whatever_their_split
     r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path), "--model", "rule", "--questions", str(fixed),
                                  "--split", "dev"])
     assert isinstance(r.exception, UserError) and "--split and --questions" in str(r.exception)
+
+
+def test_cli_eval_records_the_relevance_above_which_a_tool_comes_first_and_refuses_a_bad_one(tmp_path):
+    make_run(tmp_path)
+    base = ["eval", "--run", str(tmp_path), "--model", "rule", "--max-questions", "1"]
+    r = CliRunner().invoke(app, [*base, "--act-above-relevance", "0.4", "--name", "on"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "eval" / "on" / "metrics.json").read_text())["act_above_relevance"] == 0.4
+    r = CliRunner().invoke(app, [*base, "--act-above-relevance", "off", "--name", "off"])
+    assert json.loads((tmp_path / "eval" / "off" / "metrics.json").read_text())["act_above_relevance"] is None
+    for bad in ("1.5", "high"):
+        r = CliRunner().invoke(app, [*base, "--act-above-relevance", bad, "--name", "bad"])
+        assert isinstance(r.exception, UserError) and f"--act-above-relevance {bad!r}" in str(r.exception)

@@ -120,9 +120,10 @@ class AgentConfig(Section):
     # not as hours, "EUR 38,750" not as days), and a choice among units ("years"/"months") only to a unit the
     # conversation names: a small student otherwise puts a figure into another argument's place (agent/figures.py).
     figures_by_unit: bool = False
-    # The first step after a user message whose relevance to the tools' data (a search's closest passage, as a
-    # cosine similarity) is at least this calls a tool: a small student otherwise declines or greets a
-    # question its documents answer ("I'm pregnant, can they fire me?" as out of scope). None: off.
+    # A first step that answers a user message unaided, where a tool's data is at least this relevant to the
+    # message (a search's closest passage, as a cosine similarity), is decoded again calling one of those tools:
+    # a small student otherwise declines a question its documents answer ("I'm pregnant, can they fire me?" as
+    # out of scope). With the step grammar only. None: off.
     act_above_relevance: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="before")

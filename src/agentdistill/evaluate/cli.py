@@ -73,9 +73,9 @@ def eval_model(
         "('4.5 yrs' not as a salary), or to any number argument"),
     act_above_relevance: str = typer.Option(
         None, "--act-above-relevance", metavar="SIMILARITY|off",
-        help="With the grammar, the first step after a question whose closest passage scores at least this cosine "
-        "similarity calls a tool instead of replying unaided, or 'off' (default: agent.act_above_relevance). "
-        "Give the other setting its own --name."),
+        help="With the grammar, a first step that replies unaided to a question whose closest passage scores at "
+        "least this cosine similarity is decoded again calling the search, or 'off' "
+        "(default: agent.act_above_relevance). Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
