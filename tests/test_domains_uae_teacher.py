@@ -164,22 +164,34 @@ def test_a_first_thought_opens_with_a_word_of_its_own_decision():
         step = parse_step(teacher.next_step([{"role": "user", "content": question}]))
         tool = step.tool_calls[0]["name"] if step.tool_calls else "no tool"
         decision = "domain calculation" if tool in DOMAIN_CALCULATORS else tool
-        if "next: the answer" not in step.thought and "next:" in step.thought:
-            decision += ", then a calculation"
         decisions_of.setdefault(step.thought.split()[0].strip(":,;"), set()).add(decision)
     assert all(len(decisions) == 1 for decisions in decisions_of.values()), decisions_of
-    # domain calculation, calculator, units, article, search, search then a calculation, no tool
-    assert len(decisions_of) == 7
+    # domain calculation (a two-tool question's too: it computes first), calculator, units, article, search,
+    # no tool
+    assert len(decisions_of) == 6
 
 
-def test_a_two_tool_plan_names_its_second_tool_in_its_first_words():
-    # decided only at the plan's end, after the copied query, students left the second tool out
+def test_a_two_tool_plan_computes_first_then_reads_and_answers_with_the_figure_first():
+    # read first, the plan's calculator was the step students left out (they answered after any search);
+    # computed first, its first step is every calculation's, and the figure asked for is never lost
     teacher = RuleTeacher()
-    both = parse_step(teacher.next_step([{"role": "user", "content": "What does the law say about overtime pay, "
-                                                                     "and what is the pay for 3 hours on a basic "
-                                                                     "salary of AED 6,000?"}]))
-    assert both.thought.startswith("Two steps, then overtime_pay:") and both.thought.endswith("next: overtime_pay.")
-    assert both.tool_calls[0]["name"] == "search_labour_law"
+    messages = [{"role": "user", "content": "What does the law say about overtime pay, and what is the pay for 3 "
+                                            "hours on a basic salary of AED 6,000?"}]
+    first = parse_step(teacher.next_step(messages))
+    assert first.thought.startswith("Computing") and "next:" not in first.thought
+    assert first.tool_calls[0]["name"] == "overtime_pay"
+    assert first.tool_calls[0]["arguments"]["overtime_hours"] == 3
+    computed = "Overtime pay: AED 93.75 = 3 h x hourly basic wage AED 25.00 (6,000 / 30 / 8) x 1.25."
+    messages += [{"role": "assistant", "content": "..."}, {"role": "tool", "name": "overtime_pay", "content": computed}]
+    second = parse_step(teacher.next_step(messages))
+    assert second.thought.startswith("Another") and second.thought.endswith("next: the answer.")
+    assert second.tool_calls[0]["name"] == "search_labour_law"
+    passage = ("[1] Working Hours and Overtime > Overtime (Federal Decree-Law 33/2021, Art. 19): Overtime is paid "
+               "at the hourly basic wage plus 25% (Federal Decree-Law 33/2021, Art. 19).")
+    messages += [{"role": "assistant", "content": "..."},
+                 {"role": "tool", "name": "search_labour_law", "content": passage}]
+    answer = teacher.next_step(messages)
+    assert answer.split("Answer: ", 1)[1].startswith("Overtime pay: AED 93.75")
     one = parse_step(teacher.next_step([{"role": "user", "content": "Can you explain the rules on probation?"}]))
     assert one.thought.startswith("Searching") and one.thought.endswith("next: the answer.")
 
@@ -286,15 +298,15 @@ def _teacher_thoughts(teacher: RuleTeacher, question: str) -> list[str]:
 
 @pytest.mark.parametrize(("question", "next_steps"), [
     ("What does the law say about notice periods, and what is owed if the contract says 60 days notice and the wage "
-     "is AED 18,250?", ["notice_period", "notice_period", None]),
+     "is AED 18,250?", [None, "the answer", "the answer"]),
     ("Look up the rules on annual leave, then how many days do I get after 65 months of service?",
-     ["annual_leave", "annual_leave", None]),
+     [None, "the answer", "the answer"]),
     ("What does the law say about notice?", ["the answer", "the answer"]),
     ("How much annual leave do I get after 9 months of service?", [None, None]),
 ])
 def test_a_law_step_names_the_next_step_and_the_one_after_its_observation_repeats_it(question, next_steps):
-    # The decision after a search is a copy of the plan the student wrote before it; calculator steps
-    # (the last row) keep their plain thoughts.
+    # The decision after a search is a copy of the plan the student wrote before it; calculator steps keep
+    # their plain thoughts, the first step of a two-tool plan too (it computes first).
     teacher = RuleTeacher(tool_names=["search_labour_law", "notice_period", "annual_leave"])
     thoughts = _teacher_thoughts(teacher, question)
     assert [t.rsplit("; next: ", 1)[-1].rstrip(".") if "; next: " in t else None for t in thoughts] == next_steps
