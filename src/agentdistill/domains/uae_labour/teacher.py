@@ -620,15 +620,14 @@ class RuleTeacher:
         read_law = bool(observations) and observations[-1][0] in _READS_LAW
         if k < len(plan.calls) and not any(name == "format_error" for name, _ in observations):
             call = plan.calls[k]
+            upcoming = plan.calls[k + 1].name if k + 1 < len(plan.calls) else PLAN_ANSWER
             if k == 0:
                 thought = pick(_THOUGHTS.get(call.name, [_OTHER_TOOL_THOUGHT]), key)
                 if call.name in _READS_LAW:
-                    upcoming = plan.calls[1].name if len(plan.calls) > 1 else PLAN_ANSWER
                     thought = reading_thought(thought, upcoming)
             elif read_law:
                 thought = f"{pick(_HAVE_RULES, key)}; {PLAN_MARKER} {call.name}."
             elif call.name in _READS_LAW:
-                upcoming = plan.calls[k + 1].name if k + 1 < len(plan.calls) else PLAN_ANSWER
                 thought = f"{pick(_READING_NEXT, key)}; {PLAN_MARKER} {upcoming}."
             else:
                 thought = pick(_SECOND_STEP, key)
