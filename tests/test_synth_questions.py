@@ -211,6 +211,49 @@ def test_another_split_seed_holds_out_other_topics(tmp_path):
     assert topics and any(other and other != topics for other in others)
 
 
+def test_seed_questions_train_beside_the_written_ones_and_never_on_a_held_out_topic(tmp_path):
+    def run(run_dir, seeds):
+        _tiny_corpus(run_dir)
+        write_json_atomic(run_dir / "clusters.json", {"k": 6, "rule": "test", "clusters": [
+            {"id": i, "size": 1, "top_terms": ["leave"], "chunk_ids": [f"c{i}"]} for i in range(6)]})
+        cfg = example_config(questions=QuestionsConfig(n_questions=40, seed_questions=seeds),
+                             teacher=TeacherConfig(kind="rule"))
+        make_questions(run_dir, cfg)
+        return (read_records(run_dir / "questions.jsonl", Question),
+                json.loads((run_dir / "questions.stats.json").read_text())["counts"])
+
+    rows = [{"text": f"my boss says I only get a few days off, what does the law say for topic {i}?",
+             "kind": "lookup", "tools": ["search_labour_law"], "source": f"Topic {i} (", "query": f"topic {i} leave"}
+            for i in range(6)]
+    rows += [{"text": "salaam alaikum!", "kind": "no_tool", "reply": "greeting"},
+             {"text": "what about sabbaticals?", "kind": "lookup", "tools": ["search_labour_law"],
+              "source": "Sabbaticals", "query": "sabbatical"}]  # no section has that title
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    written, _ = run(tmp_path / "a", None)
+    qs, counts = run(tmp_path / "b", seeds)
+
+    seeded = [q for q in qs if q.family.endswith(".seed")]
+    assert [q for q in qs if not q.family.endswith(".seed")] == written  # no written question moves
+    assert all(q.split == "train" for q in seeded) and "salaam alaikum!" in {q.text for q in seeded}
+    held_out = {q.cluster for q in written if q.split != "train" and q.source_chunk_ids}
+    lookups = [q for q in seeded if q.kind == "lookup"]
+    assert held_out and lookups and not {q.cluster for q in lookups} & held_out
+    assert all(q.answer_facts and q.cluster == int(q.source_chunk_ids[0][1:]) for q in lookups)
+    assert counts["seed_held_out_topic"] == 6 - len(lookups) > 0
+    assert counts["seed_unusable"] == 1 and counts["seed_trained"] == len(seeded)
+
+
+def test_seed_questions_need_a_pack_that_reads_them(tmp_path):
+    _tiny_corpus(tmp_path)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"text": "hi", "kind": "no_tool", "reply": "greeting"}) + "\n")
+    cfg = RunConfig(questions=QuestionsConfig(n_questions=10, seed_questions=seeds),
+                    teacher=TeacherConfig(kind="rule"), tools=ToolsConfig(packs=["documents"]))
+    with pytest.raises(UserError, match="seed_questions"):
+        make_questions(tmp_path, cfg)
+
+
 def test_stages_run_out_of_order_say_what_to_run_first(tmp_path):
     from agentdistill.synth.traces import load_questions
 

@@ -154,6 +154,10 @@ class QuestionsConfig(Section):
     dedup_threshold: float = Field(default=0.95, gt=0, le=1)
     # LLM question writer: times an invalid reply is asked again, then dropped
     max_invalid_retries: int = Field(default=2, ge=0)
+    # Questions written by hand the way people write them (JSONL rows in the run's pack's format; the
+    # bundled example's is examples/uae_labour/situations.spec.jsonl), trained on beside the written ones and
+    # on top of n_questions; a row on a topic the split holds out is left out, so held-out scores stay unseen.
+    seed_questions: Path | None = None
 
     @field_validator("mix")
     @classmethod
@@ -393,9 +397,10 @@ def _missing_paths(cfg: RunConfig) -> list[tuple[tuple[Any, ...], Path]]:
 
     missing = [(("corpus", "paths", i), p) for i, p in enumerate(cfg.corpus.paths)
                if not glob.has_magic(str(p)) and not p.exists()]
-    personas = cfg.questions.personas
-    if personas is not None and not personas.is_file():
-        missing.append((("questions", "personas"), personas))
+    for key in ("personas", "seed_questions"):
+        path = getattr(cfg.questions, key)
+        if path is not None and not path.is_file():
+            missing.append((("questions", key), path))
     return missing
 
 
@@ -438,6 +443,7 @@ def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
 
     cfg.corpus.paths = [rel(p) for p in cfg.corpus.paths]  # type: ignore[misc]
     cfg.questions.personas = rel(cfg.questions.personas)
+    cfg.questions.seed_questions = rel(cfg.questions.seed_questions)
     cfg.models.cache_dir = rel(cfg.models.cache_dir)
     return cfg
 

@@ -7,6 +7,8 @@ The core (corpus, agent, llm, synth, train, evaluate) names no domain. A pack br
 - optionally ``offline_teacher(run_dir, cfg)``: a model-free teacher (an ``LLM``) that answers its
   questions through its tools, and ``offline_questions(chunks, clusters, personas, tools, cfg)``: the
   question writer that teacher is made for, so ``teacher.kind: rule`` runs without any LLM;
+- optionally ``spec_questions(rows, chunks, tools, family)``: questions written by hand in the pack's row
+  format, with answer facts from its tools (``questions.seed_questions`` trains on them);
 - optionally ``warm_up(tools)``: opens what the first tool call would (an index, an embedder), so the
   first recorded call is not timed with it;
 - optionally ``citations``: how its documents are cited and their sections headed (a ``CitationStyle``,
@@ -48,6 +50,9 @@ class DomainPack:
     personas: list[dict[str, Any]] = field(default_factory=list)
     offline_teacher: Callable[[Path | None, RunConfig], Any] | None = None
     offline_questions: Callable[..., tuple[list[Any], dict[str, int]]] | None = None
+    # ``spec_questions(rows, chunks, tools, family)``: questions written by hand (the pack's row format), with
+    # their answer facts from the tools; a row it cannot use raises ValueError naming it
+    spec_questions: Callable[..., list[Any]] | None = None
     warm_up: Callable[[Any], None] | None = None
     citations: CitationStyle | None = None
     currencies: dict[str, str] = field(default_factory=dict)  # spelling (lower-case) -> currency code

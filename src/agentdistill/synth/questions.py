@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import re
@@ -39,6 +40,8 @@ from agentdistill.run_layout import RunLayout
 from agentdistill.synth.splits import assign_splits, split_counts
 
 KINDS = ("lookup", "calculation", "multi_step", "no_tool")
+
+log = logging.getLogger(__name__)
 
 # Used when neither a personas file nor the run's packs name anyone.
 GENERIC_PERSONAS = [
@@ -423,6 +426,63 @@ def sample_mix(questions: list[Question], n: int, mix: dict[str, float],
     return picked, short
 
 
+SEED_FAMILY = "seed"  # the phrasing family of hand-written questions: "<kind>.seed", trained on only
+
+
+def seed_reader(cfg: RunConfig) -> Any:
+    """The run's pack's reader of hand-written questions (``DomainPack.spec_questions``), None without a seed
+    file; a seed file that no pack of the run reads is an error before any question is written."""
+    from agentdistill.domains import offline_pack
+
+    path = cfg.questions.seed_questions
+    if path is None:
+        return None
+    build = offline_pack(cfg).spec_questions
+    if build is None:
+        raise UserError(f"questions.seed_questions is set ({path}), but no pack of the run reads such rows.",
+                        hint="Remove questions.seed_questions, or add the pack whose row format the file uses.")
+    return build
+
+
+def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: dict[str, Any], tools: Any,
+                   split: list[Question]) -> tuple[list[Question], dict[str, int]]:
+    """The hand-written questions of ``questions.seed_questions`` to train on, and counts of those left out.
+
+    Each row becomes a question through ``build`` (``seed_reader``: the pack's, its answer facts from the
+    real tools). A row on a topic that ``split`` holds out (a cluster or, with ``split.by: document``, a
+    document of a dev or test question) is left out, so that the held-out scores stay unseen; so is a row the
+    pack cannot use (a source no section has, a call that fails), logged with the reason, so that a seed file
+    written for one version of the documents still trains on what it can.
+    """
+    path = cfg.questions.seed_questions
+    if path is None or build is None:
+        return [], {}
+    cluster_of = {cid: int(cl["id"]) for cl in clusters["clusters"] for cid in cl["chunk_ids"]}
+    doc_of = {c.id: c.doc_id for c in chunks}
+
+    def topics(chunk_ids: list[str]) -> set[Any]:
+        return {cluster_of.get(c) if cfg.split.by == "cluster" else doc_of.get(c) for c in chunk_ids}
+
+    held = set().union(*(topics(q.source_chunk_ids) for q in split if q.split != "train"))
+    held_chunks = {c for q in split if q.split != "train" for c in q.source_chunk_ids}
+    out: list[Question] = []
+    counts: Counter[str] = Counter()
+    for lineno, row in enumerate(iter_json(path), start=1):
+        try:
+            (q,) = build([row], chunks, tools, family=SEED_FAMILY)
+        except (ValueError, KeyError) as e:
+            log.warning("%s:%d: seed question left out: %s", path, lineno, e)
+            counts["seed_unusable"] += 1
+            continue
+        if topics(q.source_chunk_ids) & held or set(q.source_chunk_ids) & held_chunks:
+            counts["seed_held_out_topic"] += 1
+            continue
+        clusters_of_q = sorted(c for c in (cluster_of.get(s) for s in q.source_chunk_ids) if c is not None)
+        out.append(q.model_copy(update={"split": "train", "cluster": clusters_of_q[0] if clusters_of_q else -1}))
+    counts["seed_trained"] = len(out)
+    return out, dict(counts)
+
+
 @dataclass
 class QuestionsReport:
     n: int
@@ -444,6 +504,7 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     run_dir = Path(run_dir)
     tools = load_tools(cfg, run_dir)
     chunks, clusters = load_corpus(run_dir)
+    read_seeds = seed_reader(cfg)
     if cfg.teacher.kind == "rule" and llm is None:
         from agentdistill.domains import load_pack, offline_pack
 
@@ -476,8 +537,11 @@ def make_questions(run_dir: Path, cfg: RunConfig, llm: Any = None, console: Any 
     kept, excluded = assign_splits(unique, cfg.split.test_fraction, cfg.split.by, chunk_doc, seed=split_seed,
                                    dev_fraction=cfg.split.dev_fraction)
     final, short = sample_mix(kept, cfg.questions.n_questions, cfg.questions.mix, cfg.seed)
+    # added after the mix is sampled: hand-written questions change no written question of any split
+    seeds, seed_counts = seed_questions(cfg, read_seeds, chunks, clusters, tools, kept)
+    final += seeds
     write_records(RunLayout(run_dir).questions, final)
-    counts = {**counts, "candidates": len(candidates), "duplicates_removed": n_dup,
+    counts = {**counts, **seed_counts, "candidates": len(candidates), "duplicates_removed": n_dup,
               "excluded_by_split": len(excluded), **{f"short_{k}": v for k, v in short.items() if v}}
     tools_count: Counter[str] = Counter()
     for q in final:

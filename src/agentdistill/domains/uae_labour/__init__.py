@@ -55,6 +55,13 @@ def offline_questions(*args: Any, **kwargs: Any) -> tuple[list[Any], dict[str, i
     return rule_questions(*args, **kwargs)
 
 
+def spec_questions(*args: Any, **kwargs: Any) -> list[Any]:
+    from agentdistill.domains.uae_labour.questions import questions_from_spec
+
+    return questions_from_spec(*args, **kwargs)
+
+
 PACK = DomainPack(name="uae_labour", tools=tools, topic=TOPIC, personas=PERSONAS,
-                  offline_teacher=offline_teacher, offline_questions=offline_questions, warm_up=warm_up,
+                  offline_teacher=offline_teacher, offline_questions=offline_questions,
+                  spec_questions=spec_questions, warm_up=warm_up,
                   citations=STYLE, currencies=CURRENCIES, example="uae_labour", demo=True)
