@@ -226,11 +226,15 @@ def test_seed_questions_train_beside_the_written_ones_and_never_on_a_held_out_to
              "kind": "lookup", "tools": ["search_labour_law"], "source": f"Topic {i} (", "query": f"topic {i} leave"}
             for i in range(6)]
     rows += [{"text": "salaam alaikum!", "kind": "no_tool", "reply": "greeting"},
+             {"text": "salaam alaikum!", "kind": "no_tool", "reply": "greeting"},
              {"text": "what about sabbaticals?", "kind": "lookup", "tools": ["search_labour_law"],
               "source": "Sabbaticals", "query": "sabbatical"}]  # no section has that title
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps(r) + "\n" for r in rows))
     written, _ = run(tmp_path / "a", None)
+    test_question = next(q for q in written if q.split == "test")  # a row in its words must not train
+    rows.append({"text": test_question.text, "kind": "no_tool", "reply": "greeting"})
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in rows))
     qs, counts = run(tmp_path / "b", seeds)
 
     seeded = [q for q in qs if q.family.endswith(".seed")]
@@ -242,6 +246,7 @@ def test_seed_questions_train_beside_the_written_ones_and_never_on_a_held_out_to
     assert all(q.answer_facts and q.cluster == int(q.source_chunk_ids[0][1:]) for q in lookups)
     assert counts["seed_held_out_topic"] == 6 - len(lookups) > 0
     assert counts["seed_unusable"] == 1 and counts["seed_trained"] == len(seeded)
+    assert counts["seed_duplicate"] == 2 and len({q.id for q in qs}) == len(qs)
 
 
 def test_seed_questions_need_a_pack_that_reads_them(tmp_path):

@@ -450,9 +450,10 @@ def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: di
 
     Each row becomes a question through ``build`` (``seed_reader``: the pack's, its answer facts from the
     real tools). A row on a topic that ``split`` holds out (a cluster or, with ``split.by: document``, a
-    document of a dev or test question) is left out, so that the held-out scores stay unseen; so is a row the
-    pack cannot use (a source no section has, a call that fails), logged with the reason, so that a seed file
-    written for one version of the documents still trains on what it can.
+    document of a dev or test question) is left out, and so is one in the words of a question already there
+    (of any split, or an earlier row): the held-out scores stay unseen. So is a row the pack cannot use (a
+    source no section has, a call that fails), logged with the reason, so that a seed file written for one
+    version of the documents still trains on what it can.
     """
     path = cfg.questions.seed_questions
     if path is None or build is None:
@@ -465,9 +466,13 @@ def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: di
 
     held = set().union(*(topics(q.source_chunk_ids) for q in split if q.split != "train"))
     held_chunks = {c for q in split if q.split != "train" for c in q.source_chunk_ids}
+    written = {q.id for q in split}
     out: list[Question] = []
     counts: Counter[str] = Counter()
     for lineno, row in enumerate(iter_json(path), start=1):
+        if question_id(str(row.get("text", ""))) in written:  # in the words of a question already there
+            counts["seed_duplicate"] += 1
+            continue
         try:
             (q,) = build([row], chunks, tools, family=SEED_FAMILY)
         except (ValueError, KeyError) as e:
@@ -477,6 +482,7 @@ def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: di
         if topics(q.source_chunk_ids) & held or set(q.source_chunk_ids) & held_chunks:
             counts["seed_held_out_topic"] += 1
             continue
+        written.add(q.id)
         clusters_of_q = sorted(c for c in (cluster_of.get(s) for s in q.source_chunk_ids) if c is not None)
         out.append(q.model_copy(update={"split": "train", "cluster": clusters_of_q[0] if clusters_of_q else -1}))
     counts["seed_trained"] = len(out)
