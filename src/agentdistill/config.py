@@ -154,9 +154,9 @@ class QuestionsConfig(Section):
     dedup_threshold: float = Field(default=0.95, gt=0, le=1)
     # LLM question writer: times an invalid reply is asked again, then dropped
     max_invalid_retries: int = Field(default=2, ge=0)
-    # Questions written by hand the way people write them (JSONL rows in the run's pack's format, e.g.
-    # examples/uae_labour/seed_questions.jsonl), trained on beside the written ones and on top of
-    # n_questions; a row on a topic the split holds out is left out, so held-out scores stay unseen.
+    # Questions written by hand the way people write them (JSONL rows in the format of the run's pack that
+    # reads them, DomainPack.spec_questions), trained on beside the written ones and on top of n_questions;
+    # a row on a topic the split holds out is left out, so held-out scores stay unseen.
     seed_questions: Path | None = None
 
     @field_validator("mix")
