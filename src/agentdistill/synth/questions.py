@@ -37,7 +37,7 @@ from agentdistill.errors import UserError
 from agentdistill.jsonl import JsonlAppender, iter_json, write_json_atomic, write_records
 from agentdistill.records import Chunk, Expect, Question
 from agentdistill.run_layout import RunLayout
-from agentdistill.synth.splits import assign_splits, split_counts
+from agentdistill.synth.splits import assign_splits, split_counts, topic_keys
 
 KINDS = ("lookup", "calculation", "multi_step", "no_tool")
 
@@ -456,16 +456,12 @@ def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: di
     version of the documents still trains on what it can.
     """
     path = cfg.questions.seed_questions
-    if path is None or build is None:
+    if build is None:
         return [], {}
     cluster_of = {cid: int(cl["id"]) for cl in clusters["clusters"] for cid in cl["chunk_ids"]}
-    doc_of = {c.id: c.doc_id for c in chunks}
-
-    def topics(chunk_ids: list[str]) -> set[Any]:
-        return {cluster_of.get(c) if cfg.split.by == "cluster" else doc_of.get(c) for c in chunk_ids}
-
-    held = set().union(*(topics(q.source_chunk_ids) for q in split if q.split != "train"))
-    held_chunks = {c for q in split if q.split != "train" for c in q.source_chunk_ids}
+    chunk_doc = {c.id: c.doc_id for c in chunks}
+    held = {k for q in split if q.split != "train" and q.source_chunk_ids
+            for k in topic_keys(q, cfg.split.by, chunk_doc)}
     written = {q.id for q in split}
     out: list[Question] = []
     counts: Counter[str] = Counter()
@@ -479,12 +475,13 @@ def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: di
             log.warning("%s:%d: seed question left out: %s", path, lineno, e)
             counts["seed_unusable"] += 1
             continue
-        if topics(q.source_chunk_ids) & held or set(q.source_chunk_ids) & held_chunks:
+        clusters_of_q = sorted(c for c in (cluster_of.get(s) for s in q.source_chunk_ids) if c is not None)
+        q = q.model_copy(update={"split": "train", "cluster": clusters_of_q[0] if clusters_of_q else -1})
+        if q.source_chunk_ids and topic_keys(q, cfg.split.by, chunk_doc) & held:
             counts["seed_held_out_topic"] += 1
             continue
         written.add(q.id)
-        clusters_of_q = sorted(c for c in (cluster_of.get(s) for s in q.source_chunk_ids) if c is not None)
-        out.append(q.model_copy(update={"split": "train", "cluster": clusters_of_q[0] if clusters_of_q else -1}))
+        out.append(q)
     counts["seed_trained"] = len(out)
     return out, dict(counts)
 

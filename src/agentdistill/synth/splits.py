@@ -72,7 +72,8 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
-def _group_keys(q: Question, by: str, chunk_doc: dict[str, str]) -> set[str]:
+def topic_keys(q: Question, by: str, chunk_doc: dict[str, str]) -> set[str]:
+    """What ties a grounded question to its topic: its source chunks and its cluster (or their documents)."""
     keys = {f"chunk:{c}" for c in q.source_chunk_ids}
     if by == "cluster":
         keys.add(f"cluster:{q.cluster}")
@@ -89,7 +90,7 @@ def components(questions: list[Question], by: str = "cluster",
     uf = _UnionFind(len(questions))
     owner: dict[str, int] = {}
     for i in grounded:
-        for key in _group_keys(questions[i], by, chunk_doc):
+        for key in topic_keys(questions[i], by, chunk_doc):
             if key in owner:
                 uf.union(owner[key], i)
             else:
@@ -103,7 +104,7 @@ def components(questions: list[Question], by: str = "cluster",
 def _component_key(questions: list[Question], comp: list[int], by: str, chunk_doc: dict[str, str]) -> str:
     """What orders components: their topic (cluster or document) rather than where their questions sit in
     the list, so the seeded shuffle holds out the same topics when the questions around them change."""
-    keys = {k for i in comp for k in _group_keys(questions[i], by, chunk_doc)}
+    keys = {k for i in comp for k in topic_keys(questions[i], by, chunk_doc)}
     topics = sorted(k for k in keys if not k.startswith("chunk:"))
     return topics[0] if topics else min(keys)
 
