@@ -74,7 +74,7 @@ def eval_model(
     act_above_relevance: str = typer.Option(
         None, "--act-above-relevance", metavar="SIMILARITY|off",
         help="With the grammar, a first step that replies unaided to a question whose closest passage scores at "
-        "least this cosine similarity is decoded again calling a tool that relevant, or 'off' "
+        "least this cosine similarity is decoded again calling a tool at least that relevant to it, or 'off' "
         "(default: agent.act_above_relevance). Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
