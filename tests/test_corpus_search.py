@@ -105,6 +105,12 @@ def test_an_interleaved_search_shows_the_top_of_every_query_first(searcher):
     assert len(set(both)) == 3
 
 
+def test_an_interleaved_search_in_order_leads_with_the_first_querys_top(searcher):
+    for queries in (["gratuity", "leave days for a mother"], ["leave days for a mother", "gratuity"]):
+        tops = [searcher.search(q, k=1)[0].chunk.id for q in queries]
+        assert [h.chunk.id for h in searcher.search_interleaved(queries, k=3, in_order=True)][:2] == tops
+
+
 def document_search(searcher: Searcher, **corpus: object):
     from agentdistill.config import RunConfig
     from agentdistill.tools.documents import DocumentSearch
@@ -121,6 +127,13 @@ def test_the_search_tool_also_searches_the_askers_words_unless_turned_off(search
     off = document_search(searcher, search_asked=False).search_documents("gratuity", 2, asked=question)
     assert "Maternity" not in off and off.startswith("[1] Guide: gratuity")
     assert document_search(searcher).search_documents("gratuity", 2) == off
+
+
+def test_with_asked_leads_the_askers_top_passage_is_shown_first(searcher):
+    query, question = "how many leave days for a mother?", "gratuity"
+    assert document_search(searcher).search_documents(query, 2, asked=question).startswith("[1] Law > Art. 30")
+    led = document_search(searcher, asked_leads=True).search_documents(query, 2, asked=question)
+    assert led.startswith("[1] Guide: gratuity") and "[2] Law > Art. 30 > Maternity leave: " in led
 
 
 def test_the_query_alone_says_whether_the_documents_cover_it_and_the_asked_words_count_above_the_floor(searcher):

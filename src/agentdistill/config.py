@@ -69,6 +69,10 @@ class CorpusConfig(Section):
     # The search tool also searches the user's latest message and interleaves the two rankings, the top of each
     # first: a small student's query often drops the words that find the passage, where the question keeps them.
     search_asked: bool = True
+    # With search_asked, the asker's ranking leads: its top passage is shown first, then the query's. A small
+    # model answers from the first passage it is shown, and its query finds the passage less often than the
+    # question it paraphrases.
+    asked_leads: bool = False
 
 
 class ToolsConfig(Section):

@@ -161,22 +161,24 @@ class Searcher:
         """The ``k`` best chunks for ``query``, best first."""
         return self.hits(self.ranking(query, max(CANDIDATES, k), hybrid), k, per_section)
 
-    def search_interleaved(self, queries: list[str], k: int = 5, per_section: bool | None = None) -> list[Hit]:
+    def search_interleaved(self, queries: list[str], k: int = 5, per_section: bool | None = None,
+                           in_order: bool = False) -> list[Hit]:
         """The ``k`` best chunks for several queries at once (the tool's query and the asker's own words).
 
         A chunk's place is its best place in any query's ranking, ties going to the chunk the other queries
         rank higher: so the top of each query comes first. Summed reciprocal ranks (``_fuse``) would put
         first a chunk that every query ranks in the middle, and in a corpus of a few hundred chunks every
-        ranking holds almost every chunk.
+        ranking holds almost every chunk. With ``in_order``, ties go to the earlier query's chunk instead:
+        the first query's top leads.
         """
         n = max(CANDIDATES, k)
         rankings = [self.ranking(q, n) for q in queries]
-        best: dict[str, int] = {}
-        for ranking in rankings:
+        best: dict[str, tuple[int, int]] = {}  # chunk id -> (its best rank, the first query ranking it there)
+        for which, ranking in enumerate(rankings):
             for rank, (cid, _) in enumerate(ranking, start=1):
-                best[cid] = min(best.get(cid, rank), rank)
+                best[cid] = min(best.get(cid, (rank, which)), (rank, which))
         together = self._fuse([(1.0, r) for r in rankings])
-        order = sorted(best, key=lambda cid: (best[cid], -together[cid]))
+        order = sorted(best, key=lambda cid: (best[cid][0], best[cid][1] if in_order else 0, -together[cid]))
         return self.hits([(cid, together[cid]) for cid in order], k, per_section)
 
     def hits(self, scored: list[tuple[str, float]], k: int, per_section: bool | None = None) -> list[Hit]:

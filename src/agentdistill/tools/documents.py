@@ -110,7 +110,8 @@ class DocumentSearch:
         if len(queries) == 1:
             hits = searcher.search(queries[0], k=top_k)
         else:
-            hits = searcher.search_interleaved(queries, k=top_k)
+            leads = self.cfg is not None and self.cfg.corpus.asked_leads
+            hits = searcher.search_interleaved(queries[::-1] if leads else queries, k=top_k, in_order=leads)
         if not hits:
             return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
         lines = []
