@@ -153,7 +153,8 @@ def _mend_number_words(text: str) -> str:
     return re.sub(r"[A-Za-z]{4,}", mend, text)
 
 
-_UNIT_WORD = r"(years?|yrs?|months?|weeks?|days?|hours?|hrs?)\b"
+# a unit as people write it after "a", "an" or "half a" (one-letter spellings such as "h" would read "a h" as an hour)
+_UNIT_WORD = "(" + "|".join(f"{s}s?" for spellings in _UNIT_SPELLINGS.values() for s in spellings if len(s) > 1) + r")\b"
 
 
 def _lengths_in_words(text: str) -> str:
