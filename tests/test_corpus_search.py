@@ -151,3 +151,20 @@ def test_the_search_tool_reports_how_relevant_its_closest_passage_is_to_a_messag
     assert tool.relevance is not None
     assert tool.relevance("leave days for a mother") == pytest.approx(1.0)
     assert tool.relevance("gratuity") > tool.relevance("hello there") == 0.0
+
+
+def test_the_search_tool_takes_the_name_it_is_given_or_its_functions_own(searcher):
+    search = document_search(searcher)
+
+    def search_policies(query: str, *, asked: str | None = None) -> str:
+        """Search the policies.
+
+        Args:
+            query: What to look for.
+        """
+        return search.search_documents(query, asked=asked)
+
+    assert search.tool().name == "search_documents"
+    assert search.tool("find_passages").name == "find_passages"
+    assert search.tool(fn=search_policies).name == "search_policies"
+    assert search.tool("policy_search", fn=search_policies).name == "policy_search"

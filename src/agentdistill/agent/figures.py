@@ -154,7 +154,7 @@ def _mend_number_words(text: str) -> str:
 
 
 # a unit as people write it after "a", "an" or "half a" (one-letter spellings such as "h" would read "a h" as an hour)
-_UNIT_WORD = "(" + "|".join(f"{s}s?" for spellings in _UNIT_SPELLINGS.values() for s in spellings if len(s) > 1) + r")\b"
+_UNIT_WORD = "(" + "|".join(f"{s}s?" for spelt in _UNIT_SPELLINGS.values() for s in spelt if len(s) > 1) + r")\b"
 
 
 def _lengths_in_words(text: str) -> str:

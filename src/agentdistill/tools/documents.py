@@ -125,13 +125,13 @@ class DocumentSearch:
         best = self._open().dense(text, 1)
         return best[0][1] if best else 0.0
 
-    def tool(self, name: str = "search_documents", description: str | None = None, fn: Any = None) -> Tool:
-        """The search as a tool (``fn``: a wrapper of ``search_documents`` under another name and docstring),
-        reporting its ``relevance``; the first search opens the index and loads the embedder (seconds to a
-        minute on a busy CPU), so it may run longer than other tools before it counts as hung."""
+    def tool(self, name: str | None = None, description: str | None = None, fn: Any = None) -> Tool:
+        """The search as a tool named ``name`` (default: the function's own name), reporting its ``relevance``;
+        ``fn``: a wrapper of ``search_documents`` with its own name and docstring. The first search opens the
+        index and loads the embedder (seconds to a minute on a busy CPU), so it may run longer than other tools
+        before it counts as hung."""
         timeout = max(self.cfg.tools.timeout_s, 120.0) if self.cfg is not None else 120.0
-        tool = Tool.from_function(fn or self.search_documents, name=name if fn is None else None,
-                                  description=description, timeout_s=timeout)
+        tool = Tool.from_function(fn or self.search_documents, name=name, description=description, timeout_s=timeout)
         tool.relevance = self.relevance
         return tool
 
