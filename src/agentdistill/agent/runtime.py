@@ -144,10 +144,10 @@ class _Loop:
                                parse_errors=c.parse_errors, error=error)
         self.emit("end", c, text=status if error is None else f"{status}: {error}")
 
-    def advance(self, c: _Conversation, completions: list[Completion]) -> None:
+    def advance(self, c: _Conversation, texts: list[str], choice: tuple[int, Step | None, str | None]) -> None:
+        """One step of ``c``: ``texts`` are its candidate replies, ``choice`` what ``choose_step`` made of them."""
         c.steps += 1
-        texts = [comp.text for comp in completions]
-        chosen, step, error = choose_step(texts, self.tools)
+        chosen, step, error = choice
         c.raw_steps.append(texts[chosen] if texts else "")
         if step is None:
             self.bad_reply(c, texts[0] if texts else "", error or "")
@@ -270,9 +270,11 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
             else:
                 timed = [comp.elapsed_s for comp in out if comp.elapsed_s is not None]
                 c.busy_s += max(timed) if timed else round_s
-                c.must_call = _must_call(tools, c, out, act_above_relevance) if grammars else ()
+                texts = [comp.text for comp in out]
+                choice = choose_step(texts, tools)
+                c.must_call = _must_call(tools, c, choice[1], act_above_relevance) if grammars else ()
                 if not c.must_call:
-                    loop.advance(c, out)
+                    loop.advance(c, texts, choice)
             if c.result is not None:
                 yield c.index, c.result
             else:
@@ -280,14 +282,12 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
-def _must_call(tools: ToolRegistry, c: _Conversation, completions: list[Completion],
-               act_above: float | None) -> tuple[str, ...]:
-    """The tools one of which ``c``'s step must call instead of ``completions``: where they answer the user's
-    latest message unaided (and this step was not already decoded again), those whose data is at least
-    ``act_above`` relevant to it; else none, and the step stands."""
+def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_above: float | None) -> tuple[str, ...]:
+    """The tools one of which ``c``'s step must call instead of ``step``: where it answers the user's latest
+    message unaided (and this step was not already decoded again), those whose data is at least ``act_above``
+    relevant to it; else none, and the step stands."""
     if act_above is None or c.must_call or c.messages[-1].get("role") != "user":
         return ()
-    _, step, _ = choose_step([comp.text for comp in completions], tools)
     if step is None or not step.is_answer:
         return ()
     return tuple(tools.relevant(str(c.messages[-1].get("content") or ""), act_above))
