@@ -131,8 +131,9 @@ def test_the_search_tool_also_searches_the_askers_words_unless_turned_off(search
 
 def test_with_asked_leads_the_askers_top_passage_is_shown_first(searcher):
     query, question = "how many leave days for a mother?", "gratuity"
-    assert document_search(searcher).search_documents(query, 2, asked=question).startswith("[1] Law > Art. 30")
-    led = document_search(searcher, asked_leads=True).search_documents(query, 2, asked=question)
+    unled = document_search(searcher, asked_leads=False).search_documents(query, 2, asked=question)
+    assert unled.startswith("[1] Law > Art. 30")
+    led = document_search(searcher).search_documents(query, 2, asked=question)
     assert led.startswith("[1] Guide: gratuity") and "[2] Law > Art. 30 > Maternity leave: " in led
 
 
@@ -141,7 +142,7 @@ def test_the_query_alone_says_whether_the_documents_cover_it_and_the_asked_words
     nothing = "No passage in the documents is about 'maid'"
     assert floored.search_documents("maid", 2, asked="leave days for a mother").startswith(nothing)
     both = floored.search_documents("leave days for a mother", 2, asked="annual leave days annual leave")
-    assert both.startswith("[1] Law > Art. 30 > Maternity leave: ") and "[2] Law > Art. 29 > Annual leave" in both
+    assert both.startswith("[1] Law > Art. 29 > Annual leave") and "[2] Law > Art. 30 > Maternity leave: " in both
     under = floored.search_documents("leave days for a mother", 2, asked="gratuity")  # 0.58: under the floor
     assert under == floored.search_documents("leave days for a mother", 2)
 

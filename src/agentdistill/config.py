@@ -71,8 +71,8 @@ class CorpusConfig(Section):
     search_asked: bool = True
     # With search_asked, the asker's ranking leads: its top passage is shown first, then the query's. A small
     # model answers from the first passage it is shown, and its query finds the passage less often than the
-    # question it paraphrases.
-    asked_leads: bool = False
+    # question it paraphrases (docs/design.md, "Tools and the agent runtime").
+    asked_leads: bool = True
 
 
 class ToolsConfig(Section):

@@ -9,7 +9,8 @@ quote the nearest unrelated passage.
 
 The agent's runtime also hands the search the user's latest message (``asked``, not a model argument):
 its ranking is interleaved with the query's (``Searcher.search_interleaved``) so the passage the asker's
-own words find is in view even when a small model's query dropped them (``corpus.search_asked``).
+own words find is in view even when a small model's query dropped them (``corpus.search_asked``), and
+shown first (``corpus.asked_leads``): a small model answers from the first passage.
 
 A pack may offer the same search under its own name and description (``DocumentSearch.tool``): what the
 documents are about is what tells a model when to search.
@@ -110,7 +111,7 @@ class DocumentSearch:
         if len(queries) == 1:
             hits = searcher.search(queries[0], k=top_k)
         else:
-            leads = self.cfg is not None and self.cfg.corpus.asked_leads
+            leads = self.cfg is None or self.cfg.corpus.asked_leads
             hits = searcher.search_interleaved(queries[::-1] if leads else queries, k=top_k, in_order=leads)
         if not hits:
             return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
