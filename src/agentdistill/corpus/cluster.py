@@ -77,3 +77,8 @@ def cluster_chunks(
         if ids:  # k-means leaves a cluster empty only when chunks are identical; ids stay 0..k-1
             clusters.append({"id": len(clusters), "size": len(ids), "top_terms": terms[c], "chunk_ids": ids})
     return {"k": len(clusters), "rule": rule, "clusters": clusters}
+
+
+def cluster_of_chunk(clusters: list[dict[str, Any]]) -> dict[str, int]:
+    """Each chunk id's cluster id, from the "clusters" list of a clusters.json object (``cluster_chunks``)."""
+    return {cid: int(cl["id"]) for cl in clusters for cid in cl["chunk_ids"]}

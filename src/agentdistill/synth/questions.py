@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from agentdistill.config import RunConfig
+from agentdistill.corpus.cluster import cluster_of_chunk
 from agentdistill.errors import UserError
 from agentdistill.jsonl import JsonlAppender, iter_json, write_json_atomic, write_records
 from agentdistill.records import Chunk, Expect, Question
@@ -458,7 +459,7 @@ def seed_questions(cfg: RunConfig, build: Any, chunks: list[Chunk], clusters: di
     path = cfg.questions.seed_questions
     if build is None:
         return [], {}
-    cluster_of = {cid: int(cl["id"]) for cl in clusters["clusters"] for cid in cl["chunk_ids"]}
+    cluster_of = cluster_of_chunk(clusters["clusters"])
     chunk_doc = {c.id: c.doc_id for c in chunks}
     held = {k for q in split if q.split != "train" and q.source_chunk_ids
             for k in topic_keys(q, cfg.split.by, chunk_doc)}

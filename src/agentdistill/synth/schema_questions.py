@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdistill.config import RunConfig
+from agentdistill.corpus.cluster import cluster_of_chunk
 from agentdistill.currencies import CODE, spellings
 from agentdistill.records import Chunk, Expect, Question
 from agentdistill.synth.questions import Persona, kind_rng, kind_targets, question_id
@@ -306,7 +307,7 @@ class _Writer:
 
         self.currencies = currency_aliases(cfg)  # how the run's packs write their currencies, for result_facts
         self.personas = personas or [Persona("user", ["the documents"])]
-        self.cluster_of = {cid: int(cl["id"]) for cl in clusters.get("clusters", []) for cid in cl["chunk_ids"]}
+        self.cluster_of = cluster_of_chunk(clusters.get("clusters", []))
         self.specs = tools.specs()
         self.search = next((s for s in self.specs if query_parameter(s)), None)
         self.computing = [s for s in self.specs if not query_parameter(s)]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentdistill.config import RunConfig
+from agentdistill.corpus.cluster import cluster_of_chunk
 from agentdistill.domains.uae_labour.calculators import service_arguments
 from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import format_citation, resolve_law
@@ -912,7 +913,7 @@ def rule_questions(chunks: list[Chunk], clusters: dict[str, Any], personas: list
     names = set(tools.names())
     targets = {k: math.ceil(v * (GROUNDED_OVERGENERATE if k in ("lookup", "multi_step") else OVERGENERATE))
                for k, v in kind_targets(cfg.questions.n_questions, cfg.questions.mix).items()}
-    cluster_of = {cid: int(cl["id"]) for cl in clusters["clusters"] for cid in cl["chunk_ids"]}
+    cluster_of = cluster_of_chunk(clusters["clusters"])
     affinity = persona_affinity(chunks, personas)
     counts: Counter[str] = Counter()
 
