@@ -286,3 +286,19 @@ def test_cli_eval_records_the_relevance_above_which_a_tool_comes_first_and_refus
     for bad in ("1.5", "high"):
         r = CliRunner().invoke(app, [*base, "--act-above-relevance", bad, "--name", "bad"])
         assert isinstance(r.exception, UserError) and f"--act-above-relevance {bad!r}" in str(r.exception)
+
+
+def test_cli_eval_routes_first_steps_only_with_training_traces_and_refuses_a_bad_count(tmp_path):
+    from test_agent_routing import trace
+
+    make_run(tmp_path)
+    base = ["eval", "--run", str(tmp_path), "--model", "rule", "--max-questions", "1"]
+    r = CliRunner().invoke(app, [*base, "--route-neighbours", "3", "--name", "routed"])
+    assert isinstance(r.exception, UserError) and "no training traces" in str(r.exception)
+    write_records(tmp_path / "traces.jsonl", [trace("What is 15% of 4,000?", "calculator")])
+    r = CliRunner().invoke(app, [*base, "--route-neighbours", "3", "--name", "routed"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "eval" / "routed" / "metrics.json").read_text())["route_neighbours"] == 3
+    for bad in ("0", "many"):
+        r = CliRunner().invoke(app, [*base, "--route-neighbours", bad, "--name", "bad"])
+        assert isinstance(r.exception, UserError) and f"--route-neighbours {bad!r}" in str(r.exception)

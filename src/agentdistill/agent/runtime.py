@@ -39,6 +39,7 @@ from typing import Any
 from agentdistill.agent.figures import named_units, stated_figures, without_units
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.quotes import observations, quotable_sentences
+from agentdistill.agent.routing import REPLY, FirstStepRouter
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
@@ -225,6 +226,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
                figures_from_conversation: bool = False, figures_by_unit: bool = False,
                act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
+               router: FirstStepRouter | None = None,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -241,7 +243,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     currency spellings, for money). With ``act_above_relevance``, a first step after a user message that answers
     it unaided, where a tool's data is at least that relevant to it (``ToolRegistry.relevant``), is decoded
     again under a grammar that calls one of those tools: a small student otherwise declines or greets a
-    question its documents answer.
+    question its documents answer. With a ``router`` (agent/routing.py), the first step after a user message
+    chooses among the router's choices for it only.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -257,7 +260,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p, c.messages, c.must_call) if grammars else None)
+                                      grammar=grammars.after(p, c.messages, c.must_call, _routed(router, c))
+                                      if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -282,6 +286,13 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
+def _routed(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]:
+    """The router's choices for ``c``'s step where it is the first after a user message; else none (any step)."""
+    if router is None or c.messages[-1].get("role") != "user":
+        return ()
+    return router.choices(str(c.messages[-1].get("content") or ""))
+
+
 def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_above: float | None) -> tuple[str, ...]:
     """The tools one of which ``c``'s step must call instead of ``step``: where it answers the user's latest
     message unaided (and this step was not already decoded again), those whose data is at least ``act_above``
@@ -298,7 +309,8 @@ class _Grammars:
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
     figures it stated, and with ``units`` each into an argument of its unit; with ``must_call``, one that must
-    call one of those tools. A grammar is built once for each prefix, quotes, figures, units and must_call."""
+    call one of those tools; with ``routed`` (and no ``must_call``), one that calls one of its tools or, where it
+    holds ``REPLY``, answers. A grammar is built once for each prefix, quotes, figures, units and choices."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None):
@@ -306,7 +318,8 @@ class _Grammars:
         self.units, self.currencies = units, currencies
         self.built: dict[tuple[Any, ...], str | None] = {}
 
-    def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = ()) -> str | None:
+    def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = (),
+              routed: tuple[str, ...] = ()) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results)) if self.quotes else ()
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
@@ -315,14 +328,17 @@ class _Grammars:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
             units = named_units(said + results, stated) if self.units else None
-        key = (prefix, sentences, figures, units, must_call)
+        routed = () if must_call else routed
+        key = (prefix, sentences, figures, units, must_call, routed)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
             try:
-                specs = [s for s in self.specs if s["name"] in must_call] if must_call else self.specs
+                chosen = must_call or routed
+                specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
+                answer = REPLY in routed if routed else not must_call
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
-                                               units=units, answer=not must_call)
+                                               units=units, answer=answer)
             except ValueError:
                 self.built[key] = None
         return self.built[key]

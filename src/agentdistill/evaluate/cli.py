@@ -26,6 +26,18 @@ def _decoding_option(flags: str, key: str, what: str) -> bool:
     return typer.Option(None, flags, help=f"{what} (default: agent.{key}). Give the other setting its own --name.")
 
 
+def _count_or_off(text: str, flag: str) -> int | None:
+    """A count of at least 1 from ``text``, or None for "off"."""
+    from agentdistill.errors import UserError
+
+    if text.strip().lower() == "off":
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UserError(f"{flag} {text!r} is neither a count of at least 1 nor 'off'.",
+                        hint=f"e.g. {flag} 5, or {flag} off")
+    return int(text)
+
+
 def _similarity_or_off(text: str, flag: str) -> float | None:
     """A cosine similarity in [0, 1] from ``text``, or None for "off"."""
     from agentdistill.errors import UserError
@@ -76,6 +88,11 @@ def eval_model(
         help="With the grammar, a first step that replies unaided to a question whose closest passage scores at "
         "least this cosine similarity is decoded again calling a tool at least that relevant to it, or 'off' "
         "(default: agent.act_above_relevance). Give the other setting its own --name."),
+    route_neighbours: str = typer.Option(
+        None, "--route-neighbours", metavar="K|off",
+        help="With the grammar, the first step after a question chooses only among the two kinds of step (a tool, "
+        "or a reply) that its K nearest training questions took most, or 'off' (default: agent.route_neighbours). "
+        "Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -112,6 +129,8 @@ def eval_model(
                 setattr(cfg.agent, key, value)
         if act_above_relevance is not None:
             cfg.agent.act_above_relevance = _similarity_or_off(act_above_relevance, "--act-above-relevance")
+        if route_neighbours is not None:
+            cfg.agent.route_neighbours = _count_or_off(route_neighbours, "--route-neighbours")
         metrics = evaluate(run, cfg, model, split=split, max_questions=max_questions, name=name,
                            served_model=served_model, questions_file=questions)
     table = Table(title=f"eval/{metrics['name']} ({metrics['split']} split)")

@@ -117,7 +117,7 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 # agent options an eval records
 DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "figures_from_conversation",
-            "figures_by_unit", "act_above_relevance")
+            "figures_by_unit", "act_above_relevance", "route_neighbours")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, Any]:
@@ -187,6 +187,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the eval (resuming), write results.jsonl and metrics.json; return the metrics. ``questions_file``:
     evaluate on that question set instead of a split of the run (its name stands for the split)."""
+    from agentdistill.agent.routing import first_step_router
     from agentdistill.agent.runtime import agent_options, run_agents
     from agentdistill.llm import make_llm
     from agentdistill.tools import load_tools
@@ -217,6 +218,7 @@ def evaluate(
             llm.know(questions)
         tools = load_tools(cfg, run_dir)
         specs = tools.specs()
+        router = first_step_router(run_dir, cfg) if cfg.agent.constrain_tool_names else None
         group = max(1, cfg.eval.in_flight)
         with JsonlAppender(results_path) as out, Progress(
             TextColumn(f"eval {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -227,7 +229,7 @@ def evaluate(
             for start in range(0, len(todo), group):
                 batch = todo[start : start + group]
                 for i, res in run_agents(llm, tools, [q.text for q in batch], max_tokens=cfg.eval.max_new_tokens,
-                                         **agent_options(cfg.agent, currencies)):
+                                         router=router, **agent_options(cfg.agent, currencies)):
                     q = batch[i]
                     answered = res.outcome.answer if res.outcome.status == "answered" else None
                     verdict = judge.check(q, answered, observation_texts(res.messages)) if judge else None

@@ -1,0 +1,81 @@
+"""The first step's choices come from the first steps of the training questions nearest a message, in the run's
+real embedder, and the runtime decodes that step under a grammar of those choices only."""
+
+from __future__ import annotations
+
+import pytest
+from example_packs import example_config
+from test_agent_runtime import Script, act, answer
+
+from agentdistill.agent.routing import CHOICES, REPLY, FirstStepRouter, first_step_router
+from agentdistill.agent.runtime import run_agents
+from agentdistill.corpus.embed import load_embedder
+from agentdistill.errors import UserError
+from agentdistill.records import Outcome, Trace
+from agentdistill.tools import load_tools
+
+
+def trace(question: str, first: str, split: str = "train") -> Trace:
+    step = ({"role": "assistant", "thought": "I will compute it.",
+             "tool_calls": [{"name": first, "arguments": {}}]} if first != REPLY
+            else {"role": "assistant", "content": "Hello! How can I help?", "thought": "No tool is needed."})
+    return Trace(id=f"t-{abs(hash(question))}", question_id="q", tools=[], teacher="rule", split=split,
+                 messages=[{"role": "system", "content": "You are an agent."}, {"role": "user", "content": question},
+                           step], outcome=Outcome(answer="x", steps=1, status="answered"))
+
+
+TRAINED = [
+    trace("What is 15% of 4,000?", "calculator"),
+    trace("Calculate 120 * 3 + 40.", "calculator"),
+    trace("whats 250 divided by 8", "calculator"),
+    trace("How many days are there between 2024-01-01 and 2024-03-15?", "date_diff"),
+    trace("days from 2023-05-02 to 2023-09-30?", "date_diff"),
+    trace("Hello there!", REPLY),
+    trace("hi, good morning", REPLY),
+    trace("Thanks a lot, that helps.", REPLY),
+]
+
+
+@pytest.fixture(scope="module")
+def router() -> FirstStepRouter:
+    return FirstStepRouter.from_traces(TRAINED, load_embedder("all-minilm-l6-v2").encode, k=3)
+
+
+def test_a_message_is_routed_to_the_first_steps_of_the_training_questions_nearest_it(router):
+    assert router.choices("what's 12 percent of 7,500?")[0] == "calculator"
+    assert router.choices("how long is it from 1 March 2025 until 15 July 2025 in days")[0] == "date_diff"
+    assert router.choices("good evening, hope you're well")[0] == REPLY
+    assert all(len(router.choices(m)) <= CHOICES for m in ["hey", "what is 3 + 4?", "thank you!"])
+
+
+def test_only_training_traces_vote_and_none_make_no_router():
+    encode = load_embedder("all-minilm-l6-v2").encode
+    held_out = [trace("What is 15% of 4,000?", "calculator", split="dev")]
+    assert FirstStepRouter.from_traces(held_out, encode, k=3) is None
+    router = FirstStepRouter.from_traces(held_out + [trace("Hello there!", REPLY)], encode, k=3)
+    assert router.choices("What is 15% of 4,000?") == (REPLY,)
+
+
+def test_a_run_without_training_traces_is_told_to_make_them_or_turn_routing_off(tmp_path):
+    cfg = example_config()
+    assert first_step_router(tmp_path, cfg) is None  # off by default
+    cfg.agent.route_neighbours = 5
+    with pytest.raises(UserError, match="no training traces") as err:
+        first_step_router(tmp_path, cfg)
+    assert "agentdistill traces" in err.value.hint and "route_neighbours" in err.value.hint
+
+
+def test_the_first_step_chooses_among_the_routed_choices_and_later_steps_among_all(router):
+    tools = load_tools(example_config(), None)
+    share, hello = "what's 12 percent of 7,500?", "good evening, hope you're well"
+    llm = Script({share: [act("calculator", expression="12% of 7500"), answer("900")],
+                  hello: [answer("Good evening! How can I help?")]})
+    done = dict(run_agents(llm, tools, [share, hello], constrain_tool_names=True, router=router))
+    assert done[0].outcome.answer == "900" and done[1].outcome.answer == "Good evening! How can I help?"
+    first = {r.messages[1]["content"]: r.grammar for r in llm.batches[0]}
+    calls = lambda grammar: {t["name"] for t in tools.specs() if f'\\"{t["name"]}\\"' in grammar}  # noqa: E731
+    assert calls(first[share]) <= set(router.choices(share)) and "calculator" in calls(first[share])
+    assert "| answer" not in first[share].split("\n")[0]  # no reply was among its neighbours' first steps
+    assert "| answer" in first[hello].split("\n")[0] or first[hello].split("\n")[0].endswith("answer")
+    later = llm.batches[1][0].grammar  # after the calculator's result: every tool, and the answer
+    assert calls(later) == {t["name"] for t in tools.specs()} and "| answer" in later.split("\n")[0]
