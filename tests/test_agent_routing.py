@@ -1,5 +1,5 @@
 """The first step's choices come from the first steps of the training questions nearest a message, in the run's
-real embedder, and the runtime decodes that step under a grammar of those choices only."""
+real embedder, and the runtime decodes that step under a grammar of those tools (or a reply) only."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_a_run_without_training_traces_is_told_to_make_them_or_turn_routing_off(
     assert "agentdistill traces" in err.value.hint and "route_neighbours" in err.value.hint
 
 
-def test_the_first_step_chooses_among_the_routed_choices_and_later_steps_among_all(router):
+def test_the_first_step_calls_only_routed_tools_or_replies_and_later_steps_call_any(router):
     tools = load_tools(example_config(), None)
     share, hello = "what's 12 percent of 7,500?", "good evening, hope you're well"
     llm = Script({share: [act("calculator", expression="12% of 7500"), answer("900")],
@@ -75,7 +75,7 @@ def test_the_first_step_chooses_among_the_routed_choices_and_later_steps_among_a
     first = {r.messages[1]["content"]: r.grammar for r in llm.batches[0]}
     calls = lambda grammar: {t["name"] for t in tools.specs() if f'\\"{t["name"]}\\"' in grammar}  # noqa: E731
     assert calls(first[share]) <= set(router.choices(share)) and "calculator" in calls(first[share])
-    assert "| answer" not in first[share].split("\n")[0]  # no reply was among its neighbours' first steps
-    assert "| answer" in first[hello].split("\n")[0] or first[hello].split("\n")[0].endswith("answer")
+    assert "| answer" in first[share].split("\n")[0]  # it may always reply: the router never forces a call
+    assert calls(first[hello]) == set() and first[hello].split("\n")[0].endswith("answer")  # only replies voted
     later = llm.batches[1][0].grammar  # after the calculator's result: every tool, and the answer
     assert calls(later) == {t["name"] for t in tools.specs()} and "| answer" in later.split("\n")[0]

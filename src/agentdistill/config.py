@@ -129,10 +129,11 @@ class AgentConfig(Section):
     # a small student otherwise declines a question its documents answer ("I'm pregnant, can they fire me?" as
     # out of scope). With the step grammar only. None: off.
     act_above_relevance: float | None = Field(default=None, ge=0, le=1)
-    # The first step after a user message chooses only among the two kinds of step (a tool, or a reply without
-    # one) that the training questions nearest the message took most: this many of them vote, by the similarity
-    # of the run's embedder. A small student otherwise routes phrasing it never trained on to tools no close
-    # training question used (agent/routing.py). With the step grammar and a run's train traces only. None: off.
+    # The first step after a user message may call only the tools among the two first steps (a tool, or a reply
+    # without one) that the training questions nearest the message took most, or reply: this many of them vote,
+    # by the similarity of the run's embedder. A small student otherwise routes phrasing it never trained on to
+    # tools no close training question used (agent/routing.py). With the step grammar and a run's train traces
+    # only. None: off.
     route_neighbours: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="before")

@@ -1,15 +1,16 @@
-"""The first step's choices from the training questions nearest a user's message (``agent.route_neighbours``).
+"""The first step's tools from the training questions nearest a user's message (``agent.route_neighbours``).
 
 A small student decides at its first step which tool answers a message (or that none does), and on phrasing it
-never trained on it picks tools that no close training question used ("what's 15% of 48,000?" as annual leave).
-The sentence embedder of the run generalizes across phrasings better than that decision does: the ``k``
-training questions closest to the message (cosine similarity) vote, each with its similarity, for the first
-step its trace took, a tool's name or a reply without one, and the step grammar then lets the first step choose
-among the ``CHOICES`` most voted only. The student still decides, among those; the later steps are not routed.
+never trained on it picks tools that no close training question used ("what's 15% of 48,000?" as annual leave,
+"my contract says 120 days notice, is that even allowed?" as a search). The run's sentence embedder generalizes
+across phrasings better than that decision does: the ``k`` training questions closest to the message (cosine
+similarity) vote, each with its similarity, for the first step its trace took, a tool's name or a reply without
+one, and the step grammar then lets the first step call only the tools among the ``CHOICES`` most voted. It may
+always reply instead: the router narrows the tools and never forces a call (a request outside the domain that
+reads like a tool's question, "the weather tomorrow", is no date calculation). The student still decides, and
+the later steps are not routed.
 
-Measured on the example (docs/design.md, "Tools and the agent runtime"): on the hand-written questions the
-nearest training questions' top two held the right first step for 60 of 63, the students' own first steps for
-49-53.
+Measured on the example (docs/design.md, "First steps routed by the nearest training questions").
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from agentdistill.config import RunConfig
 from agentdistill.errors import UserError
 from agentdistill.records import Trace
 
-# Two choices: the students' wrong first steps mostly fall outside the top two (their right ones almost never
-# do), and the student keeps the decision where two kinds of step are close, as a calculation asked in a
-# question about the rule.
+# Two choices: on the example's hand-written questions the top two held the right first step for 60 of 63, and
+# the students' wrong first steps mostly fall outside them; the student keeps the decision where two kinds of
+# step are close, as a calculation asked in a question about the rule.
 CHOICES = 2
 REPLY = ""  # the vote of a trace whose first step replies without a tool
 
@@ -47,7 +48,8 @@ def first_question(trace: Trace) -> str | None:
 
 
 class FirstStepRouter:
-    """The first-step choices of a message: those its ``k`` nearest training questions' traces took most."""
+    """The first-step choices of a message: those its ``k`` nearest training questions' traces took most (tool
+    names, and ``REPLY`` where replying was among them; the runtime lets a first step reply in any case)."""
 
     def __init__(self, questions: list[str], steps: list[str], encode: Callable[[list[str]], np.ndarray], k: int):
         if len(questions) != len(steps) or not questions:

@@ -39,7 +39,7 @@ from typing import Any
 from agentdistill.agent.figures import named_units, stated_figures, without_units
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.quotes import observations, quotable_sentences
-from agentdistill.agent.routing import REPLY, FirstStepRouter
+from agentdistill.agent.routing import FirstStepRouter
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
@@ -244,7 +244,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     it unaided, where a tool's data is at least that relevant to it (``ToolRegistry.relevant``), is decoded
     again under a grammar that calls one of those tools: a small student otherwise declines or greets a
     question its documents answer. With a ``router`` (agent/routing.py), the first step after a user message
-    chooses among the router's choices for it only.
+    may call only the tools the router chooses for it, or answer.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -309,8 +309,8 @@ class _Grammars:
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
     figures it stated, and with ``units`` each into an argument of its unit; with ``must_call``, one that must
-    call one of those tools; with ``routed`` (and no ``must_call``), one that calls one of its tools or, where it
-    holds ``REPLY``, answers. A grammar is built once for each prefix, quotes, figures, units and choices."""
+    call one of those tools; with ``routed`` (and no ``must_call``), one that calls one of its tools or answers.
+    A grammar is built once for each prefix, quotes, figures, units and choices."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None):
@@ -336,7 +336,7 @@ class _Grammars:
             try:
                 chosen = must_call or routed
                 specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
-                answer = REPLY in routed if routed else not must_call
+                answer = not must_call
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
                                                units=units, answer=answer)
             except ValueError:

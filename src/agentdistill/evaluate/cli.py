@@ -90,9 +90,9 @@ def eval_model(
         "(default: agent.act_above_relevance). Give the other setting its own --name."),
     route_neighbours: str = typer.Option(
         None, "--route-neighbours", metavar="K|off",
-        help="With the grammar, the first step after a question chooses only among the two kinds of step (a tool, "
-        "or a reply) that its K nearest training questions took most, or 'off' (default: agent.route_neighbours). "
-        "Give the other setting its own --name."),
+        help="With the grammar, the first step after a question may call only the tools among the two first steps "
+        "its K nearest training questions took most, or reply; or 'off' (default: agent.route_neighbours). Give "
+        "the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
