@@ -7,7 +7,7 @@ import pytest
 from example_packs import example_config
 from test_agent_runtime import Script, act, answer
 
-from agentdistill.agent.routing import CHOICES, REPLY, FirstStepRouter, first_step_router
+from agentdistill.agent.routing import CHOICES, REPLY, FirstStepRouter, first_step_router, first_step_router_or_none
 from agentdistill.agent.runtime import run_agents
 from agentdistill.corpus.embed import load_embedder
 from agentdistill.errors import UserError
@@ -63,6 +63,8 @@ def test_a_run_without_training_traces_is_told_to_make_them_or_turn_routing_off(
     with pytest.raises(UserError, match="no training traces") as err:
         first_step_router(tmp_path, cfg)
     assert "agentdistill traces" in err.value.hint and "route_neighbours" in err.value.hint
+    said: list[str] = []  # chat and serve go on unrouted, and say why
+    assert first_step_router_or_none(tmp_path, cfg, said.append) is None and "no training traces" in said[0]
 
 
 def test_the_first_step_calls_only_routed_tools_or_replies_and_later_steps_call_any(router):

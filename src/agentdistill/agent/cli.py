@@ -54,7 +54,7 @@ def chat(
 
     Each question is its own conversation; an empty line, "exit" or Ctrl-D ends the chat.
     """
-    from agentdistill.agent.routing import first_step_router
+    from agentdistill.agent.routing import first_step_router_or_none
     from agentdistill.agent.runtime import agent_options, run_agent
     from agentdistill.domains import currency_aliases
     from agentdistill.llm import make_llm
@@ -69,7 +69,7 @@ def chat(
     console.print(f"[bold]{llm.name}[/bold] with tools: {', '.join(tools.names())}")
     options = {**agent_options(cfg.agent, currency_aliases(cfg)), "on_event": _print_event}
     if run is not None and cfg.agent.constrain_tool_names:
-        options["router"] = first_step_router(run, cfg)
+        options["router"] = first_step_router_or_none(run, cfg, lambda why: console.print(f"[dim]{why}[/dim]"))
     options["max_steps"] = max_steps or options["max_steps"]
     options["self_consistency"] = self_consistency or options["self_consistency"]
     while True:

@@ -102,3 +102,13 @@ def first_step_router(run_dir: Path, cfg: RunConfig) -> FirstStepRouter | None:
                         hint=f"Run `agentdistill traces --run {run_dir}` first, or set agent.route_neighbours to "
                         "null (--set agent.route_neighbours=null).")
     return router
+
+
+def first_step_router_or_none(run_dir: Path, cfg: RunConfig, warn: Callable[[str], None]) -> FirstStepRouter | None:
+    """``first_step_router`` for chat and serve: a run without train traces yet (just ingested, to try the untuned
+    student) is served unrouted, with ``warn`` told why, rather than refused."""
+    try:
+        return first_step_router(run_dir, cfg)
+    except UserError as e:
+        warn(f"first steps are not routed: {e}")
+        return None

@@ -63,7 +63,7 @@ def serve(
     """
     import uvicorn
 
-    from agentdistill.agent.routing import first_step_router
+    from agentdistill.agent.routing import first_step_router_or_none
     from agentdistill.agent.runtime import agent_options
     from agentdistill.domains import citation_style, currency_aliases
     from agentdistill.llm import make_llm
@@ -90,7 +90,8 @@ def serve(
     name = served_name(model, cfg, served_model)
     served = Served(name=name, batcher=Batcher(llm, max_batch=batch), tools=tools,
                     agent_options={**agent_options(cfg.agent, currency_aliases(cfg)),
-                                   "router": first_step_router(run, cfg) if cfg.agent.constrain_tool_names else None},
+                                   "router": first_step_router_or_none(run, cfg, lambda why: typer.echo(why, err=True))
+                                   if cfg.agent.constrain_tool_names else None},
                     constrain=cfg.agent.constrain_tool_names, constrain_arguments=cfg.agent.constrain_arguments,
                     citations=citation_style(cfg))
     limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens, timeout_s=timeout,
