@@ -336,9 +336,8 @@ class _Grammars:
             try:
                 chosen = must_call or routed
                 specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
-                answer = not must_call
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
-                                               units=units, answer=answer)
+                                               units=units, answer=not must_call)
             except ValueError:
                 self.built[key] = None
         return self.built[key]
