@@ -63,6 +63,9 @@ def test_a_run_without_training_traces_is_told_to_make_them_or_turn_routing_off(
     with pytest.raises(UserError, match="no training traces") as err:
         first_step_router(tmp_path, cfg)
     assert "agentdistill traces" in err.value.hint and "route_neighbours" in err.value.hint
+    cfg.agent.constrain_tool_names = False
+    assert first_step_router(tmp_path, cfg) is None  # routing narrows the step grammar's tools: none without it
+    cfg.agent.constrain_tool_names = True
     said: list[str] = []  # chat and serve go on unrouted, and say why
     assert first_step_router_or_none(tmp_path, cfg, said.append) is None and "no training traces" in said[0]
 

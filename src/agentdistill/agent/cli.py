@@ -68,7 +68,7 @@ def chat(
         llm = make_llm(model, run, cfg, served_model=served_model, batch_size=1)
     console.print(f"[bold]{llm.name}[/bold] with tools: {', '.join(tools.names())}")
     options = {**agent_options(cfg.agent, currency_aliases(cfg)), "on_event": _print_event}
-    if run is not None and cfg.agent.constrain_tool_names:
+    if run is not None:
         options["router"] = first_step_router_or_none(run, cfg, lambda why: console.print(f"[dim]{why}[/dim]"))
     options["max_steps"] = max_steps or options["max_steps"]
     options["self_consistency"] = self_consistency or options["self_consistency"]

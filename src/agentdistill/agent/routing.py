@@ -85,9 +85,10 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 def first_step_router(run_dir: Path, cfg: RunConfig) -> FirstStepRouter | None:
     """The router of a run where ``agent.route_neighbours`` is set: its train traces, embedded with the run's
-    embedder; None where it is off. UserError where the run has no train traces."""
+    embedder; None where it is off or the step grammar is (routing is a grammar's choice of tools). UserError where
+    the run has no train traces."""
     k = cfg.agent.route_neighbours
-    if not k:
+    if not k or not cfg.agent.constrain_tool_names:
         return None
     from agentdistill.corpus.embed import load_embedder
     from agentdistill.jsonl import read_records

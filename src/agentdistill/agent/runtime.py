@@ -287,8 +287,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
 
 
 def _routed(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]:
-    """The router's choices for ``c``'s step where it is the first after a user message; else none (any step)."""
-    if router is None or c.messages[-1].get("role") != "user":
+    """The router's choices for ``c``'s step where it is the first after a user message and not one decoded again
+    to call a tool (``must_call`` decides those); else none (any step)."""
+    if router is None or c.must_call or c.messages[-1].get("role") != "user":
         return ()
     return router.choices(str(c.messages[-1].get("content") or ""))
 
@@ -309,8 +310,8 @@ class _Grammars:
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
     figures it stated, and with ``units`` each into an argument of its unit; with ``must_call``, one that must
-    call one of those tools; with ``routed`` (and no ``must_call``), one that calls one of its tools or answers.
-    A grammar is built once for each prefix, quotes, figures, units and choices."""
+    call one of those tools; with ``routed`` (never given with ``must_call``), one that calls one of its tools or
+    answers. A grammar is built once for each prefix, quotes, figures, units and choices."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None):
@@ -328,7 +329,6 @@ class _Grammars:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
             units = named_units(said + results, stated) if self.units else None
-        routed = () if must_call else routed
         key = (prefix, sentences, figures, units, must_call, routed)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:

@@ -218,7 +218,7 @@ def evaluate(
             llm.know(questions)
         tools = load_tools(cfg, run_dir)
         specs = tools.specs()
-        router = first_step_router(run_dir, cfg) if cfg.agent.constrain_tool_names else None
+        router = first_step_router(run_dir, cfg)
         group = max(1, cfg.eval.in_flight)
         with JsonlAppender(results_path) as out, Progress(
             TextColumn(f"eval {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -88,10 +88,9 @@ def serve(
     batch = batch_size or cfg.eval.batch_size
     llm = make_llm(model, run, cfg, served_model=served_model, batch_size=batch)
     name = served_name(model, cfg, served_model)
+    router = first_step_router_or_none(run, cfg, lambda why: typer.echo(why, err=True))
     served = Served(name=name, batcher=Batcher(llm, max_batch=batch), tools=tools,
-                    agent_options={**agent_options(cfg.agent, currency_aliases(cfg)),
-                                   "router": first_step_router_or_none(run, cfg, lambda why: typer.echo(why, err=True))
-                                   if cfg.agent.constrain_tool_names else None},
+                    agent_options={**agent_options(cfg.agent, currency_aliases(cfg)), "router": router},
                     constrain=cfg.agent.constrain_tool_names, constrain_arguments=cfg.agent.constrain_arguments,
                     citations=citation_style(cfg))
     limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens, timeout_s=timeout,
