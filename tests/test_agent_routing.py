@@ -7,7 +7,14 @@ import pytest
 from example_packs import example_config
 from test_agent_runtime import Script, act, answer
 
-from agentdistill.agent.routing import CHOICES, REPLY, FirstStepRouter, first_step_router, first_step_router_or_none
+from agentdistill.agent.routing import (
+    CHOICES,
+    REPLY,
+    FirstStepRouter,
+    clauses,
+    first_step_router,
+    first_step_router_or_none,
+)
 from agentdistill.agent.runtime import run_agents
 from agentdistill.corpus.embed import load_embedder
 from agentdistill.errors import UserError
@@ -46,6 +53,15 @@ def test_a_message_is_routed_to_the_first_steps_of_the_training_questions_neares
     assert router.choices("how long is it from 1 March 2025 until 15 July 2025 in days")[0] == "date_diff"
     assert router.choices("good evening, hope you're well")[0] == REPLY
     assert all(len(router.choices(m)) <= CHOICES for m in ["hey", "what is 3 + 4?", "thank you!"])
+
+
+def test_a_message_of_several_questions_adds_each_clause_s_first_step(router):
+    assert clauses("Good morning to you all. What is 15% of 4,000, and how many days are there from 2024-01-01 to "
+                   "2024-03-15? Thanks!") == ["Good morning to you all.", "What is 15% of 4,000",
+                                             "how many days are there from 2024-01-01 to 2024-03-15?"]
+    assert clauses("what is 3 + 4?") == ["what is 3 + 4?"] and clauses("hey") == []
+    three = "Hello there, good morning to you. What is 15% of 4,000? How many days between 2024-01-01 and 2024-03-15?"
+    assert set(router.choices(three)) == {REPLY, "calculator", "date_diff"}  # more than CHOICES: one per clause
 
 
 def test_only_training_traces_vote_and_none_make_no_router():

@@ -5,16 +5,19 @@ never trained on it picks tools that no close training question used ("what's 15
 "my contract says 120 days notice, is that even allowed?" as a search). The run's sentence embedder generalizes
 across phrasings better than that decision does: the ``k`` training questions closest to the message (cosine
 similarity) vote, each with its similarity, for the first step its trace took, a tool's name or a reply without
-one, and the step grammar then lets the first step call only the tools among the ``CHOICES`` most voted. It may
-always reply instead: the router narrows the tools and never forces a call (a request outside the domain that
-reads like a tool's question, "the weather tomorrow", is no date calculation). The student still decides, and
-the later steps are not routed.
+one, and the step grammar then lets the first step call only the tools among the ``CHOICES`` most voted, and
+the most voted of each of the message's clauses where it asks several things (a message asking about a rule and
+a figure reads, as a whole, like the training questions of one of them). It may always reply instead: the
+router narrows the tools and never forces a call (a request outside the domain that reads like a tool's
+question, "the weather tomorrow", is no date calculation). The student still decides, and the later steps are
+not routed.
 
 Measured on the example (docs/design.md, "First steps routed by the nearest training questions").
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,6 +33,10 @@ from agentdistill.records import Trace
 # step are close, as a calculation asked in a question about the rule.
 CHOICES = 2
 REPLY = ""  # the vote of a trace whose first step replies without a tool
+# Clauses: sentences, and questions joined by ", and" / ", then" / "and then" ("what does the rule say about X,
+# and how much is Y?").
+_CLAUSE_BREAK = re.compile(r"(?<=[.?!;])\s+|,\s*(?:and|then|also|plus)\s+|\s+and then\s+", re.IGNORECASE)
+_CLAUSE_MIN_WORDS = 4  # shorter pieces ("Hi there.", "Thanks!") say too little to vote on
 
 
 def first_step(trace: Trace) -> str | None:
@@ -70,12 +77,26 @@ class FirstStepRouter:
         return cls([q for q, _ in pairs], [s for _, s in pairs], encode, k)
 
     def choices(self, message: str) -> tuple[str, ...]:
-        """The tool names (and ``REPLY``) the first step after ``message`` may take, most voted first."""
-        sims = self.vectors @ _unit(self.encode([message]))[0]
+        """The tool names (and ``REPLY``) the first step after ``message`` may take: the message's ``CHOICES`` most
+        voted, then the most voted of each of its clauses where it has more than one."""
+        parts = clauses(message)
+        vectors = _unit(self.encode([message, *parts] if len(parts) > 1 else [message]))
+        chosen = self._voted(vectors[0], CHOICES)
+        for vector in vectors[1:]:
+            chosen += self._voted(vector, 1)
+        return tuple(dict.fromkeys(chosen))
+
+    def _voted(self, vector: np.ndarray, n: int) -> list[str]:
+        sims = self.vectors @ vector
         votes: Counter[str] = Counter()
         for i in np.argsort(-sims)[: self.k]:
             votes[self.steps[i]] += max(float(sims[i]), 0.0)
-        return tuple(step for step, _ in votes.most_common(CHOICES))
+        return [step for step, _ in votes.most_common(n)]
+
+
+def clauses(message: str) -> list[str]:
+    """The message's sentences and coordinated questions of at least ``_CLAUSE_MIN_WORDS`` words."""
+    return [p for p in (p.strip() for p in _CLAUSE_BREAK.split(message)) if len(p.split()) >= _CLAUSE_MIN_WORDS]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
