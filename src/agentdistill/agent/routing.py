@@ -59,12 +59,13 @@ class FirstStepRouter:
     names, and ``REPLY`` where replying was among them; the runtime lets a first step reply in any case)."""
 
     def __init__(self, questions: list[str], steps: list[str], encode: Callable[[list[str]], np.ndarray], k: int):
+        """``encode``: the run's embedder's, whose vectors are unit-normalized (a dot product is their cosine)."""
         if len(questions) != len(steps) or not questions:
             raise ValueError("a router needs one first step for each of at least one question")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self.steps, self.encode, self.k = steps, encode, k
-        self.vectors = _unit(encode(questions))
+        self.vectors = encode(questions)
 
     @classmethod
     def from_traces(cls, traces: Iterable[Trace], encode: Callable[[list[str]], np.ndarray],
@@ -80,7 +81,7 @@ class FirstStepRouter:
         """The tool names (and ``REPLY``) the first step after ``message`` may take: the message's ``CHOICES`` most
         voted, then the most voted of each of its clauses where it has more than one."""
         parts = clauses(message)
-        vectors = _unit(self.encode([message, *parts] if len(parts) > 1 else [message]))
+        vectors = self.encode([message, *parts] if len(parts) > 1 else [message])
         chosen = self._voted(vectors[0], CHOICES)
         for vector in vectors[1:]:
             chosen += self._voted(vector, 1)
@@ -97,11 +98,6 @@ class FirstStepRouter:
 def clauses(message: str) -> list[str]:
     """The message's sentences and coordinated questions of at least ``_CLAUSE_MIN_WORDS`` words."""
     return [p for p in (p.strip() for p in _CLAUSE_BREAK.split(message)) if len(p.split()) >= _CLAUSE_MIN_WORDS]
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def first_step_router(run_dir: Path, cfg: RunConfig) -> FirstStepRouter | None:
