@@ -130,10 +130,10 @@ class AgentConfig(Section):
     # out of scope). With the step grammar only. None: off.
     act_above_relevance: float | None = Field(default=None, ge=0, le=1)
     # The first step after a user message may call only the tools among the two first steps (a tool, or a reply
-    # without one) that the training questions nearest the message took most, or reply: this many of them vote,
-    # by the similarity of the run's embedder. A small student otherwise routes phrasing it never trained on to
-    # tools no close training question used (agent/routing.py). With the step grammar and a run's train traces
-    # only. None: off.
+    # without one) that the training questions nearest the message took most, and the most taken of each of its
+    # clauses where it asks several things, or reply: this many of them vote, by the similarity of the run's
+    # embedder. A small student otherwise routes phrasing it never trained on to tools no close training question
+    # used (agent/routing.py). With the step grammar and a run's train traces only. None: off.
     route_neighbours: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="before")

@@ -91,8 +91,8 @@ def eval_model(
     route_neighbours: str = typer.Option(
         None, "--route-neighbours", metavar="K|off",
         help="With the grammar, the first step after a question may call only the tools among the two first steps "
-        "its K nearest training questions took most, or reply; or 'off' (default: agent.route_neighbours). Give "
-        "the other setting its own --name."),
+        "its K nearest training questions took most (and each clause's most taken), or reply; or 'off' (default: "
+        "agent.route_neighbours). Give the other setting its own --name."),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
