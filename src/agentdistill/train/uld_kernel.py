@@ -47,10 +47,10 @@ except ImportError:  # CPU-only installs
 
 BLOCK_V = 16384  # logits per program in pass 1
 TILE = 2048  # logits in registers at a time in pass 1 (and in the select's gathers)
-GROUP = 32  # logits per group (fewer when the vocabulary holds fewer than 4 K groups of 32)
+GROUP = 64  # logits per group (fewer when the vocabulary holds fewer than 4 K groups of 64)
 NUM_WARPS = 4  # pass 1
-SELECT_WARPS = 8  # pass 2
-STEP_BITS = 2  # the select's search for the K-th group maximum decides this many bits of its key per pass
+SELECT_WARPS = 4  # pass 2
+STEP_BITS = 1  # the select's search for the K-th group maximum decides this many bits of its key per pass
 GRAD_BLOCK = 8192  # logits per program in pass 3
 GRAD_WARPS = 16
 MAX_CAP = 4096  # the most candidates sorted in registers
@@ -107,11 +107,12 @@ def ce_uld_grad(
         [rows * n_blocks, rows * n_blocks, 4 * rows, rows * (ks + 1), rows * cap])
     gsel, top_i, sparse_i, slow_flag = iw.split([rows * gcap, rows * cap, rows * (ks + 1), rows])
     gmax = torch.empty(rows, n_groups, dtype=x.dtype, device=dev)
-    q = q.float().contiguous()
+    # the teacher's values as stored (the select reads them as float32): no cast launches
+    q = q if q.stride(-1) == 1 else q.contiguous()
     select_args = (
-        x, x.stride(0), labels.contiguous(), q, q.stride(0), q_tail.float().contiguous(), a.float().contiguous(),
-        ce_w.float().contiguous(), part_m, part_s, gmax, gsel, top_v, top_i, stats, sparse_i, sparse_v, slow_flag,
-        vocab, n_blocks, n_groups, rows,
+        x, x.stride(0), labels.contiguous(), q, q.stride(0), q_tail.contiguous(), a.contiguous(), ce_w.contiguous(),
+        part_m, part_s, gmax, gsel, top_v, top_i, stats, sparse_i, sparse_v, slow_flag, vocab, n_blocks, n_groups,
+        rows,
     )  # fmt: skip
     select_consts = dict(K=ks, KQ=kq, GS=group, GT=TILE // group, NGP=triton.next_power_of_2(n_groups), GCAP=gcap,
                          CAP=cap, SP=triton.next_power_of_2(n_blocks), SHIFT=_KEY_SHIFT[x.dtype], STEP_BITS=STEP_BITS,
@@ -275,8 +276,9 @@ if triton is not None:
         # ULD on the top K (uld._uld_rows), CE, and the gradient's per-row coefficients
         in_k = r < K
         p = tl.where(in_k, tl.exp(vals - lse), 0.0)
-        diff = p - tl.load(q_ptr + row * q_stride + r, mask=r < KQ, other=0.0)  # both sides zero-padded
-        q_tail = tl.load(qt_ptr + row)
+        q_row = tl.load(q_ptr + row * q_stride + r, mask=r < KQ, other=0.0).to(tl.float32)
+        diff = p - q_row  # both sides zero-padded
+        q_tail = tl.load(qt_ptr + row).to(tl.float32)
         if HAS_TAIL:
             tail_diff = tl.maximum(1.0 - tl.sum(p, 0), 0.0) - q_tail
             uld_row = tl.sum(tl.abs(diff), 0) + tl.abs(tail_diff)
@@ -286,8 +288,8 @@ if triton is not None:
             uld_row = tl.sum(tl.abs(diff), 0) + tl.abs(q_tail)
             g = tl.where(diff > 0, 1.0, tl.where(diff < 0, -1.0, 0.0))
         gp = tl.where(in_k, g * p, 0.0)
-        a = tl.load(a_ptr + row)
-        cw = tl.load(cw_ptr + row)
+        a = tl.load(a_ptr + row).to(tl.float32)
+        cw = tl.load(cw_ptr + row).to(tl.float32)
         coef = cw - a * tl.sum(gp, 0)
         lab = tl.load(lab_ptr + row)
         valid = lab >= 0
