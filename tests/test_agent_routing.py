@@ -100,3 +100,25 @@ def test_the_first_step_calls_only_routed_tools_or_replies_and_later_steps_call_
     assert calls(first[hello]) == set() and first[hello].split("\n")[0].endswith("answer")  # only replies voted
     later = llm.batches[1][0].grammar  # after the calculator's result: every tool, and the answer
     assert calls(later) == {t["name"] for t in tools.specs()} and "| answer" in later.split("\n")[0]
+
+
+def test_an_answer_after_one_tool_calls_first_the_tool_another_clause_voted_for(router):
+    tools = load_tools(example_config(), None)
+    both = "What is 15% of 4,000, and how many days are there from 2024-01-01 to 2024-03-15?"
+    one = "what's 12 percent of 7,500?"
+    assert router.clause_steps(both) == ("calculator", "date_diff") and router.clause_steps(one) == ()
+    story = "I have worked there from 2024-01-01 to 2024-03-15. What is 15% of 4,000?"  # one clause asks
+    assert len(router.choices(story)) > 1 and router.clause_steps(story) == ()
+    script = {both: [act("calculator", expression="15% of 4000"), answer("600"),
+                     act("date_diff", start_date="2024-01-01", end_date="2024-03-15"), answer("600 and 74 days")],
+              one: [act("calculator", expression="12% of 7500"), answer("900")]}
+    llm = Script(script)
+    done = dict(run_agents(llm, tools, [both, one], constrain_tool_names=True, router=router, plan_from_clauses=True))
+    assert done[0].outcome.answer == "600 and 74 days" and done[0].outcome.steps == 3
+    assert [m["name"] for m in done[0].messages if m["role"] == "tool"] == ["calculator", "date_diff"]
+    again = llm.batches[2][0]  # the answer after the calculator's result, decoded again: date_diff or nothing
+    assert again.messages[1]["content"] == both and '\\"date_diff\\"' in again.grammar
+    assert '\\"calculator\\"' not in again.grammar and "| answer" not in again.grammar.split("\n")[0]
+    assert done[1].outcome.answer == "900" and done[1].outcome.steps == 2  # one clause: the answer stands
+    unplanned = dict(run_agents(Script(script), tools, [both], constrain_tool_names=True, router=router))
+    assert unplanned[0].outcome.answer == "600" and unplanned[0].outcome.steps == 2  # off by default

@@ -135,6 +135,11 @@ class AgentConfig(Section):
     # embedder. A small student otherwise routes phrasing it never trained on to tools no close training question
     # used (agent/routing.py). With the step grammar and a run's train traces only. None: off.
     route_neighbours: int | None = Field(default=None, ge=1)
+    # With route_neighbours: a step that answers after a tool's result, where a clause that asks (of a sentence
+    # ending in a question mark) voted for a tool the conversation has not called yet, is decoded again calling it:
+    # a message that asks for a rule and a figure needs both, and a small student answers after the first
+    # (agent/routing.py).
+    plan_from_clauses: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -9,8 +9,12 @@ one, and the step grammar then lets the first step call only the tools among the
 the most voted of each of the message's clauses where it asks several things (a message asking about a rule and
 a figure reads, as a whole, like the training questions of one of them). It may always reply instead: the
 router narrows the tools and never forces a call (a request outside the domain that reads like a tool's
-question, "the weather tomorrow", is no date calculation). The student still decides, and the later steps are
-not routed.
+question, "the weather tomorrow", is no date calculation). The student still decides.
+
+The votes of the clauses that ask are also a plan (``agent.plan_from_clauses``): where the student answers
+after a tool's result while such a clause voted for a tool not called yet, the runtime has it call that tool
+first (``FirstStepRouter.clause_steps``). Only the clauses of sentences that end in a question mark count: the
+sentences of a story around a question vote too, for whatever their words are near.
 
 Measured on the example (docs/design.md, "First steps routed by the nearest training questions").
 """
@@ -36,6 +40,7 @@ REPLY = ""  # the vote of a trace whose first step replies without a tool
 # Clauses: sentences, and questions joined by ", and" / ", then" / "and then" ("what does the rule say about X,
 # and how much is Y?").
 _CLAUSE_BREAK = re.compile(r"(?<=[.?!;])\s+|,\s*(?:and|then|also|plus)\s+|\s+and then\s+", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.?!;])\s+")
 _CLAUSE_MIN_WORDS = 4  # shorter pieces ("Hi there.", "Thanks!") say too little to vote on
 
 
@@ -66,6 +71,7 @@ class FirstStepRouter:
             raise ValueError(f"k must be at least 1, got {k}")
         self.steps, self.encode, self.k = steps, encode, k
         self.vectors = encode(questions)
+        self._votes: dict[str, tuple[list[str], dict[str, str]]] = {}  # message -> its votes; asked more than once
 
     @classmethod
     def from_traces(cls, traces: Iterable[Trace], encode: Callable[[list[str]], np.ndarray],
@@ -80,12 +86,27 @@ class FirstStepRouter:
     def choices(self, message: str) -> tuple[str, ...]:
         """The tool names (and ``REPLY``) the first step after ``message`` may take: the message's ``CHOICES`` most
         voted, then the most voted of each of its clauses where it has more than one."""
-        parts = clauses(message)
-        vectors = self.encode([message, *parts] if len(parts) > 1 else [message])
-        chosen = self._voted(vectors[0], CHOICES)
-        for vector in vectors[1:]:
-            chosen += self._voted(vector, 1)
-        return tuple(dict.fromkeys(chosen))
+        whole, by_clause = self._message_votes(message)
+        return tuple(dict.fromkeys(whole + list(by_clause.values())))
+
+    def clause_steps(self, message: str) -> tuple[str, ...]:
+        """The first steps voted for most by the clauses that ask (those of its sentences that end in a question
+        mark), one a clause, where ``message`` has more than one such clause: the steps it needs; else none."""
+        asking = asking_clauses(message)
+        by_clause = self._message_votes(message)[1]
+        return tuple(dict.fromkeys(by_clause[c] for c in asking if c in by_clause)) if len(asking) > 1 else ()
+
+    def _message_votes(self, message: str) -> tuple[list[str], dict[str, str]]:
+        """The message's ``CHOICES`` most voted first steps, and each clause's most voted where it has several."""
+        if message not in self._votes:
+            parts = clauses(message)
+            parts = parts if len(parts) > 1 else []
+            vectors = self.encode([message, *parts])
+            if len(self._votes) > 1024:  # a server's router sees messages without end
+                self._votes.clear()
+            by_clause = {part: self._voted(v, 1)[0] for part, v in zip(parts, vectors[1:], strict=True)}
+            self._votes[message] = (self._voted(vectors[0], CHOICES), by_clause)
+        return self._votes[message]
 
     def _voted(self, vector: np.ndarray, n: int) -> list[str]:
         sims = self.vectors @ vector
@@ -98,6 +119,12 @@ class FirstStepRouter:
 def clauses(message: str) -> list[str]:
     """The message's sentences and coordinated questions of at least ``_CLAUSE_MIN_WORDS`` words."""
     return [p for p in (p.strip() for p in _CLAUSE_BREAK.split(message)) if len(p.split()) >= _CLAUSE_MIN_WORDS]
+
+
+def asking_clauses(message: str) -> list[str]:
+    """The clauses of the message's sentences that end in a question mark."""
+    sentences = _SENTENCE_END.split(message)
+    return [c for sentence in sentences if sentence.rstrip().endswith("?") for c in clauses(sentence)]
 
 
 def first_step_router(run_dir: Path, cfg: RunConfig) -> FirstStepRouter | None:

@@ -217,7 +217,8 @@ def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None)
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers,
             "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
-            "act_above_relevance": cfg.act_above_relevance, "currencies": dict(currencies or {})}
+            "act_above_relevance": cfg.act_above_relevance, "plan_from_clauses": cfg.plan_from_clauses,
+            "currencies": dict(currencies or {})}
 
 
 def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps: int = 6,
@@ -226,7 +227,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
                figures_from_conversation: bool = False, figures_by_unit: bool = False,
                act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
-               router: FirstStepRouter | None = None,
+               router: FirstStepRouter | None = None, plan_from_clauses: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -244,7 +245,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     it unaided, where a tool's data is at least that relevant to it (``ToolRegistry.relevant``), is decoded
     again under a grammar that calls one of those tools: a small student otherwise declines or greets a
     question its documents answer. With a ``router`` (agent/routing.py), the first step after a user message
-    may call only the tools the router chooses for it, or answer.
+    may call only the tools the router chooses for it, or answer; with ``plan_from_clauses`` too, a step that
+    answers after a tool's result while a clause of the message voted for a tool not called yet is decoded again
+    calling one of those.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -276,7 +279,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                 c.busy_s += max(timed) if timed else round_s
                 texts = [comp.text for comp in out]
                 choice = choose_step(texts, tools)
-                c.must_call = _must_call(tools, c, choice[1], act_above_relevance) if grammars else ()
+                c.must_call = (_must_call(tools, c, choice[1], act_above_relevance)
+                               or _planned(router if plan_from_clauses else None, tools, c, choice[1])
+                               if grammars else ())
                 if not c.must_call:
                     loop.advance(c, texts, choice)
             if c.result is not None:
@@ -303,6 +308,21 @@ def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_abo
     if step is None or not step.is_answer:
         return ()
     return tuple(tools.relevant(str(c.messages[-1].get("content") or ""), act_above))
+
+
+def _planned(router: FirstStepRouter | None, tools: ToolRegistry, c: _Conversation,
+             step: Step | None) -> tuple[str, ...]:
+    """The tools one of which ``c``'s step must call instead of ``step``: where it answers after a tool's result
+    (and was not already decoded again), those the clauses of the user's latest message voted for that the
+    conversation has not called since it; else none, and the step stands."""
+    if router is None or c.must_call or c.messages[-1].get("role") != "tool":
+        return ()
+    if step is None or not step.is_answer:
+        return ()
+    asked = max(i for i, m in enumerate(c.messages) if m.get("role") == "user")
+    called = {call["name"] for m in c.messages[asked:] for call in m.get("tool_calls") or []}
+    message = str(c.messages[asked].get("content") or "")
+    return tuple(name for name in router.clause_steps(message) if name in tools and name not in called)
 
 
 class _Grammars:

@@ -93,6 +93,10 @@ def eval_model(
         help="With the grammar, the first step after a question may call only the tools among the two first steps "
         "its K nearest training questions took most (and each clause's most taken), or reply; or 'off' (default: "
         "agent.route_neighbours). Give the other setting its own --name."),
+    plan_from_clauses: bool = _decoding_option(
+        "--plan-from-clauses/--no-plan-from-clauses", "plan_from_clauses",
+        "With routing, a step that answers after a tool's result while a clause that asks (of a sentence ending "
+        "in '?') voted for a tool not called yet calls it first, or answers as decoded"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -123,7 +127,7 @@ def eval_model(
         cfg = open_run(run, config)
         decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
                     "quote_answers": quote_answers, "figures_from_conversation": figures_from_conversation,
-                    "figures_by_unit": figures_by_unit}
+                    "figures_by_unit": figures_by_unit, "plan_from_clauses": plan_from_clauses}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)
