@@ -246,8 +246,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     again under a grammar that calls one of those tools: a small student otherwise declines or greets a
     question its documents answer. With a ``router`` (agent/routing.py), the first step after a user message
     may call only the tools the router chooses for it, or answer; with ``plan_from_clauses`` too, a step that
-    answers after a tool's result while a clause of the message voted for a tool not called yet is decoded again
-    calling one of those.
+    answers after a tool's result while a clause of the message that asks voted for a tool not called yet is
+    decoded again calling one of those.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -313,8 +313,9 @@ def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_abo
 def _planned(router: FirstStepRouter | None, tools: ToolRegistry, c: _Conversation,
              step: Step | None) -> tuple[str, ...]:
     """The tools one of which ``c``'s step must call instead of ``step``: where it answers after a tool's result
-    (and was not already decoded again), those the clauses of the user's latest message voted for that the
-    conversation has not called since it; else none, and the step stands."""
+    (and was not already decoded again), those the asking clauses of the user's latest message voted for
+    (``FirstStepRouter.clause_steps``) that the conversation has not called since it; else none, and the step
+    stands."""
     if router is None or c.must_call or c.messages[-1].get("role") != "tool":
         return ()
     if step is None or not step.is_answer:
