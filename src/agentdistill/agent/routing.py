@@ -39,8 +39,8 @@ CHOICES = 2
 REPLY = ""  # the vote of a trace whose first step replies without a tool
 # Clauses: sentences, and questions joined by ", and" / ", then" / "and then" ("what does the rule say about X,
 # and how much is Y?").
-_CLAUSE_BREAK = re.compile(r"(?<=[.?!;])\s+|,\s*(?:and|then|also|plus)\s+|\s+and then\s+", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.?!;])\s+")
+_CLAUSE_BREAK = re.compile(_SENTENCE_END.pattern + r"|,\s*(?:and|then|also|plus)\s+|\s+and then\s+", re.IGNORECASE)
 _CLAUSE_MIN_WORDS = 4  # shorter pieces ("Hi there.", "Thanks!") say too little to vote on
 
 

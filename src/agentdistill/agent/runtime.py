@@ -279,9 +279,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                 c.busy_s += max(timed) if timed else round_s
                 texts = [comp.text for comp in out]
                 choice = choose_step(texts, tools)
-                c.must_call = (_must_call(tools, c, choice[1], act_above_relevance)
-                               or _planned(router if plan_from_clauses else None, tools, c, choice[1])
-                               if grammars else ())
+                planner = router if plan_from_clauses else None
+                c.must_call = _must_call(tools, c, choice[1], act_above_relevance, planner) if grammars else ()
                 if not c.must_call:
                     loop.advance(c, texts, choice)
             if c.result is not None:
@@ -299,31 +298,24 @@ def _routed(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]
     return router.choices(str(c.messages[-1].get("content") or ""))
 
 
-def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_above: float | None) -> tuple[str, ...]:
-    """The tools one of which ``c``'s step must call instead of ``step``: where it answers the user's latest
-    message unaided (and this step was not already decoded again), those whose data is at least ``act_above``
-    relevant to it; else none, and the step stands."""
-    if act_above is None or c.must_call or c.messages[-1].get("role") != "user":
+def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_above: float | None,
+               planner: FirstStepRouter | None) -> tuple[str, ...]:
+    """The tools one of which ``c``'s step must call instead of ``step``, where it answers and was not already
+    decoded again; else none, and the step stands. Answering the user's latest message unaided: those whose data
+    is at least ``act_above`` relevant to it. Answering after a tool's result, with a ``planner`` (the router,
+    where ``plan_from_clauses``): those the asking clauses of the user's latest message voted for
+    (``FirstStepRouter.clause_steps``) that the conversation has not called since it."""
+    if c.must_call or step is None or not step.is_answer:
         return ()
-    if step is None or not step.is_answer:
-        return ()
-    return tuple(tools.relevant(str(c.messages[-1].get("content") or ""), act_above))
-
-
-def _planned(router: FirstStepRouter | None, tools: ToolRegistry, c: _Conversation,
-             step: Step | None) -> tuple[str, ...]:
-    """The tools one of which ``c``'s step must call instead of ``step``: where it answers after a tool's result
-    (and was not already decoded again), those the asking clauses of the user's latest message voted for
-    (``FirstStepRouter.clause_steps``) that the conversation has not called since it; else none, and the step
-    stands."""
-    if router is None or c.must_call or c.messages[-1].get("role") != "tool":
-        return ()
-    if step is None or not step.is_answer:
+    last = c.messages[-1].get("role")
+    if last == "user":
+        return () if act_above is None else tuple(tools.relevant(str(c.messages[-1].get("content") or ""), act_above))
+    if last != "tool" or planner is None:
         return ()
     asked = max(i for i, m in enumerate(c.messages) if m.get("role") == "user")
     called = {call["name"] for m in c.messages[asked:] for call in m.get("tool_calls") or []}
     message = str(c.messages[asked].get("content") or "")
-    return tuple(name for name in router.clause_steps(message) if name in tools and name not in called)
+    return tuple(name for name in planner.clause_steps(message) if name in tools and name not in called)
 
 
 class _Grammars:
