@@ -29,6 +29,14 @@ def test_a_passage_cut_inside_its_only_sentence_offers_what_was_shown_of_it():
         "A worker earns 30 days a year."]  # a passage with a whole sentence does not offer its cut one
 
 
+def test_with_top_passage_a_search_result_offers_its_first_passage_and_other_results_all_they_say():
+    result = "Notice period: 30 days. Paid at the last wage."
+    assert quotable_sentences([SEARCH, result], top_passage=True) == [
+        "A worker earns 30 days a year (Federal Decree-Law 33/2021, Art. 29).",
+        "Leave should be taken in the year it is earned.",
+        "Notice period: 30 days.", "Paid at the last wage."]
+
+
 def test_a_tool_result_without_passages_is_quoted_as_written_and_repeats_are_offered_once():
     result = "Overtime pay: AED 93.75 for 3 hours at 125% (6,000 x 12 / 365 / 8). Paid with the wage."
     assert quotable_sentences([result, "2025-03-27", result]) == [

@@ -224,6 +224,29 @@ def test_quote_answers_sends_a_grammar_whose_answer_quotes_the_tool_results_once
     assert "quote ::=" not in free.batches[1][0].grammar  # off by default
 
 
+def test_quote_top_passage_offers_a_search_results_first_passage_only():
+    from agentdistill.tools import ToolRegistry
+
+    def find(query: str) -> str:
+        """Find passages.
+
+        Args:
+            query: What to look for.
+        """
+        return ("[1] Leave > Mourning leave (Art. 32): A worker whose parent dies gets three days.\n"
+                "[2] Leave > Annual leave (Art. 29): A worker earns 30 days a year.")
+
+    question = "my dad died, how many days off?"
+    grammars = {}
+    for top_passage in (False, True):
+        llm = Script({question: [act("find", query="parent dies"), answer("A worker earns 30 days a year.")]})
+        run_agent(llm, ToolRegistry([find]), question, constrain_tool_names=True, quote_answers=True,
+                  quote_top_passage=top_passage)
+        grammars[top_passage] = llm.batches[1][0].grammar
+    assert "three days" in grammars[False] and "30 days a year" in grammars[False]
+    assert "three days" in grammars[True] and "30 days a year" not in grammars[True]
+
+
 def test_events_report_each_step_as_it_happens(tools):
     events = []
     llm = Script({"q": ["no format", GRATUITY, answer("AED 49,500")]})

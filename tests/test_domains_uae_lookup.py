@@ -15,6 +15,7 @@ from agentdistill.jsonl import read_records
 from agentdistill.records import Chunk
 from agentdistill.run_layout import RunLayout
 from agentdistill.tools import load_tools
+from agentdistill.tools.documents import CITATION_END
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "uae_labour" / "corpus"
 
@@ -69,6 +70,19 @@ def test_get_article_explains_unknown_laws_and_missing_articles(tools):
     missing = tools.call("get_article", {"law": "FDL 33/2021", "article": 999})
     assert missing.ok and missing.content.startswith("No passage covers Federal Decree-Law 33/2021, Art. 999")
     assert "51" in missing.content  # it lists the articles that do exist
+
+
+def test_get_article_writes_a_headings_colon_as_the_search_does(tools, run_dir):
+    """A citation never holds ": ", where a passage's text starts: a heading's colon is written " - ", so a
+    reader that drops the citation (agent/quotes.py) drops all of it, not the heading's first half."""
+    chunks = [c for c in read_records(RunLayout(run_dir).chunks, Chunk)
+              if ": " in c.section_path and extract_citations(c.section_path)]
+    assert chunks  # the corpus has such headings ("Refund of recruitment fees: the formula ...")
+    for chunk in chunks:
+        lid, _, article = sorted(extract_citations(chunk.section_path))[0].rpartition(" Art. ")
+        r = tools.call("get_article", {"law": law_name(lid), "article": int(article)})
+        assert r.ok and all(line.split(CITATION_END, 1)[0].endswith(")") for line in r.content.splitlines()), (
+            r.content[:300])
 
 
 def test_get_article_leads_with_the_asked_articles_own_sentences(tools, run_dir):

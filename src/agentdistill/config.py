@@ -116,6 +116,9 @@ class AgentConfig(Section):
     # (agent/quotes.py): a small student otherwise writes a memorised sentence or a figure of its own.
     # Off by default: the on/off comparison (docs/design.md, "Quoted answers") was made on one domain.
     quote_answers: bool = False
+    # ... and of a search result, only its first passage, the one the search ranked best: a small student offered
+    # every passage quotes a sentence it memorised from a lower one, about a neighbouring topic (agent/quotes.py).
+    quote_top_passage: bool = False
     # ... and an action's number arguments are figures the user or the tools stated, read as people write them
     # ("5.5k", "one hundred and twenty", "2 years and 6 months" as 30): a small student otherwise writes figures
     # of its own, or calls a calculator with invented ones where the question states none (agent/figures.py).

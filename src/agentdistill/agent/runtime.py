@@ -216,6 +216,7 @@ def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None)
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers,
+            "quote_top_passage": cfg.quote_top_passage,
             "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
             "act_above_relevance": cfg.act_above_relevance, "plan_from_clauses": cfg.plan_from_clauses,
             "currencies": dict(currencies or {})}
@@ -225,7 +226,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
-               figures_from_conversation: bool = False, figures_by_unit: bool = False,
+               quote_top_passage: bool = False, figures_from_conversation: bool = False, figures_by_unit: bool = False,
                act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
                router: FirstStepRouter | None = None, plan_from_clauses: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
@@ -238,7 +239,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     ``constrain_tool_names`` decodes every step under the step grammar of the tools (llm.grammar: a thought
     line, then an action naming a registered tool, or an answer), and with ``constrain_arguments`` an action's
     arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it. With
-    ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), and with
+    ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), with
+    ``quote_top_passage`` only a search result's first passage of them, and with
     ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py),
     with ``figures_by_unit`` each into an argument of the unit it was stated in (``currencies``: the run's packs'
     currency spellings, for money). With ``act_above_relevance``, a first step after a user message that answers
@@ -255,8 +257,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     temp = temperature if temperature is not None else (0.0 if self_consistency == 1 else SELF_CONSISTENCY_TEMPERATURE)
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
     figures = constrain_arguments and figures_from_conversation
-    grammars = (_Grammars(tools, constrain_arguments, quote_answers, figures, figures and figures_by_unit, currencies)
-                if constrain_tool_names else None)
+    grammars = (_Grammars(tools, constrain_arguments, quote_answers, figures, figures and figures_by_unit, currencies,
+                          top_passage=quote_top_passage) if constrain_tool_names else None)
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
@@ -321,21 +323,23 @@ def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_abo
 class _Grammars:
     """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
-    tool results gets a grammar whose answer quotes them; with ``figures``, one whose number arguments are the
+    tool results gets a grammar whose answer quotes them (with ``top_passage``, of a search result its first
+    passage only); with ``figures``, one whose number arguments are the
     figures it stated, and with ``units`` each into an argument of its unit; with ``must_call``, one that must
     call one of those tools; with ``routed`` (never given with ``must_call``), one that calls one of its tools or
     answers. A grammar is built once for each prefix, quotes, figures, units and choices."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
-                 units: bool = False, currencies: Mapping[str, str] | None = None):
+                 units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False):
         self.specs, self.arguments, self.quotes, self.figures = tools.specs(), arguments, quotes, figures
+        self.top_passage = top_passage
         self.units, self.currencies = units, currencies
         self.built: dict[tuple[Any, ...], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = (),
               routed: tuple[str, ...] = ()) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
-        sentences = tuple(quotable_sentences(results)) if self.quotes else ()
+        sentences = tuple(quotable_sentences(results, self.top_passage)) if self.quotes else ()
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
         figures = units = None
         if self.figures:

@@ -75,6 +75,9 @@ def eval_model(
         "--quote-answers/--free-answers", "quote_answers",
         "With the grammar, an answer after a tool call quotes one to three sentences of the tools' results, "
         "or is free"),
+    quote_top_passage: bool = _decoding_option(
+        "--quote-top-passage/--quote-every-passage", "quote_top_passage",
+        "With quoted answers, a search result offers only its first passage (the one it ranked best), or all"),
     figures_from_conversation: bool = _decoding_option(
         "--figures-from-conversation/--free-figures", "figures_from_conversation",
         "With the grammar and its arguments, an action's number arguments are figures the user or the tools "
@@ -126,7 +129,8 @@ def eval_model(
     with run_lock(run, f"eval-{name or default_name(model, run, planned, served_model)}"):
         cfg = open_run(run, config)
         decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
-                    "quote_answers": quote_answers, "figures_from_conversation": figures_from_conversation,
+                    "quote_answers": quote_answers, "quote_top_passage": quote_top_passage,
+                    "figures_from_conversation": figures_from_conversation,
                     "figures_by_unit": figures_by_unit, "plan_from_clauses": plan_from_clauses}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:

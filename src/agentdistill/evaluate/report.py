@@ -135,6 +135,7 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
             cells.append(f"<td class='{cls}'>{_fmt(v)}{ci}</td>")
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
         rules = (", answers quoted" if m.get("quote_answers") else "") + (
+            " from a search's top passage" if m.get("quote_answers") and m.get("quote_top_passage") else "") + (
             ", figures from the conversation" if m.get("figures_from_conversation") else "") + (
             " by unit" if m.get("figures_from_conversation") and m.get("figures_by_unit") else "") + (
             f", a tool first above relevance {m['act_above_relevance']:g}" if m.get("act_above_relevance") else "") + (
