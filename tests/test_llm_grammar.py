@@ -180,6 +180,18 @@ def test_with_no_figures_stated_a_tool_that_needs_one_cannot_be_called(llm, tool
     assert in_grammar(llm, grammar, "Thought: t\nAnswer: Hello!")
 
 
+def test_with_no_figures_stated_a_tool_that_computes_on_figures_alone_cannot_be_called_with_its_defaults(llm, tools):
+    # notice_period requires nothing: every number has a default, so "how fast must they pay my final dues?" was sent
+    # to it; a search, whose number (top_k) is optional beside a required query, is still offered
+    none = step_grammar(tools, figures=[])
+    assert not in_grammar(llm, none, action("notice_period", contract_notice_days=30, monthly_wage=0))
+    assert not in_grammar(llm, none, action("notice_period"))
+    assert in_grammar(llm, none, action("search_labour_law", query="final dues", top_k=3))
+    stated = step_grammar(tools, figures=stated_figures(["my contract says 60 days notice"]))
+    assert in_grammar(llm, stated, action("notice_period", contract_notice_days=60))
+    assert in_grammar(llm, step_grammar(tools, figures=None), action("notice_period"))  # the rule off
+
+
 def test_a_batch_may_hold_more_grammars_than_the_backend_keeps(llm, tools):
     # quoted answers give every conversation at its answer step a grammar of its own
     grammars = [step_grammar(tools, quotes=[f"Sentence {i}."]) for i in range(MAX_GRAMMARS + 2)]

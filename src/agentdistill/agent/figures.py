@@ -6,7 +6,11 @@ own: a salary of 55000 for "5.5k", 30 for "thirty-six months", 2 for "2 years an
 calculator's topic without a figure, a whole call of invented ones. With ``figures_from_conversation`` an
 action's number arguments are decoded under a grammar (llm/grammar.py, ``figures``) that allows only the
 figures the user and the tools stated: the model still chooses which, but every number it passes is one the
-conversation holds, and a tool whose required numbers the conversation does not hold cannot be called.
+conversation holds, and a tool whose required numbers the conversation does not hold cannot be called. Nor,
+while the conversation states no figure at all, can a tool that computes on figures alone (``computes_on_figures``:
+it takes numbers and requires nothing else): every optional number has a default, so a student sent a question
+with nothing to compute ("how fast must they pay my final dues?") to a calculator of notice pay, which stated its
+default case. The teacher never calls such a tool without a figure to give it.
 
 A figure is read as people write it (evaluate/answer_check.py, ``number_mentions``: "20k", "12,500",
 "four and a half", "one hundred and twenty"; "trhee", with two letters swapped, too), with its negative (a
@@ -98,6 +102,15 @@ def argument_units(name: str, schema: Mapping[str, Any]) -> frozenset[str]:
     in_name = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").split()
     units = _units_named(in_name, money_words=True)
     return units or _units_named(re.findall(r"[A-Za-z]+|[$€£]", str(schema.get("description") or "")))
+
+
+def computes_on_figures(spec: Mapping[str, Any]) -> bool:
+    """Whether a tool computes on figures alone: it takes a number and every argument it requires is one (a search's
+    query, an article's law, a date are text the user gives otherwise)."""
+    parameters = spec.get("parameters") or {}
+    numbers = {key for key, schema in (parameters.get("properties") or {}).items()
+               if schema.get("type") in ("number", "integer")}
+    return bool(numbers) and set(parameters.get("required") or []) <= numbers
 
 
 def takes(figure: Figure, units: frozenset[str]) -> bool:

@@ -36,7 +36,7 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from agentdistill.agent.figures import Figure, argument_units, figure_values, takes, unit_choice
+from agentdistill.agent.figures import Figure, argument_units, computes_on_figures, figure_values, takes, unit_choice
 from agentdistill.agent.wire import ACTION, ANSWER, OBSERVATION, THOUGHT
 
 # a tool with at most this many arguments takes them in any order: one rule per set of arguments written
@@ -82,7 +82,8 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     verbatim, separated by a space (agent/quotes.py says why). With ``max_actions`` above one a step may call
     up to that many tools at once, one ``Action:`` line each (parallel calls, as the prompt's hint writes them).
     With ``figures`` (and ``arguments``) a number argument is one of them or its schema's default, an optional
-    one without such a value is left out, and a tool with a required one cannot be called; a figure with a unit
+    one without such a value is left out, and a tool with a required one cannot be called, nor where ``figures`` is
+    empty one that computes on figures alone (``computes_on_figures``); a figure with a unit
     goes only to an argument that takes that unit or names none (``figures.argument_units``). With ``units``, an
     enum value that names a length of time ("years") is allowed only where ``units`` holds it, or as the default
     (agent/figures.py). Without ``answer`` the step must call a tool (where one can be called)."""
@@ -90,6 +91,8 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     rules: dict[str, str] = {}
     calls = []
     for i, spec in enumerate(specs):
+        if arguments and figures is not None and not figures and computes_on_figures(spec):
+            continue
         args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules, figures, units) if arguments else "object"
         if args is None:
             continue
