@@ -324,10 +324,10 @@ class _Grammars:
     """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them (with ``top_passage``, of a search result its first
-    passage only); with ``figures``, one whose number arguments are the
-    figures it stated, and with ``units`` each into an argument of its unit; with ``must_call``, one that must
-    call one of those tools; with ``routed`` (never given with ``must_call``), one that calls one of its tools or
-    answers. A grammar is built once for each prefix, quotes, figures, units and choices."""
+    passage only); with ``figures``, one whose number arguments are the figures it stated, and with ``units``
+    each into an argument of its unit; with ``must_call``, one that must call one of those tools; with ``routed``
+    (never given with ``must_call``), one that calls one of its tools or answers. A grammar is built once for each
+    prefix, quotes, figures, units and choices."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False):
