@@ -19,7 +19,9 @@ documents are about is what tells a model when to search.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -57,6 +59,13 @@ def citation(section_path: str) -> str:
     """The citation a passage is shown with: its section path, with ": " written " - " so the passage's
     text starts at the first ": " of its line."""
     return " ".join(section_path.split()).replace(CITATION_END, " - ")
+
+
+def passage_line(number: int, section_path: str, text: str, chars: Callable[[int], int]) -> str:
+    """One passage of a tool's result, ``[number] <citation>: <text>``, its text cut to ``chars(len(citation))``
+    characters: every reader of a result (agent/quotes.py, the teachers) takes the text from the first ": " on."""
+    cite = citation(section_path)
+    return f"[{number}] {cite}{CITATION_END}{trim(text, chars(len(cite)))}"
 
 
 def shown_text(section_path: str, text: str, top_k: int = DEFAULT_TOP_K) -> str:
@@ -115,11 +124,8 @@ class DocumentSearch:
             hits = searcher.search_interleaved(queries[::-1] if leads else queries, k=top_k, in_order=leads)
         if not hits:
             return f"{NOT_COVERED_OBSERVATION} {query!r}: the documents do not cover it."
-        lines = []
-        for i, hit in enumerate(hits, start=1):
-            cite = citation(hit.citation)
-            lines.append(f"[{i}] {cite}{CITATION_END}{trim(hit.chunk.text, passage_chars(len(hits), len(cite)))}")
-        return "\n".join(lines)
+        chars = functools.partial(passage_chars, len(hits))
+        return "\n".join(passage_line(i, hit.citation, hit.chunk.text, chars) for i, hit in enumerate(hits, start=1))
 
     def relevance(self, text: str) -> float:
         """The cosine similarity of ``text`` to its closest passage (0 when the documents hold none)."""

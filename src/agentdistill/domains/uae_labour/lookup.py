@@ -18,14 +18,12 @@ from agentdistill.domains.uae_labour.citations import extract_citations
 from agentdistill.domains.uae_labour.laws import KNOWN_LAWS, law_name, resolve_law
 from agentdistill.run_layout import RunLayout
 from agentdistill.tools.documents import (
-    CITATION_END,
     DEFAULT_TOP_K,
     NOT_COVERED_OBSERVATION,
     OBSERVATION_CHARS,
     DocumentSearch,
     TopK,
-    citation,
-    trim,
+    passage_line,
 )
 
 __all__ = ["NOT_COVERED_OBSERVATION", "LabourLawLookup"]
@@ -97,9 +95,8 @@ class LabourLawLookup:
             return f"No passage covers {law_name(lid)}, Art. {article}. Articles of this law in the corpus: {listing}."
         parts = [_article_first(c.text, wanted, keep_rest=c in by_section) for c in found]
         each = OBSERVATION_CHARS // len(found)
-        cites = [citation(c.section_path) for c in found]
-        return "\n".join(f"[{i}] {cite}{CITATION_END}{trim(text, max(each - len(cite), 200))}"
-                         for i, (cite, text) in enumerate(zip(cites, parts, strict=True), start=1))
+        return "\n".join(passage_line(i, c.section_path, text, lambda cite_chars: max(each - cite_chars, 200))
+                         for i, (c, text) in enumerate(zip(found, parts, strict=True), start=1))
 
 
 def _article_first(text: str, wanted: str, keep_rest: bool) -> str:
