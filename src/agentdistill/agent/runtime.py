@@ -259,6 +259,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     figures = constrain_arguments and figures_from_conversation
     grammars = (_Grammars(tools, constrain_arguments, quote_answers, figures, figures and figures_by_unit, currencies,
                           top_passage=quote_top_passage) if constrain_tool_names else None)
+    planner = router if plan_from_clauses else None
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
@@ -281,7 +282,6 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                 c.busy_s += max(timed) if timed else round_s
                 texts = [comp.text for comp in out]
                 choice = choose_step(texts, tools)
-                planner = router if plan_from_clauses else None
                 c.must_call = _must_call(tools, c, choice[1], act_above_relevance, planner) if grammars else ()
                 if not c.must_call:
                     loop.advance(c, texts, choice)
