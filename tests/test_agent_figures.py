@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 
 from agentdistill.agent.figures import (
+    AGE,
+    CALENDAR_YEAR,
     CLOCK,
     MONEY,
     Figure,
     argument_units,
     figure_values,
+    is_date,
     named_units,
     stated_figures,
     takes,
@@ -48,6 +51,10 @@ def test_only_what_the_texts_state_is_a_figure():
     ("basic 5.5k AED", Figure(5500, MONEY)), ("Dhs 38,250", Figure(38250, MONEY)),
     ("12000 dirhams", Figure(12000, MONEY)), ("$20", Figure(20, MONEY)), ("between 10 pm and 4 am", Figure(10, CLOCK)),
     ("basic salary of 6,000", Figure(6000)), ("Our company has 20 staff", Figure(20)), ("8 HRS", Figure(8, "hour")),
+    ("can a 16 year old work?", Figure(16, AGE)), ("a 45-year-old with 3 years", Figure(45, AGE)),
+    ("my son, aged 17", Figure(17, AGE)), ("with them since early 2019", Figure(2019, CALENDAR_YEAR)),
+    ("joined in March 2020", Figure(2020, CALENDAR_YEAR)), ("on AED 2000 a month", Figure(2000, MONEY)),
+    ("Federal Decree-Law No. 33 of 2021", Figure(2021)), ("a basic salary of 2000", Figure(2000)),
 ])
 def test_a_figure_keeps_the_unit_it_was_stated_in(text, figure):
     assert figure in stated_figures([text], currencies={"dhs": "AED", "dirhams": "AED", "aed": "AED"})
@@ -65,12 +72,32 @@ def test_an_argument_takes_the_units_its_name_or_description_names(name, descrip
     assert argument_units(name, {"description": description}) == units
 
 
+@pytest.mark.parametrize(("name", "schema", "date"), [
+    ("start_date", {"type": "string", "description": "The first date, YYYY-MM-DD."}, True),
+    ("when", {"type": "string", "format": "date"}, True),
+    ("day", {"type": "string", "description": "The start date."}, True),
+    ("query", {"type": "string", "description": "What to look for, e.g. 'update my contract'."}, False),
+    ("law", {"type": "string", "description": "The law, e.g. FDL 33/2021."}, False),
+    ("days", {"type": "integer", "description": "Days to add to the date."}, False),  # a number, not a date
+])
+def test_an_argument_is_a_date_where_its_format_name_or_description_says_so(name, schema, date):
+    assert is_date(name, schema) is date
+
+
 def test_a_figure_goes_only_to_an_argument_of_its_unit_or_of_none():
     figures = stated_figures(["4.5 yrs of service and 28,750 AED basic; 3 kids"])
     salary, service, any_unit = frozenset({MONEY}), frozenset({"year", "month"}), frozenset()
     assert [f.value for f in figures if f.value > 0 and takes(f, salary)] == [3, 28750]
     assert [f.value for f in figures if f.value > 0 and takes(f, service)] == [3, 4.5]
     assert [f.value for f in figures if f.value > 0 and takes(f, any_unit)] == [3, 4.5, 28750]
+
+
+def test_an_age_or_a_calendar_year_goes_only_to_an_argument_that_names_no_unit():
+    figures = stated_figures(["I'm 45 years old, on 8,500 basic, with them since early 2019: about 6 years"])
+    service, days, any_unit = frozenset({"year", "month"}), frozenset({"day"}), frozenset()
+    assert [f.value for f in figures if f.value > 0 and takes(f, service)] == [6, 8500]
+    assert [f.value for f in figures if f.value > 0 and takes(f, days)] == [8500]
+    assert [f.value for f in figures if f.value > 0 and takes(f, any_unit)] == [6, 45, 2019, 8500]
 
 
 def test_the_units_a_conversation_names():

@@ -4,7 +4,7 @@ only one."""
 
 from __future__ import annotations
 
-from agentdistill.agent.quotes import MAX_SENTENCES, observations, quotable_sentences
+from agentdistill.agent.quotes import MAX_SENTENCES, observations, quotable_sentences, result_sentences
 
 SEARCH = ("[1] Leave > Annual leave (Federal Decree-Law 33/2021, Art. 29): A worker earns 30 days a year "
           "(Federal Decree-Law 33/2021, Art. 29). Leave should be taken in the year it is earned. When a rest day ...\n"
@@ -41,6 +41,15 @@ def test_a_tool_result_without_passages_is_quoted_as_written_and_repeats_are_off
     result = "Overtime pay: AED 93.75 for 3 hours at 125% (6,000 x 12 / 365 / 8). Paid with the wage."
     assert quotable_sentences([result, "2025-03-27", result]) == [
         "Overtime pay: AED 93.75 for 3 hours at 125% (6,000 x 12 / 365 / 8).", "Paid with the wage.", "2025-03-27"]
+
+
+def test_the_result_sentences_are_those_of_the_first_result_a_tool_computed():
+    computed = "Overtime pay: AED 93.75 for 3 hours. Paid with the wage."
+    found_nothing = "No passage in the documents is about 'tax': the documents do not cover it."
+    error = "Error: overtime_pay: overtime_hours must be positive"
+    assert result_sentences([SEARCH, found_nothing, error, computed, "2025-03-27"]) == [
+        "Overtime pay: AED 93.75 for 3 hours.", "Paid with the wage."]
+    assert result_sentences([SEARCH, found_nothing, error]) == []
 
 
 def test_the_offer_is_bounded():

@@ -247,6 +247,43 @@ def test_quote_top_passage_offers_a_search_results_first_passage_only():
     assert "three days" in grammars[True] and "30 days a year" not in grammars[True]
 
 
+def test_quote_result_first_opens_the_answer_with_the_result_computed_since_the_question():
+    from agentdistill.agent.runtime import _Grammars
+    from agentdistill.tools import ToolRegistry
+
+    def find(query: str) -> str:
+        """Find passages.
+
+        Args:
+            query: What to look for.
+        """
+        return "[1] Hours > Overtime (Art. 19): Overtime is paid at the hourly wage plus 25%. It is at most 2 hours."
+
+    def pay(hours: float) -> str:
+        """Overtime pay.
+
+        Args:
+            hours: Hours worked overtime.
+        """
+        return f"Overtime pay: AED {hours * 25:.2f}. Paid with the wage."
+
+    tools = ToolRegistry([find, pay])
+    question = "what are the overtime rules, and what would I get for 6 hours?"
+    grammars = {}
+    for first in (False, True):
+        llm = Script({question: [act("pay", hours=6), act("find", query="overtime rules"), answer("x")]})
+        run_agent(llm, tools, question, constrain_tool_names=True, quote_answers=True, quote_result_first=first)
+        grammars[first] = llm.batches[2][0].grammar
+    assert "lead ::=" not in grammars[False]
+    lead = next(line for line in grammars[True].splitlines() if line.startswith("lead ::="))
+    assert lead == 'lead ::= "Overtime pay: AED 150.00." | "Paid with the wage."'
+    assert "Overtime is paid at the hourly wage plus 25%." in grammars[True]  # still quotable after the lead
+    # a later question's answer does not open with an earlier question's result
+    later = [*llm.batches[2][0].messages, {"role": "assistant", "content": "x"},
+             {"role": "user", "content": "and where do I complain?"}]
+    assert "lead ::=" not in _Grammars(tools, True, quotes=True, result_first=True).after("", later)
+
+
 def test_events_report_each_step_as_it_happens(tools):
     events = []
     llm = Script({"q": ["no format", GRATUITY, answer("AED 49,500")]})

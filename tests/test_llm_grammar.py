@@ -136,6 +136,14 @@ def test_with_quotes_an_answer_is_one_to_three_of_them_verbatim(llm, tools):
     assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} I hope this helps.")
 
 
+def test_with_a_lead_a_quoted_answer_opens_with_one_of_its_sentences(llm, tools):
+    leading = step_grammar(tools, quotes=QUOTES, lead=QUOTES[2:])
+    assert in_grammar(llm, leading, f"Thought: t\nAnswer: {QUOTES[2]}")
+    assert in_grammar(llm, leading, f"Thought: t\nAnswer: {QUOTES[2]} {QUOTES[0]}")
+    assert not in_grammar(llm, leading, f"Thought: t\nAnswer: {QUOTES[0]} {QUOTES[2]}")  # the figure second
+    assert not in_grammar(llm, leading, f"Thought: t\nAnswer: {QUOTES[0]}")
+
+
 def action(name: str, **arguments) -> str:
     return "Thought: t\n" + render_action({"name": name, "arguments": arguments})
 
@@ -190,6 +198,10 @@ def test_with_no_figures_stated_a_tool_that_computes_on_figures_alone_cannot_be_
     stated = step_grammar(tools, figures=stated_figures(["my contract says 60 days notice"]))
     assert in_grammar(llm, stated, action("notice_period", contract_notice_days=60))
     assert in_grammar(llm, step_grammar(tools, figures=None), action("notice_period"))  # the rule off
+    # a date is a figure too: "how many days is the weekly rest day?" was sent to date_diff with two made-up dates
+    assert not in_grammar(llm, none, action("date_diff", start_date="2022-01-01", end_date="2022-01-12"))
+    dated = step_grammar(tools, figures=stated_figures(["days from 1 March 2024 to 2024-06-30?"]))
+    assert in_grammar(llm, dated, action("date_diff", start_date="2024-03-01", end_date="2024-06-30"))
 
 
 def test_a_batch_may_hold_more_grammars_than_the_backend_keeps(llm, tools):

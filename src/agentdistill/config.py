@@ -119,6 +119,9 @@ class AgentConfig(Section):
     # ... and of a search result, only its first passage, the one the search ranked best: a small student offered
     # every passage quotes a sentence it memorised from a lower one, about a neighbouring topic (agent/quotes.py).
     quote_top_passage: bool = False
+    # ... and an answer after a tool that computed opens with a sentence of its result (agent/quotes.py): a small
+    # student that also searched opened with the passage and never stated the figure it was asked for.
+    quote_result_first: bool = False
     # ... and an action's number arguments are figures the user or the tools stated, read as people write them
     # ("5.5k", "one hundred and twenty", "2 years and 6 months" as 30): a small student otherwise writes figures
     # of its own, or calls a calculator with invented ones where the question states none (agent/figures.py).

@@ -8,9 +8,10 @@ action's number arguments are decoded under a grammar (llm/grammar.py, ``figures
 figures the user and the tools stated: the model still chooses which, but every number it passes is one the
 conversation holds, and a tool whose required numbers the conversation does not hold cannot be called. Nor,
 while the conversation states no figure at all, can a tool that computes on figures alone (``computes_on_figures``:
-it takes numbers and requires nothing else): every optional number has a default, so a student sent a question
-with nothing to compute ("how fast must they pay my final dues?") to a calculator of notice pay, which stated its
-default case. The teacher never calls such a tool without a figure to give it.
+it takes numbers or dates and requires nothing else): every optional number has a default, so a student sent a
+question with nothing to compute ("how fast must they pay my final dues?") to a calculator of notice pay, which
+stated its default case, and a date is text to the grammar, so it sent "how many days is the weekly rest day?" to
+a count of the days between two dates it made up. The teacher never calls such a tool without a figure to give it.
 
 A figure is read as people write it (evaluate/answer_check.py, ``number_mentions``: "20k", "12,500",
 "four and a half", "one hundred and twenty"; "trhee", with two letters swapped, too), with its negative (a
@@ -19,12 +20,14 @@ in the smaller unit (30, 10) and, where it is a round figure there, in the large
 
 With ``agent.figures_by_unit`` too, each figure keeps the unit it was stated in, read from the word beside it
 (a length of time: "4.5 yrs", "2h", "60-day"; money: "EUR 12,000", "5.5k EUR", a currency the run's packs
-spell; a time of day: "10 pm"; a percentage), and a number argument that names a unit takes only figures of
+spell; a time of day: "10 pm"; a percentage; a person's age: "16-year-old", "aged 16"; a calendar year: "since
+2019"), and a number argument that names a unit takes only figures of
 that unit or figures stated bare (``argument_units``: "overtime_hours" takes "2h" but not "10 pm" or "EUR
 38,750"; a salary takes money, not "4.5 yrs"); a choice among units ("years" or "months") takes only a unit
 the conversation names, or its default (``named_units``). A small student otherwise puts a figure into
 another argument's place: a salary of 4.5 for "4.5 yrs ... 28,750 EUR basic", a contract notice of 39,750
-days, the "6" of "6 months" as days of unpaid absence, "4.5 years" as months.
+days, the "6" of "6 months" as days of unpaid absence, "4.5 years" as months, the "2019" of "since early 2019" as
+days of unpaid absence. No argument names an age or a calendar year: those go only to one that names no unit.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ _UNIT_PAIRS = (("year", "month", 12), ("week", "day", 7), ("hour", "minute", 60)
 _UNIT_SPELLINGS = {"year": ("year", "yr"), "month": ("month", "mo", "mth"), "week": ("week", "wk"),
                    "day": ("day",), "hour": ("hour", "hr", "h"), "minute": ("minute", "min")}
 MONEY, CLOCK, PERCENT = "money", "clock", "percent"  # the units a figure may have besides a length of time
+# ... and two that no argument names, so that such a figure goes only to an argument that names no unit: a person's
+# age ("45 years old"), not a length of service, and a calendar year ("since early 2019"), not a count of days; not
+# after "of", which also states amounts ("a salary of 2000")
+AGE, CALENDAR_YEAR = "age", "calendar year"
+_AGE_AFTER = re.compile(r"[\w.,]+[\s-]+(?:years?|yrs?)[\s-]+old\b", re.I)
+_AGE_BEFORE = frozenset({"age", "aged"})
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_YEAR_BEFORE = frozenset({"since", "in", "from", "until", "till", "by", "before", "after", "early", "late", "mid",
+                          "year", *_MONTHS, *(m[:3] for m in _MONTHS), "sept"})
 _CLOCK_WORDS = ("am", "pm", "a.m", "p.m", "o'clock")
 _PERCENT_WORDS = ("%", "percent", "percentage")
 # words of an argument's name that make it an amount of money (with a currency in its description, too)
@@ -66,7 +79,8 @@ def stated_figures(texts: Iterable[str], currencies: Mapping[str, str] | None = 
     figures: set[Figure] = set()
     for text in (_lengths_in_words(_mend_number_words(t)) for t in texts):
         mentions = number_mentions_in_context(text)
-        figures.update(Figure(value, _unit_beside(before, after, currencies)) for _, value, before, after in mentions)
+        figures.update(Figure(value, _unit_in_context(text, start, value, before, after, currencies))
+                       for start, value, before, after in mentions)
         for (start, value, _, _), (next_start, next_value, _, _) in zip(mentions, mentions[1:], strict=False):
             figures.update(_two_unit_length(text[start:next_start], value, text[next_start:], next_value))
     figures = {Figure(round(f.value, _DECIMALS), f.unit) for f in figures}
@@ -105,12 +119,23 @@ def argument_units(name: str, schema: Mapping[str, Any]) -> frozenset[str]:
 
 
 def computes_on_figures(spec: Mapping[str, Any]) -> bool:
-    """Whether a tool computes on figures alone: it takes a number and every argument it requires is one (a search's
-    query, an article's law, a date are text the user gives otherwise)."""
+    """Whether a tool computes on figures alone: it takes a number or a date (``is_date``) and every argument it
+    requires is one (a search's query, an article's law are text the user gives otherwise)."""
     parameters = spec.get("parameters") or {}
-    numbers = {key for key, schema in (parameters.get("properties") or {}).items()
-               if schema.get("type") in ("number", "integer")}
-    return bool(numbers) and set(parameters.get("required") or []) <= numbers
+    figures = {key for key, schema in (parameters.get("properties") or {}).items()
+               if schema.get("type") in ("number", "integer") or is_date(key, schema)}
+    return bool(figures) and set(parameters.get("required") or []) <= figures
+
+
+def is_date(name: str, schema: Mapping[str, Any]) -> bool:
+    """Whether an argument is a date written as text: a string whose schema's format is a date, or whose name or
+    description names one ("start_date"; "The first date, YYYY-MM-DD")."""
+    if schema.get("type") != "string":
+        return False
+    if schema.get("format") in ("date", "date-time"):
+        return True
+    words = {*name.lower().split("_"), *re.findall(r"[a-z]+", str(schema.get("description") or "").lower())}
+    return "date" in words or "yyyy" in words
 
 
 def takes(figure: Figure, units: frozenset[str]) -> bool:
@@ -130,6 +155,19 @@ def _units_named(words: Sequence[str], money_words: bool = False) -> frozenset[s
     if any((money_words and w.lower() in _MONEY_WORDS) or _currency(w, None) for w in words):
         units.add(MONEY)
     return frozenset(units)
+
+
+def _unit_in_context(text: str, start: int, value: float, before: str, after: str,
+                     currencies: Mapping[str, str] | None) -> str | None:
+    """The unit of the figure ``text`` states at ``start``: an AGE ("16-year-old", "aged 16"), a CALENDAR_YEAR (a
+    year of 1900 to 2100 stated bare after a word that dates it: "since 2019", "in March 2020"), or the unit
+    written beside it."""
+    if before.lower() in _AGE_BEFORE or _AGE_AFTER.match(text, start):
+        return AGE
+    unit = _unit_beside(before, after, currencies)
+    if unit is None and value == int(value) and 1900 <= value <= 2100 and before.lower().rstrip(".") in _YEAR_BEFORE:
+        return CALENDAR_YEAR
+    return unit
 
 
 def _unit_beside(before: str, after: str, currencies: Mapping[str, str] | None) -> str | None:

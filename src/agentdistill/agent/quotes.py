@@ -17,6 +17,11 @@ the teacher's answer quotes it so (the passage's only words), and a student refu
 With ``top_passage`` (``agent.quote_top_passage``) a search result offers only its first passage, the one the
 search ranked best: the teacher's answers quote that passage in nine traces of ten, and a student offered all
 three quoted a sentence it had memorised from a lower one, about a neighbouring topic.
+
+With ``result_first`` (``agent.quote_result_first``) an answer after a tool that computed opens with a sentence of
+that tool's result (``result_sentences``: the first result that is neither passages, nor an error, nor a search that
+found nothing): every teacher answer after a calculation opens so, and a student that also searched opened with the
+passage and never stated the figure it was asked for.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from agentdistill.tools.documents import CITATION_END
+from agentdistill.tools.documents import CITATION_END, NOT_COVERED_OBSERVATION
 
 MAX_SENTENCES = 40  # offered per answer: the grammar stays small; observations past it are seldom quoted
 _PASSAGE_HEAD = re.compile(r"^\[\d+\] ")
@@ -52,6 +57,16 @@ def quotable_sentences(observations: Iterable[str], top_passage: bool = False) -
                     sentences.append(cut)
             out.extend(sentences)
     return list(dict.fromkeys(out))[:MAX_SENTENCES]
+
+
+def result_sentences(observations: Iterable[str]) -> list[str]:
+    """The sentences of the first of ``observations`` that a tool computed: not passages (a search, an article), not
+    an error, not a search that found nothing; empty where there is none."""
+    for text in observations:
+        head = text.lstrip()
+        if head and not head.startswith(("Error", NOT_COVERED_OBSERVATION)) and not _PASSAGE_HEAD.match(head):
+            return quotable_sentences([text])
+    return []
 
 
 def observations(messages: list[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:

@@ -38,7 +38,7 @@ from typing import Any
 
 from agentdistill.agent.figures import named_units, stated_figures, without_units
 from agentdistill.agent.prompt import system_prompt
-from agentdistill.agent.quotes import observations, quotable_sentences
+from agentdistill.agent.quotes import observations, quotable_sentences, result_sentences
 from agentdistill.agent.routing import FirstStepRouter
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
@@ -216,7 +216,7 @@ def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None)
     return {"max_steps": cfg.max_steps, "self_consistency": cfg.self_consistency,
             "first_thought_prefix": cfg.first_thought_prefix, "constrain_tool_names": cfg.constrain_tool_names,
             "constrain_arguments": cfg.constrain_arguments, "quote_answers": cfg.quote_answers,
-            "quote_top_passage": cfg.quote_top_passage,
+            "quote_top_passage": cfg.quote_top_passage, "quote_result_first": cfg.quote_result_first,
             "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
             "act_above_relevance": cfg.act_above_relevance, "plan_from_clauses": cfg.plan_from_clauses,
             "currencies": dict(currencies or {})}
@@ -226,7 +226,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                self_consistency: int = 1, first_thought_prefix: str | None = None, temperature: float | None = None,
                max_tokens: int = 256, max_parse_errors: int = 2, system: str | None = None,
                constrain_tool_names: bool = False, constrain_arguments: bool = False, quote_answers: bool = False,
-               quote_top_passage: bool = False, figures_from_conversation: bool = False, figures_by_unit: bool = False,
+               quote_top_passage: bool = False, quote_result_first: bool = False,
+               figures_from_conversation: bool = False, figures_by_unit: bool = False,
                act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
                router: FirstStepRouter | None = None, plan_from_clauses: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
@@ -240,7 +241,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     line, then an action naming a registered tool, or an answer), and with ``constrain_arguments`` an action's
     arguments follow its tool's JSON schema; a backend that cannot constrain decoding ignores it. With
     ``quote_answers`` too, an answer after a tool call quotes the tools' results (agent/quotes.py), with
-    ``quote_top_passage`` only a search result's first passage of them, and with
+    ``quote_top_passage`` only a search result's first passage of them, with ``quote_result_first`` opening with
+    a sentence of a computed result where there is one, and with
     ``figures_from_conversation`` an action's number arguments are figures the conversation stated (agent/figures.py),
     with ``figures_by_unit`` each into an argument of the unit it was stated in (``currencies``: the run's packs'
     currency spellings, for money). With ``act_above_relevance``, a first step after a user message that answers
@@ -258,7 +260,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     loop = _Loop(tools, max_steps, max_parse_errors, on_event)
     figures = constrain_arguments and figures_from_conversation
     grammars = (_Grammars(tools, constrain_arguments, quote_answers, figures, figures and figures_by_unit, currencies,
-                          top_passage=quote_top_passage) if constrain_tool_names else None)
+                          top_passage=quote_top_passage, result_first=quote_result_first)
+                if constrain_tool_names else None)
     planner = router if plan_from_clauses else None
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
@@ -324,15 +327,17 @@ class _Grammars:
     """The step grammar of a run's tools after each prefix; None after a prefix the grammar cannot continue (one
     that does not start the thought line): that turn is decoded free. With ``quotes``, a conversation that has
     tool results gets a grammar whose answer quotes them (with ``top_passage``, of a search result its first
-    passage only); with ``figures``, one whose number arguments are the figures it stated, and with ``units``
+    passage only; with ``result_first``, opening with a sentence of the first result computed since the user's
+    latest message); with ``figures``, one whose number arguments are the figures it stated, and with ``units``
     each into an argument of its unit; with ``must_call``, one that must call one of those tools; with ``routed``
     (never given with ``must_call``), one that calls one of its tools or answers. A grammar is built once for each
-    prefix, quotes, figures, units and choices."""
+    prefix, quotes, lead, figures, units and choices."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
-                 units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False):
+                 units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False,
+                 result_first: bool = False):
         self.specs, self.arguments, self.quotes, self.figures = tools.specs(), arguments, quotes, figures
-        self.top_passage = top_passage
+        self.top_passage, self.result_first = top_passage, result_first
         self.units, self.currencies = units, currencies
         self.built: dict[tuple[Any, ...], str | None] = {}
 
@@ -340,13 +345,18 @@ class _Grammars:
               routed: tuple[str, ...] = ()) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results, self.top_passage)) if self.quotes else ()
+        lead = ()
+        if self.quotes and self.result_first:
+            asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+            computed = result_sentences(observations(messages[asked:], skip=[FORMAT_ERROR]))
+            lead = tuple(s for s in computed if s in sentences)
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
         figures = units = None
         if self.figures:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
             units = named_units(said + results, stated) if self.units else None
-        key = (prefix, sentences, figures, units, must_call, routed)
+        key = (prefix, sentences, lead, figures, units, must_call, routed)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
@@ -354,7 +364,7 @@ class _Grammars:
                 chosen = must_call or routed
                 specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
-                                               units=units, answer=not must_call)
+                                               units=units, answer=not must_call, lead=lead)
             except ValueError:
                 self.built[key] = None
         return self.built[key]

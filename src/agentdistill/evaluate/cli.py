@@ -78,6 +78,10 @@ def eval_model(
     quote_top_passage: bool = _decoding_option(
         "--quote-top-passage/--quote-every-passage", "quote_top_passage",
         "With quoted answers, a search result offers only its first passage (the one it ranked best), or all"),
+    quote_result_first: bool = _decoding_option(
+        "--quote-result-first/--quote-any-first", "quote_result_first",
+        "With quoted answers, an answer after a tool that computed opens with a sentence of its result, or with "
+        "any quoted sentence"),
     figures_from_conversation: bool = _decoding_option(
         "--figures-from-conversation/--free-figures", "figures_from_conversation",
         "With the grammar and its arguments, an action's number arguments are figures the user or the tools "
@@ -130,6 +134,7 @@ def eval_model(
         cfg = open_run(run, config)
         decoding = {"constrain_tool_names": constrain_tool_names, "constrain_arguments": constrain_arguments,
                     "quote_answers": quote_answers, "quote_top_passage": quote_top_passage,
+                    "quote_result_first": quote_result_first,
                     "figures_from_conversation": figures_from_conversation,
                     "figures_by_unit": figures_by_unit, "plan_from_clauses": plan_from_clauses}
         for key, value in decoding.items():  # an option left out keeps the config's setting

@@ -136,6 +136,7 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
         constrained = "tool and argument names" if m.get("constrain_arguments") else "tool names"
         rules = (", answers quoted" if m.get("quote_answers") else "") + (
             " from a search's top passage" if m.get("quote_answers") and m.get("quote_top_passage") else "") + (
+            ", a computed result first" if m.get("quote_answers") and m.get("quote_result_first") else "") + (
             ", figures from the conversation" if m.get("figures_from_conversation") else "") + (
             " by unit" if m.get("figures_from_conversation") and m.get("figures_by_unit") else "") + (
             f", a tool first above relevance {m['act_above_relevance']:g}" if m.get("act_above_relevance") else "") + (

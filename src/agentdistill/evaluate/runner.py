@@ -116,7 +116,7 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 
 
 # agent options an eval records
-DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "quote_top_passage",
+DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "quote_top_passage", "quote_result_first",
             "figures_from_conversation", "figures_by_unit", "act_above_relevance", "route_neighbours",
             "plan_from_clauses")
 

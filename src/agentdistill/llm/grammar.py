@@ -74,19 +74,19 @@ def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
                  max_quotes: int = MAX_QUOTES, max_actions: int = 1, figures: Sequence[Figure] | None = None,
-                 units: Collection[str] | None = None, answer: bool = True) -> str:
-    """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its
-    ``specs()``: ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after
-    it. A prefix must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's
-    arguments are any JSON object, not its tool's. With ``quotes`` an answer is one to ``max_quotes`` of them,
-    verbatim, separated by a space (agent/quotes.py says why). With ``max_actions`` above one a step may call
-    up to that many tools at once, one ``Action:`` line each (parallel calls, as the prompt's hint writes them).
-    With ``figures`` (and ``arguments``) a number argument is one of them or its schema's default, an optional
-    one without such a value is left out, and a tool with a required one cannot be called, nor where ``figures`` is
-    empty one that computes on figures alone (``computes_on_figures``); a figure with a unit
-    goes only to an argument that takes that unit or names none (``figures.argument_units``). With ``units``, an
-    enum value that names a length of time ("years") is allowed only where ``units`` holds it, or as the default
-    (agent/figures.py). Without ``answer`` the step must call a tool (where one can be called)."""
+                 units: Collection[str] | None = None, answer: bool = True, lead: Sequence[str] = ()) -> str:
+    """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its ``specs()``:
+    ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after it. A prefix
+    must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's arguments are any
+    JSON object, not its tool's. With ``quotes`` an answer is one to ``max_quotes`` of them, verbatim, separated by
+    a space (agent/quotes.py says why), and with ``lead`` too the first is one of ``lead``. With ``max_actions``
+    above one a step may call up to that many tools at once, one ``Action:`` line each (parallel calls, as the
+    prompt's hint writes them). With ``figures`` (and ``arguments``) a number argument is one of them or its
+    schema's default, an optional one without such a value is left out, and a tool with a required one cannot be
+    called, nor where ``figures`` is empty one that computes on figures alone (``computes_on_figures``); a figure
+    with a unit goes only to an argument that takes that unit or names none (``figures.argument_units``). With
+    ``units``, an enum value that names a length of time ("years") is allowed only where ``units`` holds it, or as
+    the default (agent/figures.py). Without ``answer`` the step must call a tool (where one can be called)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
@@ -100,8 +100,11 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     if calls:
         rules["action"] = f'"{_literal(ACTION)} {{\\"name\\": " ({" | ".join(calls)}) "}}"'
     if quotes:
-        rules["answer"] = f'"{_literal(ANSWER)} " quote (" " quote){{0,{max_quotes - 1}}}'
+        first = "lead" if lead else "quote"
+        rules["answer"] = f'"{_literal(ANSWER)} " {first} (" " quote){{0,{max_quotes - 1}}}'
         rules["quote"] = " | ".join(f'"{_literal(q)}"' for q in quotes)
+        if lead:
+            rules["lead"] = " | ".join(f'"{_literal(q)}"' for q in lead)
     else:
         rules["answer"] = f'"{_literal(ANSWER)} " [^ \\n] [^\\n]* ("\\n" answer-line)*'
         rules["answer-line"] = _line_not_opening(_STEP_OPENERS, "al", rules)
