@@ -22,10 +22,10 @@ from agentdistill.records import Outcome, Trace
 from agentdistill.tools import load_tools
 
 
-def trace(question: str, first: str, split: str = "train") -> Trace:
+def trace(question: str, first: str, split: str = "train", reply: str = "Hello! How can I help?") -> Trace:
     step = ({"role": "assistant", "thought": "I will compute it.",
              "tool_calls": [{"name": first, "arguments": {}}]} if first != REPLY
-            else {"role": "assistant", "content": "Hello! How can I help?", "thought": "No tool is needed."})
+            else {"role": "assistant", "content": reply, "thought": "No tool is needed."})
     return Trace(id=f"t-{abs(hash(question))}", question_id="q", tools=[], teacher="rule", split=split,
                  messages=[{"role": "system", "content": "You are an agent."}, {"role": "user", "content": question},
                            step], outcome=Outcome(answer="x", steps=1, status="answered"))
@@ -100,6 +100,26 @@ def test_the_first_step_calls_only_routed_tools_or_replies_and_later_steps_call_
     assert calls(first[hello]) == set() and first[hello].split("\n")[0].endswith("answer")  # only replies voted
     later = llm.batches[1][0].grammar  # after the calculator's result: every tool, and the answer
     assert calls(later) == {t["name"] for t in tools.specs()} and "| answer" in later.split("\n")[0]
+
+
+def test_a_reply_is_one_the_nearest_training_questions_got_where_replies_come_from_neighbours():
+    welcome = "You're welcome. Ask again any time."
+    trained = [*TRAINED, trace("Thank you so much!", REPLY, reply=welcome), trace("thx, bye", REPLY, reply=welcome)]
+    router = FirstStepRouter.from_traces(trained, load_embedder("all-minilm-l6-v2").encode, k=2)
+    hey, thanks = "heyyy 👋 good morning", "thank you so much, bye"
+    assert router.replies(hey) == ("Hello! How can I help?",) and router.replies(thanks)[0] == welcome
+    assert router.replies("whats 17 divided by 4") == ()  # no neighbour replied: any reply
+    tools = load_tools(example_config(), None)
+    for on in (False, True):
+        llm = Script({hey: [answer("Hello! How can I help?")], thanks: [answer(welcome)]})
+        done = dict(run_agents(llm, tools, [hey, thanks], constrain_tool_names=True, router=router,
+                               replies_from_neighbours=on))
+        assert done[0].outcome.answer == "Hello! How can I help?" and done[1].outcome.answer == welcome
+        first = {r.messages[1]["content"]: r.grammar for r in llm.batches[0]}
+        if on:
+            assert 'quote ::= "Hello! How can I help?"\n' in first[hey] + "\n" and welcome not in first[hey]
+        else:
+            assert "quote ::=" not in first[hey]
 
 
 def test_an_answer_after_one_tool_calls_first_the_tool_another_clause_voted_for(router):

@@ -134,6 +134,9 @@ def test_with_quotes_an_answer_is_one_to_three_of_them_verbatim(llm, tools):
     assert not in_grammar(llm, quoting, "Thought: t\nAnswer: Overtime pay: AED 93.00 for 3 hours.")  # another figure
     assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} " + " ".join(QUOTES))  # four
     assert not in_grammar(llm, quoting, f"Thought: t\nAnswer: {QUOTES[2]} I hope this helps.")
+    one = step_grammar(tools, quotes=QUOTES, max_quotes=1)  # a reply of the nearest training questions is one
+    assert in_grammar(llm, one, f"Thought: t\nAnswer: {QUOTES[1]}")
+    assert not in_grammar(llm, one, f"Thought: t\nAnswer: {QUOTES[1]} {QUOTES[2]}")
 
 
 def test_with_a_lead_a_quoted_answer_opens_with_one_of_its_sentences(llm, tools):

@@ -146,6 +146,10 @@ class AgentConfig(Section):
     # a message that asks for a rule and a figure needs both, and a small student answers after the first
     # (agent/routing.py).
     plan_from_clauses: bool = False
+    # With route_neighbours: a first step that replies without a tool gives one of the replies of the nearest training
+    # questions that replied: a small student told greetings from thanks by the phrasings it trained on and thanked
+    # "heyyy" (agent/routing.py).
+    replies_from_neighbours: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,12 @@ after a tool's result while such a clause voted for a tool not called yet, the r
 first (``FirstStepRouter.clause_steps``). Only the clauses of sentences that end in a question mark count: the
 sentences of a story around a question vote too, for whatever their words are near.
 
+The same neighbours also say how to reply without a tool (``agent.replies_from_neighbours``): a first step that
+replies is one of the replies the nearest training questions' traces gave (``FirstStepRouter.replies``). A small
+student tells a greeting from thanks by the phrasings it trained on, and answered "heyyy", "good evening, hope
+you're well" and "salaam, just found this app" with "You're welcome"; their nearest training questions are
+greetings, and were greeted.
+
 Measured on the example (docs/design.md, "First steps routed by the nearest training questions").
 """
 
@@ -54,6 +60,14 @@ def first_step(trace: Trace) -> str | None:
     return None
 
 
+def first_reply(trace: Trace) -> str | None:
+    """What a trace's first assistant step replies where it calls no tool; None where it calls one (or has none)."""
+    for m in trace.messages:
+        if m.get("role") == "assistant":
+            return None if m.get("tool_calls") else str(m.get("content") or "")
+    return None
+
+
 def first_question(trace: Trace) -> str | None:
     """The trace's first user message."""
     return next((str(m["content"]) for m in trace.messages if m.get("role") == "user" and m.get("content")), None)
@@ -61,33 +75,42 @@ def first_question(trace: Trace) -> str | None:
 
 class FirstStepRouter:
     """The first-step choices of a message: those its ``k`` nearest training questions' traces took most (tool
-    names, and ``REPLY`` where replying was among them; the runtime lets a first step reply in any case)."""
+    names, and ``REPLY`` where replying was among them; the runtime lets a first step reply in any case), and the
+    replies of those that replied."""
 
-    def __init__(self, questions: list[str], steps: list[str], encode: Callable[[list[str]], np.ndarray], k: int):
-        """``encode``: the run's embedder's, whose vectors are unit-normalized (a dot product is their cosine)."""
-        if len(questions) != len(steps) or not questions:
-            raise ValueError("a router needs one first step for each of at least one question")
+    def __init__(self, questions: list[str], steps: list[str], encode: Callable[[list[str]], np.ndarray], k: int,
+                 replies: list[str | None] | None = None):
+        """``encode``: the run's embedder's, whose vectors are unit-normalized (a dot product is their cosine);
+        ``replies``: each question's first reply where its first step replied (``first_reply``)."""
+        if len(questions) != len(steps) or not questions or (replies is not None and len(replies) != len(steps)):
+            raise ValueError("a router needs one first step (and reply, if any) for each of at least one question")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self.steps, self.encode, self.k = steps, encode, k
+        self.first_replies = replies or [None] * len(steps)
         self.vectors = encode(questions)
-        self._votes: dict[str, tuple[list[str], dict[str, str]]] = {}  # message -> its votes; asked more than once
+        self._votes: dict[str, tuple[list[str], dict[str, str], tuple[str, ...]]] = {}  # message -> its votes
 
     @classmethod
     def from_traces(cls, traces: Iterable[Trace], encode: Callable[[list[str]], np.ndarray],
                     k: int) -> FirstStepRouter | None:
         """From the training split's traces (None where none has a question and a first step)."""
-        pairs = [(q, s) for t in traces if t.split == "train"
-                 if (q := first_question(t)) is not None and (s := first_step(t)) is not None]
-        if not pairs:
+        rows = [(q, s, first_reply(t)) for t in traces if t.split == "train"
+                if (q := first_question(t)) is not None and (s := first_step(t)) is not None]
+        if not rows:
             return None
-        return cls([q for q, _ in pairs], [s for _, s in pairs], encode, k)
+        return cls([q for q, _, _ in rows], [s for _, s, _ in rows], encode, k, [r for _, _, r in rows])
 
     def choices(self, message: str) -> tuple[str, ...]:
         """The tool names (and ``REPLY``) the first step after ``message`` may take: the message's ``CHOICES`` most
         voted, then the most voted of each of its clauses where it has more than one."""
-        whole, by_clause = self._message_votes(message)
+        whole, by_clause, _ = self._message_votes(message)
         return tuple(dict.fromkeys(whole + list(by_clause.values())))
+
+    def replies(self, message: str) -> tuple[str, ...]:
+        """The distinct replies of the message's ``k`` nearest training questions whose first step replied, the
+        nearest first; empty where none replied."""
+        return self._message_votes(message)[2]
 
     def clause_steps(self, message: str) -> tuple[str, ...]:
         """The first steps voted for most by the clauses that ask (those of its sentences that end in a question
@@ -96,8 +119,9 @@ class FirstStepRouter:
         by_clause = self._message_votes(message)[1]
         return tuple(dict.fromkeys(by_clause[c] for c in asking if c in by_clause)) if len(asking) > 1 else ()
 
-    def _message_votes(self, message: str) -> tuple[list[str], dict[str, str]]:
-        """The message's ``CHOICES`` most voted first steps, and each clause's most voted where it has several."""
+    def _message_votes(self, message: str) -> tuple[list[str], dict[str, str], tuple[str, ...]]:
+        """The message's ``CHOICES`` most voted first steps, each clause's most voted where it has several, and the
+        replies of the message's nearest."""
         if message not in self._votes:
             parts = clauses(message)
             parts = parts if len(parts) > 1 else []
@@ -105,13 +129,18 @@ class FirstStepRouter:
             if len(self._votes) > 1024:  # a server's router sees messages without end
                 self._votes.clear()
             by_clause = {part: self._voted(v, 1)[0] for part, v in zip(parts, vectors[1:], strict=True)}
-            self._votes[message] = (self._voted(vectors[0], CHOICES), by_clause)
+            nearest = self._nearest(vectors[0])
+            replies = tuple(dict.fromkeys(r for i in nearest if (r := self.first_replies[i])))
+            self._votes[message] = (self._voted(vectors[0], CHOICES), by_clause, replies)
         return self._votes[message]
+
+    def _nearest(self, vector: np.ndarray) -> list[int]:
+        return [int(i) for i in np.argsort(-(self.vectors @ vector))[: self.k]]
 
     def _voted(self, vector: np.ndarray, n: int) -> list[str]:
         sims = self.vectors @ vector
         votes: Counter[str] = Counter()
-        for i in np.argsort(-sims)[: self.k]:
+        for i in self._nearest(vector):
             votes[self.steps[i]] += max(float(sims[i]), 0.0)
         return [step for step, _ in votes.most_common(n)]
 

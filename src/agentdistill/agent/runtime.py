@@ -43,7 +43,7 @@ from agentdistill.agent.routing import FirstStepRouter
 from agentdistill.agent.wire import STOP_SEQUENCES, Step, WireFormatError, parse_step
 from agentdistill.config import AgentConfig
 from agentdistill.llm.base import LLM, BackendError, Completion, GenerationRequest
-from agentdistill.llm.grammar import step_grammar
+from agentdistill.llm.grammar import MAX_QUOTES, step_grammar
 from agentdistill.records import Outcome
 from agentdistill.tools.registry import ToolRegistry
 
@@ -219,6 +219,7 @@ def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None)
             "quote_top_passage": cfg.quote_top_passage, "quote_result_first": cfg.quote_result_first,
             "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
             "act_above_relevance": cfg.act_above_relevance, "plan_from_clauses": cfg.plan_from_clauses,
+            "replies_from_neighbours": cfg.replies_from_neighbours,
             "currencies": dict(currencies or {})}
 
 
@@ -230,6 +231,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                figures_from_conversation: bool = False, figures_by_unit: bool = False,
                act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
                router: FirstStepRouter | None = None, plan_from_clauses: bool = False,
+               replies_from_neighbours: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -251,7 +253,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     question its documents answer. With a ``router`` (agent/routing.py), the first step after a user message
     may call only the tools the router chooses for it, or answer; with ``plan_from_clauses`` too, a step that
     answers after a tool's result while a clause of the message that asks voted for a tool not called yet is
-    decoded again calling one of those.
+    decoded again calling one of those; with ``replies_from_neighbours`` too, a first step that replies without a
+    tool gives one of the replies of the router's nearest training questions that replied (where any did).
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -263,14 +266,15 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                           top_passage=quote_top_passage, result_first=quote_result_first)
                 if constrain_tool_names else None)
     planner = router if plan_from_clauses else None
+    replier = router if replies_from_neighbours else None
     active = [_Conversation(i, [{"role": "system", "content": system}, {"role": "user", "content": q}])
               for i, q in enumerate(questions)]
     while active:
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p, c.messages, c.must_call, _routed(router, c))
-                                      if grammars else None)
+                                      grammar=grammars.after(p, c.messages, c.must_call, _routed(router, c),
+                                                             _replies(replier, c)) if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -303,6 +307,14 @@ def _routed(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]
     return router.choices(str(c.messages[-1].get("content") or ""))
 
 
+def _replies(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]:
+    """The replies ``c``'s step may give where it is the first after a user message and replies (``_routed``'s
+    steps): those of the router's nearest training questions; else none (any reply)."""
+    if router is None or c.must_call or c.messages[-1].get("role") != "user":
+        return ()
+    return router.replies(str(c.messages[-1].get("content") or ""))
+
+
 def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_above: float | None,
                planner: FirstStepRouter | None) -> tuple[str, ...]:
     """The tools one of which ``c``'s step must call instead of ``step``, where it answers and was not already
@@ -330,8 +342,8 @@ class _Grammars:
     passage only; with ``result_first``, opening with a sentence of the first result computed since the user's
     latest message); with ``figures``, one whose number arguments are the figures it stated, and with ``units``
     each into an argument of its unit; with ``must_call``, one that must call one of those tools; with ``routed``
-    (never given with ``must_call``), one that calls one of its tools or answers. A grammar is built once for each
-    prefix, quotes, lead, figures, units and choices."""
+    (never given with ``must_call``), one that calls one of its tools or answers; with ``replies``, one whose answer
+    is one of them. A grammar is built once for each prefix, quotes, lead, figures, units, choices and replies."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False,
@@ -342,7 +354,7 @@ class _Grammars:
         self.built: dict[tuple[Any, ...], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = (),
-              routed: tuple[str, ...] = ()) -> str | None:
+              routed: tuple[str, ...] = (), replies: tuple[str, ...] = ()) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results, self.top_passage)) if self.quotes else ()
         lead = ()
@@ -356,7 +368,9 @@ class _Grammars:
             stated = stated_figures(said + results, self.currencies)
             figures = tuple(stated if self.units else without_units(stated))
             units = named_units(said + results, stated) if self.units else None
-        key = (prefix, sentences, lead, figures, units, must_call, routed)
+        if replies:  # a reply to the user's message, not an answer from tool results
+            sentences, lead = replies, ()
+        key = (prefix, sentences, lead, figures, units, must_call, routed, bool(replies))
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
@@ -364,7 +378,8 @@ class _Grammars:
                 chosen = must_call or routed
                 specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
-                                               units=units, answer=not must_call, lead=lead)
+                                               units=units, answer=not must_call, lead=lead,
+                                               max_quotes=1 if replies else MAX_QUOTES)
             except ValueError:
                 self.built[key] = None
         return self.built[key]

@@ -104,6 +104,10 @@ def eval_model(
         "--plan-from-clauses/--no-plan-from-clauses", "plan_from_clauses",
         "With routing, a step that answers after a tool's result while a clause that asks (of a sentence ending "
         "in '?') voted for a tool not called yet calls it first, or answers as decoded"),
+    replies_from_neighbours: bool = _decoding_option(
+        "--replies-from-neighbours/--free-replies", "replies_from_neighbours",
+        "With routing, a first step that replies without a tool gives one of the replies of the nearest training "
+        "questions that replied, or any reply"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -136,7 +140,8 @@ def eval_model(
                     "quote_answers": quote_answers, "quote_top_passage": quote_top_passage,
                     "quote_result_first": quote_result_first,
                     "figures_from_conversation": figures_from_conversation,
-                    "figures_by_unit": figures_by_unit, "plan_from_clauses": plan_from_clauses}
+                    "figures_by_unit": figures_by_unit, "plan_from_clauses": plan_from_clauses,
+                    "replies_from_neighbours": replies_from_neighbours}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)

@@ -101,7 +101,8 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
         rules["action"] = f'"{_literal(ACTION)} {{\\"name\\": " ({" | ".join(calls)}) "}}"'
     if quotes:
         first = "lead" if lead else "quote"
-        rules["answer"] = f'"{_literal(ANSWER)} " {first} (" " quote){{0,{max_quotes - 1}}}'
+        more = f' (" " quote){{0,{max_quotes - 1}}}' if max_quotes > 1 else ""
+        rules["answer"] = f'"{_literal(ANSWER)} " {first}{more}'
         rules["quote"] = " | ".join(f'"{_literal(q)}"' for q in quotes)
         if lead:
             rules["lead"] = " | ".join(f'"{_literal(q)}"' for q in lead)
