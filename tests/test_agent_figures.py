@@ -15,6 +15,8 @@ from agentdistill.agent.figures import (
     figure_values,
     is_date,
     named_units,
+    reused_figures,
+    stated_counts,
     stated_figures,
     takes,
 )
@@ -98,6 +100,21 @@ def test_an_age_or_a_calendar_year_goes_only_to_an_argument_that_names_no_unit()
     assert [f.value for f in figures if f.value > 0 and takes(f, service)] == [6, 8500]
     assert [f.value for f in figures if f.value > 0 and takes(f, days)] == [8500]
     assert [f.value for f in figures if f.value > 0 and takes(f, any_unit)] == [6, 45, 2019, 8500]
+
+
+def test_a_call_passes_a_figure_as_often_as_the_conversation_states_it():
+    properties = {"monthly_basic_salary": {"type": "number"}, "length_of_service": {"type": "number"},
+                  "unpaid_absence_days": {"type": "number", "default": 0}}
+    counts = stated_counts(["I'm on 8,500 basic, about 6 years, and 2 years and 6 months ago I took 6 days off"])
+    assert counts[8500] == 1 and counts[6] == 3 and counts[30] == 1 and counts[-8500] == 1
+    twice = {"monthly_basic_salary": 8500, "length_of_service": 6, "unpaid_absence_days": 8500}
+    assert reused_figures(twice, properties, counts) == {"unpaid_absence_days": {8500, -8500}}  # the later use
+    negative = {"monthly_basic_salary": 8500, "length_of_service": 6, "unpaid_absence_days": -8500}
+    assert reused_figures(negative, properties, counts) == {"unpaid_absence_days": {8500, -8500}}  # one statement
+    stated_twice = {"monthly_basic_salary": 8500, "length_of_service": 6, "unpaid_absence_days": 6}
+    assert reused_figures(stated_twice, properties, counts) == {}
+    defaults = {"monthly_basic_salary": 0, "length_of_service": 0, "unpaid_absence_days": 0}
+    assert reused_figures(defaults, properties, stated_counts(["nothing stated"])) == {}
 
 
 def test_the_units_a_conversation_names():

@@ -284,6 +284,24 @@ def test_quote_result_first_opens_the_answer_with_the_result_computed_since_the_
     assert "lead ::=" not in _Grammars(tools, True, quotes=True, result_first=True).after("", later)
 
 
+def test_a_call_that_passes_a_figure_more_often_than_stated_is_decoded_again_and_then_stands(tools):
+    question = "I'm on 8,500 basic, about 6 years. what's my EOSB?"
+    twice = act("calculate_gratuity", monthly_basic_salary=8500, length_of_service=6, unpaid_absence_days=8500)
+    once = act("calculate_gratuity", monthly_basic_salary=8500, length_of_service=6)
+    options = {"constrain_tool_names": True, "constrain_arguments": True, "figures_from_conversation": True}
+    llm = Script({question: [twice, once, answer("AED 38,250")]})
+    result = run_agent(llm, tools, question, **options)
+    calls = [m["tool_calls"][0]["arguments"] for m in result.messages if m.get("tool_calls")]
+    assert calls == [{"monthly_basic_salary": 8500, "length_of_service": 6}] and result.outcome.steps == 2
+    assert llm.batches[0][0].grammar != llm.batches[1][0].grammar  # the second decode refused 8500 as days
+    stubborn = Script({question: [twice, twice, answer("x")]})  # a step decoded again stands, whatever it is
+    assert [m["tool_calls"][0]["arguments"] for m in run_agent(stubborn, tools, question, **options).messages
+            if m.get("tool_calls")] == [json.loads(twice.split("Action: ")[1])["arguments"]]
+    free = Script({question: [twice, answer("x")]})  # the rule off: the call stands
+    run_agent(free, tools, question, constrain_tool_names=True, constrain_arguments=True)
+    assert len(free.batches) == 2
+
+
 def test_events_report_each_step_as_it_happens(tools):
     events = []
     llm = Script({"q": ["no format", GRATUITY, answer("AED 49,500")]})

@@ -207,6 +207,16 @@ def test_with_no_figures_stated_a_tool_that_computes_on_figures_alone_cannot_be_
     assert in_grammar(llm, dated, action("date_diff", start_date="2024-03-01", end_date="2024-06-30"))
 
 
+def test_a_refused_figure_is_not_offered_to_that_argument_of_that_tool(llm, tools):
+    figures = stated_figures(["I'm on 8,500 basic, about 6 years. what's my EOSB?"])
+    refused = step_grammar(tools, figures=figures, refused={"calculate_gratuity": {"unpaid_absence_days": {8500}}})
+    again = action("calculate_gratuity", monthly_basic_salary=8500, length_of_service=6, unpaid_absence_days=8500)
+    assert in_grammar(llm, step_grammar(tools, figures=figures), again)
+    assert not in_grammar(llm, refused, again)
+    assert in_grammar(llm, refused, action("calculate_gratuity", monthly_basic_salary=8500, length_of_service=6))
+    assert in_grammar(llm, refused, action("convert_units", value=8500, from_unit="AED", to_unit="USD"))
+
+
 def test_a_batch_may_hold_more_grammars_than_the_backend_keeps(llm, tools):
     # quoted answers give every conversation at its answer step a grammar of its own
     grammars = [step_grammar(tools, quotes=[f"Sentence {i}."]) for i in range(MAX_GRAMMARS + 2)]

@@ -28,11 +28,18 @@ the conversation names, or its default (``named_units``). A small student otherw
 another argument's place: a salary of 4.5 for "4.5 yrs ... 28,750 EUR basic", a contract notice of 39,750
 days, the "6" of "6 months" as days of unpaid absence, "4.5 years" as months, the "2019" of "since early 2019" as
 days of unpaid absence. No argument names an age or a calendar year: those go only to one that names no unit.
+
+And a call passes a figure in as many of its arguments as the conversation states it (``reused_figures``): a
+student filled an optional argument with a figure it had already passed in another ("8,500 basic" as the salary
+and as days of unpaid absence, a 60-day notice as 60 days already served), where the teacher, in every call of
+its traces, uses each figure once for each time it is stated. Such a call is decoded again with the figure refused
+to the arguments that took it once too often (agent/runtime.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +96,36 @@ def stated_figures(texts: Iterable[str], currencies: Mapping[str, str] | None = 
 
 def _figure_order(figure: Figure) -> tuple[float, str]:
     return figure.value, figure.unit or ""
+
+
+def stated_counts(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> Counter[float]:
+    """How many times ``texts`` state each of their figures (``stated_figures``); a figure read from others ("2 years
+    and 6 months" as 30, "180 days before" as -180) as often as what it was read from, and at least once."""
+    texts = list(texts)
+    counts: Counter[float] = Counter()
+    for text in (_lengths_in_words(_mend_number_words(t)) for t in texts):
+        counts.update(round(value, _DECIMALS) for _, value, _, _ in number_mentions_in_context(text))
+    for value in figure_values(stated_figures(texts, currencies)):
+        counts[value] = max(counts[value], counts[-value], 1)
+    return counts
+
+
+def reused_figures(arguments: Mapping[str, Any], properties: Mapping[str, Any],
+                   counts: Mapping[float, int]) -> dict[str, set[float]]:
+    """The figures a call's number ``arguments`` (as written, in order; a default does not count) pass more often than
+    the conversation states them (``counts``: ``stated_counts``), by the arguments that took each once too often. A
+    figure and its negative are one statement: both are refused."""
+    used: Counter[float] = Counter()
+    refused: dict[str, set[float]] = {}
+    for key, value in arguments.items():
+        schema = properties.get(key) or {}
+        if isinstance(value, bool) or not isinstance(value, int | float) or value == schema.get("default"):
+            continue
+        figure = abs(round(float(value), _DECIMALS))
+        used[figure] += 1
+        if used[figure] > counts.get(figure, 0) > 0:
+            refused.setdefault(key, set()).update({figure, -figure})
+    return refused
 
 
 def figure_values(figures: Iterable[Figure]) -> list[float]:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdistill.agent.figures import named_units, stated_figures, without_units
+from agentdistill.agent.figures import named_units, reused_figures, stated_counts, stated_figures, without_units
 from agentdistill.agent.prompt import system_prompt
 from agentdistill.agent.quotes import observations, quotable_sentences, result_sentences
 from agentdistill.agent.routing import FirstStepRouter
@@ -124,6 +124,8 @@ class _Conversation:
     busy_s: float = 0.0  # becomes AgentResult.latency_s
     result: AgentResult | None = None
     must_call: tuple[str, ...] = ()  # the tools the next step must call: it answered unaided what they cover
+    # by tool and argument, the figures the next step may not pass: its call passed them more often than stated
+    refused: dict[str, dict[str, set[float]]] = field(default_factory=dict)
 
 
 class _Loop:
@@ -274,7 +276,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
                                       grammar=grammars.after(p, c.messages, c.must_call, _routed(router, c),
-                                                             _replies(replier, c)) if grammars else None)
+                                                             _replies(replier, c), c.refused) if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -289,8 +291,10 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                 c.busy_s += max(timed) if timed else round_s
                 texts = [comp.text for comp in out]
                 choice = choose_step(texts, tools)
+                again = bool(c.must_call or c.refused)  # a step decoded again stands
                 c.must_call = _must_call(tools, c, choice[1], act_above_relevance, planner) if grammars else ()
-                if not c.must_call:
+                c.refused = grammars.reused(choice[1], c.messages) if grammars and not (again or c.must_call) else {}
+                if not c.must_call and not c.refused:
                     loop.advance(c, texts, choice)
             if c.result is not None:
                 yield c.index, c.result
@@ -343,7 +347,9 @@ class _Grammars:
     latest message); with ``figures``, one whose number arguments are the figures it stated, and with ``units``
     each into an argument of its unit; with ``must_call``, one that must call one of those tools; with ``routed``
     (never given with ``must_call``), one that calls one of its tools or answers; with ``replies``, one whose answer
-    is one of them. A grammar is built once for each prefix, quotes, lead, figures, units, choices and replies."""
+    is one of them; with ``refused``, one whose calls do not pass those figures to those arguments
+    (``reused``). A grammar is built once for each prefix, quotes, lead, figures, units, choices, replies and
+    refusals."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False,
@@ -354,7 +360,8 @@ class _Grammars:
         self.built: dict[tuple[Any, ...], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = (),
-              routed: tuple[str, ...] = (), replies: tuple[str, ...] = ()) -> str | None:
+              routed: tuple[str, ...] = (), replies: tuple[str, ...] = (),
+              refused: Mapping[str, Mapping[str, set[float]]] | None = None) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results, self.top_passage)) if self.quotes else ()
         lead = ()
@@ -370,7 +377,9 @@ class _Grammars:
             units = named_units(said + results, stated) if self.units else None
         if replies:  # a reply to the user's message, not an answer from tool results
             sentences, lead = replies, ()
-        key = (prefix, sentences, lead, figures, units, must_call, routed, bool(replies))
+        refusals = tuple(sorted((tool, arg, tuple(sorted(values))) for tool, by_arg in (refused or {}).items()
+                                for arg, values in by_arg.items()))
+        key = (prefix, sentences, lead, figures, units, must_call, routed, bool(replies), refusals)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
@@ -379,10 +388,25 @@ class _Grammars:
                 specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
                                                units=units, answer=not must_call, lead=lead,
-                                               max_quotes=1 if replies else MAX_QUOTES)
+                                               max_quotes=1 if replies else MAX_QUOTES, refused=refused)
             except ValueError:
                 self.built[key] = None
         return self.built[key]
+
+    def reused(self, step: Step | None, messages: list[dict[str, Any]]) -> dict[str, dict[str, set[float]]]:
+        """With ``figures``, the figures ``step``'s calls pass more often than the conversation states them, by tool
+        and argument (``figures.reused_figures``); else none."""
+        if not self.figures or step is None or step.is_answer:
+            return {}
+        texts = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        counts = stated_counts(texts + observations(messages, skip=[FORMAT_ERROR]), self.currencies)
+        properties = {spec["name"]: (spec.get("parameters") or {}).get("properties") or {} for spec in self.specs}
+        out = {}
+        for call in step.tool_calls:
+            refused = reused_figures(call.get("arguments") or {}, properties.get(call["name"], {}), counts)
+            if refused:
+                out[call["name"]] = refused
+        return out
 
 
 def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from agentdistill.agent.figures import Figure, argument_units, computes_on_figures, figure_values, takes, unit_choice
@@ -74,7 +74,8 @@ def keep_compiled(cache: dict[str, Any], grammar: str, compiled: Any) -> None:
 
 def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: Sequence[str] = (),
                  max_quotes: int = MAX_QUOTES, max_actions: int = 1, figures: Sequence[Figure] | None = None,
-                 units: Collection[str] | None = None, answer: bool = True, lead: Sequence[str] = ()) -> str:
+                 units: Collection[str] | None = None, answer: bool = True, lead: Sequence[str] = (),
+                 refused: Mapping[str, Mapping[str, Collection[float]]] | None = None) -> str:
     """The GBNF grammar of one ReAct step whose action calls one of ``tools`` (a ToolRegistry, or its ``specs()``:
     ``{"name", "description", "parameters"}`` dicts); with ``prefix``, of the rest of the step after it. A prefix
     must end inside the thought line (ValueError otherwise). With ``arguments`` false an action's arguments are any
@@ -86,14 +87,16 @@ def step_grammar(tools: Any, prefix: str = "", arguments: bool = True, quotes: S
     called, nor where ``figures`` is empty one that computes on figures alone (``computes_on_figures``); a figure
     with a unit goes only to an argument that takes that unit or names none (``figures.argument_units``). With
     ``units``, an enum value that names a length of time ("years") is allowed only where ``units`` holds it, or as
-    the default (agent/figures.py). Without ``answer`` the step must call a tool (where one can be called)."""
+    the default (agent/figures.py); ``refused``, by tool and argument, the figures that argument may not take. Without
+    ``answer`` the step must call a tool (where one can be called)."""
     specs = list(tools.specs() if hasattr(tools, "specs") else tools)
     rules: dict[str, str] = {}
     calls = []
     for i, spec in enumerate(specs):
         if arguments and figures is not None and not figures and computes_on_figures(spec):
             continue
-        args = _object_rule(spec.get("parameters") or {}, f"t{i}", rules, figures, units) if arguments else "object"
+        args = (_object_rule(spec.get("parameters") or {}, f"t{i}", rules, figures, units,
+                             (refused or {}).get(spec["name"])) if arguments else "object")
         if args is None:
             continue
         calls.append(f'"{_literal(json.dumps(spec["name"]))}, \\"arguments\\": " {args}')
@@ -190,16 +193,19 @@ def _json_number(value: float) -> str:
 
 
 def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str], figures: Sequence[Figure] | None = None,
-                 units: Collection[str] | None = None) -> str | None:
+                 units: Collection[str] | None = None,
+                 refused: Mapping[str, Collection[float]] | None = None) -> str | None:
     """A rule for an object of ``schema``'s properties: each at most once, the required ones all present.
 
     Up to ANY_ORDER_MAX properties in any order (a rule per set of properties written: ``name-s<bits>``),
     more in the schema's order; an object without properties is any object. A property no value of which
-    can be written is left out, and where it is required the object cannot be written (None)."""
+    can be written is left out, and where it is required the object cannot be written (None). ``refused``: the
+    figures each property may not take."""
     properties = schema.get("properties")
     if not properties:
         return "object"
-    values = {key: _value_rule(properties[key], f"{name}-a{k}", rules, _taken(figures, key, properties[key]), units)
+    values = {key: _value_rule(properties[key], f"{name}-a{k}", rules,
+                               _taken(figures, key, properties[key], (refused or {}).get(key, ())), units)
               for k, key in enumerate(properties)}
     required = {k for k in schema.get("required", []) if k in properties}
     if any(values[key] is None for key in required):
@@ -234,12 +240,13 @@ def _object_rule(schema: dict[str, Any], name: str, rules: dict[str, str], figur
     return f'"{{" {state(0, True)}'
 
 
-def _taken(figures: Sequence[Figure] | None, key: str, schema: dict[str, Any]) -> list[Figure] | None:
-    """The figures argument ``key`` of ``schema`` may take: those of its unit and those stated bare."""
+def _taken(figures: Sequence[Figure] | None, key: str, schema: dict[str, Any],
+           refused: Collection[float] = ()) -> list[Figure] | None:
+    """The figures argument ``key`` of ``schema`` may take: those of its unit and those stated bare, but ``refused``."""
     if figures is None:
         return None
     units = argument_units(key, schema)
-    return [f for f in figures if takes(f, units)]
+    return [f for f in figures if takes(f, units) and f.value not in refused]
 
 
 def _line_not_opening(words: Iterable[str], name: str, rules: dict[str, str]) -> str:
