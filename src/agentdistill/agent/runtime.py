@@ -312,8 +312,8 @@ def _routed(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]
 
 
 def _replies(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]:
-    """The replies ``c``'s step may give where it is the first after a user message and replies (``_routed``'s
-    steps): those of the router's nearest training questions; else none (any reply)."""
+    """The replies ``c``'s step may give, where it is the first after a user message and not one decoded again to call
+    a tool: those of the router's nearest training questions to that message; else none (any reply)."""
     if router is None or c.must_call or c.messages[-1].get("role") != "user":
         return ()
     return router.replies(str(c.messages[-1].get("content") or ""))
