@@ -144,6 +144,19 @@ def test_an_endless_repeat_is_stopped_by_the_loop_guard(tools):
     check_canonical(result, tools)
 
 
+def test_with_answer_on_repeat_a_repeated_action_is_decoded_again_as_an_answer(tools):
+    search = act("annual_leave", length_of_service=8)
+    llm = Script({"q": [search, search, answer("Annual leave: 16 days.")]})
+    result = run_agent(llm, tools, "q", constrain_tool_names=True, answer_on_repeat=True)
+    assert result.outcome.status == "answered" and result.outcome.answer == "Annual leave: 16 days."
+    assert len([m for m in result.messages if m["role"] == "tool"]) == 1  # the repeat was not run
+    again = llm.batches[2][0].grammar  # the step decoded again: an answer, no action
+    assert again.split("\n")[0].endswith('"\\n" answer') and "Action:" not in again
+    stubborn = Script({"q": [search]})  # a backend that ignores the grammar repeats again: the loop guard ends it
+    assert run_agent(stubborn, tools, "q", constrain_tool_names=True, answer_on_repeat=True).outcome.status == "loop"
+    assert run_agent(Script({"q": [search]}), tools, "q", constrain_tool_names=True).outcome.status == "loop"  # off
+
+
 def test_distinct_actions_without_an_answer_end_at_max_steps(tools):
     llm = Script({"q": [act("calculator", expression=f"{i} + 1") for i in range(10)]})
     result = run_agent(llm, tools, "q", max_steps=3)

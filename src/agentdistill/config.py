@@ -150,6 +150,9 @@ class AgentConfig(Section):
     # questions that replied: a small student told greetings from thanks by the phrasings it trained on and thanked
     # "heyyy" (agent/routing.py).
     replies_from_neighbours: bool = False
+    # A step that repeats an action the conversation has taken is decoded again as an answer, with the step grammar:
+    # a small student searched the same words twice and the loop guard ended the conversation with no answer.
+    answer_on_repeat: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -126,6 +126,7 @@ class _Conversation:
     must_call: tuple[str, ...] = ()  # the tools the next step must call: it answered unaided what they cover
     # by tool and argument, the figures the next step may not pass: its call passed them more often than stated
     refused: dict[str, dict[str, set[float]]] = field(default_factory=dict)
+    must_answer: bool = False  # the next step must answer: it repeated an action the conversation had taken
 
 
 class _Loop:
@@ -221,7 +222,7 @@ def agent_options(cfg: AgentConfig, currencies: Mapping[str, str] | None = None)
             "quote_top_passage": cfg.quote_top_passage, "quote_result_first": cfg.quote_result_first,
             "figures_from_conversation": cfg.figures_from_conversation, "figures_by_unit": cfg.figures_by_unit,
             "act_above_relevance": cfg.act_above_relevance, "plan_from_clauses": cfg.plan_from_clauses,
-            "replies_from_neighbours": cfg.replies_from_neighbours,
+            "replies_from_neighbours": cfg.replies_from_neighbours, "answer_on_repeat": cfg.answer_on_repeat,
             "currencies": dict(currencies or {})}
 
 
@@ -233,7 +234,7 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                figures_from_conversation: bool = False, figures_by_unit: bool = False,
                act_above_relevance: float | None = None, currencies: Mapping[str, str] | None = None,
                router: FirstStepRouter | None = None, plan_from_clauses: bool = False,
-               replies_from_neighbours: bool = False,
+               replies_from_neighbours: bool = False, answer_on_repeat: bool = False,
                on_event: EventHook | None = None) -> Iterator[tuple[int, AgentResult]]:
     """Run one agent conversation per question, in lockstep; yield (question index, result) as each ends.
 
@@ -256,7 +257,9 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
     may call only the tools the router chooses for it, or answer; with ``plan_from_clauses`` too, a step that
     answers after a tool's result while a clause of the message that asks voted for a tool not called yet is
     decoded again calling one of those; with ``replies_from_neighbours`` too, a first step that replies without a
-    tool gives one of the replies of the router's nearest training questions that replied (where any did).
+    tool gives one of the replies of the router's nearest training questions that replied (where any did). With
+    ``answer_on_repeat`` (and the grammar), a step that repeats an action the conversation has taken is decoded
+    again as an answer; without it, or where that decode repeats it too, the conversation ends as a loop.
     """
     if max_steps < 1 or self_consistency < 1 or max_parse_errors < 1:
         raise ValueError("max_steps, self_consistency and max_parse_errors must be at least 1")
@@ -276,7 +279,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
                                       grammar=grammars.after(p, c.messages, c.must_call, _routed(router, c),
-                                                             _replies(replier, c), c.refused) if grammars else None)
+                                                             _replies(replier, c), c.refused, c.must_answer)
+                                      if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
         outputs = _generate(llm, requests)
@@ -291,10 +295,11 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
                 c.busy_s += max(timed) if timed else round_s
                 texts = [comp.text for comp in out]
                 choice = choose_step(texts, tools)
-                again = bool(c.must_call or c.refused)  # a step decoded again stands
+                again = bool(c.must_call or c.refused or c.must_answer)  # a step decoded again stands
                 c.must_call = _must_call(tools, c, choice[1], act_above_relevance, planner) if grammars else ()
                 c.refused = grammars.reused(choice[1], c.messages) if grammars and not (again or c.must_call) else {}
-                if not c.must_call and not c.refused:
+                c.must_answer = bool(answer_on_repeat and grammars and not again and _repeats(c, choice[1]))
+                if not c.must_call and not c.refused and not c.must_answer:
                     loop.advance(c, texts, choice)
             if c.result is not None:
                 yield c.index, c.result
@@ -317,6 +322,11 @@ def _replies(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...
     if router is None or c.must_call or c.messages[-1].get("role") != "user":
         return ()
     return router.replies(str(c.messages[-1].get("content") or ""))
+
+
+def _repeats(c: _Conversation, step: Step | None) -> bool:
+    """Whether ``step`` is an action ``c`` has already taken (the loop guard's test)."""
+    return step is not None and not step.is_answer and action_key(step) in c.seen_actions
 
 
 def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_above: float | None,
@@ -348,8 +358,8 @@ class _Grammars:
     each into an argument of its unit; with ``must_call``, one that must call one of those tools; with ``routed``
     (never given with ``must_call``), one that calls one of its tools or answers; with ``replies``, one whose answer
     is one of them; with ``refused``, one whose calls do not pass those figures to those arguments
-    (``reused``). A grammar is built once for each prefix, quotes, lead, figures, units, choices, replies and
-    refusals."""
+    (``reused``); with ``must_answer``, one that answers. A grammar is built once for each prefix, quotes, lead,
+    figures, units, choices, replies, refusals and ``must_answer``."""
 
     def __init__(self, tools: ToolRegistry, arguments: bool, quotes: bool = False, figures: bool = False,
                  units: bool = False, currencies: Mapping[str, str] | None = None, top_passage: bool = False,
@@ -361,7 +371,7 @@ class _Grammars:
 
     def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = (),
               routed: tuple[str, ...] = (), replies: tuple[str, ...] = (),
-              refused: Mapping[str, Mapping[str, set[float]]] | None = None) -> str | None:
+              refused: Mapping[str, Mapping[str, set[float]]] | None = None, must_answer: bool = False) -> str | None:
         results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results, self.top_passage)) if self.quotes else ()
         lead = ()
@@ -379,13 +389,13 @@ class _Grammars:
             sentences, lead = replies, ()
         refusals = tuple(sorted((tool, arg, tuple(sorted(values))) for tool, by_arg in (refused or {}).items()
                                 for arg, values in by_arg.items()))
-        key = (prefix, sentences, lead, figures, units, must_call, routed, bool(replies), refusals)
+        key = (prefix, sentences, lead, figures, units, must_call, routed, bool(replies), refusals, must_answer)
         if key not in self.built:
             if len(self.built) >= _MAX_BUILT:
                 self.built.pop(next(iter(self.built)))
             try:
                 chosen = must_call or routed
-                specs = [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
+                specs = [] if must_answer else [s for s in self.specs if s["name"] in chosen] if chosen else self.specs
                 self.built[key] = step_grammar(specs, prefix, self.arguments, quotes=sentences, figures=figures,
                                                units=units, answer=not must_call, lead=lead,
                                                max_quotes=1 if replies else MAX_QUOTES, refused=refused)

@@ -108,6 +108,10 @@ def eval_model(
         "--replies-from-neighbours/--free-replies", "replies_from_neighbours",
         "With routing, a first step that replies without a tool gives one of the replies of the nearest training "
         "questions that replied, or any reply"),
+    answer_on_repeat: bool = _decoding_option(
+        "--answer-on-repeat/--stop-on-repeat", "answer_on_repeat",
+        "With the grammar, a step that repeats an action already taken is decoded again as an answer, or the "
+        "conversation ends as a loop"),
     config: ConfigPath = None,
 ) -> None:
     """Evaluate a model as an agent on the held-out split -> eval/<name>/{results.jsonl,metrics.json}.
@@ -141,7 +145,7 @@ def eval_model(
                     "quote_result_first": quote_result_first,
                     "figures_from_conversation": figures_from_conversation,
                     "figures_by_unit": figures_by_unit, "plan_from_clauses": plan_from_clauses,
-                    "replies_from_neighbours": replies_from_neighbours}
+                    "replies_from_neighbours": replies_from_neighbours, "answer_on_repeat": answer_on_repeat}
         for key, value in decoding.items():  # an option left out keeps the config's setting
             if value is not None:
                 setattr(cfg.agent, key, value)

@@ -142,7 +142,8 @@ def _headline_table(evals: list[dict[str, Any]]) -> str:
             f", a tool first above relevance {m['act_above_relevance']:g}" if m.get("act_above_relevance") else "") + (
             f", first steps routed by {m['route_neighbours']} neighbours" if m.get("route_neighbours") else "") + (
             ", second tools planned by clause" if m.get("plan_from_clauses") else "") + (
-            ", replies of the nearest" if m.get("route_neighbours") and m.get("replies_from_neighbours") else "")
+            ", replies of the nearest" if m.get("route_neighbours") and m.get("replies_from_neighbours") else "") + (
+            ", an answer for a repeat" if m.get("answer_on_repeat") else "")
         decoding = (f"<br><span class='ci'>{constrained} constrained{rules}</span>"
                     if m.get("constrain_tool_names") else "")
         rows.append(f"<tr><td>{html.escape(m['name'])}{decoding}</td><td class='num'>{m.get('n', '-')}</td>"

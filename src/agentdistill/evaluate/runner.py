@@ -118,7 +118,7 @@ def corpus_chunks(run_dir: Path) -> dict[str, Chunk]:
 # agent options an eval records
 DECODING = ("constrain_tool_names", "constrain_arguments", "quote_answers", "quote_top_passage", "quote_result_first",
             "figures_from_conversation", "figures_by_unit", "act_above_relevance", "route_neighbours",
-            "plan_from_clauses", "replies_from_neighbours")
+            "plan_from_clauses", "replies_from_neighbours", "answer_on_repeat")
 
 
 def decoding_options(cfg: RunConfig) -> dict[str, Any]:
