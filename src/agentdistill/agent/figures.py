@@ -99,8 +99,8 @@ def _figure_order(figure: Figure) -> tuple[float, str]:
 
 
 def stated_counts(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> Counter[float]:
-    """How many times ``texts`` state each of their figures (``stated_figures``); a figure read from others ("2 years
-    and 6 months" as 30, "180 days before" as -180) as often as what it was read from, and at least once."""
+    """How many times ``texts`` state each of their figures (``stated_figures``): a negative as often as its figure
+    ("180 days before" as -180), a figure read from others ("2 years and 6 months" as 30) at least once."""
     texts = list(texts)
     counts: Counter[float] = Counter()
     for text in (_lengths_in_words(_mend_number_words(t)) for t in texts):
