@@ -163,11 +163,10 @@ class _Loop:
         if step.is_answer:
             self.finish(c, "answered", step.answer)
             return
-        key = action_key(step)
-        if key in c.seen_actions:  # the same call again will give the same observation: it is stuck
+        if _repeats(c, step):  # the same call again will give the same observation: it is stuck
             self.finish(c, "loop")
             return
-        c.seen_actions.add(key)
+        c.seen_actions.add(action_key(step))
         asked = next((m.get("content") for m in reversed(c.messages) if m.get("role") == "user"), None)
         for call in step.tool_calls:
             start_s = time.perf_counter()
@@ -278,8 +277,8 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         prefixes = [first_thought_prefix if (first_thought_prefix and c.steps == 0) else "" for c in active]
         requests = [GenerationRequest(messages=list(c.messages), stop=list(STOP_SEQUENCES), max_tokens=max_tokens,
                                       temperature=temp, n=self_consistency, prefix=p,
-                                      grammar=grammars.after(p, c.messages, c.must_call, _routed(router, c),
-                                                             _replies(replier, c), c.refused, c.must_answer)
+                                      grammar=grammars.after(p, c.messages, c.must_call, *_routed(router, replier, c),
+                                                             c.refused, c.must_answer)
                                       if grammars else None)
                     for c, p in zip(active, prefixes, strict=True)]
         start_s = time.perf_counter()
@@ -308,20 +307,15 @@ def run_agents(llm: LLM, tools: ToolRegistry, questions: list[str], *, max_steps
         active = still
 
 
-def _routed(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]:
-    """The router's choices for ``c``'s step where it is the first after a user message and not one decoded again
-    to call a tool (``must_call`` decides those); else none (any step)."""
-    if router is None or c.must_call or c.messages[-1].get("role") != "user":
-        return ()
-    return router.choices(str(c.messages[-1].get("content") or ""))
-
-
-def _replies(router: FirstStepRouter | None, c: _Conversation) -> tuple[str, ...]:
-    """The replies ``c``'s step may give, where it is the first after a user message and not one decoded again to call
-    a tool: those of the router's nearest training questions to that message; else none (any reply)."""
-    if router is None or c.must_call or c.messages[-1].get("role") != "user":
-        return ()
-    return router.replies(str(c.messages[-1].get("content") or ""))
+def _routed(router: FirstStepRouter | None, replier: FirstStepRouter | None,
+            c: _Conversation) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """For ``c``'s step where it is the first after a user message and not one decoded again to call a tool
+    (``must_call`` decides those): the ``router``'s choices for that message, and the ``replier``'s replies (those of
+    its nearest training questions); else none (any step, any reply)."""
+    if c.must_call or c.messages[-1].get("role") != "user":
+        return (), ()
+    message = str(c.messages[-1].get("content") or "")
+    return (router.choices(message) if router else (), replier.replies(message) if replier else ())
 
 
 def _repeats(c: _Conversation, step: Step | None) -> bool:
@@ -343,7 +337,7 @@ def _must_call(tools: ToolRegistry, c: _Conversation, step: Step | None, act_abo
         return () if act_above is None else tuple(tools.relevant(str(c.messages[-1].get("content") or ""), act_above))
     if last != "tool" or planner is None:
         return ()
-    asked = max(i for i, m in enumerate(c.messages) if m.get("role") == "user")
+    asked = _latest_question(c.messages)
     called = {call["name"] for m in c.messages[asked:] for call in m.get("tool_calls") or []}
     message = str(c.messages[asked].get("content") or "")
     return tuple(name for name in planner.clause_steps(message) if name in tools and name not in called)
@@ -366,20 +360,20 @@ class _Grammars:
                  result_first: bool = False):
         self.specs, self.arguments, self.quotes, self.figures = tools.specs(), arguments, quotes, figures
         self.top_passage, self.result_first = top_passage, result_first
+        self.properties = {spec["name"]: (spec.get("parameters") or {}).get("properties") or {} for spec in self.specs}
         self.units, self.currencies = units, currencies
         self.built: dict[tuple[Any, ...], str | None] = {}
 
     def after(self, prefix: str, messages: list[dict[str, Any]], must_call: tuple[str, ...] = (),
               routed: tuple[str, ...] = (), replies: tuple[str, ...] = (),
               refused: Mapping[str, Mapping[str, set[float]]] | None = None, must_answer: bool = False) -> str | None:
-        results = observations(messages, skip=[FORMAT_ERROR]) if self.quotes or self.figures else []
+        results = _results(messages) if self.quotes or self.figures else []
         sentences = tuple(quotable_sentences(results, self.top_passage)) if self.quotes else ()
         lead = ()
         if self.quotes and self.result_first:
-            asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
-            computed = result_sentences(observations(messages[asked:], skip=[FORMAT_ERROR]))
+            computed = result_sentences(_results(messages[_latest_question(messages):]))
             lead = tuple(s for s in computed if s in sentences)
-        said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"] if self.figures else []
+        said = _said(messages) if self.figures else []
         figures = units = None
         if self.figures:
             stated = stated_figures(said + results, self.currencies)
@@ -408,15 +402,28 @@ class _Grammars:
         and argument (``figures.reused_figures``); else none."""
         if not self.figures or step is None or step.is_answer:
             return {}
-        texts = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
-        counts = stated_counts(texts + observations(messages, skip=[FORMAT_ERROR]), self.currencies)
-        properties = {spec["name"]: (spec.get("parameters") or {}).get("properties") or {} for spec in self.specs}
+        counts = stated_counts(_said(messages) + _results(messages), self.currencies)
         out = {}
         for call in step.tool_calls:
-            refused = reused_figures(call.get("arguments") or {}, properties.get(call["name"], {}), counts)
+            refused = reused_figures(call.get("arguments") or {}, self.properties.get(call["name"], {}), counts)
             if refused:
                 out[call["name"]] = refused
         return out
+
+
+def _latest_question(messages: list[dict[str, Any]]) -> int:
+    """The index of the user's latest message (0 where there is none)."""
+    return max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+
+
+def _said(messages: list[dict[str, Any]]) -> list[str]:
+    """What the user's messages say."""
+    return [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+
+
+def _results(messages: list[dict[str, Any]]) -> list[str]:
+    """What the tools returned, format-error feedback left out."""
+    return observations(messages, skip=[FORMAT_ERROR])
 
 
 def run_agent(llm: LLM, tools: ToolRegistry, question: str, *, max_steps: int = 6, self_consistency: int = 1,
