@@ -128,20 +128,22 @@ class FirstStepRouter:
             vectors = self.encode([message, *parts])
             if len(self._votes) > 1024:  # a server's router sees messages without end
                 self._votes.clear()
-            by_clause = {part: self._voted(v, 1)[0] for part, v in zip(parts, vectors[1:], strict=True)}
+            by_clause = {part: self._voted(self._nearest(v), 1)[0] for part, v in zip(parts, vectors[1:], strict=True)}
             nearest = self._nearest(vectors[0])
-            replies = tuple(dict.fromkeys(r for i in nearest if (r := self.first_replies[i])))
-            self._votes[message] = (self._voted(vectors[0], CHOICES), by_clause, replies)
+            replies = tuple(dict.fromkeys(r for i, _ in nearest if (r := self.first_replies[i])))
+            self._votes[message] = (self._voted(nearest, CHOICES), by_clause, replies)
         return self._votes[message]
 
-    def _nearest(self, vector: np.ndarray) -> list[int]:
-        return [int(i) for i in np.argsort(-(self.vectors @ vector))[: self.k]]
-
-    def _voted(self, vector: np.ndarray, n: int) -> list[str]:
+    def _nearest(self, vector: np.ndarray) -> list[tuple[int, float]]:
+        """The ``k`` training questions nearest ``vector`` and their similarity, the nearest first."""
         sims = self.vectors @ vector
+        return [(int(i), float(sims[i])) for i in np.argsort(-sims)[: self.k]]
+
+    def _voted(self, nearest: list[tuple[int, float]], n: int) -> list[str]:
+        """The ``n`` first steps that ``nearest`` vote for most, each vote weighted by its similarity."""
         votes: Counter[str] = Counter()
-        for i in self._nearest(vector):
-            votes[self.steps[i]] += max(float(sims[i]), 0.0)
+        for i, similarity in nearest:
+            votes[self.steps[i]] += max(similarity, 0.0)
         return [step for step, _ in votes.most_common(n)]
 
 
