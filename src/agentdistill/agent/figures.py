@@ -83,9 +83,21 @@ class Figure:
 def stated_figures(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> list[Figure]:
     """Every figure ``texts`` state, with its unit, as the numbers an argument may take, sorted; ``currencies``:
     the run's packs' currency spellings (``domains.currency_aliases``)."""
+    return _figures(_read(texts), currencies)
+
+
+def _read(texts: Iterable[str]) -> list[tuple[str, list[tuple[int, float, str, str]]]]:
+    """Each text as figures are read from it (number words mended, "half a year" as "0.5 year") and its number
+    mentions (``number_mentions_in_context``)."""
+    mended = (_lengths_in_words(_mend_number_words(t)) for t in texts)
+    return [(text, number_mentions_in_context(text)) for text in mended]
+
+
+def _figures(read: list[tuple[str, list[tuple[int, float, str, str]]]],
+             currencies: Mapping[str, str] | None) -> list[Figure]:
+    """``stated_figures`` of texts already ``_read``."""
     figures: set[Figure] = set()
-    for text in (_lengths_in_words(_mend_number_words(t)) for t in texts):
-        mentions = number_mentions_in_context(text)
+    for text, mentions in read:
         figures.update(Figure(value, _unit_in_context(text, start, value, before, after, currencies))
                        for start, value, before, after in mentions)
         for (start, value, _, _), (next_start, next_value, _, _) in zip(mentions, mentions[1:], strict=False):
@@ -101,11 +113,9 @@ def _figure_order(figure: Figure) -> tuple[float, str]:
 def stated_counts(texts: Iterable[str], currencies: Mapping[str, str] | None = None) -> Counter[float]:
     """How many times ``texts`` state each of their figures (``stated_figures``): a negative as often as its figure
     ("180 days before" as -180), a figure read from others ("2 years and 6 months" as 30) at least once."""
-    texts = list(texts)
-    counts: Counter[float] = Counter()
-    for text in (_lengths_in_words(_mend_number_words(t)) for t in texts):
-        counts.update(round(value, _DECIMALS) for _, value, _, _ in number_mentions_in_context(text))
-    for value in figure_values(stated_figures(texts, currencies)):
+    read = _read(texts)
+    counts = Counter(round(value, _DECIMALS) for _, mentions in read for _, value, _, _ in mentions)
+    for value in figure_values(_figures(read, currencies)):
         counts[value] = max(counts[value], counts[-value], 1)
     return counts
 
