@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentdistill.tools.documents import CITATION_END, NOT_COVERED_OBSERVATION
+from agentdistill.tools.registry import is_error
 
 MAX_SENTENCES = 40  # offered per answer: the grammar stays small; observations past it are seldom quoted
 _PASSAGE_HEAD = re.compile(r"^\[\d+\] ")
@@ -64,7 +65,8 @@ def result_sentences(observations: Iterable[str]) -> list[str]:
     an error, not a search that found nothing; empty where there is none."""
     for text in observations:
         head = text.lstrip()
-        if head and not head.startswith(("Error", NOT_COVERED_OBSERVATION)) and not _PASSAGE_HEAD.match(head):
+        searched = _PASSAGE_HEAD.match(head) or head.startswith(NOT_COVERED_OBSERVATION)
+        if head and not is_error(head) and not searched:
             return quotable_sentences([text])
     return []
 

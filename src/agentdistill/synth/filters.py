@@ -26,6 +26,7 @@ from typing import Any
 from agentdistill.citations import GENERIC, CitationStyle
 from agentdistill.records import Question, Record, Trace
 from agentdistill.tools.matching import arguments_match, optional_defaults
+from agentdistill.tools.registry import is_error
 
 FORMAT_ERROR = "format_error"  # agent.runtime.FORMAT_ERROR: the observation that answers an unparseable reply
 
@@ -64,7 +65,7 @@ def check_trace(trace: Trace, question: Question, tools: Any, max_steps: int,
             return "invalid_call", problem
     observations = [m["content"] for m in trace.messages if m["role"] == "tool"]
     for obs in observations:
-        if obs.lstrip().startswith("Error"):
+        if is_error(obs):
             return "tool_error", obs[:200]
     expected = question.expect.tools if question.expect is not None else None
     used = {c["name"] for c in called}

@@ -57,6 +57,7 @@ from agentdistill.synth.schema_teacher import (
     query_parameter,
     search_query,
 )
+from agentdistill.tools.registry import is_error
 
 OVERGENERATE = 1.6  # candidates per needed question: dedup drops some
 GROUNDED_OVERGENERATE = 3.0  # the split excludes a grounded question whose topic and family fall apart
@@ -394,7 +395,7 @@ class _Writer:
                 continue
             seen.add(key)
             result = self.tools.call(spec["name"], args)
-            if not result.ok or result.content.lstrip().startswith("Error"):
+            if not result.ok or is_error(result.content):
                 self.counts["tool_errors"] += 1
                 continue
             out.append((args, result.content))

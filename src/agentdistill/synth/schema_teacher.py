@@ -34,6 +34,7 @@ from agentdistill.config import RunConfig
 from agentdistill.evaluate.answer_check import number_mentions
 from agentdistill.llm.base import Completion, GenerationRequest
 from agentdistill.tools.documents import CITATION_END, NOT_COVERED_OBSERVATION
+from agentdistill.tools.registry import is_error
 
 # What names a tool's free-text search argument: the writer leaves it free and the teacher fills it in.
 QUERY_NAMES = ("query", "q", "search", "search_query", "keywords", "question", "topic")
@@ -456,7 +457,7 @@ class SchemaTeacher:
         if plan.reply is not None:
             return reply_step(plan.reply, question, self.domain)
         searched = bool(observations) and self._is_search(observations[-1][0])
-        failed = any(content.lstrip().startswith("Error") for _, content in observations)
+        failed = any(is_error(content) for _, content in observations)
         if k < len(plan.calls) and not failed:
             call = plan.calls[k]
             upcoming = plan.calls[k + 1].name if k + 1 < len(plan.calls) else PLAN_ANSWER
@@ -478,7 +479,7 @@ class SchemaTeacher:
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
         parts = []
         for name, obs in results_first(observations, reads=self._is_search):
-            if obs.lstrip().startswith("Error"):
+            if is_error(obs):
                 parts.append(f"I could not get that information: {obs.strip()[7:200]}")
             elif self._is_search(name):
                 if not_covered(obs):

@@ -132,6 +132,11 @@ class ToolRegistry:
         return text[: self.max_chars].rstrip() + " ...[truncated]"
 
 
+def is_error(observation: str) -> bool:
+    """Whether a tool's observation reports a failure: ``ToolRegistry.call`` writes every one as "Error: ..."."""
+    return observation.lstrip().startswith("Error")
+
+
 def _explain(error: ValidationError) -> str:
     where = ".".join(map(str, error.path))
     if error.validator == "required":

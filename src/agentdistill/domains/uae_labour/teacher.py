@@ -41,6 +41,7 @@ from agentdistill.synth.schema_teacher import (
     result_text,
     results_first,
 )
+from agentdistill.tools.registry import is_error
 
 if TYPE_CHECKING:
     from agentdistill.config import RunConfig
@@ -645,7 +646,7 @@ class RuleTeacher:
     def compose_answer(self, plan: Plan, question: str, observations: list[tuple[str, str]]) -> str:
         parts = []
         for name, obs in results_first(observations, reads=lambda name: name in _READS_LAW):
-            if obs.lstrip().startswith("Error"):
+            if is_error(obs):
                 parts.append(f"I could not get that information: {obs.strip()[7:200]}")
             elif name in _READS_LAW:
                 if obs.startswith(NOT_COVERED_OBSERVATION):
